@@ -1,0 +1,54 @@
+// Reverse-mode automatic differentiation over a Graph: walks the nodes backwards from a scalar
+// and appends gradient nodes (built by each op's `grad` in ops.ts) to the same graph.
+
+import { type Graph, type Value, type GraphNode, formatShape } from "./graph.js";
+import { OPS, add, expandLike } from "./ops.js";
+
+/**
+ * Gradients of `output` with respect to each of `wrt`. `seed` is dL/d(output); by default 1
+ * (output must then be a scalar). Only nodes on a path from some `wrt` to `output` are
+ * differentiated, so constants such as teacher logits or labels cost nothing.
+ */
+export function gradients(graph: Graph, output: Value, wrt: Value[], seed?: Value): Value[] {
+  if (!seed && output.rank !== 0) throw new Error(`gradients: output ${output.name} must be a scalar, got ${formatShape(output.shape)}`);
+
+  // Forward reachability: which values depend on something we differentiate for.
+  const depends = new Set<Value>(wrt);
+  for (const node of graph.nodes) {
+    if (node.inputs.some((v) => v && depends.has(v))) for (const o of node.outputs) depends.add(o);
+  }
+  if (!depends.has(output)) throw new Error(`gradients: ${output.name} does not depend on the requested values`);
+
+  const grads = new Map<Value, Value>();
+  const accumulate = (v: Value, d: Value) => {
+    const prev = grads.get(v);
+    grads.set(v, prev ? graph.withScope("grad", () => add(prev, d)) : d);
+  };
+  accumulate(output, seed ?? graph.constFloat([1]));
+
+  // graph.nodes is in topological order (a node is appended after its inputs exist); the
+  // gradient nodes appended below come after the position we walk from, so they are never visited.
+  const forwardNodes: GraphNode[] = graph.nodes.slice();
+  for (let i = forwardNodes.length - 1; i >= 0; i--) {
+    const node = forwardNodes[i]!;
+    if (!node.outputs.some((o) => depends.has(o))) continue;
+    const dOut = node.outputs.map((o) => grads.get(o));
+    if (dOut.every((d) => !d)) continue;
+    const def = OPS[node.opType]!;
+    if (!def.grad) {
+      if (node.inputs.some((v) => v && depends.has(v) && v.dtype === "float32"))
+        throw new Error(`${node.scope || "<graph>"}: op ${node.opType} is not differentiable`);
+      continue;
+    }
+    const dIn = graph.withScope(`grad${node.scope ? "/" + node.scope : ""}`, () => def.grad!(graph, node.inputs, node.outputs, dOut, node.attrs));
+    node.inputs.forEach((v, k) => {
+      const d = dIn[k];
+      if (v && d && depends.has(v)) accumulate(v, d);
+    });
+  }
+  return wrt.map((v) => {
+    const d = grads.get(v);
+    // A parameter that does not influence the output has a zero gradient.
+    return d ?? graph.withScope("grad", () => expandLike(graph.constFloat([0]), v));
+  });
+}

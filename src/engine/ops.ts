@@ -1,0 +1,678 @@
+// ONNX operators as distill uses them: each op's shape rule and its gradient side by side
+// (the tinygrad way), plus a small functional API (`add`, `gemm`, `conv2d`…) that emits them.
+// Gradients are built only from standard ONNX ops that the default onnxruntime CPU build runs.
+
+import { type Attrs, type DType, type Graph, type Shape, type Dim, Value, formatShape, isStatic } from "./graph.js";
+
+export interface OutSpec {
+  shape: Shape;
+  dtype: DType;
+}
+
+export interface OpDef {
+  /** Output shapes and types from input shapes; throws a ShapeError naming the layer on mismatch. */
+  infer(g: Graph, inputs: (Value | undefined)[], attrs: Attrs, hint?: Shape): OutSpec[];
+  /**
+   * Gradients of the inputs given the gradients of the outputs (undefined where no gradient
+   * flows). Ops without `grad` are not differentiable (integer, comparison, shape ops).
+   */
+  grad?(g: Graph, inputs: (Value | undefined)[], outputs: Value[], dOut: (Value | undefined)[], attrs: Attrs): (Value | undefined)[];
+}
+
+// ---------------------------------------------------------------- helpers for attributes
+
+const intAttr = (a: Attrs, k: string, dflt: number): number => {
+  const v = a[k];
+  return v && "i" in v ? v.i : dflt;
+};
+const intsAttr = (a: Attrs, k: string, dflt: number[]): number[] => {
+  const v = a[k];
+  return v && "ints" in v ? v.ints : dflt;
+};
+const floatAttr = (a: Attrs, k: string, dflt: number): number => {
+  const v = a[k];
+  return v && "f" in v ? v.f : dflt;
+};
+
+function constInts(v: Value | undefined): number[] | undefined {
+  if (!v) return undefined;
+  const init = v.graph.initializers.get(v.name);
+  if (!init || init.tensor.dtype !== "int64") return undefined;
+  return Array.from(init.tensor.data as BigInt64Array, Number);
+}
+
+function sameDim(a: Dim, b: Dim): boolean {
+  return a === b;
+}
+
+export function broadcastShapes(g: Graph, a: Shape, b: Shape, what: string): Shape {
+  const rank = Math.max(a.length, b.length);
+  const out: Shape = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1;
+    const db = b[b.length - rank + i] ?? 1;
+    if (sameDim(da, db) || db === 1) out.push(da);
+    else if (da === 1) out.push(db);
+    else throw g.shapeError(`${what}: shapes ${formatShape(a)} and ${formatShape(b)} do not broadcast`);
+  }
+  return out;
+}
+
+function normAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}
+
+const floatOut = (shape: Shape): OutSpec[] => [{ shape, dtype: "float32" }];
+const sameAsFirst: OpDef["infer"] = (_g, [x]) => [{ shape: x!.shape, dtype: x!.dtype }];
+const binaryBroadcast =
+  (dtype?: DType): OpDef["infer"] =>
+  (g, [a, b], _attrs) => [{ shape: broadcastShapes(g, a!.shape, b!.shape, "elementwise op"), dtype: dtype ?? a!.dtype }];
+
+function convOutDim(g: Graph, inDim: Dim, k: number, stride: number, padBegin: number, padEnd: number, dilation = 1): number {
+  if (typeof inDim !== "number") throw g.shapeError(`spatial dimension must be static, got ${inDim}`);
+  const span = dilation * (k - 1) + 1;
+  const out = Math.floor((inDim + padBegin + padEnd - span) / stride) + 1;
+  if (out < 1) throw g.shapeError(`kernel ${k} with padding ${padBegin}+${padEnd} does not fit input size ${inDim}`);
+  return out;
+}
+
+// ---------------------------------------------------------------- op table
+
+export const OPS: Record<string, OpDef> = {
+  Identity: { infer: sameAsFirst, grad: (_g, _i, _o, [dy]) => [dy] },
+  Add: {
+    infer: binaryBroadcast(),
+    grad: (g, [a, b], _o, [dy]) => [unbroadcast(dy!, a!), unbroadcast(dy!, b!)],
+  },
+  Sub: {
+    infer: binaryBroadcast(),
+    grad: (g, [a, b], _o, [dy]) => [unbroadcast(dy!, a!), unbroadcast(neg(dy!), b!)],
+  },
+  Mul: {
+    infer: binaryBroadcast(),
+    grad: (g, [a, b], _o, [dy]) => [unbroadcast(mul(dy!, b!), a!), unbroadcast(mul(dy!, a!), b!)],
+  },
+  Div: {
+    infer: binaryBroadcast(),
+    grad: (g, [a, b], [y], [dy]) => [unbroadcast(div(dy!, b!), a!), unbroadcast(neg(div(mul(dy!, y!), b!)), b!)],
+  },
+  Pow: {
+    // Only a constant scalar exponent is differentiated (x², x^-0.5…).
+    infer: binaryBroadcast(),
+    grad: (g, [x, p], _o, [dy]) => {
+      const init = g.initializers.get(p!.name);
+      if (!init || init.tensor.data.length !== 1) throw g.shapeError("Pow gradient needs a constant scalar exponent");
+      const e = Number((init.tensor.data as Float32Array)[0]);
+      return [mul(dy!, mul(g.constFloat([e]), pow(x!, e - 1))), undefined];
+    },
+  },
+  Neg: { infer: sameAsFirst, grad: (_g, _i, _o, [dy]) => [neg(dy!)] },
+  Relu: {
+    infer: sameAsFirst,
+    grad: (g, _i, [y], [dy]) => [where(greater(y!, g.constFloat([0])), dy!, g.constFloat([0]))],
+  },
+  Tanh: {
+    infer: sameAsFirst,
+    grad: (g, _i, [y], [dy]) => [mul(dy!, sub(g.constFloat([1]), mul(y!, y!)))],
+  },
+  Sigmoid: {
+    infer: sameAsFirst,
+    grad: (g, _i, [y], [dy]) => [mul(dy!, mul(y!, sub(g.constFloat([1]), y!)))],
+  },
+  Exp: { infer: sameAsFirst, grad: (_g, _i, [y], [dy]) => [mul(dy!, y!)] },
+  Log: { infer: sameAsFirst, grad: (_g, [x], _o, [dy]) => [div(dy!, x!)] },
+  Sqrt: { infer: sameAsFirst, grad: (g, _i, [y], [dy]) => [div(mul(dy!, g.constFloat([0.5])), y!)] },
+  Reciprocal: { infer: sameAsFirst, grad: (_g, _i, [y], [dy]) => [neg(mul(dy!, mul(y!, y!)))] },
+  Abs: { infer: sameAsFirst, grad: (_g, [x], _o, [dy]) => [mul(dy!, unary("Sign", x!))] },
+  Sign: { infer: sameAsFirst },
+  Erf: {
+    // d/dx erf(x) = 2/√π · exp(−x²)
+    infer: sameAsFirst,
+    grad: (g, [x], _o, [dy]) => [mul(dy!, mul(g.constFloat([2 / Math.sqrt(Math.PI)]), exp(neg(mul(x!, x!)))))],
+  },
+  Max: { infer: binaryBroadcast() },
+  Min: { infer: binaryBroadcast() },
+  Greater: { infer: binaryBroadcast("bool") },
+  Less: { infer: binaryBroadcast("bool") },
+  Equal: { infer: binaryBroadcast("bool") },
+  Not: { infer: sameAsFirst },
+  Where: {
+    infer: (g, [c, a, b]) => [
+      { shape: broadcastShapes(g, c!.shape, broadcastShapes(g, a!.shape, b!.shape, "Where"), "Where"), dtype: a!.dtype },
+    ],
+    grad: (g, [c, a, b], _o, [dy]) => {
+      const zero = g.constFloat([0]);
+      return [undefined, unbroadcast(where(c!, dy!, zero), a!), unbroadcast(where(c!, zero, dy!), b!)];
+    },
+  },
+  Cast: {
+    infer: (_g, [x], attrs) => [{ shape: x!.shape, dtype: DTYPE_BY_ONNX[intAttr(attrs, "to", 1)] ?? "float32" }],
+    grad: (_g, [x], [y], [dy]) => [x!.dtype === "float32" && y!.dtype === "float32" ? dy : undefined],
+  },
+  Gemm: {
+    // Y = alpha·op(A)·op(B) + beta·C — the linear layer, with transposes handled by the GEMM
+    // kernel itself instead of by copying (MatMul would need explicit Transpose nodes).
+    infer: (g, [a, b, c], attrs) => {
+      const ta = intAttr(attrs, "transA", 0), tb = intAttr(attrs, "transB", 0);
+      if (a!.rank !== 2 || b!.rank !== 2) throw g.shapeError(`Gemm needs 2-D inputs, got ${formatShape(a!.shape)} and ${formatShape(b!.shape)}`);
+      const [m, k1] = ta ? [a!.shape[1]!, a!.shape[0]!] : [a!.shape[0]!, a!.shape[1]!];
+      const [k2, n] = tb ? [b!.shape[1]!, b!.shape[0]!] : [b!.shape[0]!, b!.shape[1]!];
+      if (!sameDim(k1, k2))
+        throw g.shapeError(`matrix product: input ${formatShape(a!.shape)} has ${k1} features but the weight expects ${k2} (weight ${formatShape(b!.shape)})`);
+      const out: Shape = [m, n];
+      if (c) broadcastShapes(g, out, c.shape, "Gemm bias");
+      return floatOut(out);
+    },
+    grad: (g, [a, b, c], _o, [dy], attrs) => {
+      const ta = intAttr(attrs, "transA", 0), tb = intAttr(attrs, "transB", 0);
+      const alpha = floatAttr(attrs, "alpha", 1), beta = floatAttr(attrs, "beta", 1);
+      const da = ta
+        ? gemm(b!, dy!, { transA: tb, transB: 1, alpha })
+        : gemm(dy!, b!, { transB: 1 - tb, alpha });
+      const db = tb
+        ? gemm(dy!, a!, { transA: 1, transB: ta, alpha })
+        : gemm(a!, dy!, { transA: 1 - ta, alpha });
+      const dc = c ? unbroadcast(beta === 1 ? dy! : mul(dy!, g.constFloat([beta])), c) : undefined;
+      return [da, db, dc];
+    },
+  },
+  MatMul: {
+    infer: (g, [a, b]) => {
+      if (a!.rank < 2 || b!.rank < 2) throw g.shapeError("MatMul needs inputs of rank ≥ 2");
+      const k1 = a!.shape[a!.rank - 1]!, k2 = b!.shape[b!.rank - 2]!;
+      if (!sameDim(k1, k2)) throw g.shapeError(`MatMul: ${formatShape(a!.shape)} × ${formatShape(b!.shape)}: inner dimensions differ`);
+      const batch = broadcastShapes(g, a!.shape.slice(0, -2), b!.shape.slice(0, -2), "MatMul batch");
+      return floatOut([...batch, a!.shape[a!.rank - 2]!, b!.shape[b!.rank - 1]!]);
+    },
+    grad: (g, [a, b], _o, [dy]) => {
+      const swapLast = (v: Value) => {
+        const perm = v.shape.map((_, i) => i);
+        [perm[v.rank - 1], perm[v.rank - 2]] = [perm[v.rank - 2]!, perm[v.rank - 1]!];
+        return transpose(v, perm);
+      };
+      return [unbroadcast(matmul(dy!, swapLast(b!)), a!), unbroadcast(matmul(swapLast(a!), dy!), b!)];
+    },
+  },
+  Transpose: {
+    infer: (g, [x], attrs) => {
+      const perm = intsAttr(attrs, "perm", x!.shape.map((_, i) => x!.rank - 1 - i));
+      return [{ shape: perm.map((p) => x!.shape[p]!), dtype: x!.dtype }];
+    },
+    grad: (_g, [x], _o, [dy], attrs) => {
+      const perm = intsAttr(attrs, "perm", x!.shape.map((_, i) => x!.rank - 1 - i));
+      const inv = new Array<number>(perm.length);
+      perm.forEach((p, i) => (inv[p] = i));
+      return [transpose(dy!, inv)];
+    },
+  },
+  Reshape: {
+    infer: (g, [x, s], _attrs, hint) => {
+      const target = constInts(s);
+      if (!target) {
+        if (!hint) throw g.shapeError("Reshape to a runtime shape needs a shape hint");
+        return [{ shape: hint, dtype: x!.dtype }];
+      }
+      return [{ shape: resolveReshape(g, x!.shape, target, hint), dtype: x!.dtype }];
+    },
+    grad: (_g, [x], _o, [dy]) => [reshapeLike(dy!, x!)],
+  },
+  Flatten: {
+    infer: (g, [x], attrs) => {
+      const axis = normAxis(intAttr(attrs, "axis", 1), x!.rank);
+      const prod = (dims: Shape): Dim => (isStatic(dims) ? dims.reduce((p, d) => p * d, 1) : dims.length === 1 ? dims[0]! : `${dims.join("*")}`);
+      return [{ shape: [prod(x!.shape.slice(0, axis)), prod(x!.shape.slice(axis))], dtype: x!.dtype }];
+    },
+    grad: (_g, [x], _o, [dy]) => [reshapeLike(dy!, x!)],
+  },
+  Unsqueeze: {
+    infer: (g, [x, axesV]) => {
+      const axes = constInts(axesV)!.map((a) => normAxis(a, x!.rank + constInts(axesV)!.length)).sort((p, q) => p - q);
+      const out = [...x!.shape];
+      for (const a of axes) out.splice(a, 0, 1);
+      return [{ shape: out, dtype: x!.dtype }];
+    },
+    grad: (_g, [x], _o, [dy]) => [reshapeLike(dy!, x!)],
+  },
+  Squeeze: {
+    infer: (g, [x, axesV]) => {
+      const axes = new Set(constInts(axesV)!.map((a) => normAxis(a, x!.rank)));
+      return [{ shape: x!.shape.filter((_, i) => !axes.has(i)), dtype: x!.dtype }];
+    },
+    grad: (_g, [x], _o, [dy]) => [reshapeLike(dy!, x!)],
+  },
+  Shape: { infer: (_g, [x]) => [{ shape: [x!.rank], dtype: "int64" }] },
+  Size: { infer: () => [{ shape: [], dtype: "int64" }] },
+  Expand: {
+    infer: (g, [x, s], _attrs, hint) => {
+      const target = constInts(s);
+      if (target) return [{ shape: broadcastShapes(g, x!.shape, target, "Expand"), dtype: x!.dtype }];
+      if (!hint) throw g.shapeError("Expand to a runtime shape needs a shape hint");
+      return [{ shape: hint, dtype: x!.dtype }];
+    },
+    grad: (_g, [x], _o, [dy]) => [unbroadcast(dy!, x!), undefined],
+  },
+  Concat: {
+    infer: (g, inputs, attrs) => {
+      const first = inputs[0]!;
+      const axis = normAxis(intAttr(attrs, "axis", 0), first.rank);
+      let total: Dim = 0;
+      for (const v of inputs) {
+        if (v!.rank !== first.rank) throw g.shapeError(`Concat: ranks differ, ${formatShape(first.shape)} vs ${formatShape(v!.shape)}`);
+        v!.shape.forEach((d, i) => {
+          if (i !== axis && !sameDim(d, first.shape[i]!))
+            throw g.shapeError(`Concat along axis ${axis}: ${formatShape(first.shape)} vs ${formatShape(v!.shape)}`);
+        });
+        const d = v!.shape[axis]!;
+        total = typeof total === "number" && typeof d === "number" ? total + d : `${total}+${d}`;
+      }
+      const out = [...first.shape];
+      out[axis] = total;
+      return [{ shape: out, dtype: first.dtype }];
+    },
+    grad: (g, inputs, _o, [dy], attrs) => {
+      const axis = normAxis(intAttr(attrs, "axis", 0), inputs[0]!.rank);
+      let start = 0;
+      return inputs.map((v) => {
+        const d = v!.shape[axis];
+        if (typeof d !== "number") throw g.shapeError("Concat gradient needs a static size along the concatenated axis");
+        const piece = slice(dy!, [start], [start + d], [axis]);
+        start += d;
+        return piece;
+      });
+    },
+  },
+  Slice: {
+    infer: (g, [x, startsV, endsV, axesV, stepsV]) => {
+      const starts = constInts(startsV)!, ends = constInts(endsV)!;
+      const axes = constInts(axesV) ?? starts.map((_, i) => i);
+      if (stepsV && constInts(stepsV)!.some((s) => s !== 1)) throw g.shapeError("Slice: only step 1 is supported");
+      const out = [...x!.shape];
+      axes.forEach((a0, i) => {
+        const a = normAxis(a0, x!.rank);
+        const d = x!.shape[a];
+        if (typeof d !== "number") throw g.shapeError("Slice needs a static dimension on the sliced axis");
+        const clamp = (v: number) => Math.max(0, Math.min(d, v < 0 ? v + d : v));
+        out[a] = Math.max(0, clamp(ends[i]!) - clamp(starts[i]!));
+      });
+      return [{ shape: out, dtype: x!.dtype }];
+    },
+    grad: (g, [x, startsV, endsV, axesV], _o, [dy]) => {
+      // The gradient of a slice is the slice padded back with zeros.
+      const starts = constInts(startsV)!, ends = constInts(endsV)!;
+      const axes = constInts(axesV) ?? starts.map((_, i) => i);
+      const pads = new Array<number>(2 * x!.rank).fill(0);
+      axes.forEach((a0, i) => {
+        const a = normAxis(a0, x!.rank);
+        const d = x!.shape[a] as number;
+        const clamp = (v: number) => Math.max(0, Math.min(d, v < 0 ? v + d : v));
+        pads[a] = clamp(starts[i]!);
+        pads[a + x!.rank] = d - clamp(ends[i]!);
+      });
+      return [emit("Pad", [dy!, g.constInt64(pads)], {}, x!.shape)[0]!];
+    },
+  },
+  Pad: {
+    infer: (g, [x, padsV], _a, hint) => {
+      const pads = constInts(padsV);
+      if (!pads) return [{ shape: hint!, dtype: x!.dtype }];
+      const r = x!.rank;
+      return [
+        {
+          shape: x!.shape.map((d, i) => (typeof d === "number" ? d + pads[i]! + pads[i + r]! : pads[i] === 0 && pads[i + r] === 0 ? d : `${d}+pad`)),
+          dtype: x!.dtype,
+        },
+      ];
+    },
+  },
+  ReduceSum: {
+    infer: (g, [x, axesV], attrs) => [{ shape: reducedShape(x!, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x!.dtype }],
+    grad: (g, [x, axesV], _o, [dy], attrs) => [expandLike(restoreReducedAxes(dy!, x!, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), x!), undefined],
+  },
+  ReduceMean: {
+    infer: (g, [x, axesV], attrs) => [{ shape: reducedShape(x!, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x!.dtype }],
+    grad: (g, [x, axesV], [y], [dy], attrs) => {
+      const axes = constInts(axesV)!.map((a) => normAxis(a, x!.rank));
+      const dims = axes.map((a) => x!.shape[a]!);
+      // The count is static when the reduced dims are; otherwise it is read from the tensors at run time.
+      const scale = dims.every((d) => typeof d === "number")
+        ? g.constFloat([1 / (dims as number[]).reduce((p, d) => p * d, 1)])
+        : div(cast(unary("Size", y!), "float32"), cast(unary("Size", x!), "float32"));
+      return [mul(expandLike(restoreReducedAxes(dy!, x!, axes, intAttr(attrs, "keepdims", 1)), x!), scale), undefined];
+    },
+  },
+  ReduceMax: {
+    infer: (g, [x, axesV], attrs) => [{ shape: reducedShape(x!, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x!.dtype }],
+  },
+  ArgMax: {
+    infer: (g, [x], attrs) => [{ shape: reducedShape(x!, [intAttr(attrs, "axis", 0)], intAttr(attrs, "keepdims", 1)), dtype: "int64" }],
+  },
+  Softmax: {
+    infer: sameAsFirst,
+    grad: (g, _i, [y], [dy], attrs) => {
+      const axis = intAttr(attrs, "axis", -1);
+      return [mul(y!, sub(dy!, reduceSum(mul(dy!, y!), [axis], true)))];
+    },
+  },
+  LogSoftmax: {
+    infer: sameAsFirst,
+    grad: (g, _i, [y], [dy], attrs) => {
+      const axis = intAttr(attrs, "axis", -1);
+      return [sub(dy!, mul(exp(y!), reduceSum(dy!, [axis], true)))];
+    },
+  },
+  OneHot: {
+    infer: (g, [idx, depthV], _a, hint) => {
+      const init = g.initializers.get(depthV!.name);
+      const depth = init ? Number((init.tensor.data as BigInt64Array)[0]) : hint![hint!.length - 1]!;
+      return [{ shape: [...idx!.shape, depth], dtype: "float32" }];
+    },
+  },
+  Gather: {
+    // Embedding lookup: rows of `data` picked by integer `indices` (axis 0).
+    infer: (g, [data, idx], attrs) => {
+      if (intAttr(attrs, "axis", 0) !== 0) throw g.shapeError("Gather: only axis 0 is supported");
+      return [{ shape: [...idx!.shape, ...data!.shape.slice(1)], dtype: data!.dtype }];
+    },
+    grad: (g, [data, idx], _o, [dy]) => {
+      // Rows picked several times receive the sum of their gradients (ScatterND, reduction add).
+      if (!isStatic(data!.shape)) throw g.shapeError("Gather gradient needs a static table shape");
+      const zeros = zerosLike(data!);
+      const index = unsqueeze(idx!, [-1]);
+      return [emit("ScatterND", [zeros, index, dy!], { reduction: { s: "add" } })[0]!, undefined];
+    },
+  },
+  ScatterND: { infer: sameAsFirst },
+  ScatterElements: { infer: sameAsFirst },
+  Conv: {
+    infer: (g, [x, w, b], attrs) => {
+      if (x!.rank !== 4) throw g.shapeError(`Conv2d expects input [N, C, H, W], got ${formatShape(x!.shape)}`);
+      const group = intAttr(attrs, "group", 1);
+      const [m, cPerGroup, kh, kw] = w!.shape as number[];
+      if (!sameDim(x!.shape[1]!, cPerGroup! * group))
+        throw g.shapeError(`Conv2d: input has ${x!.shape[1]} channels, weight ${formatShape(w!.shape)} with ${group} group(s) expects ${cPerGroup! * group}`);
+      const [sh, sw] = intsAttr(attrs, "strides", [1, 1]);
+      const [pt, pl, pb, pr] = intsAttr(attrs, "pads", [0, 0, 0, 0]);
+      const [dh, dw] = intsAttr(attrs, "dilations", [1, 1]);
+      const oh = convOutDim(g, x!.shape[2]!, kh!, sh!, pt!, pb!, dh), ow = convOutDim(g, x!.shape[3]!, kw!, sw!, pl!, pr!, dw);
+      if (b && !sameDim(b.shape[0]!, m!)) throw g.shapeError(`Conv2d bias ${formatShape(b.shape)} does not match ${m} output channels`);
+      return floatOut([x!.shape[0]!, m!, oh, ow]);
+    },
+    grad: (g, [x, w, b], [y], [dy], attrs) => convGrad(g, x!, w!, b, y!, dy!, attrs),
+  },
+  ConvTranspose: {
+    infer: (g, [x, w], attrs) => {
+      const group = intAttr(attrs, "group", 1);
+      const [, mPerGroup, kh, kw] = w!.shape as number[];
+      const [sh, sw] = intsAttr(attrs, "strides", [1, 1]);
+      const [pt, pl, pb, pr] = intsAttr(attrs, "pads", [0, 0, 0, 0]);
+      const [oph, opw] = intsAttr(attrs, "output_padding", [0, 0]);
+      const h = x!.shape[2] as number, wd = x!.shape[3] as number;
+      return floatOut([x!.shape[0]!, mPerGroup! * group, sh! * (h - 1) + oph! + kh! - pt! - pb!, sw! * (wd - 1) + opw! + kw! - pl! - pr!]);
+    },
+  },
+  MaxPool: {
+    infer: (g, [x], attrs) => {
+      const [kh, kw] = intsAttr(attrs, "kernel_shape", []);
+      const [sh, sw] = intsAttr(attrs, "strides", [1, 1]);
+      const [pt, pl, pb, pr] = intsAttr(attrs, "pads", [0, 0, 0, 0]);
+      const shape = [x!.shape[0]!, x!.shape[1]!, convOutDim(g, x!.shape[2]!, kh!, sh!, pt!, pb!), convOutDim(g, x!.shape[3]!, kw!, sw!, pl!, pr!)];
+      return [
+        { shape, dtype: "float32" },
+        { shape, dtype: "int64" },
+      ];
+    },
+    grad: (g, [x], [, indices], [dy]) => {
+      // Indices address the flattened input (batch and channel included), so the gradient is
+      // dY scattered into a zero tensor at those positions; overlapping windows add up.
+      const flatZeros = reshape(zerosLike(x!), [-1], ["numel"]);
+      const scattered = emit("ScatterElements", [flatZeros, reshape(indices!, [-1], ["numel"]), reshape(dy!, [-1], ["numel"])], {
+        axis: { i: 0 },
+        reduction: { s: "add" },
+      })[0]!;
+      return [reshapeLike(scattered, x!)];
+    },
+  },
+  AveragePool: {
+    infer: (g, [x], attrs) => {
+      const [kh, kw] = intsAttr(attrs, "kernel_shape", []);
+      const [sh, sw] = intsAttr(attrs, "strides", [1, 1]);
+      const [pt, pl, pb, pr] = intsAttr(attrs, "pads", [0, 0, 0, 0]);
+      return floatOut([x!.shape[0]!, x!.shape[1]!, convOutDim(g, x!.shape[2]!, kh!, sh!, pt!, pb!), convOutDim(g, x!.shape[3]!, kw!, sw!, pl!, pr!)]);
+    },
+    grad: (g, [x], _o, [dy], attrs) => {
+      // Each output spreads its gradient evenly over its window: a depthwise ConvTranspose with
+      // a constant 1/(kh·kw) kernel (exact for count_include_pad=1, which layers.ts always sets).
+      const [kh, kw] = intsAttr(attrs, "kernel_shape", []) as [number, number];
+      const c = x!.shape[1];
+      if (typeof c !== "number") throw g.shapeError("AvgPool gradient needs a static channel count");
+      const kernel = g.constFloat(new Float32Array(c * kh * kw).fill(1 / (kh * kw)), [c, 1, kh, kw]);
+      return [convTransposeTo(g, dy!, kernel, x!, { strides: intsAttr(attrs, "strides", [1, 1]), pads: intsAttr(attrs, "pads", [0, 0, 0, 0]), group: c })];
+    },
+  },
+  GlobalAveragePool: {
+    infer: (g, [x]) => floatOut([x!.shape[0]!, x!.shape[1]!, 1, 1]),
+    grad: (g, [x], _o, [dy]) => {
+      const [h, w] = x!.shape.slice(2) as number[];
+      return [mul(expandLike(dy!, x!), g.constFloat([1 / (h! * w!)]))];
+    },
+  },
+};
+
+export const DTYPE_BY_ONNX: Record<number, DType> = { 1: "float32", 2: "uint8", 6: "int32", 7: "int64", 9: "bool" };
+export const ONNX_BY_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9 };
+
+// ---------------------------------------------------------------- emission
+
+/** Emits one node after inferring its outputs; `hint` supplies shapes that only exist at run time. */
+export function emit(opType: string, inputs: (Value | undefined)[], attrs: Attrs = {}, hint?: Shape): Value[] {
+  const def = OPS[opType];
+  if (!def) throw new Error(`distill has no definition for ONNX op ${opType}`);
+  const g = inputs.find((v) => v)!.graph;
+  const outs = def.infer(g, inputs, attrs, hint);
+  if (hint && opType !== "Reshape" && opType !== "Expand" && opType !== "OneHot" && opType !== "Pad") {
+    // A hint for an op with its own rule is a cross-check.
+    const got = outs[0]!.shape;
+    if (got.length !== hint.length || got.some((d, i) => typeof d === "number" && typeof hint[i] === "number" && d !== hint[i]))
+      throw g.shapeError(`${opType}: inferred ${formatShape(got)} but expected ${formatShape(hint)}`);
+  }
+  return g.addNode(opType, inputs, attrs, outs);
+}
+
+const one = (opType: string, inputs: (Value | undefined)[], attrs: Attrs = {}, hint?: Shape): Value => emit(opType, inputs, attrs, hint)[0]!;
+
+// ---------------------------------------------------------------- functional API
+
+export const unary = (opType: string, x: Value, attrs: Attrs = {}): Value => one(opType, [x], attrs);
+export const add = (a: Value, b: Value) => one("Add", [a, b]);
+export const sub = (a: Value, b: Value) => one("Sub", [a, b]);
+export const mul = (a: Value, b: Value) => one("Mul", [a, b]);
+export const div = (a: Value, b: Value) => one("Div", [a, b]);
+export const neg = (x: Value) => one("Neg", [x]);
+export const exp = (x: Value) => one("Exp", [x]);
+export const log = (x: Value) => one("Log", [x]);
+export const sqrt = (x: Value) => one("Sqrt", [x]);
+export const relu = (x: Value) => one("Relu", [x]);
+export const tanh = (x: Value) => one("Tanh", [x]);
+export const sigmoid = (x: Value) => one("Sigmoid", [x]);
+export const erf = (x: Value) => one("Erf", [x]);
+export const pow = (x: Value, e: number) => one("Pow", [x, x.graph.constFloat([e])]);
+export const scale = (x: Value, s: number) => (s === 1 ? x : mul(x, x.graph.constFloat([s])));
+export const greater = (a: Value, b: Value) => one("Greater", [a, b]);
+export const where = (c: Value, a: Value, b: Value) => one("Where", [c, a, b]);
+export const cast = (x: Value, to: DType) => one("Cast", [x], { to: { i: ONNX_BY_DTYPE[to] } });
+export const transpose = (x: Value, perm: number[]) => one("Transpose", [x], { perm: { ints: perm } });
+export const matmul = (a: Value, b: Value) => one("MatMul", [a, b]);
+export const softmax = (x: Value, axis = -1) => one("Softmax", [x], { axis: { i: axis } });
+export const logSoftmax = (x: Value, axis = -1) => one("LogSoftmax", [x], { axis: { i: axis } });
+export const flatten = (x: Value, axis = 1) => one("Flatten", [x], { axis: { i: axis } });
+export const argmax = (x: Value, axis = -1) => one("ArgMax", [x], { axis: { i: axis }, keepdims: { i: 0 } });
+export const concat = (xs: Value[], axis: number) => one("Concat", xs, { axis: { i: axis } });
+export const gather = (table: Value, indices: Value) => one("Gather", [table, indices], { axis: { i: 0 } });
+export const identity = (x: Value) => one("Identity", [x]);
+
+export function gemm(a: Value, b: Value, opts: { c?: Value; transA?: number; transB?: number; alpha?: number; beta?: number } = {}): Value {
+  const attrs: Attrs = {};
+  if (opts.transA) attrs["transA"] = { i: 1 };
+  if (opts.transB) attrs["transB"] = { i: 1 };
+  if (opts.alpha !== undefined && opts.alpha !== 1) attrs["alpha"] = { f: opts.alpha };
+  if (opts.beta !== undefined && opts.beta !== 1) attrs["beta"] = { f: opts.beta };
+  return one("Gemm", opts.c ? [a, b, opts.c] : [a, b], attrs);
+}
+
+export function reduceSum(x: Value, axes: number[], keepdims = false): Value {
+  return one("ReduceSum", [x, x.graph.constInt64(axes)], { keepdims: { i: keepdims ? 1 : 0 } });
+}
+export function reduceMean(x: Value, axes: number[], keepdims = false): Value {
+  return one("ReduceMean", [x, x.graph.constInt64(axes)], { keepdims: { i: keepdims ? 1 : 0 } });
+}
+export function reduceMax(x: Value, axes: number[], keepdims = false): Value {
+  return one("ReduceMax", [x, x.graph.constInt64(axes)], { keepdims: { i: keepdims ? 1 : 0 } });
+}
+export function unsqueeze(x: Value, axes: number[]): Value {
+  return one("Unsqueeze", [x, x.graph.constInt64(axes)]);
+}
+export function squeeze(x: Value, axes: number[]): Value {
+  return one("Squeeze", [x, x.graph.constInt64(axes)]);
+}
+/** Reshape to constant dims (0 keeps, −1 infers); `hint` names symbolic dims the rule cannot know. */
+export function reshape(x: Value, dims: number[], hint?: Shape): Value {
+  return one("Reshape", [x, x.graph.constInt64(dims)], {}, hint);
+}
+export function slice(x: Value, starts: number[], ends: number[], axes: number[]): Value {
+  const g = x.graph;
+  return one("Slice", [x, g.constInt64(starts), g.constInt64(ends), g.constInt64(axes)]);
+}
+export function oneHot(labels: Value, depth: number): Value {
+  const g = labels.graph;
+  return one("OneHot", [labels, g.constInt64([depth], []), g.constFloat([0, 1], [2])], { axis: { i: -1 } });
+}
+
+/** Reshape `x` to the (run-time) shape of `like`. */
+export function reshapeLike(x: Value, like: Value): Value {
+  if (isStatic(like.shape)) return reshape(x, like.shape as number[]);
+  return one("Reshape", [x, one("Shape", [like])], {}, like.shape);
+}
+/** Broadcast `x` to the (run-time) shape of `like`. */
+export function expandLike(x: Value, like: Value): Value {
+  if (sameShape(x.shape, like.shape)) return x;
+  if (isStatic(like.shape)) return one("Expand", [x, x.graph.constInt64(like.shape as number[])]);
+  return one("Expand", [x, one("Shape", [like])], {}, like.shape);
+}
+export function zerosLike(x: Value): Value {
+  return expandLike(x.graph.constFloat([0]), x);
+}
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Sums a broadcast gradient back to the shape of the operand it came from: over leading axes the
+ * operand lacked and over axes where it had size 1.
+ */
+export function unbroadcast(dy: Value, operand: Value): Value {
+  if (sameShape(dy.shape, operand.shape)) return dy;
+  const lead = dy.rank - operand.rank;
+  const axes: number[] = [];
+  for (let i = 0; i < dy.rank; i++) {
+    if (i < lead) axes.push(i);
+    else if (operand.shape[i - lead] === 1 && dy.shape[i] !== 1) axes.push(i);
+  }
+  let r = axes.length ? reduceSum(dy, axes, true) : dy;
+  if (!sameShape(r.shape, operand.shape)) r = reshapeLike(r, operand);
+  return r;
+}
+
+function reducedShape(x: Value, axes0: number[], keepdims: number): Shape {
+  const axes = new Set(axes0.map((a) => normAxis(a, x.rank)));
+  const out: Shape = [];
+  x.shape.forEach((d, i) => {
+    if (!axes.has(i)) out.push(d);
+    else if (keepdims) out.push(1);
+  });
+  return out;
+}
+
+function restoreReducedAxes(dy: Value, x: Value, axes: number[], keepdims: number): Value {
+  if (keepdims) return dy;
+  return unsqueeze(dy, axes.map((a) => normAxis(a, x.rank)).sort((p, q) => p - q));
+}
+
+function resolveReshape(g: Graph, input: Shape, target: number[], hint?: Shape): Shape {
+  const out: Shape = target.map((t, i) => (t === 0 ? input[i]! : t));
+  const minus = out.indexOf(-1);
+  if (minus >= 0) {
+    const known = out.filter((_, i) => i !== minus);
+    if (isStatic(input) && isStatic(known)) {
+      const total = input.reduce((p, d) => p * d, 1), rest = known.reduce((p, d) => p * d, 1);
+      if (total % rest !== 0) throw g.shapeError(`cannot reshape ${formatShape(input)} to ${formatShape(target)}`);
+      out[minus] = total / rest;
+    } else {
+      out[minus] = hint?.[minus] ?? `reshaped`;
+    }
+  } else if (isStatic(input) && isStatic(out) && input.reduce((p, d) => p * d, 1) !== out.reduce((p, d) => p * d, 1)) {
+    throw g.shapeError(`cannot reshape ${formatShape(input)} to ${formatShape(target)}`);
+  }
+  return out;
+}
+
+function convTransposeTo(g: Graph, dy: Value, w: Value, like: Value, o: { strides: number[]; pads: number[]; group: number }): Value {
+  // output_padding makes ConvTranspose land exactly on the forward input size when a stride
+  // dropped trailing rows/columns.
+  const [sh, sw] = o.strides as [number, number];
+  const [pt, pl, pb, pr] = o.pads as [number, number, number, number];
+  const kh = w.shape[2] as number, kw = w.shape[3] as number;
+  const h = like.shape[2] as number, wd = like.shape[3] as number;
+  const ho = dy.shape[2] as number, wo = dy.shape[3] as number;
+  const oph = h - (sh * (ho - 1) + kh - pt - pb), opw = wd - (sw * (wo - 1) + kw - pl - pr);
+  const attrs: Attrs = { strides: { ints: o.strides }, pads: { ints: o.pads }, group: { i: o.group } };
+  if (oph || opw) attrs["output_padding"] = { ints: [oph, opw] };
+  return one("ConvTranspose", [dy, w], attrs, like.shape);
+}
+
+function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y: Value, dy: Value, attrs: Attrs): (Value | undefined)[] {
+  const strides = intsAttr(attrs, "strides", [1, 1]);
+  const pads = intsAttr(attrs, "pads", [0, 0, 0, 0]);
+  const group = intAttr(attrs, "group", 1);
+  if (intsAttr(attrs, "dilations", [1, 1]).some((d) => d !== 1)) throw g.shapeError("Conv gradient: dilation is not supported");
+  const [m, cPerGroup, kh, kw] = w.shape as number[];
+  const c = cPerGroup! * group;
+
+  const dx = convTransposeTo(g, dy, w, x, { strides, pads, group });
+
+  // Weight gradient as a convolution of the input with the output gradient, batch and channel
+  // axes swapped so the batch is summed over by the convolution itself; the forward stride
+  // becomes the dilation.
+  const wgAttrs = (grp: number): Attrs => ({ dilations: { ints: strides }, pads: { ints: pads }, group: { i: grp } });
+  const cropKernel = (v: Value): Value => (v.shape[2] === kh && v.shape[3] === kw ? v : slice(v, [0, 0], [kh!, kw!], [2, 3]));
+  let dw: Value;
+  if (group === 1) {
+    const xt = transpose(x, [1, 0, 2, 3]);
+    const dyt = transpose(dy, [1, 0, 2, 3]);
+    dw = transpose(cropKernel(one("Conv", [xt, dyt], wgAttrs(1))), [1, 0, 2, 3]);
+  } else if (cPerGroup === 1) {
+    // Depthwise: every input channel is its own group; the batch becomes the group's channels.
+    const h = x.shape[2] as number, wd = x.shape[3] as number;
+    const xt = reshape(transpose(x, [1, 0, 2, 3]), [1, -1, h, wd], [1, `${c}*N`, h, wd]);
+    const dyt = transpose(dy, [1, 0, 2, 3]); // [M, N, Ho, Wo]: group g reads its N channels
+    // Conv's channel check cannot see through the symbolic batch, so the output size (the full
+    // correlation extent) is computed here and the node added directly.
+    const ho = dy.shape[2] as number, wo = dy.shape[3] as number;
+    const fullH = h + pads[0]! + pads[2]! - strides[0]! * (ho - 1), fullW = wd + pads[1]! + pads[3]! - strides[1]! * (wo - 1);
+    const out = g.addNode("Conv", [xt, dyt], wgAttrs(group), [{ shape: [1, m!, fullH, fullW], dtype: "float32" }])[0]!;
+    dw = cropKernel(reshape(out, [m!, 1, fullH, fullW]));
+  } else {
+    // General grouped convolution: one groups=1 weight gradient per group, concatenated.
+    const mPerGroup = m! / group;
+    const parts: Value[] = [];
+    for (let gi = 0; gi < group; gi++) {
+      const xs = transpose(slice(x, [gi * cPerGroup!], [(gi + 1) * cPerGroup!], [1]), [1, 0, 2, 3]);
+      const dys = transpose(slice(dy, [gi * mPerGroup], [(gi + 1) * mPerGroup], [1]), [1, 0, 2, 3]);
+      parts.push(transpose(cropKernel(one("Conv", [xs, dys], wgAttrs(1))), [1, 0, 2, 3]));
+    }
+    dw = concat(parts, 0);
+  }
+  const db = b ? reduceSum(dy, [0, 2, 3]) : undefined;
+  return [dx, dw, db];
+}
+

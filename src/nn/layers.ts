@@ -1,0 +1,327 @@
+// The layers a student or teacher is made of. Initialisation follows PyTorch's defaults
+// (Linear/Conv: kaiming_uniform(a=√5) ⇒ U(±1/√fan_in) for weight and bias).
+
+import { type Value, formatShape } from "../engine/graph.js";
+import * as F from "../engine/ops.js";
+import { ForwardContext, Module } from "./module.js";
+
+const kaimingBound = (fanIn: number) => 1 / Math.sqrt(fanIn);
+
+export class Linear extends Module {
+  readonly kind = "linear";
+  constructor(readonly opts: { outFeatures: number; inFeatures?: number; bias?: boolean }) {
+    super();
+  }
+  protected build(ctx: ForwardContext, x: Value): Value {
+    if (x.rank !== 2) throw ctx.graph.shapeError(`Linear expects [batch, features], got ${formatShape(x.shape)} (add a Flatten before it?)`);
+    const inF = this.opts.inFeatures ?? this.staticDim(ctx, x, 1, "Linear input width");
+    if (this.opts.inFeatures !== undefined) this.expectDim(ctx, x, 1, inF, "Linear input width");
+    const bound = kaimingBound(inF);
+    // Weight stored [out, in] like PyTorch; Gemm's transB reads it without a copy.
+    const w = ctx.param(this.pname("weight"), [this.opts.outFeatures, inF], { kind: "uniform", bound });
+    const b = this.opts.bias === false ? undefined : ctx.param(this.pname("bias"), [this.opts.outFeatures], { kind: "uniform", bound });
+    return F.gemm(x, w, { c: b, transB: 1 });
+  }
+}
+
+export interface Conv2dOptions {
+  outChannels: number;
+  kernelSize: number;
+  inChannels?: number;
+  stride?: number;
+  padding?: number;
+  groups?: number;
+  bias?: boolean;
+}
+
+export class Conv2d extends Module {
+  readonly kind = "conv";
+  constructor(readonly opts: Conv2dOptions) {
+    super();
+  }
+  protected build(ctx: ForwardContext, x: Value): Value {
+    if (x.rank !== 4) throw ctx.graph.shapeError(`Conv2d expects [batch, channels, height, width], got ${formatShape(x.shape)}`);
+    const cin = this.opts.inChannels ?? this.staticDim(ctx, x, 1, "Conv2d input channels");
+    if (this.opts.inChannels !== undefined) this.expectDim(ctx, x, 1, cin, "Conv2d input channels");
+    const groups = this.opts.groups ?? 1;
+    const k = this.opts.kernelSize, s = this.opts.stride ?? 1, p = this.opts.padding ?? 0;
+    if (cin % groups || this.opts.outChannels % groups)
+      throw ctx.graph.shapeError(`Conv2d: ${cin} input and ${this.opts.outChannels} output channels must both divide by groups=${groups}`);
+    const fanIn = (cin / groups) * k * k;
+    const w = ctx.param(this.pname("weight"), [this.opts.outChannels, cin / groups, k, k], { kind: "uniform", bound: kaimingBound(fanIn) });
+    const b = this.opts.bias === false ? undefined : ctx.param(this.pname("bias"), [this.opts.outChannels], { kind: "uniform", bound: kaimingBound(fanIn) });
+    return F.emit("Conv", b ? [x, w, b] : [x, w], {
+      kernel_shape: { ints: [k, k] },
+      strides: { ints: [s, s] },
+      pads: { ints: [p, p, p, p] },
+      group: { i: groups },
+    })[0]!;
+  }
+}
+
+export class MaxPool2d extends Module {
+  readonly kind = "maxpool";
+  constructor(readonly opts: { kernelSize: number; stride?: number; padding?: number }) {
+    super();
+  }
+  protected build(_ctx: ForwardContext, x: Value): Value {
+    const k = this.opts.kernelSize, s = this.opts.stride ?? k, p = this.opts.padding ?? 0;
+    return F.emit("MaxPool", [x], { kernel_shape: { ints: [k, k] }, strides: { ints: [s, s] }, pads: { ints: [p, p, p, p] } })[0]!;
+  }
+}
+
+export class AvgPool2d extends Module {
+  readonly kind = "avgpool";
+  constructor(readonly opts: { kernelSize: number; stride?: number; padding?: number }) {
+    super();
+  }
+  protected build(_ctx: ForwardContext, x: Value): Value {
+    const k = this.opts.kernelSize, s = this.opts.stride ?? k, p = this.opts.padding ?? 0;
+    // count_include_pad=1 (PyTorch's default) keeps the gradient an exact ConvTranspose.
+    return F.emit("AveragePool", [x], {
+      kernel_shape: { ints: [k, k] },
+      strides: { ints: [s, s] },
+      pads: { ints: [p, p, p, p] },
+      count_include_pad: { i: 1 },
+    })[0]!;
+  }
+}
+
+/** Mean over height and width: [N, C, H, W] → [N, C]. */
+export class GlobalAvgPool extends Module {
+  readonly kind = "gap";
+  protected build(_ctx: ForwardContext, x: Value): Value {
+    return F.flatten(F.emit("GlobalAveragePool", [x])[0]!, 1);
+  }
+}
+
+export class Flatten extends Module {
+  readonly kind = "flatten";
+  protected build(_ctx: ForwardContext, x: Value): Value {
+    return F.flatten(x, 1);
+  }
+}
+
+abstract class Activation extends Module {}
+export class ReLU extends Activation {
+  readonly kind = "relu";
+  protected build(_ctx: ForwardContext, x: Value): Value {
+    return F.relu(x);
+  }
+}
+export class Tanh extends Activation {
+  readonly kind = "tanh";
+  protected build(_ctx: ForwardContext, x: Value): Value {
+    return F.tanh(x);
+  }
+}
+export class Sigmoid extends Activation {
+  readonly kind = "sigmoid";
+  protected build(_ctx: ForwardContext, x: Value): Value {
+    return F.sigmoid(x);
+  }
+}
+/** Exact GELU, x·Φ(x) = ½x(1 + erf(x/√2)), as PyTorch's default. */
+export class GELU extends Activation {
+  readonly kind = "gelu";
+  protected build(ctx: ForwardContext, x: Value): Value {
+    const g = ctx.graph;
+    const phi = F.add(g.constFloat([1]), F.erf(F.scale(x, Math.SQRT1_2)));
+    return F.mul(F.scale(x, 0.5), phi);
+  }
+}
+
+/**
+ * Inverted dropout: in training, elements are kept with probability 1−p and scaled by 1/(1−p);
+ * in eval it is the identity. The keep-mask is an input drawn by the trainer from (seed, step),
+ * so a resumed run draws exactly the masks an uninterrupted run would.
+ */
+export class Dropout extends Module {
+  readonly kind = "dropout";
+  constructor(readonly opts: { p: number }) {
+    super();
+    if (!(opts.p >= 0 && opts.p < 1)) throw new Error(`Dropout p must be in [0, 1), got ${opts.p}`);
+  }
+  protected build(ctx: ForwardContext, x: Value): Value {
+    if (!ctx.training || this.opts.p === 0) return x;
+    const keep = 1 - this.opts.p;
+    const mask = ctx.randomMask(`${this.path || "dropout"}.mask`, x.shape, keep);
+    return F.where(mask, F.scale(x, 1 / keep), ctx.graph.constFloat([0]));
+  }
+}
+
+/**
+ * Batch normalisation over the channel axis (1) of [N, C] or [N, C, H, W]. Train mode normalises
+ * with batch statistics and updates running statistics (momentum 0.1, unbiased variance, as
+ * PyTorch); eval mode uses the running statistics.
+ */
+export class BatchNorm extends Module {
+  readonly kind = "bn";
+  constructor(readonly opts: { eps?: number; momentum?: number } = {}) {
+    super();
+  }
+  protected build(ctx: ForwardContext, x: Value): Value {
+    const g = ctx.graph;
+    if (x.rank !== 2 && x.rank !== 4) throw g.shapeError(`BatchNorm expects [N, C] or [N, C, H, W], got ${formatShape(x.shape)}`);
+    const c = this.staticDim(ctx, x, 1, "BatchNorm channels");
+    const eps = this.opts.eps ?? 1e-5, momentum = this.opts.momentum ?? 0.1;
+    const gamma = ctx.param(this.pname("weight"), [c], { kind: "constant", value: 1 });
+    const beta = ctx.param(this.pname("bias"), [c], { kind: "constant", value: 0 });
+    const runningMean = ctx.param(this.pname("running_mean"), [c], { kind: "constant", value: 0 }, "buffer");
+    const runningVar = ctx.param(this.pname("running_var"), [c], { kind: "constant", value: 1 }, "buffer");
+    const axes = x.rank === 4 ? [0, 2, 3] : [0];
+    const bcast = (v: Value) => (x.rank === 4 ? F.reshape(v, [1, c, 1, 1]) : v);
+    if (!ctx.training) {
+      // y = x·s + (β − μ·s), s = γ/√(σ²+ε): onnxruntime folds s and the shift into constants.
+      const s = F.div(gamma, F.sqrt(F.add(runningVar, g.constFloat([eps]))));
+      return F.add(F.mul(x, bcast(s)), bcast(F.sub(beta, F.mul(runningMean, s))));
+    }
+    const mean = F.reduceMean(x, axes, true);
+    const centered = F.sub(x, mean);
+    const variance = F.reduceMean(F.mul(centered, centered), axes, true);
+    const y = F.add(F.mul(F.div(centered, F.sqrt(F.add(variance, g.constFloat([eps])))), bcast(gamma)), bcast(beta));
+    // Running statistics: PyTorch stores the unbiased variance, n/(n−1)·σ².
+    const n = F.div(F.cast(F.unary("Size", x), "float32"), g.constFloat([c]));
+    const unbiased = F.mul(F.reshape(variance, [c]), F.div(n, F.sub(n, g.constFloat([1]))));
+    ctx.bufferUpdates.set(this.pname("running_mean"), F.add(F.scale(runningMean, 1 - momentum), F.scale(F.reshape(mean, [c]), momentum)));
+    ctx.bufferUpdates.set(this.pname("running_var"), F.add(F.scale(runningVar, 1 - momentum), F.scale(unbiased, momentum)));
+    return y;
+  }
+}
+
+/** Layer normalisation over the last axis, with learned scale and shift. */
+export class LayerNorm extends Module {
+  readonly kind = "ln";
+  constructor(readonly opts: { eps?: number } = {}) {
+    super();
+  }
+  protected build(ctx: ForwardContext, x: Value): Value {
+    const g = ctx.graph;
+    const d = this.staticDim(ctx, x, -1, "LayerNorm width");
+    const gamma = ctx.param(this.pname("weight"), [d], { kind: "constant", value: 1 });
+    const beta = ctx.param(this.pname("bias"), [d], { kind: "constant", value: 0 });
+    const centered = F.sub(x, F.reduceMean(x, [-1], true));
+    const variance = F.reduceMean(F.mul(centered, centered), [-1], true);
+    return F.add(F.mul(F.div(centered, F.sqrt(F.add(variance, g.constFloat([this.opts.eps ?? 1e-5])))), gamma), beta);
+  }
+}
+
+/** Token embedding: int64 [N, L] → [N, L, D]; table drawn N(0, 1) as PyTorch does. */
+export class Embedding extends Module {
+  readonly kind = "embedding";
+  constructor(readonly opts: { vocabSize: number; dim: number }) {
+    super();
+  }
+  protected build(ctx: ForwardContext, x: Value): Value {
+    if (x.dtype !== "int64") throw ctx.graph.shapeError(`Embedding expects int64 token ids, got ${x.dtype}`);
+    const table = ctx.param(this.pname("weight"), [this.opts.vocabSize, this.opts.dim], { kind: "normal", std: 1 });
+    return F.gather(table, x);
+  }
+}
+
+/**
+ * Mean of token embeddings per sequence, ignoring padding id 0 (an EmbeddingBag "mean"):
+ * int64 [N, L] → [N, D]. The usual small text student.
+ */
+export class EmbeddingMean extends Module {
+  readonly kind = "embmean";
+  constructor(readonly opts: { vocabSize: number; dim: number }) {
+    super();
+  }
+  protected build(ctx: ForwardContext, x: Value): Value {
+    const g = ctx.graph;
+    if (x.dtype !== "int64" || x.rank !== 2) throw g.shapeError(`EmbeddingMean expects int64 [N, L] token ids, got ${x.dtype} ${formatShape(x.shape)}`);
+    const table = ctx.param(this.pname("weight"), [this.opts.vocabSize, this.opts.dim], { kind: "normal", std: 1 });
+    const emb = F.gather(table, x); // [N, L, D]
+    const notPad = F.cast(F.greater(F.cast(x, "float32"), g.constFloat([0])), "float32"); // [N, L]
+    const summed = F.reduceSum(F.mul(emb, F.unsqueeze(notPad, [2])), [1]); // [N, D]
+    const denom = F.emit("Max", [F.reduceSum(notPad, [1], true), g.constFloat([1])])[0]!; // [N, 1], empty rows divide by 1
+    return F.div(summed, denom);
+  }
+}
+
+// ---------------------------------------------------------------- containers
+
+function childName(child: Module, counts: Map<string, number>, explicit?: string): string {
+  if (explicit) return explicit;
+  const n = (counts.get(child.kind) ?? 0) + 1;
+  counts.set(child.kind, n);
+  return `${child.kind}${n}`;
+}
+
+/**
+ * Layers applied in order. Children are named `${kind}${n}` (linear1, relu1, linear2…) unless
+ * given names; a child's output is addressable by its path for feature distillation.
+ */
+export class Sequential extends Module {
+  readonly kind: string = "seq";
+  readonly names: string[];
+  constructor(
+    readonly layers: Module[],
+    names?: (string | undefined)[],
+  ) {
+    super();
+    const counts = new Map<string, number>();
+    this.names = layers.map((l, i) => childName(l, counts, names?.[i]));
+    const dup = this.names.find((n, i) => this.names.indexOf(n) !== i);
+    if (dup) throw new Error(`two layers are named "${dup}"`);
+  }
+  override children(): Module[] {
+    return this.layers;
+  }
+  protected build(ctx: ForwardContext, x: Value): Value {
+    let h = x;
+    this.layers.forEach((layer, i) => {
+      layer.path = this.path ? `${this.path}.${this.names[i]}` : this.names[i]!;
+      h = layer.forward(ctx, h);
+    });
+    return h;
+  }
+}
+
+/** y = body(x) + shortcut(x), the shortcut being the identity unless given (e.g. a 1×1 conv). */
+export class Residual extends Module {
+  readonly kind = "res";
+  constructor(
+    readonly body: Sequential,
+    readonly shortcut?: Module,
+  ) {
+    super();
+  }
+  override children(): Module[] {
+    return this.shortcut ? [this.body, this.shortcut] : [this.body];
+  }
+  protected build(ctx: ForwardContext, x: Value): Value {
+    this.body.path = `${this.path}.body`;
+    const y = this.body.forward(ctx, x);
+    let s = x;
+    if (this.shortcut) {
+      this.shortcut.path = `${this.path}.shortcut`;
+      s = this.shortcut.forward(ctx, x);
+    }
+    if (y.shape.length !== s.shape.length || y.shape.some((d, i) => d !== s.shape[i]))
+      throw ctx.graph.shapeError(`residual add: body gives ${formatShape(y.shape)} but the shortcut gives ${formatShape(s.shape)}`);
+    return F.add(y, s);
+  }
+}
+
+/** Parallel branches on the same input, concatenated along `axis` (channels by default). */
+export class Concat extends Module {
+  readonly kind = "concat";
+  constructor(
+    readonly branches: Sequential[],
+    readonly axis = 1,
+  ) {
+    super();
+  }
+  override children(): Module[] {
+    return this.branches;
+  }
+  protected build(ctx: ForwardContext, x: Value): Value {
+    const outs = this.branches.map((b, i) => {
+      b.path = `${this.path}.branch${i + 1}`;
+      return b.forward(ctx, x);
+    });
+    return F.concat(outs, this.axis);
+  }
+}

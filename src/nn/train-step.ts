@@ -1,0 +1,136 @@
+// Compiles "model + loss + optimizer" into one training-step session and runs it batch by batch.
+
+import { Graph, type Value, type DType, type Shape } from "../engine/graph.js";
+import { compileTrainStep, TrainingSession, type StateTensor, type StepResult } from "../engine/training.js";
+import { type OptimizerConfig, optimizerStateNames } from "../engine/optimizers.js";
+import type { HostTensor } from "../engine/runtime.js";
+import { type Model } from "./model.js";
+import { ParameterSet, type RandomInput } from "./module.js";
+import { Rng } from "./random.js";
+
+export interface LossContext {
+  graph: Graph;
+  /** Student logits [N, K]. */
+  logits: Value;
+  /** Intermediate layer outputs by path (e.g. "relu2"). */
+  taps: Map<string, Value>;
+  /** Declares an extra per-batch input (labels, teacher logits, teacher features…). */
+  input(name: string, shape: Shape, dtype?: DType): Value;
+  /** Declares an extra trainable tensor (e.g. a feature adapter), initialised here. */
+  param(name: string, shape: number[], init: Float32Array): Value;
+}
+
+export interface LossResult {
+  loss: Value;
+  /** Named loss terms (loss_ce, loss_kd…) fetched and logged each step. */
+  terms?: Record<string, Value>;
+}
+
+export interface ModelTrainerOptions {
+  model: Model;
+  params: ParameterSet;
+  optimizer: OptimizerConfig;
+  loss: (ctx: LossContext) => LossResult;
+  clipGradNorm?: number;
+  /** Seed for dropout masks; masks depend on (seed, step, layer) only, so resuming reproduces them. */
+  seed?: number;
+  threads?: number;
+  /** Also fetch the logits each step (e.g. for training accuracy). */
+  fetchLogits?: boolean;
+}
+
+export class ModelTrainer {
+  private constructor(
+    private readonly session: TrainingSession,
+    private readonly randomInputs: RandomInput[],
+    private readonly paramsTemplate: ParameterSet,
+    readonly extraParams: Map<string, StateTensor>,
+    private readonly termNames: string[],
+    private readonly seed: number,
+    private readonly fetchLogits: boolean,
+  ) {}
+
+  static async create(o: ModelTrainerOptions): Promise<ModelTrainer> {
+    const g = new Graph();
+    const x = o.model.inputValue(g, "input");
+    const { ctx, logits, paramInputs } = o.model.build(g, "train", { kind: "inputs" }, x);
+    const extraParams = new Map<string, StateTensor>();
+    const trainable = new Map<string, Value>();
+    for (const d of o.params.decls) if (d.role === "param") trainable.set(d.name, paramInputs.get(d.name)!);
+    const lossCtx: LossContext = {
+      graph: g,
+      logits,
+      taps: g.taps,
+      input: (name, shape, dtype = "float32") => g.input(name, shape, dtype),
+      param: (name, shape, init) => {
+        const v = g.input(name, shape);
+        trainable.set(name, v);
+        extraParams.set(name, { shape, data: init });
+        return v;
+      },
+    };
+    const { loss, terms = {} } = g.withScope("loss", () => o.loss(lossCtx));
+    const outputs: Record<string, Value> = { ...terms };
+    if (o.fetchLogits) outputs["logits"] = logits;
+    const bufferUpdates = new Map<string, { input: Value; next: Value }>();
+    for (const [name, next] of ctx.bufferUpdates) bufferUpdates.set(name, { input: paramInputs.get(name)!, next });
+    const compiled = compileTrainStep({ graph: g, loss, params: trainable, bufferUpdates, outputs, optimizer: o.optimizer, clipGradNorm: o.clipGradNorm });
+
+    const initial = new Map<string, StateTensor>();
+    for (const [name, t] of o.params.tensors) initial.set(name, t);
+    for (const [name, t] of extraParams) initial.set(name, t);
+    for (const name of trainable.keys()) {
+      const shape = (initial.get(name) ?? o.params.get(name)).shape;
+      for (const k of optimizerStateNames(o.optimizer)) initial.set(`${name}.${k}`, { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+    }
+    const session = await TrainingSession.create(compiled, o.optimizer, initial, { threads: o.threads });
+    return new ModelTrainer(session, ctx.randomInputs, o.params, extraParams, Object.keys(terms), o.seed ?? 0, o.fetchLogits ?? false);
+  }
+
+  get stepsTaken(): number {
+    return this.session.stepsTaken;
+  }
+
+  /** One optimizer step on a batch. `feeds` holds "input" and whatever the loss declared. */
+  async step(feeds: Record<string, HostTensor>, lr: number): Promise<StepResult & { terms: Record<string, number> }> {
+    const batch = feeds["input"]!.shape[0]!;
+    const all = { ...feeds };
+    const stepIndex = this.session.stepsTaken; // masks for step t depend on (seed, t, layer) alone
+    for (const r of this.randomInputs) {
+      const shape = r.shape.map((d) => (typeof d === "number" ? d : batch));
+      const n = shape.reduce((a, b) => a * b, 1);
+      const rng = new Rng(this.seed, `${stepIndex}:${r.name}`);
+      const mask = new Uint8Array(n);
+      for (let i = 0; i < n; i++) mask[i] = rng.next() < r.keepProbability ? 1 : 0;
+      all[r.name] = { dtype: "bool", shape, data: mask };
+    }
+    const fetch = [...this.termNames, ...(this.fetchLogits ? ["logits"] : [])];
+    const res = await this.session.run(all, lr, fetch);
+    const terms: Record<string, number> = {};
+    for (const t of this.termNames) terms[t] = (res.outputs[t]!.data as Float32Array)[0]!;
+    return { ...res, terms };
+  }
+
+  /** Current model parameters and buffers (copies), e.g. for export or evaluation. */
+  parameters(): ParameterSet {
+    return new ParameterSet(
+      this.paramsTemplate.decls,
+      new Map(this.paramsTemplate.decls.map((d) => {
+        const t = this.session.state(d.name);
+        return [d.name, { shape: t.shape.slice(), data: t.data.slice() }];
+      })),
+    );
+  }
+
+  snapshot(): { state: Map<string, StateTensor>; stepsTaken: number } {
+    return { state: this.session.snapshot(), stepsTaken: this.session.stepsTaken };
+  }
+
+  restore(s: { state: Map<string, StateTensor>; stepsTaken: number }): void {
+    this.session.restore(s.state, s.stepsTaken);
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.dispose();
+  }
+}
