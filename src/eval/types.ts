@@ -1,0 +1,61 @@
+// The shapes of what a run writes: per-epoch metrics (metrics.jsonl) and final results
+// (results.json). The report and the CLI read these and nothing else.
+
+/** Test-set quality and cost of one model (one seed). */
+export interface ModelMetrics {
+  accuracy: number; // fraction correct, 0..1
+  errors: number; // misclassified test samples
+  total: number; // test samples
+  macroF1: number;
+  nll: number; // mean negative log-likelihood (nats)
+  ece: number; // expected calibration error, 15 equal-width bins
+  agreement: number | null; // top-1 agreement with the teacher (null for the teacher itself)
+  params: number;
+  onnxBytes: number;
+  onnxGzipBytes: number;
+  latencyP50Ms: number; // batch 1, onnxruntime-node
+  latencyP95Ms: number;
+  throughput: number; // samples/s at batch 128
+}
+
+export type MetricName = keyof ModelMetrics;
+
+export interface MeanStd {
+  mean: number;
+  std: number; // sample standard deviation over seeds (0 for one seed)
+  values: number[];
+}
+
+export interface ModelResult {
+  role: string; // "teacher" | "baseline" | "student" | other stage names
+  file: string; // .onnx path relative to the run folder (seed 0's)
+  perSeed: ModelMetrics[];
+  summary: Record<MetricName, MeanStd>; // agreement omitted from mean when null
+}
+
+export interface RunResults {
+  name: string;
+  createdAt: string;
+  codeVersion: string;
+  seeds: number[];
+  dataset: string;
+  temperature: number;
+  alpha: number;
+  epochs: number;
+  wallSeconds: number;
+  models: ModelResult[];
+}
+
+/** One line of metrics.jsonl. */
+export interface EpochMetric {
+  stage: string; // "teacher" | "baseline" | "student" | …
+  seed: number;
+  epoch: number; // 1-based
+  lr: number;
+  trainLoss: number;
+  terms: Record<string, number>; // e.g. loss_ce, loss_kd (epoch means)
+  trainAccuracy: number;
+  valAccuracy: number;
+  valLoss: number;
+  seconds: number;
+}
