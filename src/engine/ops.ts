@@ -643,24 +643,27 @@ function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y: Value,
   // Weight gradient as a convolution of the input with the output gradient, batch and channel
   // axes swapped so the batch is summed over by the convolution itself; the forward stride
   // becomes the dilation.
-  const wgAttrs = (grp: number): Attrs => ({ dilations: { ints: strides }, pads: { ints: pads }, group: { i: grp } });
-  const cropKernel = (v: Value): Value => (v.shape[2] === kh && v.shape[3] === kw ? v : slice(v, [0, 0], [kh!, kw!], [2, 3]));
+  const h = x.shape[2] as number, wd = x.shape[3] as number;
+  const ho = dy.shape[2] as number, wo = dy.shape[3] as number;
+  // Full correlation extent; can exceed the kernel when the stride dropped trailing input rows.
+  const fullH = h + pads[0]! + pads[2]! - strides[0]! * (ho - 1), fullW = wd + pads[1]! + pads[3]! - strides[1]! * (wo - 1);
+  const cropKernel = (v: Value): Value => (fullH === kh && fullW === kw ? v : slice(v, [0, 0], [kh!, kw!], [2, 3]));
+  // Conv's static channel check cannot see through the symbolic batch that becomes the channel
+  // axis here, so these nodes are added with their (known) output shape directly.
+  const weightGradConv = (input: Value, kernel: Value, grp: number, outChannels: number, outBatch: number): Value =>
+    g.addNode("Conv", [input, kernel], { dilations: { ints: strides }, pads: { ints: pads }, group: { i: grp } }, [
+      { shape: [outBatch, outChannels, fullH, fullW], dtype: "float32" },
+    ])[0]!;
   let dw: Value;
   if (group === 1) {
-    const xt = transpose(x, [1, 0, 2, 3]);
-    const dyt = transpose(dy, [1, 0, 2, 3]);
-    dw = transpose(cropKernel(one("Conv", [xt, dyt], wgAttrs(1))), [1, 0, 2, 3]);
+    const xt = transpose(x, [1, 0, 2, 3]); // [C, N, H, W]
+    const dyt = transpose(dy, [1, 0, 2, 3]); // [M, N, Ho, Wo]
+    dw = transpose(cropKernel(weightGradConv(xt, dyt, 1, m!, c)), [1, 0, 2, 3]);
   } else if (cPerGroup === 1) {
     // Depthwise: every input channel is its own group; the batch becomes the group's channels.
-    const h = x.shape[2] as number, wd = x.shape[3] as number;
     const xt = reshape(transpose(x, [1, 0, 2, 3]), [1, -1, h, wd], [1, `${c}*N`, h, wd]);
     const dyt = transpose(dy, [1, 0, 2, 3]); // [M, N, Ho, Wo]: group g reads its N channels
-    // Conv's channel check cannot see through the symbolic batch, so the output size (the full
-    // correlation extent) is computed here and the node added directly.
-    const ho = dy.shape[2] as number, wo = dy.shape[3] as number;
-    const fullH = h + pads[0]! + pads[2]! - strides[0]! * (ho - 1), fullW = wd + pads[1]! + pads[3]! - strides[1]! * (wo - 1);
-    const out = g.addNode("Conv", [xt, dyt], wgAttrs(group), [{ shape: [1, m!, fullH, fullW], dtype: "float32" }])[0]!;
-    dw = cropKernel(reshape(out, [m!, 1, fullH, fullW]));
+    dw = cropKernel(reshape(weightGradConv(xt, dyt, group, m!, 1), [m!, 1, fullH, fullW]));
   } else {
     // General grouped convolution: one groups=1 weight gradient per group, concatenated.
     const mPerGroup = m! / group;
@@ -668,7 +671,7 @@ function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y: Value,
     for (let gi = 0; gi < group; gi++) {
       const xs = transpose(slice(x, [gi * cPerGroup!], [(gi + 1) * cPerGroup!], [1]), [1, 0, 2, 3]);
       const dys = transpose(slice(dy, [gi * mPerGroup], [(gi + 1) * mPerGroup], [1]), [1, 0, 2, 3]);
-      parts.push(transpose(cropKernel(one("Conv", [xs, dys], wgAttrs(1))), [1, 0, 2, 3]));
+      parts.push(transpose(cropKernel(weightGradConv(xs, dys, 1, mPerGroup, cPerGroup!)), [1, 0, 2, 3]));
     }
     dw = concat(parts, 0);
   }

@@ -1,0 +1,219 @@
+// Finite-difference gradient checks for every differentiable op and every layer, both modes of
+// BatchNorm and Dropout, with the symbolic batch dimension the training graphs use.
+
+import { describe, it } from "node:test";
+import { Graph, type Value } from "../src/engine/graph.js";
+import * as F from "../src/engine/ops.js";
+import { ForwardContext, type Module, initialValue, type Mode } from "../src/nn/module.js";
+import * as L from "../src/nn/layers.js";
+import { Rng } from "../src/nn/random.js";
+import { gradCheck, randomData, type CheckInput } from "./helpers/gradcheck.js";
+
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+function inp(g: Graph, name: string, shape: number[], seed: number, low = -1, high = 1): CheckInput {
+  return { value: g.input(name, shape), data: randomData(size(shape), seed, low, high) };
+}
+
+describe("op gradients", () => {
+  const binaries: [string, (a: Value, b: Value) => Value][] = [
+    ["Add", F.add],
+    ["Sub", F.sub],
+    ["Mul", F.mul],
+    ["Div", F.div],
+  ];
+  for (const [name, fn] of binaries) {
+    it(`${name} with broadcasting`, async () => {
+      await gradCheck(name, (g) => {
+        const a = inp(g, "a", [3, 4, 5], 1);
+        const b = inp(g, "b", [4, 1], 2, 0.5, 2); // broadcast over axes 0 and 2; kept away from 0 for Div
+        return { inputs: [a, b], output: fn(a.value, b.value) };
+      });
+    });
+  }
+  const unaries: [string, (x: Value) => Value, number, number][] = [
+    ["Neg", F.neg, -1, 1],
+    ["Exp", F.exp, -1, 1],
+    ["Log", F.log, 0.5, 2],
+    ["Sqrt", F.sqrt, 0.5, 2],
+    ["Tanh", F.tanh, -2, 2],
+    ["Sigmoid", F.sigmoid, -3, 3],
+    ["Relu", F.relu, -1, 1],
+    ["Erf", F.erf, -2, 2],
+    ["Pow(x, 3)", (x) => F.pow(x, 3), -1, 1],
+    ["Reciprocal", (x) => F.unary("Reciprocal", x), 0.5, 2],
+    ["Abs", (x) => F.unary("Abs", x), -1, 1],
+  ];
+  for (const [name, fn, lo, hi] of unaries) {
+    it(name, async () => {
+      await gradCheck(name, (g) => {
+        const x = inp(g, "x", [4, 6], 3, lo, hi);
+        return { inputs: [x], output: fn(x.value) };
+      });
+    });
+  }
+  for (const [ta, tb] of [
+    [0, 0],
+    [0, 1],
+    [1, 0],
+    [1, 1],
+  ] as const) {
+    it(`Gemm transA=${ta} transB=${tb} with bias and alpha/beta`, async () => {
+      await gradCheck(`Gemm${ta}${tb}`, (g) => {
+        const a = inp(g, "a", ta ? [5, 3] : [3, 5], 4);
+        const b = inp(g, "b", tb ? [4, 5] : [5, 4], 5);
+        const c = inp(g, "c", [4], 6);
+        return { inputs: [a, b, c], output: F.gemm(a.value, b.value, { c: c.value, transA: ta, transB: tb, alpha: 0.7, beta: 1.3 }) };
+      });
+    });
+  }
+  it("MatMul 2-D and batched", async () => {
+    await gradCheck("MatMul2d", (g) => {
+      const a = inp(g, "a", [3, 5], 7), b = inp(g, "b", [5, 2], 8);
+      return { inputs: [a, b], output: F.matmul(a.value, b.value) };
+    });
+    await gradCheck("MatMul3d", (g) => {
+      const a = inp(g, "a", [2, 3, 5], 7), b = inp(g, "b", [2, 5, 2], 8);
+      return { inputs: [a, b], output: F.matmul(a.value, b.value) };
+    });
+  });
+  it("Transpose, Reshape, Flatten, Unsqueeze, Squeeze", async () => {
+    await gradCheck("shape ops", (g) => {
+      const x = inp(g, "x", [2, 3, 4], 9);
+      const t = F.transpose(x.value, [2, 0, 1]); // [4, 2, 3]
+      const r = F.reshape(t, [4, 6]);
+      const u = F.squeeze(F.unsqueeze(r, [0]), [0]);
+      return { inputs: [x], output: F.mul(F.flatten(F.reshape(u, [2, 2, 6]), 1), F.flatten(F.reshape(u, [2, 2, 6]), 1)) };
+    });
+  });
+  it("Concat and Slice", async () => {
+    await gradCheck("concat/slice", (g) => {
+      const a = inp(g, "a", [2, 3], 10), b = inp(g, "b", [2, 4], 11);
+      const c = F.concat([a.value, b.value], 1);
+      return { inputs: [a, b], output: F.mul(F.slice(c, [1], [6], [1]), F.slice(c, [0], [5], [1])) };
+    });
+  });
+  it("Expand, ReduceSum, ReduceMean (static and symbolic batch)", async () => {
+    await gradCheck("reduce", (g) => {
+      const x = inp(g, "x", [3, 4, 5], 12);
+      const s = F.reduceSum(F.mul(x.value, x.value), [1], false); // [3, 5]
+      const m = F.reduceMean(x.value, [0, 2], true); // [1, 4, 1]
+      const e = F.expandLike(m, x.value);
+      return { inputs: [x], output: F.add(F.mul(e, x.value), F.unsqueeze(s, [1])) };
+    });
+    await gradCheck("reduce-symbolic", (g) => {
+      const x = { value: g.input("x", ["N", 6]), data: randomData(24, 13), shape: [4, 6] };
+      const m = F.reduceMean(F.mul(x.value, x.value), [0], true);
+      return { inputs: [x], output: F.mul(F.sub(x.value, m), x.value), outputShape: [4, 6] };
+    });
+  });
+  it("Softmax and LogSoftmax", async () => {
+    await gradCheck("softmax", (g) => {
+      const x = inp(g, "x", [4, 7], 14, -3, 3);
+      return { inputs: [x], output: F.add(F.softmax(x.value), F.scale(F.logSoftmax(x.value), 0.3)) };
+    });
+  });
+  it("Where", async () => {
+    await gradCheck("where", (g) => {
+      const a = inp(g, "a", [4, 5], 15), b = inp(g, "b", [5], 16);
+      const cond = F.greater(a.value, g.constFloat([0]));
+      return { inputs: [a, b], output: F.where(cond, F.mul(a.value, a.value), b.value) };
+    });
+  });
+  it("Gather (embedding lookup with repeated ids)", async () => {
+    await gradCheck("gather", (g) => {
+      const table = inp(g, "table", [6, 3], 17);
+      const ids = { value: g.input("ids", [2, 4], "int64"), data: BigInt64Array.from([0, 1, 1, 5, 3, 3, 3, 0].map(BigInt)), wrt: false };
+      return { inputs: [table, ids], output: F.gather(table.value, ids.value) };
+    });
+  });
+});
+
+describe("layer gradients", () => {
+  async function layerCheck(label: string, layer: Module, shape: number[], mode: Mode, opts: { batch?: number; low?: number; high?: number; step?: number } = {}) {
+    await gradCheck(label, (g) => {
+      const batch = opts.batch ?? 3;
+      const x: CheckInput = { value: g.input("x", ["N", ...shape]), data: randomData(batch * size(shape), 21, opts.low ?? -1, opts.high ?? 1), shape: [batch, ...shape] };
+      const params: CheckInput[] = [];
+      const rng = new Rng(5, label);
+      const ctx = new ForwardContext(g, mode, (d) => {
+        const v = g.input(d.name, d.shape);
+        const data = initialValue(d, 3);
+        // Constant inits (BN γ=1, β=0) would hide errors that a generic value exposes.
+        if (d.init.kind === "constant") for (let i = 0; i < data.length; i++) data[i] = d.name.endsWith("var") ? rng.uniform(0.5, 1.5) : rng.uniform(-1, 1) + data[i]!;
+        params.push({ value: v, data, wrt: d.role === "param" });
+        return v;
+      });
+      layer.path = label;
+      const y = layer.forward(ctx, x.value);
+      const masks: CheckInput[] = ctx.randomInputs.map((r) => {
+        const n = r.shape.map((d) => (typeof d === "number" ? d : batch));
+        const mrng = new Rng(7, r.name);
+        return { value: g.inputs.find((v) => v.name === r.name)!, data: Uint8Array.from({ length: size(n) }, () => (mrng.next() < r.keepProbability ? 1 : 0)), wrt: false, shape: n };
+      });
+      const outShape = y.shape.map((d) => (typeof d === "number" ? d : batch));
+      return { inputs: [x, ...params, ...masks], output: y, outputShape: outShape };
+    }, { step: opts.step });
+  }
+
+  it("Linear", () => layerCheck("linear", new L.Linear({ outFeatures: 4 }), [5], "train"));
+  it("Conv2d 3×3 pad 1", () => layerCheck("conv", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1 }), [2, 5, 5], "train"));
+  it("Conv2d stride 2 (dropped trailing rows)", () => layerCheck("conv_s2", new L.Conv2d({ outChannels: 2, kernelSize: 3, stride: 2 }), [2, 6, 6], "train"));
+  it("Conv2d depthwise (groups = channels)", () => layerCheck("dwconv", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1, groups: 3 }), [3, 5, 5], "train"));
+  it("Conv2d depthwise with multiplier 2, stride 2", () => layerCheck("dwconv2", new L.Conv2d({ outChannels: 6, kernelSize: 3, stride: 2, padding: 1, groups: 3 }), [3, 6, 6], "train"));
+  it("Conv2d grouped (2 groups)", () => layerCheck("gconv", new L.Conv2d({ outChannels: 4, kernelSize: 3, padding: 1, groups: 2 }), [4, 4, 4], "train"));
+  it("MaxPool2d 2×2 and overlapping 3×3 stride 2", async () => {
+    await layerCheck("maxpool", new L.MaxPool2d({ kernelSize: 2 }), [2, 4, 4], "train");
+    await layerCheck("maxpool3", new L.MaxPool2d({ kernelSize: 3, stride: 2 }), [2, 7, 7], "train");
+  });
+  it("AvgPool2d, also padded", async () => {
+    await layerCheck("avgpool", new L.AvgPool2d({ kernelSize: 2 }), [2, 4, 4], "train");
+    await layerCheck("avgpool_pad", new L.AvgPool2d({ kernelSize: 3, stride: 2, padding: 1 }), [2, 5, 5], "train");
+  });
+  it("GlobalAvgPool", () => layerCheck("gap", new L.GlobalAvgPool(), [3, 4, 4], "train"));
+  it("BatchNorm train mode, 2-D and 4-D", async () => {
+    await layerCheck("bn2d", new L.BatchNorm(), [4], "train", { batch: 5 });
+    await layerCheck("bn4d", new L.BatchNorm(), [3, 3, 3], "train", { batch: 4 });
+  });
+  it("BatchNorm eval mode", () => layerCheck("bn_eval", new L.BatchNorm(), [3, 2, 2], "eval"));
+  it("LayerNorm", () => layerCheck("ln", new L.LayerNorm(), [6], "train"));
+  it("ReLU, GELU, Tanh, Sigmoid", async () => {
+    await layerCheck("relu", new L.ReLU(), [7], "train");
+    await layerCheck("gelu", new L.GELU(), [7], "train", { low: -3, high: 3 });
+    await layerCheck("tanh", new L.Tanh(), [7], "train");
+    await layerCheck("sigmoid", new L.Sigmoid(), [7], "train");
+  });
+  it("Dropout train mode (fixed mask) and eval mode", async () => {
+    await layerCheck("dropout", new L.Dropout({ p: 0.3 }), [8], "train");
+    await layerCheck("dropout_eval", new L.Sequential([new L.Dropout({ p: 0.3 }), new L.Tanh()]), [8], "eval");
+  });
+  it("Flatten + Linear on an image", () => layerCheck("flat", new L.Sequential([new L.Flatten(), new L.Linear({ outFeatures: 3 })]), [2, 3, 3], "train"));
+  it("Embedding and EmbeddingMean", async () => {
+    for (const [label, layer] of [
+      ["emb", new L.Embedding({ vocabSize: 7, dim: 3 })],
+      ["embmean", new L.EmbeddingMean({ vocabSize: 7, dim: 3 })],
+    ] as const) {
+      await gradCheck(label, (g) => {
+        const ids = { value: g.input("ids", ["N", 4], "int64"), data: BigInt64Array.from([1, 2, 2, 0, 6, 0, 0, 0, 3, 3, 5, 1].map(BigInt)), wrt: false, shape: [3, 4] };
+        const params: CheckInput[] = [];
+        const ctx = new ForwardContext(g, "train", (d) => {
+          const v = g.input(d.name, d.shape);
+          params.push({ value: v, data: initialValue(d, 3) });
+          return v;
+        });
+        layer.path = label;
+        const y = layer.forward(ctx, ids.value);
+        return { inputs: [ids, ...params], output: y, outputShape: y.shape.map((d) => (typeof d === "number" ? d : 3)) };
+      });
+    }
+  });
+  it("Residual block with 1×1 shortcut, and Concat branches", async () => {
+    const res = new L.Residual(
+      new L.Sequential([new L.Conv2d({ outChannels: 4, kernelSize: 3, padding: 1 }), new L.BatchNorm(), new L.ReLU()]),
+      new L.Conv2d({ outChannels: 4, kernelSize: 1 }),
+    );
+    // A smaller step: a weight change moves many pre-activations, and ReLU kinks spoil large steps.
+    await layerCheck("res", res, [2, 4, 4], "train", { step: 1e-3 });
+    const cat = new L.Concat([new L.Sequential([new L.Linear({ outFeatures: 2 })]), new L.Sequential([new L.Linear({ outFeatures: 3 }), new L.Tanh()])]);
+    await layerCheck("cat", cat, [4], "train");
+  });
+});
