@@ -1,0 +1,94 @@
+// Inference cost of an exported model: wall-clock latency and throughput under onnxruntime-node,
+// and on-disk size. Timings are for the process's own machine; they compare models of one run.
+
+import { gzipSync } from "node:zlib";
+import { performance } from "node:perf_hooks";
+import { Session, type HostTensor } from "../engine/runtime.js";
+
+export interface LatencyInput {
+  name: string;
+  dtype: "float32" | "int64";
+  shape: number[];
+  data: Float32Array | BigInt64Array;
+}
+
+export interface MeasureOptions {
+  /** Untimed runs before each measurement (lets onnxruntime allocate and caches fill). Default 20. */
+  warmup?: number;
+  /** Timed batch-1 runs for the latency percentiles. Default 200. */
+  runs?: number;
+  /** Batch size for throughput. Default 128. */
+  throughputBatch?: number;
+  /** onnxruntime intra-op threads; defaults to the runtime's default. */
+  threads?: number;
+}
+
+export interface LatencyResult {
+  latencyP50Ms: number;
+  latencyP95Ms: number;
+  throughput: number; // samples/s
+}
+
+/** Linear-interpolated percentile of sorted values (numpy's default method). */
+export function percentile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) throw new RangeError("percentile of no values");
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos), hi = Math.ceil(pos);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+const THROUGHPUT_REPEATS = 7;
+
+export async function measureOnnx(
+  modelBytes: Uint8Array,
+  makeInput: (batch: number) => LatencyInput,
+  opts: MeasureOptions = {},
+): Promise<LatencyResult> {
+  const warmup = opts.warmup ?? 20;
+  const runs = opts.runs ?? 200;
+  const batch = opts.throughputBatch ?? 128;
+  if (!(runs >= 1) || !(batch >= 1)) throw new RangeError(`runs and throughputBatch must be ≥ 1 (got ${runs}, ${batch})`);
+  const session = await Session.create(modelBytes, opts.threads ? { threads: opts.threads } : {});
+  try {
+    // Inputs are built once, outside the timed region: we time the model, not makeInput.
+    const feed = (b: number): Record<string, HostTensor> => {
+      const x = makeInput(b);
+      return { [x.name]: { dtype: x.dtype, shape: x.shape, data: x.data } };
+    };
+    const one = feed(1);
+    for (let i = 0; i < warmup; i++) await session.run(one);
+    const times = new Float64Array(runs);
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await session.run(one);
+      times[i] = performance.now() - t0;
+    }
+    times.sort();
+
+    const many = feed(batch);
+    for (let i = 0; i < Math.max(2, Math.ceil(warmup / 4)); i++) await session.run(many);
+    // Median of several batch timings: one GC pause or scheduler hiccup should not set the figure.
+    const batchTimes = new Float64Array(THROUGHPUT_REPEATS);
+    for (let i = 0; i < THROUGHPUT_REPEATS; i++) {
+      const t0 = performance.now();
+      await session.run(many);
+      batchTimes[i] = performance.now() - t0;
+    }
+    batchTimes.sort();
+    // A floor of 1 µs keeps a sub-resolution timing from turning into an infinite throughput.
+    const batchMs = Math.max(percentile(batchTimes, 0.5), 1e-3);
+
+    return {
+      latencyP50Ms: percentile(times, 0.5),
+      latencyP95Ms: percentile(times, 0.95),
+      throughput: (batch * 1000) / batchMs,
+    };
+  } finally {
+    await session.dispose();
+  }
+}
+
+/** Raw and gzip -9 size of a model: gzip approximates what a download or a package costs. */
+export function sizeOf(modelBytes: Uint8Array): { onnxBytes: number; onnxGzipBytes: number } {
+  return { onnxBytes: modelBytes.byteLength, onnxGzipBytes: gzipSync(modelBytes, { level: 9 }).byteLength };
+}

@@ -1,0 +1,198 @@
+// The HTML report opened in headless Chromium (charts actually drawn, names escaped, no network),
+// writeReport's file handling, and the latency/size measurements on a tiny engine-built model.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { chromium, type Browser } from "playwright-core";
+import { renderReport, writeReport } from "../src/report/html.js";
+import { summarize } from "../src/eval/metrics.js";
+import { measureOnnx, sizeOf } from "../src/eval/latency.js";
+import { Graph } from "../src/engine/graph.js";
+import * as F from "../src/engine/ops.js";
+import { encodeModel } from "../src/engine/onnx.js";
+import { UserError } from "../src/errors.js";
+import type { EpochMetric, ModelMetrics, ModelResult, RunResults } from "../src/eval/types.js";
+
+const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+const HOSTILE = "student <b>bold</b> & co";
+
+function metrics(seed: number, base: { acc: number; params: number; bytes: number; p50: number }, teacher: boolean): ModelMetrics {
+  const accuracy = base.acc + seed * 0.002;
+  return {
+    accuracy,
+    errors: Math.round((1 - accuracy) * 10000),
+    total: 10000,
+    macroF1: accuracy - 0.001,
+    nll: 0.3 - base.acc * 0.2,
+    ece: 0.02 + seed * 0.001,
+    agreement: teacher ? null : 0.96 + seed * 0.005,
+    params: base.params,
+    onnxBytes: base.bytes,
+    onnxGzipBytes: Math.round(base.bytes * 0.92),
+    latencyP50Ms: base.p50 * (1 + seed * 0.05),
+    latencyP95Ms: base.p50 * 1.6,
+    throughput: 128000 / (base.p50 * 20),
+  };
+}
+
+function model(role: string, base: { acc: number; params: number; bytes: number; p50: number }): ModelResult {
+  const perSeed = [0, 1].map((s) => metrics(s, base, role === "teacher"));
+  return { role, file: `models/${role.replace(/\W+/g, "_")}.onnx`, perSeed, summary: summarize(perSeed) };
+}
+
+export function fixture(): { results: RunResults; epochs: EpochMetric[] } {
+  const models = [
+    model("teacher", { acc: 0.985, params: 1_200_000, bytes: 4_800_000, p50: 0.9 }),
+    model("baseline", { acc: 0.962, params: 50_000, bytes: 200_000, p50: 0.08 }),
+    model(HOSTILE, { acc: 0.973, params: 50_000, bytes: 200_000, p50: 0.08 }),
+  ];
+  const epochs: EpochMetric[] = [];
+  models.forEach((m, mi) => {
+    for (const seed of [0, 1])
+      for (let epoch = 1; epoch <= 3; epoch++) {
+        const acc = m.perSeed[seed]!.accuracy - 0.04 / epoch;
+        epochs.push({
+          stage: m.role, seed, epoch, lr: 0.01 / epoch,
+          trainLoss: (0.6 + 0.3 * mi) / epoch + seed * 0.02,
+          terms: { loss_ce: 0.5 / epoch },
+          trainAccuracy: acc + 0.005, valAccuracy: acc, valLoss: 0.5 / epoch, seconds: 12,
+        });
+      }
+  });
+  const results: RunResults = {
+    name: "mnist </script> <i>run</i>",
+    createdAt: "2025-01-01T00:00:00.000Z",
+    codeVersion: "0.1.0+abc1234",
+    seeds: [0, 1],
+    dataset: "mnist",
+    temperature: 4,
+    alpha: 0.9,
+    epochs: 3,
+    wallSeconds: 3725,
+    models,
+  };
+  return { results, epochs };
+}
+
+describe("HTML report in Chromium", () => {
+  let browser: Browser | undefined;
+  const dir = mkdtempSync(join(tmpdir(), "distill-report-"));
+
+  before(async () => {
+    // CI installs Chromium; a missing browser is a broken environment, not a reason to skip.
+    assert.ok(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH`);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("draws three charts, one table row per model, escapes names, needs no network", async () => {
+    const { results, epochs } = fixture();
+    const html = renderReport(results, epochs);
+    assert.ok(!html.includes("<b>bold</b>"), "raw markup from a model name reached the page");
+    const file = join(dir, "report.html");
+    writeFileSync(file, html);
+
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    const foreign: string[] = [];
+    page.on("request", (r) => {
+      if (!r.url().startsWith("file:") && !r.url().startsWith("data:")) foreign.push(r.url());
+    });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(pathToFileURL(file).href);
+    await page.waitForFunction(() => document.body.dataset["chartsRendered"] === "3", undefined, { timeout: 15000 }).catch((e) => {
+      throw new Error(`charts not rendered (page errors: ${errors.join("; ") || "none"}): ${e}`);
+    });
+    assert.deepEqual(errors, []);
+    assert.deepEqual(foreign, [], "the report must not touch the network");
+
+    // Chart.js draws on a transparent canvas, so any non-zero alpha means something was painted.
+    const painted = await page.evaluate(() =>
+      ["chart-curves", "chart-loss", "chart-tradeoff"].map((id) => {
+        const c = document.getElementById(id) as HTMLCanvasElement | null;
+        if (!c || c.width === 0 || c.height === 0) return { id, painted: 0 };
+        const px = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < px.length; i += 4) if (px[i]! > 0) n++;
+        return { id, painted: n };
+      }),
+    );
+    for (const p of painted) assert.ok(p.painted > 1000, `canvas #${p.id} is blank (${p.painted} painted pixels)`);
+
+    const rows = await page.$$eval("#comparison tbody tr", (trs) => trs.map((tr) => tr.querySelector("th")!.textContent ?? ""));
+    assert.equal(rows.length, 3);
+    assert.ok(rows[2]!.includes(HOSTILE), `row shows ${JSON.stringify(rows[2])}`);
+    assert.equal(await page.$$eval("#comparison b, h1 i", (els) => els.length), 0, "names must be shown as text, not markup");
+    assert.equal(await page.textContent("h1"), results.name);
+    assert.equal(await page.title(), `distill report — ${results.name}`);
+
+    // Two seeds: mean ± std. The teacher has no agreement.
+    const teacherCells = await page.$$eval("#comparison tbody tr:first-child td", (tds) => tds.map((td) => td.textContent ?? ""));
+    assert.match(teacherCells[0]!, /^98\.60 % ± 0\.14$/);
+    assert.equal(teacherCells[5], "—");
+    assert.match(teacherCells[1]!, /^140 \/ 10,000 ± 14\.1$/);
+
+    await page.screenshot({ path: process.env["REPORT_SCREENSHOT"] ?? join(dir, "report.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("writeReport reads a run folder and writes report.html", () => {
+    const { results, epochs } = fixture();
+    const run = join(dir, "run");
+    assert.throws(() => writeReport(run), (e: unknown) => e instanceof UserError && e.where.endsWith("results.json") && /not found/.test(e.message));
+    const resultsPath = join(run, "results.json");
+    // Corrupt (truncated) results.json names the file.
+    const json = JSON.stringify(results);
+    mkdirSync(run, { recursive: true });
+    writeFileSync(resultsPath, json.slice(0, 40));
+    assert.throws(() => writeReport(run), (e: unknown) => e instanceof UserError && e.where === resultsPath && /not valid JSON/.test(e.message));
+    writeFileSync(resultsPath, JSON.stringify({ ...results, models: "x" }));
+    assert.throws(() => writeReport(run), (e: unknown) => e instanceof UserError && /models/.test(e.message));
+
+    writeFileSync(resultsPath, json);
+    writeFileSync(join(run, "metrics.jsonl"), epochs.map((e) => JSON.stringify(e)).join("\n") + "\n");
+    const out = writeReport(run);
+    assert.equal(out, join(run, "report.html"));
+    const html = readFileSync(out, "utf8");
+    assert.ok(html.includes('id="chart-tradeoff"'));
+    assert.ok(html.includes("&lt;b&gt;bold&lt;/b&gt;"));
+    // The embedded data never closes its own <script> early.
+    const start = html.indexOf('id="report-data">') + 'id="report-data">'.length;
+    const embedded = html.slice(start, html.indexOf("</script>", start));
+    assert.equal(JSON.parse(embedded).tradeoff.length, 3);
+
+    writeFileSync(join(run, "metrics.jsonl"), JSON.stringify(epochs[0]) + "\n{oops\n");
+    assert.throws(() => writeReport(run), (e: unknown) => e instanceof UserError && e.where.endsWith("metrics.jsonl:2"));
+  });
+});
+
+describe("latency and size", () => {
+  it("measureOnnx times a tiny engine-built model", async () => {
+    const g = new Graph();
+    const x = g.input("input", ["batch", 4]);
+    g.output(F.relu(x), "y");
+    const bytes = encodeModel(g);
+    const r = await measureOnnx(
+      bytes,
+      (batch) => ({ name: "input", dtype: "float32", shape: [batch, 4], data: new Float32Array(batch * 4).fill(-0.5) }),
+      { warmup: 5, runs: 50, threads: 1 },
+    );
+    for (const [k, v] of Object.entries(r)) assert.ok(Number.isFinite(v) && v > 0, `${k} = ${v}`);
+    assert.ok(r.latencyP95Ms >= r.latencyP50Ms, `p95 ${r.latencyP95Ms} < p50 ${r.latencyP50Ms}`);
+
+    const size = sizeOf(bytes);
+    assert.equal(size.onnxBytes, bytes.byteLength);
+    assert.ok(size.onnxGzipBytes > 0);
+  });
+});
