@@ -1,0 +1,163 @@
+// The `distill` command line: commander setup (buildProgram) and the error policy (runCli).
+// Exit codes: 0 ok, 1 internal error (a bug), 2 the user can fix it (bad config, missing file,
+// unknown option). Heavy modules (onnxruntime via the pipeline) load only inside the actions, so
+// --help and config errors answer at once.
+
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { loadConfig } from "../config/load.js";
+import { stopAllProgress } from "../util/progress.js";
+
+export interface CliIo {
+  writeOut(text: string): void;
+  writeErr(text: string): void;
+}
+
+const defaultIo: CliIo = {
+  writeOut: (t) => void process.stdout.write(t),
+  writeErr: (t) => void process.stderr.write(t),
+};
+
+/** What `distill eval` calls; the module is loaded on demand (../eval/evaluate.js). */
+export interface EvalOptions {
+  data: "mnist" | "fashion-mnist";
+  limit?: number;
+  json: boolean;
+}
+interface EvalModule {
+  evalCommand(modelPath: string, opts: EvalOptions): Promise<void>;
+}
+
+function positiveIntArg(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1) throw new InvalidArgumentError("expected a positive integer.");
+  return Number(value);
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function packageVersion(): string {
+  // dist/src/cli/args.js → package.json at the repository (or installed package) root.
+  for (const rel of ["../../../package.json", "../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "distill" && pkg.version) return pkg.version;
+    } catch {
+      // try the next candidate
+    }
+  }
+  return "unknown";
+}
+
+/**
+ * The commander program. Errors throw CommanderError (exitOverride is set before the subcommands
+ * are added, so they inherit it) and output goes to `io`; runCli turns both into exit codes.
+ */
+export function buildProgram(io: CliIo = defaultIo): Command {
+  const program = new Command("distill");
+  program
+    .description("Knowledge distillation: train a teacher, distill soft targets into a student, compare against a baseline, report.")
+    .version(packageVersion(), "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .exitOverride()
+    .configureOutput({ writeOut: io.writeOut, writeErr: io.writeErr })
+    .showHelpAfterError("(run with --help for usage)")
+    .helpCommand(false);
+
+  program
+    .command("run")
+    .description("run a distillation experiment described by a YAML config (teacher, baseline, student, report)")
+    .argument("<config>", "YAML config file")
+    .option("--set <key=value>", "override a config value, e.g. kd.temperature=8 or student.model.layers[1].units=400 (repeatable)", collect)
+    .option("--epochs <n>", "set train.epochs of every stage", positiveIntArg)
+    .option("--seeds <k>", "run seeds 0..k-1", positiveIntArg)
+    .option("--output <dir>", "run folder (default: runs/<name>)")
+    .option("-q, --quiet", "no progress bars: one line per finished task")
+    .option("--debug", "print stack traces of errors")
+    .action(async (configPath: string, opts: { set?: string[]; epochs?: number; seeds?: number; output?: string; quiet?: boolean }) => {
+      const config = loadConfig(configPath, { set: opts.set, epochs: opts.epochs, seeds: opts.seeds, output: opts.output });
+      const { runDistillation } = await import("../distill/pipeline.js");
+      const { runDir } = await runDistillation(config, { configPath, quiet: opts.quiet === true });
+      reportWhere(io, runDir);
+    });
+
+  program
+    .command("resume")
+    .description("continue an interrupted run from its run folder (finished stages are kept)")
+    .argument("<run-dir>", "run folder written by `distill run`")
+    .option("-q, --quiet", "no progress bars: one line per finished task")
+    .option("--debug", "print stack traces of errors")
+    .action(async (runDir: string, opts: { quiet?: boolean }) => {
+      const { resumeDistillation } = await import("../distill/pipeline.js");
+      const result = await resumeDistillation(runDir, { quiet: opts.quiet === true });
+      reportWhere(io, result.runDir);
+    });
+
+  program
+    .command("report")
+    .description("(re)write report.html of a run folder from its results.json and metrics.jsonl")
+    .argument("<run-dir>", "run folder written by `distill run`")
+    .option("--debug", "print stack traces of errors")
+    .action(async (runDir: string) => {
+      const { writeReport } = await import("../report/html.js");
+      io.writeOut(`report: ${writeReport(runDir)}\n`);
+    });
+
+  program
+    .command("eval")
+    .description("measure an ONNX classifier on a test set: accuracy, F1, NLL, calibration, size, latency")
+    .argument("<model.onnx>", "ONNX model taking images and returning class logits")
+    .addOption(new Option("--data <dataset>", "test set").choices(["mnist", "fashion-mnist"]).makeOptionMandatory())
+    .option("--limit <n>", "use only the first n test samples", positiveIntArg)
+    .option("--json", "print the metrics as JSON")
+    .option("--debug", "print stack traces of errors")
+    .action(async (modelPath: string, opts: { data: EvalOptions["data"]; limit?: number; json?: boolean }) => {
+      // A computed specifier: the module is written separately and typed by EvalModule above.
+      const specifier = new URL("../eval/evaluate.js", import.meta.url).href;
+      const { evalCommand } = (await import(specifier)) as EvalModule;
+      await evalCommand(modelPath, { data: opts.data, limit: opts.limit, json: opts.json === true });
+    });
+
+  return program;
+}
+
+function reportWhere(io: CliIo, runDir: string): void {
+  const report = join(runDir, "report.html");
+  io.writeOut(existsSync(report) ? `report: ${report}\n` : `run folder: ${runDir} (write the report with: distill report ${runDir})\n`);
+}
+
+/** Errors the user can fix: printed as one line, exit code 2. */
+export function isUserError(e: unknown): boolean {
+  return e instanceof Error && (e.name === "UserError" || e.name === "DataFileError");
+}
+
+/** Parses `argv` (process.argv form), runs the command, and returns the exit code. */
+export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  const debug = argv.includes("--debug");
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Commander has already printed its message (or the help/version text).
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    stopAllProgress();
+    const err = e instanceof Error ? e : new Error(String(e));
+    if (isUserError(err)) {
+      io.writeErr(`distill: ${oneLine(err.message)}\n`);
+      if (debug && err.stack) io.writeErr(err.stack + "\n");
+      return 2;
+    }
+    io.writeErr(`distill: internal error: ${oneLine(err.message)}${debug ? "" : " (run with --debug for details)"}\n`);
+    if (debug && err.stack) io.writeErr(err.stack + "\n");
+    return 1;
+  }
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, "; ").trim();
+}

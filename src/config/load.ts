@@ -1,0 +1,250 @@
+// Reads a run config: YAML → command-line overrides → schema. Overrides are applied to the raw
+// document before validation so that a bad --set value gets the same message as a bad file value.
+
+import { readFileSync } from "node:fs";
+import { parse as parseYaml, parseDocument } from "yaml";
+import type { z } from "zod";
+import { UserError } from "../errors.js";
+import { distillConfigSchema, type DistillConfig } from "./schema.js";
+
+export interface ConfigOverrides {
+  /** `key.path[1].sub=value` assignments; values are YAML scalars (`8` is a number, `adam` a string). */
+  set?: string[];
+  /** Sets `train.epochs` of every stage that has a train block. */
+  epochs?: number;
+  seeds?: number;
+  output?: string;
+}
+
+export function loadConfig(path: string, overrides: ConfigOverrides = {}): DistillConfig {
+  const raw = readConfigFile(path);
+  const doc = applyOverrides(raw, overrides);
+  return validateConfig(doc, path);
+}
+
+/** Validates an already-parsed document; `where` names its source in messages. */
+export function validateConfig(doc: unknown, where: string): DistillConfig {
+  if (doc === null || doc === undefined) throw new UserError(where, "is empty, expected a config with name, data, teacher and student");
+  const result = distillConfigSchema.safeParse(doc);
+  if (result.success) return result.data;
+  const { path, text } = describeIssue(pickIssue(result.error.issues), doc);
+  throw new UserError(where, path ? `${path}: ${text}` : text);
+}
+
+// ---- reading ----------------------------------------------------------------------------------
+
+function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a folder, expected a YAML file" : `cannot read (${code ?? String(e)})`;
+    throw new UserError(path, why);
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  const err = doc.errors[0];
+  if (err) {
+    const pos = err.linePos?.[0];
+    const where = pos ? `${path}:${pos.line}:${pos.col}` : path;
+    // prettyErrors appends " at line L, column C:" and a code excerpt; the position is in `where`.
+    const message = err.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
+    throw new UserError(where, message);
+  }
+  return doc.toJS();
+}
+
+// ---- overrides --------------------------------------------------------------------------------
+
+type Key = string | number;
+
+function applyOverrides(doc: unknown, o: ConfigOverrides): unknown {
+  const hasAny = (o.set?.length ?? 0) > 0 || o.epochs !== undefined || o.seeds !== undefined || o.output !== undefined;
+  if (!hasAny) return doc;
+  // An empty file plus overrides is still a (probably incomplete) config; anything else non-mapping
+  // is left for validation to reject.
+  const root = doc === null || doc === undefined ? {} : doc;
+  if (!isPlainObject(root)) return root;
+  for (const assignment of o.set ?? []) {
+    const eq = assignment.indexOf("=");
+    if (eq <= 0) throw new UserError(`--set ${assignment}`, "expected key.path=value, e.g. kd.temperature=8");
+    const keyPath = assignment.slice(0, eq).trim();
+    const path = parseKeyPath(keyPath, assignment);
+    let value: unknown;
+    try {
+      value = parseYaml(assignment.slice(eq + 1));
+    } catch (e) {
+      throw new UserError(`--set ${assignment}`, `value is not valid YAML (${(e as Error).message.split("\n")[0]})`);
+    }
+    setAt(root, path, value, assignment);
+  }
+  if (o.epochs !== undefined)
+    for (const stage of ["teacher", "student"]) {
+      const train = (root as Record<string, unknown>)[stage];
+      const block = isPlainObject(train) ? train["train"] : undefined;
+      if (isPlainObject(block)) block["epochs"] = o.epochs;
+    }
+  if (o.seeds !== undefined) root["seeds"] = o.seeds;
+  if (o.output !== undefined) root["output"] = o.output;
+  return root;
+}
+
+/** "a.b[1].c" → ["a", "b", 1, "c"]. */
+function parseKeyPath(text: string, assignment: string): Key[] {
+  const re = /([A-Za-z_$][\w$-]*)|\[(\d+)\]|(\.)/gy;
+  const out: Key[] = [];
+  let m: RegExpExecArray | null;
+  let expectKey = true;
+  while (re.lastIndex < text.length && (m = re.exec(text))) {
+    if (m[1] !== undefined && expectKey) {
+      out.push(m[1]);
+      expectKey = false;
+    } else if (m[2] !== undefined && !expectKey) out.push(Number(m[2]));
+    else if (m[3] !== undefined && !expectKey) expectKey = true;
+    else break;
+  }
+  if (re.lastIndex !== text.length || expectKey || out.length === 0)
+    throw new UserError(`--set ${assignment}`, `"${text}" is not a key path like student.model.layers[1].units`);
+  return out;
+}
+
+function setAt(root: Record<string, unknown>, path: Key[], value: unknown, assignment: string): void {
+  let node: unknown = root;
+  for (let i = 0; i < path.length; i++) {
+    const key = path[i]!;
+    const last = i === path.length - 1;
+    const here = formatPath(path.slice(0, i));
+    if (typeof key === "number") {
+      if (!Array.isArray(node))
+        throw new UserError(`--set ${assignment}`, `${here} is ${describeKind(node)}, not a list`);
+      if (key > node.length)
+        throw new UserError(`--set ${assignment}`, `${here} has ${node.length} entries; index ${key} is out of range`);
+    } else if (!isPlainObject(node)) {
+      throw new UserError(`--set ${assignment}`, `${here} is ${describeKind(node)}, not a mapping`);
+    }
+    const container = node as Record<Key, unknown>;
+    if (last) {
+      container[key] = value;
+      return;
+    }
+    // Missing intermediate levels are created so that --set can add a block the file omits.
+    if (container[key] === undefined || container[key] === null) container[key] = typeof path[i + 1] === "number" ? [] : {};
+    node = container[key];
+  }
+}
+
+function describeKind(v: unknown): string {
+  if (Array.isArray(v)) return "a list";
+  if (v === null || v === undefined) return "empty";
+  return typeof v === "object" ? "a mapping" : `${JSON.stringify(v)} (a ${typeof v})`;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+// ---- messages ---------------------------------------------------------------------------------
+
+type Issue = z.core.$ZodIssue;
+
+/**
+ * The issue to report. Usually the first; but a missing key next to an unknown one is almost always
+ * a typo (`epoch:` for `epochs:`), and the unknown key is the more useful message.
+ */
+function pickIssue(issues: readonly Issue[]): Issue {
+  const first = issues[0]!;
+  if (first.code === "invalid_type" && first.path.length > 0) {
+    const parent = first.path.slice(0, -1);
+    const typo = issues.find((i) => i.code === "unrecognized_keys" && samePath(i.path, parent));
+    if (typo) return typo;
+  }
+  return first;
+}
+
+function samePath(a: readonly PropertyKey[], b: readonly PropertyKey[]): boolean {
+  return a.length === b.length && a.every((k, i) => k === b[i]);
+}
+
+function describeIssue(issue: Issue, doc: unknown, prefix: readonly PropertyKey[] = []): { path: string; text: string } {
+  const fullPath = [...prefix, ...issue.path];
+  const path = formatPath(fullPath);
+  const { found, value } = lookup(doc, fullPath);
+  switch (issue.code) {
+    case "unrecognized_keys":
+      return { path, text: issue.message.startsWith("unknown key") ? issue.message : `unknown key ${JSON.stringify(issue.keys[0])}` };
+    case "custom":
+      // Refinements state their whole message; those phrased "expected …" also get the value.
+      if (!issue.message.startsWith("expected")) return { path, text: issue.message };
+      break;
+    case "invalid_union": {
+      // A plain union (not discriminated): report the branch that got furthest into the value, e.g.
+      // the bad element of a seeds list rather than "not a number or a list".
+      if (!("discriminator" in issue) || issue.discriminator === undefined) {
+        const deepest = issue.errors
+          .map((branch) => branch[0])
+          .filter((i): i is Issue => i !== undefined)
+          .sort((a, b) => b.path.length - a.path.length)[0];
+        if (deepest && deepest.path.length > 0) return describeIssue(deepest, doc, fullPath);
+      }
+      break;
+    }
+  }
+  if (!found) return { path, text: issue.code === "invalid_type" ? "required" : `required (${expectedText(issue).replace(/^expected /, "")})` };
+  return { path, text: `${expectedText(issue)}, got ${preview(value)}` };
+}
+
+/** "expected …" for an issue: the schema's own text when it has one, else derived from the code. */
+function expectedText(issue: Issue): string {
+  if (issue.message.startsWith("expected")) return issue.message;
+  switch (issue.code) {
+    case "invalid_type":
+      return `expected ${withArticle(issue.expected)}`;
+    case "invalid_value":
+      return `expected one of ${issue.values.map((v) => String(v)).join(", ")}`;
+    case "invalid_union":
+      return "options" in issue && Array.isArray(issue.options) ? `expected one of ${issue.options.join(", ")}` : "expected a different kind of value";
+    case "too_small":
+      return issue.origin === "array" ? `expected at least ${issue.minimum} entries` : `expected ${issue.inclusive ? "≥" : ">"} ${issue.minimum}`;
+    case "too_big":
+      return issue.origin === "array" ? `expected at most ${issue.maximum} entries` : `expected ${issue.inclusive ? "≤" : "<"} ${issue.maximum}`;
+    case "invalid_format":
+      return `expected ${issue.format} format`;
+    default:
+      return `expected something else (${issue.message})`;
+  }
+}
+
+function withArticle(type: string): string {
+  const words: Record<string, string> = { object: "a mapping", array: "a list", int: "an integer", number: "a number", string: "a string", boolean: "true or false" };
+  return words[type] ?? `a ${type}`;
+}
+
+function lookup(doc: unknown, path: readonly PropertyKey[]): { found: boolean; value: unknown } {
+  let node: unknown = doc;
+  for (const key of path) {
+    if (typeof node !== "object" || node === null || !Object.prototype.hasOwnProperty.call(node, key)) return { found: false, value: undefined };
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return { found: node !== undefined, value: node };
+}
+
+function preview(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  if (typeof value === "number" && !Number.isFinite(value)) text = String(value); // JSON would say null
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** ["student", "model", "layers", 1, "units"] → "student.model.layers[1].units". */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}

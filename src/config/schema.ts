@@ -1,0 +1,287 @@
+// The run config (YAML) as a zod schema. Every object is strict so a typo is an error rather than a
+// silently ignored key, and every default is filled here, so the pipeline never guesses. The parsed
+// output is itself valid input (no added keys), so a resolved config can be written back and reloaded.
+// Messages: each schema carries an "expected …" text; load.ts appends ", got <value>".
+
+import { join } from "node:path";
+import { z } from "zod";
+
+// ---- building blocks --------------------------------------------------------------------------
+
+type Shape = Record<string, z.ZodType>;
+
+/** A strict object whose unknown-key message lists the keys that are allowed (and a near miss). */
+function obj<S extends Shape>(shape: S) {
+  const allowed = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) => {
+      if (iss.code === "unrecognized_keys") return unknownKeyMessage(iss.keys[0] ?? "", allowed);
+      if (iss.code === "invalid_type") return "expected a mapping (key: value)";
+      return undefined;
+    },
+  });
+}
+
+function unknownKeyMessage(key: string, allowed: string[]): string {
+  const near = allowed.find((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
+  const hint = near ? `did you mean "${near}"? ` : "";
+  return `unknown key ${JSON.stringify(key)} (${hint}allowed: ${allowed.join(", ")})`;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** One message for every way a number can be wrong, so type and range errors read the same. */
+const num = (what: string) => ({ error: `expected ${what}` });
+
+const positiveInt = () => {
+  const e = num("a positive integer");
+  return z.number(e).int(e).positive(e);
+};
+const nonNegativeInt = () => {
+  const e = num("an integer ≥ 0");
+  return z.number(e).int(e).min(0, e);
+};
+const positiveNumber = () => {
+  const e = num("a number > 0");
+  return z.number(e).positive(e);
+};
+const nonNegativeNumber = () => {
+  const e = num("a number ≥ 0");
+  return z.number(e).min(0, e);
+};
+/** [0, 1): momentum, betas, dropout. */
+const unitOpen = () => {
+  const e = num("a number from 0 up to (not including) 1");
+  return z.number(e).min(0, e).lt(1, e);
+};
+const unitClosed = () => {
+  const e = num("a number from 0 to 1");
+  return z.number(e).min(0, e).max(1, e);
+};
+const str = (what = "a string") => z.string(num(what)).min(1, num(`a non-empty ${what.replace(/^an? /, "")}`));
+const enumOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `expected one of ${values.join(", ")}` });
+const bool = () => z.boolean(num("true or false"));
+
+// ---- model ------------------------------------------------------------------------------------
+
+const named = { name: str("a layer name").optional() };
+
+const activationKinds = ["relu", "gelu", "tanh", "sigmoid"] as const;
+
+const layerSchema = z.discriminatedUnion(
+  "type",
+  [
+    obj({ type: z.literal("linear"), units: positiveInt(), ...named }),
+    obj({
+      type: z.literal("conv"),
+      filters: positiveInt(),
+      kernel: positiveInt(),
+      stride: positiveInt().default(1),
+      padding: nonNegativeInt().default(0),
+      groups: positiveInt().default(1),
+      ...named,
+    }),
+    obj({ type: z.literal("maxpool"), size: positiveInt(), stride: positiveInt().optional(), ...named }),
+    obj({ type: z.literal("avgpool"), size: positiveInt(), stride: positiveInt().optional(), ...named }),
+    obj({ type: z.literal("gap"), ...named }),
+    obj({ type: z.literal("flatten"), ...named }),
+    obj({ type: z.enum(activationKinds), ...named }),
+    obj({ type: z.literal("dropout"), p: unitOpen(), ...named }),
+    obj({ type: z.literal("batchnorm"), ...named }),
+    obj({ type: z.literal("layernorm"), ...named }),
+  ],
+  {
+    // The issue type omits invalid_type, but a non-mapping entry does arrive here with it.
+    error: (iss: { code?: string }) => {
+      if (iss.code === "invalid_type") return "expected a layer mapping like {type: linear, units: 128}";
+      if (iss.code === "invalid_union") return `expected one of ${LAYER_TYPES.join(", ")}`;
+      return undefined;
+    },
+  },
+);
+
+export const LAYER_TYPES = [
+  "linear",
+  "conv",
+  "maxpool",
+  "avgpool",
+  "gap",
+  "flatten",
+  ...activationKinds,
+  "dropout",
+  "batchnorm",
+  "layernorm",
+] as const;
+
+export type LayerSpec = z.output<typeof layerSchema>;
+
+const modelSchema = obj({
+  input: enumOf(["flat", "image"]).optional(),
+  layers: z.array(layerSchema, num("a list of layers")).min(1, num("at least one layer")),
+}).transform((m) => ({
+  // A model that starts with a linear layer wants [N, 784]; anything else wants [N, 1, 28, 28].
+  input: m.input ?? (m.layers[0]!.type === "linear" ? ("flat" as const) : ("image" as const)),
+  layers: m.layers,
+}));
+
+export type ModelSpec = z.output<typeof modelSchema>;
+
+// ---- training ---------------------------------------------------------------------------------
+
+const optimizerSchema = z.discriminatedUnion(
+  "kind",
+  [
+    obj({
+      kind: z.literal("sgd"),
+      lr: positiveNumber(),
+      momentum: unitOpen().default(0.9),
+      nesterov: bool().default(false),
+      weightDecay: nonNegativeNumber().default(0),
+    }),
+    obj({
+      kind: z.enum(["adam", "adamw"]),
+      lr: positiveNumber(),
+      beta1: unitOpen().default(0.9),
+      beta2: unitOpen().default(0.999),
+      eps: positiveNumber().default(1e-8),
+      weightDecay: nonNegativeNumber().default(0),
+    }),
+  ],
+  {
+    error: (iss: { code?: string }) => {
+      if (iss.code === "invalid_type") return "expected a mapping like {kind: adam, lr: 0.001}";
+      if (iss.code === "invalid_union") return "expected one of sgd, adam, adamw";
+      return undefined;
+    },
+  },
+);
+
+export type OptimizerSpec = z.output<typeof optimizerSchema>;
+
+const scheduleSchema = obj({
+  kind: enumOf(["constant", "step", "cosine"]).default("cosine"),
+  warmupEpochs: nonNegativeInt().default(0),
+  stepEvery: positiveInt().optional(),
+  gamma: z.number(num("a number in (0, 1]")).positive(num("a number in (0, 1]")).max(1, num("a number in (0, 1]")).optional(),
+})
+  .superRefine((s, ctx) => {
+    if (s.kind === "step" && s.stepEvery === undefined)
+      ctx.addIssue({ code: "custom", path: ["stepEvery"], message: "required with kind: step (epochs between decays)" });
+    for (const key of ["stepEvery", "gamma"] as const)
+      if (s.kind !== "step" && s[key] !== undefined)
+        ctx.addIssue({ code: "custom", path: [key], message: `only used with kind: step (kind is ${s.kind})` });
+  })
+  .transform((s) => (s.kind === "step" ? { ...s, gamma: s.gamma ?? 0.1 } : s));
+
+export type ScheduleSpec = z.output<typeof scheduleSchema>;
+
+const trainSchema = obj({
+  epochs: positiveInt(),
+  batchSize: positiveInt().default(128),
+  optimizer: optimizerSchema,
+  schedule: scheduleSchema.prefault({}),
+  jitter: z.number(num("an integer from 0 to 4")).int(num("an integer from 0 to 4")).min(0, num("an integer from 0 to 4")).max(4, num("an integer from 0 to 4")).default(0),
+  clipGradNorm: positiveNumber().optional(),
+});
+
+export type TrainSpec = z.output<typeof trainSchema>;
+
+// ---- stages -----------------------------------------------------------------------------------
+
+/** Either a ready ONNX classifier or a spec trained in this run; narrow with `teacher.onnx !== undefined`. */
+export type TeacherSpec =
+  | { onnx: string; model?: never; train?: never }
+  | { onnx?: never; model: ModelSpec; train: TrainSpec };
+
+const teacherSchema = obj({
+  onnx: str("a path to an .onnx file").optional(),
+  model: modelSchema.optional(),
+  train: trainSchema.optional(),
+})
+  .superRefine((t, ctx) => {
+    if (t.onnx !== undefined && t.model !== undefined)
+      ctx.addIssue({ code: "custom", path: [], message: "give either onnx (a trained classifier) or model (trained here), not both" });
+    else if (t.onnx === undefined && t.model === undefined)
+      ctx.addIssue({ code: "custom", path: [], message: "needs onnx (a trained classifier) or model (with train)" });
+    else if (t.model !== undefined && t.train === undefined)
+      ctx.addIssue({ code: "custom", path: ["train"], message: "required with model" });
+    else if (t.onnx !== undefined && t.train !== undefined)
+      ctx.addIssue({ code: "custom", path: ["train"], message: "only used with model (an ONNX teacher is not trained)" });
+  })
+  .transform((t) => t as TeacherSpec);
+
+const studentSchema = obj({ model: modelSchema, train: trainSchema });
+
+export type StudentSpec = z.output<typeof studentSchema>;
+
+const optionalPositiveInt = () => positiveInt().nullable().default(null);
+
+const dataSchema = obj({
+  dataset: enumOf(["mnist", "fashion-mnist"]),
+  dir: str("a folder path").nullable().default(null),
+  trainLimit: optionalPositiveInt(),
+  testLimit: optionalPositiveInt(),
+  validation: nonNegativeInt().default(5000),
+  transfer: enumOf(["labeled", "unlabeled"]).default("labeled"),
+});
+
+export type DataSpec = z.output<typeof dataSchema>;
+
+const kdSchema = obj({
+  temperature: positiveNumber().default(4),
+  alpha: unitClosed().default(0.9),
+});
+
+export type KdSpec = z.output<typeof kdSchema>;
+
+// ---- whole config -----------------------------------------------------------------------------
+
+const seedsSchema = z
+  .union([positiveInt(), z.array(nonNegativeInt(), num("a list of seeds")).min(1, num("at least one seed"))], {
+    error: "expected a count K (seeds 0..K-1) or a list like [0, 1, 2]",
+  })
+  .superRefine((s, ctx) => {
+    if (Array.isArray(s) && new Set(s).size !== s.length) ctx.addIssue({ code: "custom", message: "expected distinct seeds" });
+  })
+  .transform((s) => (Array.isArray(s) ? s : Array.from({ length: s }, (_, i) => i)));
+
+const NAME_RE = /^[A-Za-z0-9._-]+$/;
+
+export const distillConfigSchema = obj({
+  name: z.string(num("a name")).regex(NAME_RE, num('a name of letters, digits, ".", "_" and "-"')),
+  output: str("a folder path").optional(),
+  seeds: seedsSchema.default([0]),
+  data: dataSchema,
+  teacher: teacherSchema,
+  student: studentSchema,
+  kd: kdSchema.prefault({}),
+}).transform((c) => ({
+  name: c.name,
+  output: c.output ?? defaultRunDir(c),
+  seeds: c.seeds,
+  data: c.data,
+  teacher: c.teacher,
+  student: c.student,
+  // Without labels there is no cross-entropy term to weigh, so all of the loss is distillation.
+  kd: c.data.transfer === "unlabeled" ? { ...c.kd, alpha: 1 } : c.kd,
+}));
+
+/** The config after validation: defaults filled, seeds expanded to a list, output resolved. */
+export type DistillConfig = z.output<typeof distillConfigSchema>;
+/** What a YAML file may contain (before defaults). */
+export type DistillConfigInput = z.input<typeof distillConfigSchema>;
+
+/** The run folder: `output` when given, else runs/<name> (relative to the working directory). */
+export function defaultRunDir(config: { name: string; output?: string | undefined }): string {
+  return config.output ?? join("runs", config.name);
+}
