@@ -148,7 +148,7 @@ describe("layer gradients", () => {
       const masks: CheckInput[] = ctx.randomInputs.map((r) => {
         const n = r.shape.map((d) => (typeof d === "number" ? d : batch));
         const mrng = new Rng(7, r.name);
-        return { value: g.inputs.find((v) => v.name === r.name)!, data: Uint8Array.from({ length: size(n) }, () => (mrng.next() < r.keepProbability ? 1 : 0)), wrt: false, shape: n };
+        return { value: g.inputs.find((v) => v.name === r.name)!, data: Float32Array.from({ length: size(n) }, () => (mrng.next() < r.keepProbability ? 1 / r.keepProbability : 0)), wrt: false, shape: n };
       });
       const outShape = y.shape.map((d) => (typeof d === "number" ? d : batch));
       return { inputs: [x, ...params, ...masks], output: y, outputShape: outShape };

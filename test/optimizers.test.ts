@@ -15,7 +15,7 @@ async function runGraph(opt: OptimizerConfig, lrs: number[], clip?: number): Pro
   const g = new Graph();
   const w = g.input("w", [3]);
   const loss = F.add(F.reduceSum(F.mul(w, g.constFloat(C, [3])), [0]), F.scale(F.reduceSum(F.mul(w, w), [0]), 0.5));
-  const compiled = compileTrainStep({ graph: g, loss, params: new Map([["w", w]]), optimizer: opt, clipGradNorm: clip });
+  const compiled = compileTrainStep({ graph: g, loss, params: new Map([["w", w]]), optimizer: opt, clipGradNorm: clip, reportGradNorm: true });
   const initial = new Map([["w", { shape: [3], data: Float32Array.from(W0) }]]);
   for (const s of compiled.stateNames) if (s !== "w") initial.set(s, { shape: [3], data: new Float32Array(3) });
   const session = await TrainingSession.create(compiled, opt, initial, { threads: 1 });

@@ -43,19 +43,44 @@ function attributeProto(name: string, a: import("./graph.js").Attr) {
   return { name, type: A.STRING, s: new TextEncoder().encode(a.s) };
 }
 
-/** Serialises `graph` to ONNX bytes. Outputs whose name differs from the value get an Identity node. */
+/**
+ * Serialises `graph` to ONNX bytes. Nodes that no output needs are dropped (autodiff emits some,
+ * e.g. the gradient of a first layer's input), and an output's producing value is renamed to the
+ * output name, so no Identity copy is added unless the value is a graph input or output twice.
+ */
 export function encodeModel(graph: Graph, options: ModelOptions = {}): Uint8Array {
-  const nodes = graph.nodes.map((n, i) => ({
-    name: `${n.scope ? n.scope + "/" : ""}${n.opType}_${i}`,
-    opType: n.opType,
-    input: n.inputs.map((v) => (v ? v.name : "")),
-    output: n.outputs.map((v) => v.name),
-    attribute: Object.entries(n.attrs).map(([k, a]) => attributeProto(k, a)),
-  }));
-  const outputs = graph.outputs.map(({ value, name }) => {
-    if (value.name !== name) nodes.push({ name: `output/${name}`, opType: "Identity", input: [value.name], output: [name], attribute: [] });
-    return valueInfo(name, value);
-  });
+  const rename = new Map<string, string>();
+  const identities: { from: string; to: string }[] = [];
+  const claimed = new Set<Value>();
+  for (const { value, name } of graph.outputs) {
+    if (value.name === name) claimed.add(value);
+    else if (value.producer && !claimed.has(value) && !graph.inputs.includes(value)) {
+      rename.set(value.name, name);
+      claimed.add(value);
+    } else identities.push({ from: rename.get(value.name) ?? value.name, to: name });
+  }
+  const nameOf = (v: Value | undefined) => (v ? rename.get(v.name) ?? v.name : "");
+
+  // Liveness, walking backwards from the outputs.
+  const live = new Set<Value>(graph.outputs.map((o) => o.value));
+  const keep: boolean[] = new Array(graph.nodes.length).fill(false);
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const n = graph.nodes[i]!;
+    if (!n.outputs.some((o) => live.has(o))) continue;
+    keep[i] = true;
+    for (const v of n.inputs) if (v) live.add(v);
+  }
+  const nodes = graph.nodes
+    .filter((_, i) => keep[i])
+    .map((n, i) => ({
+      name: `${n.scope ? n.scope + "/" : ""}${n.opType}_${i}`,
+      opType: n.opType,
+      input: n.inputs.map(nameOf),
+      output: n.outputs.map(nameOf),
+      attribute: Object.entries(n.attrs).map(([k, a]) => attributeProto(k, a)),
+    }));
+  for (const { from, to } of identities) nodes.push({ name: `output/${to}`, opType: "Identity", input: [from], output: [to], attribute: [] });
+  const outputs = graph.outputs.map(({ value, name }) => valueInfo(name, value));
   const model = onnx.ModelProto.create({
     irVersion: IR_VERSION,
     opsetImport: [{ domain: "", version: OPSET }],
@@ -68,7 +93,8 @@ export function encodeModel(graph: Graph, options: ModelOptions = {}): Uint8Arra
       node: nodes,
       input: graph.inputs.map((v) => valueInfo(v.name, v)),
       output: outputs,
-      initializer: [...graph.initializers.values()].map(({ value, tensor }) => tensorProto(value.name, tensor)),
+      // Initializers no live node reads are dropped too.
+      initializer: [...graph.initializers.values()].filter(({ value }) => live.has(value)).map(({ value, tensor }) => tensorProto(value.name, tensor)),
     },
   });
   return onnx.ModelProto.encode(model).finish();

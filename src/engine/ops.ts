@@ -109,7 +109,8 @@ export const OPS: Record<string, OpDef> = {
   Neg: { infer: sameAsFirst, grad: (_g, _i, _o, [dy]) => [neg(dy!)] },
   Relu: {
     infer: sameAsFirst,
-    grad: (g, _i, [y], [dy]) => [where(greater(y!, g.constFloat([0])), dy!, g.constFloat([0]))],
+    // y ≥ 0, so sign(y) is the 0/1 mask; Sign+Mul runs several times faster than Where here.
+    grad: (_g, _i, [y], [dy]) => [mul(dy!, unary("Sign", y!))],
   },
   Tanh: {
     infer: sameAsFirst,

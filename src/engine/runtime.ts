@@ -40,11 +40,14 @@ export class Session {
 
   static async create(model: Uint8Array | string, options: RuntimeOptions = {}): Promise<Session> {
     const threads = options.threads ?? defaultThreads();
+    // DISTILL_PROFILE=<prefix> writes onnxruntime's per-op timing JSON (for performance work).
+    const profile = process.env["DISTILL_PROFILE"];
     const s = await ort.InferenceSession.create(model as never, {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       graphOptimizationLevel: "all",
       executionMode: "sequential",
+      ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
     });
     return new Session(s, s.inputNames, s.outputNames);
   }
@@ -83,6 +86,7 @@ export class Session {
   }
 
   async dispose(): Promise<void> {
+    if (process.env["DISTILL_PROFILE"]) this.session.endProfiling();
     await this.session.release();
   }
 }

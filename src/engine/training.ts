@@ -34,6 +34,8 @@ export interface TrainGraphSpec {
   outputs?: Record<string, Value>;
   optimizer: OptimizerConfig;
   clipGradNorm?: number;
+  /** Output the global gradient norm (always on when clipping); costs one pass over all gradients. */
+  reportGradNorm?: boolean;
 }
 
 const NEXT = "next:";
@@ -46,9 +48,9 @@ export function compileTrainStep(spec: TrainGraphSpec): { model: Uint8Array; sta
   for (const [n, v] of spec.params) if (!isStatic(v.shape)) throw new Error(`parameter ${n} has a symbolic shape ${formatShape(v.shape)}`);
 
   let grads = gradients(g, spec.loss, paramValues);
-  let norm: Value;
+  let norm: Value | undefined;
   if (spec.clipGradNorm !== undefined) ({ grads, norm } = g.withScope("clip", () => clipByGlobalNorm(g, grads, spec.clipGradNorm!)));
-  else norm = g.withScope("clip", () => globalNorm(grads));
+  else if (spec.reportGradNorm) norm = g.withScope("clip", () => globalNorm(grads));
 
   const scalars: Record<string, Value> = {};
   for (const s of optimizerScalarNames(spec.optimizer)) scalars[s] = g.input(`opt:${s}`, [], "float32");
@@ -72,8 +74,11 @@ export function compileTrainStep(spec: TrainGraphSpec): { model: Uint8Array; sta
     stateNames.push(input.name);
   }
   g.output(spec.loss, "loss");
-  g.output(norm, "grad_norm");
-  const outputNames = ["loss", "grad_norm"];
+  const outputNames = ["loss"];
+  if (norm) {
+    g.output(norm, "grad_norm");
+    outputNames.push("grad_norm");
+  }
   for (const [k, v] of Object.entries(spec.outputs ?? {})) {
     g.output(v, k);
     outputNames.push(k);
@@ -83,7 +88,10 @@ export function compileTrainStep(spec: TrainGraphSpec): { model: Uint8Array; sta
 
 export interface StepResult {
   loss: number;
+  /** Global gradient norm before clipping; NaN unless clipping or reportGradNorm is on. */
   gradNorm: number;
+  /** Milliseconds inside onnxruntime's run call (the rest of a step is JavaScript). */
+  runMs: number;
   outputs: Record<string, HostTensor>;
 }
 
@@ -159,12 +167,15 @@ export class TrainingSession {
       const spare = this.spare.get(k)!;
       into[NEXT + k] = { dtype: "float32", shape: spare.shape, data: spare.data };
     }
-    const wanted = [...Object.keys(into), "loss", "grad_norm", ...fetch];
+    const hasNorm = this.outputNames.includes("grad_norm");
+    const wanted = [...Object.keys(into), "loss", ...(hasNorm ? ["grad_norm"] : []), ...fetch];
+    const t0 = performance.now();
     const res = await this.session.run(all, into, wanted);
+    const runMs = performance.now() - t0;
     [this.current, this.spare] = [this.spare, this.current];
     const outputs: Record<string, HostTensor> = {};
     for (const f of fetch) outputs[f] = res[f]!;
-    return { loss: (res["loss"]!.data as Float32Array)[0]!, gradNorm: (res["grad_norm"]!.data as Float32Array)[0]!, outputs };
+    return { loss: (res["loss"]!.data as Float32Array)[0]!, gradNorm: hasNorm ? (res["grad_norm"]!.data as Float32Array)[0]! : NaN, runMs, outputs };
   }
 
   get availableOutputs(): string[] {

@@ -144,9 +144,8 @@ export class Dropout extends Module {
   }
   protected build(ctx: ForwardContext, x: Value): Value {
     if (!ctx.training || this.opts.p === 0) return x;
-    const keep = 1 - this.opts.p;
-    const mask = ctx.randomMask(`${this.path || "dropout"}.mask`, x.shape, keep);
-    return F.where(mask, F.scale(x, 1 / keep), ctx.graph.constFloat([0]));
+    const mask = ctx.randomMask(`${this.path || "dropout"}.mask`, x.shape, 1 - this.opts.p);
+    return F.mul(x, mask);
   }
 }
 

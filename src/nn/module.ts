@@ -18,7 +18,10 @@ export interface ParamDecl {
   role: "param" | "buffer";
 }
 
-/** A randomly drawn input the training step needs each step (dropout keep-masks). */
+/**
+ * A randomly drawn input the training step needs each step: a dropout keep-mask, fed as float32
+ * holding 0 or 1/keepProbability so that dropout is a single multiply (and so is its gradient).
+ */
 export interface RandomInput {
   name: string;
   shape: Shape;
@@ -57,10 +60,10 @@ export class ForwardContext {
     return this.provide(decl);
   }
 
-  /** A boolean keep-mask input drawn fresh each training step. */
+  /** A scaled keep-mask input (0 or 1/keep) drawn fresh each training step. */
   randomMask(name: string, shape: Shape, keepProbability: number): Value {
     this.randomInputs.push({ name, shape, keepProbability });
-    return this.graph.input(name, shape, "bool");
+    return this.graph.input(name, shape, "float32");
   }
 
   tap(name: string, v: Value): void {

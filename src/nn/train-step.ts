@@ -32,6 +32,7 @@ export interface ModelTrainerOptions {
   optimizer: OptimizerConfig;
   loss: (ctx: LossContext) => LossResult;
   clipGradNorm?: number;
+  reportGradNorm?: boolean;
   /** Seed for dropout masks; masks depend on (seed, step, layer) only, so resuming reproduces them. */
   seed?: number;
   threads?: number;
@@ -74,7 +75,7 @@ export class ModelTrainer {
     if (o.fetchLogits) outputs["logits"] = logits;
     const bufferUpdates = new Map<string, { input: Value; next: Value }>();
     for (const [name, next] of ctx.bufferUpdates) bufferUpdates.set(name, { input: paramInputs.get(name)!, next });
-    const compiled = compileTrainStep({ graph: g, loss, params: trainable, bufferUpdates, outputs, optimizer: o.optimizer, clipGradNorm: o.clipGradNorm });
+    const compiled = compileTrainStep({ graph: g, loss, params: trainable, bufferUpdates, outputs, optimizer: o.optimizer, clipGradNorm: o.clipGradNorm, reportGradNorm: o.reportGradNorm });
 
     const initial = new Map<string, StateTensor>();
     for (const [name, t] of o.params.tensors) initial.set(name, t);
@@ -100,9 +101,10 @@ export class ModelTrainer {
       const shape = r.shape.map((d) => (typeof d === "number" ? d : batch));
       const n = shape.reduce((a, b) => a * b, 1);
       const rng = new Rng(this.seed, `${stepIndex}:${r.name}`);
-      const mask = new Uint8Array(n);
-      for (let i = 0; i < n; i++) mask[i] = rng.next() < r.keepProbability ? 1 : 0;
-      all[r.name] = { dtype: "bool", shape, data: mask };
+      const mask = new Float32Array(n);
+      const kept = 1 / r.keepProbability;
+      for (let i = 0; i < n; i++) mask[i] = rng.next() < r.keepProbability ? kept : 0;
+      all[r.name] = { dtype: "float32", shape, data: mask };
     }
     const fetch = [...this.termNames, ...(this.fetchLogits ? ["logits"] : [])];
     const res = await this.session.run(all, lr, fetch);

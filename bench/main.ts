@@ -1,0 +1,136 @@
+// `npm run bench [-- --filter NAME] [-- --repeats K]`: one JSON line per figure.
+// Each figure is the median of several timed rounds after a warm-up; the machine is shared, so
+// the load average at start and end is printed with every line.
+
+import os from "node:os";
+import { Model } from "../src/nn/model.js";
+import * as L from "../src/nn/layers.js";
+import { ModelTrainer } from "../src/nn/train-step.js";
+import { kdLoss } from "../src/nn/losses.js";
+import { exportOnnx } from "../src/nn/model.js";
+import { Session, defaultThreads, type HostTensor } from "../src/engine/runtime.js";
+import { Rng } from "../src/nn/random.js";
+
+const args = process.argv.slice(2);
+const filter = args.includes("--filter") ? args[args.indexOf("--filter") + 1]! : "";
+const repeats = args.includes("--repeats") ? Number(args[args.indexOf("--repeats") + 1]) : 5;
+const digits = [..."0123456789"];
+
+function mlp800(): Model {
+  return new Model(
+    new L.Sequential([new L.Linear({ outFeatures: 800 }), new L.ReLU(), new L.Linear({ outFeatures: 800 }), new L.ReLU(), new L.Linear({ outFeatures: 10 })]),
+    { shape: [784], scale: 1 / 255 },
+    digits,
+  );
+}
+
+function cnn(): Model {
+  return new Model(
+    new L.Sequential([
+      new L.Conv2d({ outChannels: 32, kernelSize: 3, padding: 1 }),
+      new L.ReLU(),
+      new L.MaxPool2d({ kernelSize: 2 }),
+      new L.Conv2d({ outChannels: 64, kernelSize: 3, padding: 1 }),
+      new L.ReLU(),
+      new L.MaxPool2d({ kernelSize: 2 }),
+      new L.Flatten(),
+      new L.Linear({ outFeatures: 128 }),
+      new L.ReLU(),
+      new L.Linear({ outFeatures: 10 }),
+    ]),
+    { shape: [1, 28, 28], scale: 1 / 255 },
+    digits,
+  );
+}
+
+/** Forward+backward FLOPs per sample of a training step (2 per multiply-add; 3× forward). */
+const TRAIN_FLOPS: Record<string, number> = {
+  mlp800: 3 * 2 * (784 * 800 + 800 * 800 + 800 * 10),
+  cnn: 3 * 2 * (784 * 32 * 9 + 196 * 64 * 32 * 9 + 3136 * 128 + 128 * 10),
+};
+
+function median(xs: number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function randomBatch(model: Model, batch: number, seed: number): HostTensor {
+  const rng = new Rng(seed, "bench");
+  const n = batch * model.input.shape.reduce((a, b) => a * b, 1);
+  return { dtype: "float32", shape: [batch, ...model.input.shape], data: Float32Array.from({ length: n }, () => Math.floor(rng.next() * 256)) };
+}
+
+function emit(name: string, fields: Record<string, number | string>): void {
+  console.log(JSON.stringify({ name, ...fields, threads: defaultThreads(), loadavg1m: Number(os.loadavg()[0]!.toFixed(2)), node: process.version }));
+}
+
+async function benchTrain(name: string, model: Model, flopsKey: string, batch: number): Promise<void> {
+  const trainer = await ModelTrainer.create({
+    model,
+    params: model.initParameters(0),
+    optimizer: { kind: "sgd", momentum: 0.9 },
+    loss: (ctx) => {
+      const terms = kdLoss(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0.9);
+      return { loss: terms.loss };
+    },
+  });
+  const rng = new Rng(3, "teacher");
+  const feeds: Record<string, HostTensor> = {
+    input: randomBatch(model, batch, 1),
+    teacher_logits: { dtype: "float32", shape: [batch, 10], data: Float32Array.from({ length: batch * 10 }, () => rng.normal() * 3) },
+    labels: { dtype: "int64", shape: [batch], data: BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % 10)) },
+  };
+  const stepsPerRound = flopsKey === "mlp800" ? 40 : 10;
+  for (let i = 0; i < 5; i++) await trainer.step(feeds, 0.01);
+  const rates: number[] = [];
+  const outside: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    let inRun = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < stepsPerRound; i++) {
+      const res = await trainer.step(feeds, 0.01);
+      inRun += res.runMs;
+    }
+    const dt = performance.now() - t0;
+    rates.push((stepsPerRound * batch) / (dt / 1000));
+    outside.push(1 - inRun / dt);
+  }
+  await trainer.dispose();
+  const sps = median(rates);
+  emit(name, {
+    samplesPerSec: Math.round(sps),
+    gflops: Number(((sps * TRAIN_FLOPS[flopsKey]!) / 1e9).toFixed(1)),
+    stepMs: Number(((batch / sps) * 1000).toFixed(2)),
+    outsideOrtShare: Number(median(outside).toFixed(3)),
+    batch,
+    rounds: repeats,
+    minSamplesPerSec: Math.round(Math.min(...rates)),
+    maxSamplesPerSec: Math.round(Math.max(...rates)),
+  });
+}
+
+async function benchInfer(name: string, model: Model, batch: number): Promise<void> {
+  const session = await Session.create(exportOnnx(model, model.initParameters(0)));
+  const feeds = { input: randomBatch(model, batch, 2) };
+  const runsPerRound = batch === 1 ? 400 : 20;
+  for (let i = 0; i < 10; i++) await session.run(feeds);
+  const rates: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < runsPerRound; i++) await session.run(feeds);
+    rates.push((runsPerRound * batch) / ((performance.now() - t0) / 1000));
+  }
+  await session.dispose();
+  const sps = median(rates);
+  emit(name, { samplesPerSec: Math.round(sps), msPerBatch: Number(((batch / sps) * 1000).toFixed(3)), batch, rounds: repeats });
+}
+
+const figures: [string, () => Promise<void>][] = [
+  ["train.mlp800.kd.b128", () => benchTrain("train.mlp800.kd.b128", mlp800(), "mlp800", 128)],
+  ["train.cnn.kd.b128", () => benchTrain("train.cnn.kd.b128", cnn(), "cnn", 128)],
+  ["infer.mlp800.b1", () => benchInfer("infer.mlp800.b1", mlp800(), 1)],
+  ["infer.mlp800.b128", () => benchInfer("infer.mlp800.b128", mlp800(), 128)],
+  ["infer.cnn.b128", () => benchInfer("infer.cnn.b128", cnn(), 128)],
+];
+
+for (const [name, run] of figures) if (name.includes(filter)) await run();
