@@ -12,7 +12,7 @@
 // never redone, a stage in progress resumes from its last epoch checkpoint.
 
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
@@ -21,6 +21,7 @@ import { loadConfig } from "../config/load.js";
 import { loadDataset, type ImageDataset } from "../data/datasets.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { UserError } from "../errors.js";
+import { ShapeError } from "../engine/graph.js";
 import { evaluateClassifier, OnnxClassifier } from "../eval/evaluate.js";
 import { summarize } from "../eval/metrics.js";
 import type { EpochMetric, ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
@@ -71,7 +72,15 @@ export async function runDistillation(config: DistillConfig, opts: PipelineOptio
   writeFileAtomic(join(runDir, CONFIG_FILE), `# resolved from ${opts.configPath} (defaults filled in)\n` + toYaml(config));
   const state: RunState = { configPath: opts.configPath, createdAt: new Date().toISOString(), codeVersion: codeVersion(), activeSeconds: 0 };
   writeFileAtomic(join(runDir, STATE_FILE), JSON.stringify(state, null, 2) + "\n");
-  return execute(runDir, config, state, opts);
+  try {
+    return await execute(runDir, config, state, opts);
+  } catch (e) {
+    // Failed before any stage produced anything (bad data, shapes, teacher file): leave no run
+    // folder behind, so fixing the config and running again just works.
+    const left = readdirSync(runDir).filter((f) => !f.startsWith("."));
+    if (left.every((f) => f === CONFIG_FILE || f === STATE_FILE)) rmSync(runDir, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 export async function resumeDistillation(runDir: string, opts: { quiet: boolean; cacheDir?: string; progress?: Progress }): Promise<{ runDir: string; results: RunResults }> {
@@ -128,6 +137,12 @@ async function execute(runDir: string, config: DistillConfig, state: RunState, o
     writeFileAtomic(join(runDir, "metrics.jsonl"), lines.map((l) => JSON.stringify(l)).join("\n") + (lines.length ? "\n" : ""));
   };
   const studentModel = () => buildModel(config.student.model, classLabels, geometry);
+  // Impossible shapes fail here, before any training, naming the model and the layer.
+  checkBuilds("student.model", studentModel);
+  if (config.teacher.model) {
+    const spec = config.teacher.model;
+    checkBuilds("teacher.model", () => buildModel(spec, classLabels, geometry));
+  }
 
   // ---- 1. teacher ----
   const teacherFile = join(runDir, "teacher.onnx");
@@ -227,6 +242,15 @@ async function execute(runDir: string, config: DistillConfig, state: RunState, o
   return { runDir, results };
 
   // -- helpers (closures over the run) --
+
+  function checkBuilds(key: string, make: () => Model): void {
+    try {
+      make().declarations();
+    } catch (e) {
+      if (e instanceof ShapeError) throw new UserError(opts.configPath, `${key}: ${e.message}`);
+      throw e;
+    }
+  }
 
   function finishStage(stage: string, seed: number, model: Model, params: ReturnType<Model["initParameters"]>, history: EpochMetric[]): void {
     const bytes = exportOnnx(model, params, {

@@ -61,9 +61,10 @@ export async function teacherSoftTargets(o: {
       return { logits, classes: k, key, computedSamples: 0, file };
     }
   }
+  const before = o.teacher.samplesRun;
   const logits = await o.teacher.logits(o.set, o.indices, 500, (done) => o.onProgress?.(done, o.indices.length));
   for (let i = 0; i < logits.length; i++)
     if (!Number.isFinite(logits[i]!)) throw new Error(`teacher ${o.teacher.where} produced a non-finite logit for example ${o.indices[Math.floor(i / k)]}`);
   writeFileAtomic(file, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
-  return { logits, classes: k, key, computedSamples: o.indices.length, file };
+  return { logits, classes: k, key, computedSamples: o.teacher.samplesRun - before, file };
 }

@@ -27,6 +27,9 @@ export class OnnxClassifier {
     readonly initializerCount: number,
   ) {}
 
+  /** Samples this classifier has run forward (so tests can count teacher passes). */
+  samplesRun = 0;
+
   static async fromFile(path: string, threads?: number): Promise<OnnxClassifier> {
     let bytes: Uint8Array;
     try {
@@ -88,6 +91,7 @@ export class OnnxClassifier {
       }
       const res = await this.session.run({ [this.inputName]: { dtype: "float32", shape: [n, ...this.sampleShape], data: x } }, undefined, [this.outputName]);
       out.set(res[this.outputName]!.data as Float32Array, start * k);
+      this.samplesRun += n;
       onBatch?.(start + n);
     }
     return out;
