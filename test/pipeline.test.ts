@@ -173,3 +173,15 @@ test("a diverging loss stops the run with a one-line message saying what to chan
   assert.match(r.stderr.trim(), /^distill: teacher \(seed 0\): loss became (NaN|Infinity|-Infinity) at epoch 1, batch \d+; .*lr/);
   assert.ok(!existsSync(join(runDir, "teacher.onnx")));
 });
+
+test("distill eval measures an exported model exactly as the run did", () => {
+  const r = cli(["eval", join(uninterrupted, "student.onnx"), "--data", "mnist", "--limit", "1000", "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout) as { accuracy: number; errors: number; nll: number; total: number; onnxBytes: number; latencyP50Ms: number };
+  const results = JSON.parse(readFileSync(join(uninterrupted, "results.json"), "utf8")) as RunResults;
+  const want = results.models.find((m) => m.role === "student")!.perSeed[0]!;
+  assert.deepEqual({ accuracy: got.accuracy, errors: got.errors, nll: got.nll, total: got.total, onnxBytes: got.onnxBytes }, { accuracy: want.accuracy, errors: want.errors, nll: want.nll, total: want.total, onnxBytes: want.onnxBytes });
+  assert.ok(got.latencyP50Ms > 0);
+  const table = cli(["eval", join(uninterrupted, "student.onnx"), "--data", "mnist", "--limit", "1000"]);
+  assert.match(table.stdout, new RegExp(`accuracy +${(want.accuracy * 100).toFixed(2)}% \\(${want.errors} errors of 1000\\)`));
+});

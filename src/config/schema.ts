@@ -125,12 +125,15 @@ export const LAYER_TYPES = [
 
 export type LayerSpec = z.output<typeof layerSchema>;
 
+const ELEMENTWISE = new Set<string>(["dropout", ...activationKinds]);
+
 const modelSchema = obj({
   input: enumOf(["flat", "image"]).optional(),
   layers: z.array(layerSchema, num("a list of layers")).min(1, num("at least one layer")),
 }).transform((m) => ({
-  // A model that starts with a linear layer wants [N, 784]; anything else wants [N, 1, 28, 28].
-  input: m.input ?? (m.layers[0]!.type === "linear" ? ("flat" as const) : ("image" as const)),
+  // A model whose first shape-changing layer is linear wants [N, 784] (input dropout or an
+  // activation before it changes nothing); anything else wants [N, 1, 28, 28].
+  input: m.input ?? (m.layers.find((l) => !ELEMENTWISE.has(l.type))?.type === "linear" ? ("flat" as const) : ("image" as const)),
   layers: m.layers,
 }));
 
