@@ -157,6 +157,11 @@ describe("layer gradients", () => {
 
   it("Linear", () => layerCheck("linear", new L.Linear({ outFeatures: 4 }), [5], "train"));
   it("Conv2d 3×3 pad 1", () => layerCheck("conv", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1 }), [2, 5, 5], "train"));
+  it("Conv2d 3×3 no padding on a non-square input (shifted-GEMM weight gradient)", () => layerCheck("conv_np", new L.Conv2d({ outChannels: 3, kernelSize: 3 }), [2, 5, 7], "train"));
+  it("Conv2d 5×5 pad 2, 1×1", async () => {
+    await layerCheck("conv5", new L.Conv2d({ outChannels: 2, kernelSize: 5, padding: 2 }), [3, 6, 5], "train");
+    await layerCheck("conv1x1", new L.Conv2d({ outChannels: 2, kernelSize: 1 }), [3, 4, 4], "train");
+  });
   it("Conv2d stride 2 (dropped trailing rows)", () => layerCheck("conv_s2", new L.Conv2d({ outChannels: 2, kernelSize: 3, stride: 2 }), [2, 6, 6], "train"));
   it("Conv2d depthwise (groups = channels)", () => layerCheck("dwconv", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1, groups: 3 }), [3, 5, 5], "train"));
   it("Conv2d depthwise with multiplier 2, stride 2", () => layerCheck("dwconv2", new L.Conv2d({ outChannels: 6, kernelSize: 3, stride: 2, padding: 1, groups: 3 }), [3, 6, 6], "train"));

@@ -93,3 +93,34 @@ describe("optimizers match torch.optim update rules", () => {
     assert.ok(dist(free.w) > dist(clipped.w));
   });
 });
+
+describe("SGD momentum folded into the weight-gradient Gemm", () => {
+  it("gives the same parameters as the unfolded update (which grad-norm reporting forces)", async () => {
+    const { Model } = await import("../src/nn/model.js");
+    const L = await import("../src/nn/layers.js");
+    const { ModelTrainer } = await import("../src/nn/train-step.js");
+    const { crossEntropy } = await import("../src/nn/losses.js");
+    const model = new Model(new L.Sequential([new L.Linear({ outFeatures: 16 }), new L.ReLU(), new L.Linear({ outFeatures: 3 })]), { shape: [8] }, ["a", "b", "c"]);
+    const x = Float32Array.from({ length: 32 * 8 }, (_, i) => Math.sin(i * 0.37));
+    const y = BigInt64Array.from({ length: 32 }, (_, i) => BigInt(i % 3));
+    const results: Float32Array[] = [];
+    for (const reportGradNorm of [false, true]) {
+      const trainer = await ModelTrainer.create({
+        model, params: model.initParameters(1), optimizer: { kind: "sgd", momentum: 0.9 }, reportGradNorm, threads: 1,
+        loss: (ctx) => ({ loss: crossEntropy(ctx.logits, ctx.input("labels", ["N"], "int64")) }),
+      });
+      for (let s = 0; s < 4; s++) await trainer.step({ input: { dtype: "float32", shape: [32, 8], data: x }, labels: { dtype: "int64", shape: [32], data: y } }, 0.1 / (s + 1));
+      results.push(trainer.parameters().get("linear1.weight").data.slice());
+      await trainer.dispose();
+    }
+    const maxDiff = results[0]!.reduce((m, v, i) => Math.max(m, Math.abs(v - results[1]![i]!)), 0);
+    assert.ok(maxDiff < 1e-6, `max difference ${maxDiff}`);
+    // And the fold really happened: a Gemm with a C input and beta = 0.9 in the step graph.
+    const g = new Graph();
+    const xin = model.inputValue(g, "input");
+    const { logits, paramInputs } = model.build(g, "train", { kind: "inputs" }, xin);
+    const loss = crossEntropy(logits, g.input("labels", ["N"], "int64"));
+    compileTrainStep({ graph: g, loss, params: paramInputs, optimizer: { kind: "sgd", momentum: 0.9 } });
+    assert.ok(g.nodes.some((n) => n.opType === "Gemm" && n.inputs[2]?.name.endsWith("momentum") && "beta" in n.attrs));
+  });
+});

@@ -76,7 +76,9 @@ export function encodeModel(graph: Graph, options: ModelOptions = {}): Uint8Arra
       name: `${n.scope ? n.scope + "/" : ""}${n.opType}_${i}`,
       opType: n.opType,
       input: n.inputs.map(nameOf),
-      output: n.outputs.map(nameOf),
+      // Trailing outputs nothing reads are left off (they are optional in every op we emit, and
+      // e.g. MaxPool without its Indices output runs ~10× faster in onnxruntime).
+      output: n.outputs.slice(0, liveOutputCount(n.outputs, live)).map(nameOf),
       attribute: Object.entries(n.attrs).map(([k, a]) => attributeProto(k, a)),
     }));
   for (const { from, to } of identities) nodes.push({ name: `output/${to}`, opType: "Identity", input: [from], output: [to], attribute: [] });
@@ -134,4 +136,13 @@ export function decodeModel(bytes: Uint8Array): DecodedModel {
     initializers,
     opTypes: (g.node ?? []).map((n) => n.opType ?? ""),
   };
+}
+
+/** Outputs up to and including the last live one (at least the first). */
+function liveOutputCount(outputs: Value[], live: Set<Value>): number {
+  let last = 0;
+  outputs.forEach((o, i) => {
+    if (live.has(o)) last = i;
+  });
+  return last + 1;
 }
