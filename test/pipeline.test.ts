@@ -185,3 +185,17 @@ test("distill eval measures an exported model exactly as the run did", () => {
   const table = cli(["eval", join(uninterrupted, "student.onnx"), "--data", "mnist", "--limit", "1000"]);
   assert.match(table.stdout, new RegExp(`accuracy +${(want.accuracy * 100).toFixed(2)}% \\(${want.errors} errors of 1000\\)`));
 });
+
+test("Ctrl-C stops at once with exit code 130 and says how to resume", async () => {
+  const runDir = join(dir, "sigint");
+  const child = spawn(process.execPath, [CLI, "run", config("full"), "--quiet", "--output", runDir], { env: { ...process.env, DISTILL_CACHE: join(dir, "cache") }, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+  const deadline = Date.now() + 120_000;
+  while (!existsSync(join(runDir, "checkpoints", "teacher-s0.ckpt")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  child.kill("SIGINT");
+  assert.equal(await exited, 130);
+  assert.match(stderr, new RegExp(`interrupted; continue with: distill resume ${runDir.replace(/[.]/g, "\\.")}`));
+  assert.ok(existsSync(join(runDir, "checkpoints", "teacher-s0.ckpt")));
+});

@@ -29,7 +29,7 @@ import { exportOnnx, type Model } from "../nn/model.js";
 import { buildModel, pixelStatistics } from "../nn/spec.js";
 import { writeReport } from "../report/html.js";
 import { writeFileAtomic } from "../util/fs.js";
-import { createProgress, type Progress } from "../util/progress.js";
+import { createProgress, stopAllProgress, type Progress } from "../util/progress.js";
 import { methodNamed } from "./methods/index.js";
 import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
 import { trainStage } from "./train-stage.js";
@@ -98,6 +98,21 @@ export async function resumeDistillation(runDir: string, opts: { quiet: boolean;
 }
 
 async function execute(runDir: string, config: DistillConfig, state: RunState, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
+  // Ctrl-C: every file is written atomically, so stopping at once is safe; say how to continue.
+  const onInterrupt = () => {
+    stopAllProgress();
+    process.stderr.write(`\ninterrupted; continue with: distill resume ${runDir}\n`);
+    process.exit(130);
+  };
+  process.once("SIGINT", onInterrupt);
+  try {
+    return await executeStages(runDir, config, state, opts);
+  } finally {
+    process.removeListener("SIGINT", onInterrupt);
+  }
+}
+
+async function executeStages(runDir: string, config: DistillConfig, state: RunState, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
   const started = performance.now();
   const progress = opts.progress ?? createProgress({ quiet: opts.quiet });
   const saveState = () => {
