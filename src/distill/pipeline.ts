@@ -278,20 +278,19 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
     records.set(`${stage}-s${seed}`, record);
   }
 
+  /** Test-set metrics of one model, measured once and kept in its stage record (a resume does not re-time it). */
   async function evaluateOnce(stage: string, seed: number, file: string, params: number | undefined, teacherTestLogits: Float32Array | undefined) {
     const recPath = recordPath(stage, seed);
     const record: StageRecord = existsSync(recPath) ? (JSON.parse(readFileSync(recPath, "utf8")) as StageRecord) : { stage, seed, history: [] };
+    const needLogits = stage === "teacher"; // the others' agreement is measured against them
+    if (record.metrics && !needLogits) return { metrics: record.metrics, logits: new Float32Array(0) };
     const classifier = await OnnxClassifier.fromFile(file);
     try {
-      // Metrics are kept once measured, so a resume does not re-time latency; logits are cheap.
-      if (record.metrics && !(stage === "teacher")) {
-        return { metrics: record.metrics, logits: new Float32Array(0) };
-      }
+      if (record.metrics) return { metrics: record.metrics, logits: await classifier.logits(dataset.test, testIndices) };
       const task = progress.task(`evaluate ${stage}${seed === teacherSeed ? "" : ` seed ${seed}`}`, 1);
       const out = await evaluateClassifier({ classifier, set: dataset.test, indices: testIndices, params, teacherLogits: teacherTestLogits });
       task.update(1);
       task.finish(`acc=${out.metrics.accuracy.toFixed(4)} errors=${out.metrics.errors} p50=${out.metrics.latencyP50Ms.toFixed(3)}ms`);
-      if (record.metrics && stage === "teacher") out.metrics = record.metrics;
       record.metrics = out.metrics;
       writeFileAtomic(recPath, JSON.stringify(record) + "\n");
       return out;
