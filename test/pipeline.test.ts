@@ -150,6 +150,7 @@ test("bad input: one line naming the file, exit code 2, no stack trace", async (
   r = cli(["run", config("five"), "--quiet", "--output", join(dir, "five"), "--set", `teacher=${JSON.stringify({ onnx: fivePath })}`]);
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr.trim(), /five\.onnx: the teacher outputs 5 classes, but the student and mnist have 10$/);
+  assert.ok(!existsSync(join(dir, "five")), "no run folder left behind");
   void data;
 
   // Missing data folder.

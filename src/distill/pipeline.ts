@@ -126,7 +126,7 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
   const dataset = loadDataset(config.data.dataset, config.data.dir ?? undefined);
   const trainPool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
   if (config.data.validation >= trainPool.length)
-    throw new UserError(`${runDir}/${CONFIG_FILE}`, `data.validation: ${config.data.validation} validation examples leave none of the ${trainPool.length} training examples for training`);
+    throw new UserError(opts.configPath, `data.validation: ${config.data.validation} validation examples leave none of the ${trainPool.length} training examples for training`);
   // The split is a property of the data, not of the seed: every seed and stage sees the same one.
   const split = splitTrainValidation(trainPool.length, config.data.validation, 0);
   const trainIndices = pick(trainPool, split.train);
@@ -164,8 +164,13 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
   let teacherParams: number | undefined;
   if (config.teacher.onnx !== undefined) {
     if (!existsSync(teacherFile)) {
+      // Checked before anything is copied, so a wrong teacher leaves no run folder behind.
       const probe = await OnnxClassifier.fromFile(config.teacher.onnx);
-      await probe.dispose();
+      try {
+        checkTeacher(probe, config.teacher.onnx);
+      } finally {
+        await probe.dispose();
+      }
       copyFileSync(config.teacher.onnx, teacherFile);
     }
   } else if (!loadRecord("teacher", teacherSeed)) {
@@ -186,9 +191,7 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
   const teacher = await OnnxClassifier.fromBytes(readFileSync(teacherFile), config.teacher.onnx ?? teacherFile);
   let softTargets;
   try {
-    teacher.checkFits(dataset.train, `${config.data.dataset} images`);
-    if (teacher.numClasses !== classLabels.length)
-      throw new UserError(config.teacher.onnx ?? teacherFile, `the teacher outputs ${teacher.numClasses} classes, but the student and ${config.data.dataset} have ${classLabels.length}`);
+    checkTeacher(teacher, config.teacher.onnx ?? teacherFile);
     const task = progress.task("soft targets (teacher logits on the transfer set)", trainIndices.length);
     softTargets = await teacherSoftTargets({
       teacher, set: dataset.train, indices: trainIndices, cacheDir: opts.cacheDir ?? defaultCacheDir(),
@@ -257,6 +260,12 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
   return { runDir, results };
 
   // -- helpers (closures over the run) --
+
+  function checkTeacher(teacher: OnnxClassifier, where: string): void {
+    teacher.checkFits(dataset.train, `${config.data.dataset} images`);
+    if (teacher.numClasses !== classLabels.length)
+      throw new UserError(where, `the teacher outputs ${teacher.numClasses} classes, but the student and ${config.data.dataset} have ${classLabels.length}`);
+  }
 
   function checkBuilds(key: string, make: () => Model): void {
     try {

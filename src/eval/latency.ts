@@ -37,7 +37,7 @@ export function percentile(sorted: ArrayLike<number>, q: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
-const THROUGHPUT_REPEATS = 7;
+const THROUGHPUT_REPEATS = 15;
 
 export async function measureOnnx(
   modelBytes: Uint8Array,
@@ -66,7 +66,7 @@ export async function measureOnnx(
     times.sort();
 
     const many = feed(batch);
-    for (let i = 0; i < Math.max(2, Math.ceil(warmup / 4)); i++) await session.run(many);
+    for (let i = 0; i < Math.max(2, Math.ceil(warmup / 2)); i++) await session.run(many);
     // Median of several batch timings: one GC pause or scheduler hiccup should not set the figure.
     const batchTimes = new Float64Array(THROUGHPUT_REPEATS);
     for (let i = 0; i < THROUGHPUT_REPEATS; i++) {
