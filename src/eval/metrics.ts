@@ -1,7 +1,7 @@
 // Test-set metrics over raw logits. Everything is computed in float64 from float32 logits so the
 // numbers do not depend on the model's precision, and nothing here touches onnxruntime.
 
-import type { MeanStd, MetricName, ModelMetrics } from "./types.js";
+import type { MeanStd, MetricName, MetricSummary, ModelMetrics } from "./types.js";
 
 export type Labels = Uint8Array | Int32Array | readonly number[];
 
@@ -183,12 +183,13 @@ export const METRIC_NAMES = Object.keys(METRIC_KEYS) as MetricName[];
  * null the entry is {mean: 0, std: 0, values: []} so results.json never holds NaN (JSON has
  * none) — readers tell "no value" by the empty `values`.
  */
-export function summarize(perSeed: ModelMetrics[]): Record<MetricName, MeanStd> {
+export function summarize(perSeed: ModelMetrics[]): MetricSummary {
   if (perSeed.length === 0) throw new RangeError("summarize needs at least one seed");
-  const out = {} as Record<MetricName, MeanStd>;
+  const out: Partial<Record<MetricName, MeanStd>> = {};
   for (const key of METRIC_NAMES) {
     const values = perSeed.map((m) => m[key]).filter((v): v is number => v !== null);
-    out[key] = values.length ? meanStd(values) : { mean: 0, std: 0, values: [] };
+    // A metric no seed has (the teacher's agreement) is left out rather than reported as 0.
+    if (values.length) out[key] = meanStd(values);
   }
-  return out;
+  return out as MetricSummary;
 }

@@ -20,6 +20,9 @@ export interface ModelMetrics {
 
 export type MetricName = keyof ModelMetrics;
 
+/** Mean ± std per metric over seeds; `agreement` is absent for the teacher (no agreement with itself). */
+export type MetricSummary = Record<Exclude<MetricName, "agreement">, MeanStd> & { agreement?: MeanStd };
+
 export interface MeanStd {
   mean: number;
   std: number; // sample standard deviation over seeds (0 for one seed)
@@ -30,7 +33,7 @@ export interface ModelResult {
   role: string; // "teacher" | "baseline" | "student" | other stage names
   file: string; // .onnx path relative to the run folder (seed 0's)
   perSeed: ModelMetrics[];
-  summary: Record<MetricName, MeanStd>; // agreement omitted from mean when null
+  summary: MetricSummary;
 }
 
 export interface RunResults {
