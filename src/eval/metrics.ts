@@ -180,15 +180,13 @@ export const METRIC_NAMES = Object.keys(METRIC_KEYS) as MetricName[];
 
 /**
  * Per-metric mean ± std over seeds. Null agreements (the teacher's) are left out; when all are
- * null the entry is {mean: 0, std: 0, values: []} so results.json never holds NaN (JSON has
- * none) — readers tell "no value" by the empty `values`.
+ * null the key is absent — never a made-up 0, and never NaN (which JSON cannot hold).
  */
 export function summarize(perSeed: ModelMetrics[]): MetricSummary {
   if (perSeed.length === 0) throw new RangeError("summarize needs at least one seed");
   const out: Partial<Record<MetricName, MeanStd>> = {};
   for (const key of METRIC_NAMES) {
     const values = perSeed.map((m) => m[key]).filter((v): v is number => v !== null);
-    // A metric no seed has (the teacher's agreement) is left out rather than reported as 0.
     if (values.length) out[key] = meanStd(values);
   }
   return out as MetricSummary;
