@@ -162,14 +162,16 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
   // ---- 1. teacher ----
   const teacherFile = join(runDir, "teacher.onnx");
   let teacherParams: number | undefined;
+  let loadedTeacher: OnnxClassifier | undefined; // a user's teacher, already loaded and checked
   if (config.teacher.onnx !== undefined) {
     if (!existsSync(teacherFile)) {
       // Checked before anything is copied, so a wrong teacher leaves no run folder behind.
-      const probe = await OnnxClassifier.fromFile(config.teacher.onnx);
+      loadedTeacher = await OnnxClassifier.fromFile(config.teacher.onnx);
       try {
-        checkTeacher(probe, config.teacher.onnx);
-      } finally {
-        await probe.dispose();
+        checkTeacher(loadedTeacher, config.teacher.onnx);
+      } catch (err) {
+        await loadedTeacher.dispose();
+        throw err;
       }
       copyFileSync(config.teacher.onnx, teacherFile);
     }
@@ -188,10 +190,10 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
   if (config.teacher.model) teacherParams = buildModel(config.teacher.model, classLabels, geometry).initParameters(0).count();
 
   // ---- 2. soft targets ----
-  const teacher = await OnnxClassifier.fromBytes(readFileSync(teacherFile), config.teacher.onnx ?? teacherFile);
+  const teacher = loadedTeacher ?? (await OnnxClassifier.fromBytes(readFileSync(teacherFile), config.teacher.onnx ?? teacherFile));
   let softTargets;
   try {
-    checkTeacher(teacher, config.teacher.onnx ?? teacherFile);
+    if (!loadedTeacher) checkTeacher(teacher, config.teacher.onnx ?? teacherFile);
     const task = progress.task("soft targets (teacher logits on the transfer set)", trainIndices.length);
     softTargets = await teacherSoftTargets({
       teacher, set: dataset.train, indices: trainIndices, cacheDir: opts.cacheDir ?? defaultCacheDir(),
