@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchBrowser } from "./helpers/browser.js";
 import { renderReport, writeReport } from "../src/report/html.js";
 import { summarize } from "../src/eval/metrics.js";
 import { measureOnnx, sizeOf } from "../src/eval/latency.js";
@@ -17,7 +18,6 @@ import { encodeModel } from "../src/engine/onnx.js";
 import { UserError } from "../src/errors.js";
 import type { EpochMetric, ModelMetrics, ModelResult, RunResults } from "../src/eval/types.js";
 
-const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const HOSTILE = "student <b>bold</b> & co";
 
 function metrics(seed: number, base: { acc: number; params: number; bytes: number; p50: number }, teacher: boolean): ModelMetrics {
@@ -83,12 +83,7 @@ describe("HTML report in Chromium", () => {
   const dir = mkdtempSync(join(tmpdir(), "distill-report-"));
 
   before(async () => {
-    // CI installs Chromium; a missing browser is a broken environment, not a reason to skip.
-    assert.ok(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
-    });
+    browser = await launchBrowser();
   });
 
   after(async () => {
