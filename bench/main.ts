@@ -6,7 +6,7 @@ import os from "node:os";
 import { Model } from "../src/nn/model.js";
 import * as L from "../src/nn/layers.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
-import { kdLoss } from "../src/nn/losses.js";
+import { kdLossGraph } from "../src/nn/losses.js";
 import { exportOnnx } from "../src/nn/model.js";
 import { Session, defaultThreads, type HostTensor } from "../src/engine/runtime.js";
 import { Rng } from "../src/nn/random.js";
@@ -70,7 +70,7 @@ async function benchTrain(name: string, model: Model, flopsKey: string, batch: n
     params: model.initParameters(0),
     optimizer: { kind: "sgd", momentum: 0.9 },
     loss: (ctx) => {
-      const terms = kdLoss(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0.9);
+      const terms = kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0.9);
       return { loss: terms.loss };
     },
   });

@@ -1,4 +1,48 @@
-// Public API of distill.
+// Public API of distill (ESM only: `import … from "distill"`).
+//
+// Top level — everything the CLI does:
+//   distill(config) runs a whole distillation from the same object as a YAML config;
+//   resume(runDir), evaluate(model), loadDataset(name), writeReport(runDir).
+// Loss functions on plain arrays (kdLoss) sit next to their graph-building forms (losses.kdLossGraph).
+// Lower levels — data, models, methods, the soft-target cache, the trainer and the engine — are
+// exported for custom pipelines.
+
+// ---- the whole job ----
+export { distill, resume, evaluate, type DistillOptions, type EvaluateOptions } from "./api.js";
+export { runDistillation, resumeDistillation, type PipelineOptions } from "./distill/pipeline.js";
+export { loadConfig, validateConfig, configFromObject, type ConfigOverrides } from "./config/load.js";
+export { distillConfigSchema, type DistillConfig, type DistillConfigInput, type ModelSpec, type TrainSpec, type KdSpec } from "./config/schema.js";
+export { UserError } from "./errors.js";
+
+// ---- data ----
+export { loadDataset, DATASET_NAMES, type DatasetName, type ImageDataset, type ImageSet } from "./data/datasets.js";
+export { splitTrainValidation, seededPermutation, allIndices, firstN } from "./data/split.js";
+export { ImageBatches, type ImageBatch, type ImageBatchOptions } from "./data/batches.js";
+
+// ---- distillation ----
+export { kdLoss, type KdLossInput } from "./distill/kd-loss.js";
+export { METHODS, methodNamed, type DistillMethod, type MethodInputs, type MethodSettings } from "./distill/methods/index.js";
+export { teacherSoftTargets, softTargetKey, defaultCacheDir, type SoftTargets } from "./distill/soft-targets.js";
+export { trainStage, type StageJob } from "./distill/train-stage.js";
+export { learningRate } from "./distill/schedule.js";
+
+// ---- evaluation and report ----
+export { OnnxClassifier, evaluateClassifier, type EvaluationInput } from "./eval/evaluate.js";
+export { measureOnnx, sizeOf, formatMs } from "./eval/latency.js";
+export * as metrics from "./eval/metrics.js";
+export type { ModelMetrics, ModelResult, RunResults, EpochMetric, MetricSummary, MeanStd } from "./eval/types.js";
+export { renderReport, writeReport } from "./report/html.js";
+
+// ---- models ----
+export { buildModel, pixelStatistics, type ImageGeometry } from "./nn/spec.js";
+export * from "./nn/layers.js";
+export { Module, ForwardContext, ParameterSet, type ParamDecl } from "./nn/module.js";
+export { Model, exportOnnx, type InputSpec, type ExportOptions } from "./nn/model.js";
+export { ModelTrainer, type LossContext, type LossResult } from "./nn/train-step.js";
+export * as losses from "./nn/losses.js";
+export { Rng } from "./nn/random.js";
+
+// ---- engine ----
 export { Graph, Value, ShapeError, type Shape, type Dim, type DType } from "./engine/graph.js";
 export * as ops from "./engine/ops.js";
 export { gradients } from "./engine/autodiff.js";
@@ -6,10 +50,3 @@ export { encodeModel, decodeModel, OPSET } from "./engine/onnx.js";
 export { Session, type HostTensor } from "./engine/runtime.js";
 export { type OptimizerConfig } from "./engine/optimizers.js";
 export { compileTrainStep, TrainingSession } from "./engine/training.js";
-export * from "./nn/layers.js";
-export { Module, ForwardContext, ParameterSet, type ParamDecl } from "./nn/module.js";
-export { Model, exportOnnx, type InputSpec, type ExportOptions } from "./nn/model.js";
-export { ModelTrainer, type LossContext, type LossResult } from "./nn/train-step.js";
-export * as losses from "./nn/losses.js";
-export { Rng } from "./nn/random.js";
-export { kdLoss, type KdLossInput } from "./distill/kd-loss.js";

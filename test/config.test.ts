@@ -59,8 +59,9 @@ test("a valid config gets every default filled", () => {
   const expected: DistillConfig = {
     name: "hinton-mnist",
     output: join("runs", "hinton-mnist"),
+    keepCheckpoints: false,
     seeds: [0],
-    data: { dataset: "mnist", dir: null, trainLimit: null, testLimit: null, validation: 5000, transfer: "labeled" },
+    data: { dataset: "mnist", dir: null, trainLimit: null, testLimit: null, validation: null, transfer: "labeled" },
     teacher: {
       model: {
         input: "flat",

@@ -21,7 +21,8 @@ const defaultIo: CliIo = {
 
 /** What `distill eval` calls; the module is loaded on demand (../eval/evaluate.js). */
 export interface EvalOptions {
-  data: "mnist" | "fashion-mnist";
+  /** Default: the dataset named in the model's metadata. */
+  data?: "mnist" | "fashion-mnist";
   limit?: number;
   json: boolean;
 }
@@ -62,7 +63,8 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .version(packageVersion(), "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .exitOverride()
-    .configureOutput({ writeOut: io.writeOut, writeErr: io.writeErr })
+    // One prefix for every error, commander's own ("error: unknown option") included.
+    .configureOutput({ writeOut: io.writeOut, writeErr: io.writeErr, outputError: (text, write) => write(text.replace(/^error: /, "distill: ")) })
     .showHelpAfterError("(run with --help for usage)")
     .helpCommand(false);
 
@@ -109,11 +111,11 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .command("eval")
     .description("measure an ONNX classifier on a test set: accuracy, F1, NLL, calibration, size, latency")
     .argument("<model.onnx>", "ONNX model taking images and returning class logits")
-    .addOption(new Option("--data <dataset>", "test set").choices(["mnist", "fashion-mnist"]).makeOptionMandatory())
+    .addOption(new Option("--data <dataset>", "test set (default: the dataset in the model's metadata)").choices(["mnist", "fashion-mnist"]))
     .option("--limit <n>", "use only the first n test samples", positiveIntArg)
     .option("--json", "print the metrics as JSON")
     .option("--debug", "print stack traces of errors")
-    .action(async (modelPath: string, opts: { data: EvalOptions["data"]; limit?: number; json?: boolean }) => {
+    .action(async (modelPath: string, opts: { data?: EvalOptions["data"]; limit?: number; json?: boolean }) => {
       // A computed specifier: the module is written separately and typed by EvalModule above.
       const specifier = new URL("../eval/evaluate.js", import.meta.url).href;
       const { evalCommand } = (await import(specifier)) as EvalModule;

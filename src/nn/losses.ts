@@ -50,7 +50,7 @@ export interface KdTerms {
  * Network", §2: a weighted sum of the hard-label cross-entropy and the temperature-softened KL to
  * the teacher; the T² factor keeps the soft term's gradient scale independent of T (§2.1).
  */
-export function kdLoss(studentLogits: Value, teacherLogits: Value, labels: Value | undefined, temperature: number, alpha: number): KdTerms {
+export function kdLossGraph(studentLogits: Value, teacherLogits: Value, labels: Value | undefined, temperature: number, alpha: number): KdTerms {
   const g = studentLogits.graph;
   const kd = F.scale(klDivergence(studentLogits, teacherLogits, temperature), temperature * temperature);
   if (!labels || alpha === 1) {

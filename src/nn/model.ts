@@ -125,6 +125,9 @@ export function exportOnnx(model: Model, params: ParameterSet, opts: ExportOptio
     "distill.input_dtype": model.input.dtype ?? "float32",
     "distill.input_preprocessing": JSON.stringify({ scale: model.input.scale ?? 1, mean: model.input.mean ?? [], std: model.input.std ?? [] }),
     "distill.class_labels": JSON.stringify(model.classLabels),
+    // The trained parameter count (what a report calls "parameters"), not the initializers' size,
+    // which also holds the preprocessing constants.
+    "distill.parameters": String(params.count()),
     ...(opts.probabilitiesName ? { "distill.probabilities_name": opts.probabilitiesName } : {}),
     ...opts.metadata,
   };

@@ -3,7 +3,7 @@
 // labels (unlabeled transfer set) only the soft term remains.
 
 import type { Value } from "../../engine/graph.js";
-import { kdLoss } from "../../nn/losses.js";
+import { kdLossGraph } from "../../nn/losses.js";
 import type { DistillMethod } from "./types.js";
 
 export const logitKdMethod: DistillMethod = {
@@ -14,7 +14,7 @@ export const logitKdMethod: DistillMethod = {
   loss({ ctx, labels, teacherLogits, settings }) {
     if (!teacherLogits) throw new Error("logit-kd needs the teacher's logits");
     const alpha = labels ? settings.alpha : 1;
-    const t = kdLoss(ctx.logits, teacherLogits, labels, settings.temperature, alpha);
+    const t = kdLossGraph(ctx.logits, teacherLogits, labels, settings.temperature, alpha);
     const terms: Record<string, Value> = labels ? { loss_ce: t.ce, loss_kd: t.kd } : { loss_kd: t.kd };
     return { loss: t.loss, terms };
   },

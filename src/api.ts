@@ -1,0 +1,68 @@
+// The library face of everything `distill` does on the command line: the same config object as the
+// YAML (validated by the same schema, errors naming the key), the same pipeline, the same files.
+//
+//   const { results, runDir } = await distill({ name: "my-run", teacher: {…}, student: {…}, kd: {…} });
+//   const metrics = await evaluate("runs/my-run/student.onnx");
+//   writeReport(runDir);
+
+import { configFromObject, type ConfigOverrides } from "./config/load.js";
+import { loadDataset, type DatasetName } from "./data/datasets.js";
+import { allIndices, firstN } from "./data/split.js";
+import { OnnxClassifier, evaluateClassifier, datasetOfModel } from "./eval/evaluate.js";
+import type { ModelMetrics, RunResults } from "./eval/types.js";
+import type { Progress } from "./util/progress.js";
+
+export interface DistillOptions {
+  /** Names the config in error messages (default "config"). */
+  where?: string;
+  /** Run folder; overrides `output` in the config. */
+  output?: string;
+  /** No progress bars: one line per finished task (default true for library use). */
+  quiet?: boolean;
+  /** Soft-target cache folder (default $DISTILL_CACHE or .cache/distill). */
+  cacheDir?: string;
+  progress?: Progress;
+  /** The CLI's --epochs / --seeds / --set, for scripted sweeps. */
+  overrides?: Omit<ConfigOverrides, "output">;
+}
+
+/**
+ * Runs a whole distillation (teacher → soft targets → baseline and distilled students per seed →
+ * evaluation → results.json and report.html) and returns the run folder and its results.
+ * `config` is what the YAML file would hold; a bad key throws a UserError naming it.
+ */
+export async function distill(config: unknown, opts: DistillOptions = {}): Promise<{ runDir: string; results: RunResults }> {
+  const where = opts.where ?? "config";
+  const resolved = configFromObject(config, where, { ...opts.overrides, output: opts.output });
+  const { runDistillation } = await import("./distill/pipeline.js");
+  return runDistillation(resolved, { configPath: where, quiet: opts.quiet ?? true, cacheDir: opts.cacheDir, progress: opts.progress });
+}
+
+/** Continues an interrupted run folder (as `distill resume`). */
+export async function resume(runDir: string, opts: { quiet?: boolean; cacheDir?: string } = {}): Promise<{ runDir: string; results: RunResults }> {
+  const { resumeDistillation } = await import("./distill/pipeline.js");
+  return resumeDistillation(runDir, { quiet: opts.quiet ?? true, cacheDir: opts.cacheDir });
+}
+
+export interface EvaluateOptions {
+  /** Test set; default: the dataset named in the model's metadata (`distill.dataset`). */
+  data?: DatasetName;
+  /** Folder holding the dataset's IDX files, when not the default. */
+  dataDir?: string;
+  /** Only the first `limit` test samples. */
+  limit?: number;
+}
+
+/** Test-set quality and cost of an ONNX classifier (as `distill eval`). */
+export async function evaluate(model: string | Uint8Array, opts: EvaluateOptions = {}): Promise<ModelMetrics> {
+  const classifier = typeof model === "string" ? await OnnxClassifier.fromFile(model) : await OnnxClassifier.fromBytes(model, "model");
+  try {
+    const name = opts.data ?? datasetOfModel(classifier);
+    const dataset = loadDataset(name, opts.dataDir);
+    classifier.checkFits(dataset.test, `${name} test images`);
+    const indices = firstN(allIndices(dataset.test.count), opts.limit);
+    return (await evaluateClassifier({ classifier, set: dataset.test, indices })).metrics;
+  } finally {
+    await classifier.dispose();
+  }
+}
