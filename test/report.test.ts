@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import type { Browser } from "playwright-core";
 import { launchBrowser } from "./helpers/browser.js";
 import { renderReport, writeReport } from "../src/report/html.js";
+import { headline, pairedDifference, tQuantile95 } from "../src/report/headline.js";
 import { summarize } from "../src/eval/metrics.js";
 import { measureOnnx, sizeOf } from "../src/eval/latency.js";
 import { Graph } from "../src/engine/graph.js";
@@ -20,8 +21,10 @@ import type { EpochMetric, ModelMetrics, ModelResult, RunResults } from "../src/
 
 const HOSTILE = "student <b>bold</b> & co";
 
-function metrics(seed: number, base: { acc: number; params: number; bytes: number; p50: number }, teacher: boolean): ModelMetrics {
-  const accuracy = base.acc + seed * 0.002;
+type Base = { acc: number; params: number; bytes: number; p50: number; step?: number };
+
+function metrics(seed: number, base: Base, teacher: boolean): ModelMetrics {
+  const accuracy = base.acc + seed * (base.step ?? 0.002);
   return {
     accuracy,
     errors: Math.round((1 - accuracy) * 10000),
@@ -39,7 +42,7 @@ function metrics(seed: number, base: { acc: number; params: number; bytes: numbe
   };
 }
 
-function model(role: string, base: { acc: number; params: number; bytes: number; p50: number }): ModelResult {
+function model(role: string, base: Base): ModelResult {
   const perSeed = [0, 1].map((s) => metrics(s, base, role === "teacher"));
   return { role, file: `models/${role.replace(/\W+/g, "_")}.onnx`, perSeed, summary: summarize(perSeed) };
 }
@@ -48,7 +51,9 @@ export function fixture(): { results: RunResults; epochs: EpochMetric[] } {
   const models = [
     model("teacher", { acc: 0.985, params: 1_200_000, bytes: 4_800_000, p50: 0.9 }),
     model("baseline", { acc: 0.962, params: 50_000, bytes: 200_000, p50: 0.08 }),
-    model(HOSTILE, { acc: 0.973, params: 50_000, bytes: 200_000, p50: 0.08 }),
+    // errors 270 and 235 against the baseline's 380 and 360: paired differences −110 and −125
+    model("student", { acc: 0.973, params: 50_000, bytes: 200_000, p50: 0.08, step: 0.0035 }),
+    model(HOSTILE, { acc: 0.97, params: 25_000, bytes: 100_000, p50: 0.05 }),
   ];
   const epochs: EpochMetric[] = [];
   models.forEach((m, mi) => {
@@ -74,6 +79,16 @@ export function fixture(): { results: RunResults; epochs: EpochMetric[] } {
     epochs: 3,
     wallSeconds: 3725,
     models,
+    data: { train: 55000, validation: 5000, test: 10000, transfer: 55000, transferLabeled: true },
+    setup: { student: { model: { layers: [{ type: "linear", units: 64 }] } }, kd: { temperature: 4, alpha: 0.9 } },
+    machine: { cpus: 2, cpuModel: "Test CPU", onnxThreads: 2, loadAverage: [0.5, 0.4, 0.3] },
+    details: {
+      classLabels: ["zero", "one", "two"],
+      confusion: Object.fromEntries(models.slice(0, 3).map((m, i) => [m.role, [[50, 2 + i, 0], [1, 40, 3], [0, 4 + i, 30]]])),
+      image: { height: 28, width: 28 },
+      disagreements: [0, 1].map((i) => ({ index: 10 + i, label: i, teacher: i, student: 2, pixels: Buffer.alloc(784, 40 * (i + 1)).toString("base64") })),
+      disagreementCount: 17,
+    },
   };
   return { results, epochs };
 }
@@ -91,7 +106,7 @@ describe("HTML report in Chromium", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("draws three charts, one table row per model, escapes names, needs no network", async () => {
+  it("answers the question at the top, draws five charts, per-class errors and disagreements, escapes names, needs no network", async () => {
     const { results, epochs } = fixture();
     const html = renderReport(results, epochs);
     assert.ok(!html.includes("<b>bold</b>"), "raw markup from a model name reached the page");
@@ -105,40 +120,73 @@ describe("HTML report in Chromium", () => {
     });
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("console", (m) => void (m.type() === "error" && errors.push(m.text())));
     await page.goto(pathToFileURL(file).href);
-    await page.waitForFunction(() => document.body.dataset["chartsRendered"] === "3", undefined, { timeout: 15000 }).catch((e) => {
+    await page.waitForFunction(() => document.body.dataset["chartsRendered"] === "5", undefined, { timeout: 15000 }).catch((e) => {
       throw new Error(`charts not rendered (page errors: ${errors.join("; ") || "none"}): ${e}`);
     });
-    assert.deepEqual(errors, []);
+    assert.deepEqual(errors, [], "no page or console errors");
     assert.deepEqual(foreign, [], "the report must not touch the network");
 
+    // The headline, worked by hand from the fixture: errors 270/235 vs 380/360 → −110, −125.
+    const vsBaseline = (await page.textContent("#headline-vs-baseline"))!;
+    assert.match(vsBaseline, /−117\.5 errors/);
+    assert.match(vsBaseline, /\+1\.1[78] accuracy points/); // 97.475 − 96.3 = 1.175
+    assert.match(vsBaseline, /95% interval \[−212\.8, −22\.2\] errors over 2 seeds/); // t(1) = 12.706, sd 10.61
+    assert.match(vsBaseline, /excludes zero/);
+    assert.match((await page.textContent("#headline-gap"))!, /closes 51 % of the gap/); // (370 − 252.5) / (370 − 140)
+    const vsTeacher = (await page.textContent("#headline-vs-teacher"))!;
+    assert.match(vsTeacher, /24× fewer parameters/);
+    assert.match(vsTeacher, /11× lower batch-1 latency/); // 0.9225 / 0.082
+
     // Chart.js draws on a transparent canvas, so any non-zero alpha means something was painted.
-    const painted = await page.evaluate(() =>
-      ["chart-curves", "chart-loss", "chart-tradeoff"].map((id) => {
+    const canvases = ["chart-val-accuracy", "chart-val-loss", "chart-accuracy-latency", "chart-accuracy-size", "chart-per-class"];
+    const painted = await page.evaluate((ids) =>
+      ids.map((id) => {
         const c = document.getElementById(id) as HTMLCanvasElement | null;
         if (!c || c.width === 0 || c.height === 0) return { id, painted: 0 };
         const px = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
         let n = 0;
         for (let i = 3; i < px.length; i += 4) if (px[i]! > 0) n++;
         return { id, painted: n };
-      }),
-    );
+      }), canvases);
     for (const p of painted) assert.ok(p.painted > 1000, `canvas #${p.id} is blank (${p.painted} painted pixels)`);
 
     const rows = await page.$$eval("#comparison tbody tr", (trs) => trs.map((tr) => tr.querySelector("th")!.textContent ?? ""));
-    assert.equal(rows.length, 3);
-    assert.ok(rows[2]!.includes(HOSTILE), `row shows ${JSON.stringify(rows[2])}`);
+    assert.equal(rows.length, 4);
+    assert.ok(rows[3]!.includes(HOSTILE), `row shows ${JSON.stringify(rows[3])}`);
     assert.equal(await page.$$eval("#comparison b, h1 i", (els) => els.length), 0, "names must be shown as text, not markup");
     assert.equal(await page.textContent("h1"), results.name);
     assert.equal(await page.title(), `distill report — ${results.name}`);
 
-    // Two seeds: mean ± std. The teacher has no agreement.
+    // Two seeds: mean ± std. The teacher has no agreement. Sub-millisecond latency reads in µs.
     const teacherCells = await page.$$eval("#comparison tbody tr:first-child td", (tds) => tds.map((td) => td.textContent ?? ""));
     assert.match(teacherCells[0]!, /^98\.60 % ± 0\.14$/);
     assert.equal(teacherCells[5], "—");
     assert.match(teacherCells[1]!, /^140 \/ 10,000 ± 14\.1$/);
+    assert.match(teacherCells[8]!, /^922\.5 µs \/ 1\.44 ms/);
+    assert.match((await page.textContent("main, body"))!, /2 intra-op threads on 2 cores \(Test CPU\); load average 0\.5, 0\.4, 0\.3/);
 
-    await page.screenshot({ path: process.env["REPORT_SCREENSHOT"] ?? join(dir, "report.png"), fullPage: true });
+    // A confusion matrix per model with per-class errors; thumbnails of the disagreements drawn.
+    const matrices = await page.$$eval("table.confusion", (ts) => ts.map((t) => [t.getAttribute("data-role"), t.querySelectorAll("tbody tr").length, t.querySelector("tbody tr:last-child td.row-errors")?.textContent]));
+    assert.deepEqual(matrices, [["teacher", 3, "4"], ["baseline", 3, "5"], ["student", 3, "6"]]);
+    assert.equal(await page.evaluate(() => document.body.dataset["thumbnailsDrawn"]), "2");
+    const thumbInk = await page.evaluate(() => {
+      const c = document.querySelector("canvas.thumb") as HTMLCanvasElement;
+      return c.getContext("2d")!.getImageData(0, 0, 1, 1).data[0];
+    });
+    assert.equal(thumbInk, 255 - 40, "thumbnail pixels come from the data (ink dark on white)");
+    assert.match((await page.textContent("#disagreements"))!, /#10 true zero/);
+
+    // The set-up is one click away, closed by default.
+    assert.equal(await page.$eval("details#setup", (d) => (d as HTMLDetailsElement).open), false);
+    assert.match((await page.textContent("details#setup"))!, /Training 55,000, validation 5,000, test 10,000/);
+
+    // Kept for people: a screenshot of the page (REPORT_SCREENSHOT chooses where).
+    const shot = process.env["REPORT_SCREENSHOT"] ?? join(tmpdir(), "distill-report-screenshot.png");
+    await page.screenshot({ path: shot, fullPage: true });
+    assert.ok(existsSync(shot));
+    console.log(`# report screenshot: ${shot}`);
     await page.close();
   });
 
@@ -160,12 +208,12 @@ describe("HTML report in Chromium", () => {
     const out = writeReport(run);
     assert.equal(out, join(run, "report.html"));
     const html = readFileSync(out, "utf8");
-    assert.ok(html.includes('id="chart-tradeoff"'));
+    assert.ok(html.includes('id="chart-accuracy-latency"'));
     assert.ok(html.includes("&lt;b&gt;bold&lt;/b&gt;"));
     // The embedded data never closes its own <script> early.
     const start = html.indexOf('id="report-data">') + 'id="report-data">'.length;
     const embedded = html.slice(start, html.indexOf("</script>", start));
-    assert.equal(JSON.parse(embedded).tradeoff.length, 3);
+    assert.equal(JSON.parse(embedded).tradeoff.length, 4);
 
     writeFileSync(join(run, "metrics.jsonl"), JSON.stringify(epochs[0]) + "\n{oops\n");
     assert.throws(() => writeReport(run), (e: unknown) => e instanceof UserError && e.where.endsWith("metrics.jsonl:2"));
@@ -189,5 +237,28 @@ describe("latency and size", () => {
     const size = sizeOf(bytes);
     assert.equal(size.onnxBytes, bytes.byteLength);
     assert.ok(size.onnxGzipBytes > 0);
+  });
+});
+
+describe("headline statistics", () => {
+  it("pairs seeds: mean, sample std and the t-interval of the differences", () => {
+    // d = [−2, −4, −6]: mean −4, sd 2, t(2) = 4.303 → half width 4.303·2/√3 = 4.9687
+    const d = pairedDifference([8, 6, 4], [10, 10, 10]);
+    assert.equal(d.mean, -4);
+    assert.equal(d.std, 2);
+    assert.ok(Math.abs(d.ci95![0] - (-4 - 4.9687)) < 1e-3 && Math.abs(d.ci95![1] - (-4 + 4.9687)) < 1e-3, String(d.ci95));
+    assert.equal(pairedDifference([3], [5]).ci95, null, "one seed has no interval");
+    assert.throws(() => pairedDifference([1, 2], [1]), RangeError);
+    assert.equal(tQuantile95(1), 12.706);
+    assert.equal(tQuantile95(100), 1.96);
+  });
+
+  it("gap closed is null when the teacher is no better than the baseline, ratios are teacher ÷ student", () => {
+    const { results } = fixture();
+    const h = headline(results);
+    assert.ok(Math.abs(h.baseline!.gapClosed! - 117.5 / 230) < 1e-12);
+    assert.equal(h.vsTeacher!.params, 24);
+    const worseTeacher = { ...results, models: results.models.map((m) => (m.role === "teacher" ? { ...m, summary: { ...m.summary, errors: { mean: 999, std: 0, values: [999] } } } : m)) };
+    assert.equal(headline(worseTeacher).baseline!.gapClosed, null);
   });
 });

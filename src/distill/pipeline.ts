@@ -23,6 +23,7 @@ import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { UserError } from "../errors.js";
 import { ShapeError } from "../engine/graph.js";
 import { evaluateClassifier, OnnxClassifier } from "../eval/evaluate.js";
+import { machineFacts, runDetails } from "../eval/details.js";
 import { summarize } from "../eval/metrics.js";
 import type { EpochMetric, ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
 import { exportOnnx, type Model } from "../nn/model.js";
@@ -231,6 +232,7 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
   }
 
   // ---- 5. evaluation ----
+  const machine = machineFacts(); // the load average as timing starts
   const teacherEval = await evaluateOnce("teacher", teacherSeed, teacherFile, teacherParams, undefined);
   const roles: ModelResult[] = [{ role: "teacher", file: "teacher.onnx", perSeed: [teacherEval.metrics], summary: summarize([teacherEval.metrics]) }];
   for (const stage of labeled ? (["baseline", "student"] as const) : (["student"] as const)) {
@@ -243,6 +245,10 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
     if (!existsSync(top)) copyFileSync(modelPath(stage, config.seeds[0]!), top);
     roles.push({ role: stage, file: `${stage}.onnx`, perSeed, summary: summarize(perSeed) });
   }
+  const details = await runDetails({
+    files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [teacherFile] : config.seeds.map((seed) => modelPath(r.role, seed)) })),
+    set: dataset.test, indices: testIndices, classLabels,
+  });
   writeMetricsLog();
   saveState();
   const results: RunResults = {
@@ -256,6 +262,10 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
     epochs: config.student.train.epochs,
     wallSeconds: Math.round(state.activeSeconds * 10) / 10,
     models: roles,
+    data: { train: trainIndices.length, validation: validationIndices.length, test: testIndices.length, transfer: trainIndices.length, transferLabeled: labeled },
+    setup: { teacher: config.teacher, student: config.student, kd: config.kd, seeds: config.seeds },
+    machine,
+    details,
   };
   writeFileAtomic(join(runDir, "results.json"), JSON.stringify(results, null, 2) + "\n");
   writeReport(runDir);

@@ -47,6 +47,41 @@ export interface RunResults {
   epochs: number;
   wallSeconds: number;
   models: ModelResult[];
+  /** Sizes of the splits the run used (absent in results written before they were recorded). */
+  data?: { train: number; validation: number; test: number; transfer: number; transferLabeled: boolean };
+  /** Architectures and training settings, as resolved from the config. */
+  setup?: Record<string, unknown>;
+  /** Where latency and throughput were measured. */
+  machine?: MachineFacts;
+  details?: RunDetails;
+}
+
+export interface MachineFacts {
+  cpus: number;
+  cpuModel: string;
+  onnxThreads: number;
+  /** 1, 5 and 15-minute load averages when the models were timed. */
+  loadAverage: number[];
+}
+
+/** A test example on which the student's and the teacher's top-1 predictions differ. */
+export interface Disagreement {
+  index: number; // in the test set
+  label: number;
+  teacher: number;
+  student: number;
+  /** Raw 0–255 pixels, [height, width], base64. */
+  pixels: string;
+}
+
+export interface RunDetails {
+  classLabels: string[];
+  /** Per role: confusion[true][predicted], summed over seeds. */
+  confusion: Record<string, number[][]>;
+  image: { height: number; width: number };
+  disagreements: Disagreement[];
+  /** All disagreements of the student's first seed with the teacher (the list keeps the first few). */
+  disagreementCount: number;
 }
 
 /** One line of metrics.jsonl. */

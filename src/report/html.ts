@@ -6,7 +6,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
-import type { EpochMetric, MeanStd, MetricName, ModelResult, RunResults } from "../eval/types.js";
+import { stringify as toYaml } from "yaml";
+import { formatMs } from "../eval/latency.js";
+import type { EpochMetric, MeanStd, MetricName, ModelResult, RunDetails, RunResults } from "../eval/types.js";
+import { headline, type PairedDifference } from "./headline.js";
 
 let chartJsSource: string | undefined;
 
@@ -51,14 +54,6 @@ function bytes(x: number): string {
   return `${(x / 1024 / 1024).toFixed(2)} MiB`;
 }
 
-/** Significant-figure formatting for timings, which span µs to s across models. */
-function sig(x: number, digits = 3): string {
-  if (!Number.isFinite(x)) return DASH;
-  if (x === 0) return "0";
-  const d = Math.max(0, digits - 1 - Math.floor(Math.log10(Math.abs(x))));
-  return x.toFixed(Math.min(d, 6));
-}
-
 function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return DASH;
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
@@ -99,7 +94,7 @@ const COLUMNS: Column[] = [
   { head: "Agreement", sub: "with teacher", title: "Top-1 agreement with the teacher's predictions", metrics: ["agreement"], fmt: percent, stdFmt: percentPoints },
   { head: "Params", title: "Trainable parameters", metrics: ["params"], fmt: grouped, stdOnlyIfNonzero: true },
   { head: "ONNX size", sub: "raw / gzip", title: "Model file size, and after gzip -9", metrics: ["onnxBytes", "onnxGzipBytes"], fmt: bytes, stdOnlyIfNonzero: true },
-  { head: "Latency ms", sub: "p50 / p95", title: "Batch-1 latency percentiles under onnxruntime-node", metrics: ["latencyP50Ms", "latencyP95Ms"], fmt: (x) => sig(x) },
+  { head: "Latency", sub: "p50 / p95", title: "Batch-1 latency percentiles under onnxruntime-node", metrics: ["latencyP50Ms", "latencyP95Ms"], fmt: (x) => formatMs(x) },
   { head: "Throughput", sub: "samples/s", title: "Samples per second at batch 128", metrics: ["throughput"], fmt: grouped },
 ];
 
@@ -189,143 +184,113 @@ function chartData(results: RunResults, epochs: EpochMetric[]) {
     color: color(i),
     latency: summaryOf(m, "latencyP50Ms").mean,
     accuracy: summaryOf(m, "accuracy").mean * 100,
+    accuracyStd: summaryOf(m, "accuracy").std * 100,
     onnxBytes: summaryOf(m, "onnxBytes").mean,
   }));
+  const d = results.details;
   return {
     valAccuracy: curves(epochs, order, (e) => e.valAccuracy * 100),
-    trainLoss: curves(epochs, order, (e) => e.trainLoss),
+    valLoss: curves(epochs, order, (e) => e.valLoss),
     tradeoff,
+    perClass: d
+      ? {
+          classLabels: d.classLabels,
+          series: results.models.filter((m) => d.confusion[m.role]).map((m) => ({
+            label: m.role,
+            color: color(results.models.indexOf(m)),
+            errors: d.confusion[m.role]!.map((row, c) => row.reduce((a, b) => a + b, 0) - row[c]!),
+          })),
+        }
+      : null,
   };
 }
 
-// ---- page --------------------------------------------------------------------------------
+// ---- headline, details, setup ------------------------------------------------------------
 
-const CSS = `
-:root { --fg: #1d232b; --muted: #5f6b7a; --line: #dde2e8; --bg: #fff; --head: #f4f6f9; }
-* { box-sizing: border-box; }
-body { margin: 0; padding: 2rem clamp(1rem, 4vw, 3rem) 3rem; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--fg); background: var(--bg); max-width: 1280px; }
-h1 { font-size: 1.6rem; margin: 0 0 .25rem; overflow-wrap: anywhere; }
-h2 { font-size: 1.15rem; margin: 2.2rem 0 .6rem; border-bottom: 1px solid var(--line); padding-bottom: .3rem; }
-.sub { color: var(--muted); margin: 0 0 1.2rem; }
-dl.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(12rem, 1fr)); gap: .5rem 1.5rem; margin: 0; }
-dl.facts div { border-left: 3px solid var(--line); padding-left: .6rem; }
-dl.facts dt { font-size: .8rem; color: var(--muted); }
-dl.facts dd { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
-.table-wrap { overflow-x: auto; }
-table { border-collapse: collapse; font-variant-numeric: tabular-nums; white-space: nowrap; font-size: .88rem; width: 100%; }
-th, td { padding: .45rem .5rem; border-bottom: 1px solid var(--line); text-align: right; vertical-align: top; }
-thead th { background: var(--head); font-size: .82rem; color: var(--muted); font-weight: 600; border-bottom: 2px solid var(--line); cursor: help; }
-thead th:first-child, tbody th { text-align: left; }
-tbody th { font-weight: 600; white-space: normal; overflow-wrap: anywhere; min-width: 10rem; max-width: 16rem; }
-tbody tr:hover { background: #fafbfc; }
-.file, .unit, td .sd { display: block; font-weight: 400; font-size: .78rem; color: var(--muted); }
-.of, .note .sd { color: var(--muted); font-size: .85em; }
-.swatch { display: inline-block; width: .7rem; height: .7rem; border-radius: 2px; margin-right: .45rem; vertical-align: baseline; }
-td.na { color: var(--muted); text-align: center; }
-.note { color: var(--muted); font-size: .85rem; margin: .4rem 0 0; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1.5rem 2rem; }
-figure { margin: 0; }
-figcaption { font-weight: 600; margin-bottom: .4rem; }
-.chart-box { position: relative; height: 320px; }
-footer { margin-top: 2.5rem; color: var(--muted); font-size: .8rem; }
-@media print { body { padding: 0; } .chart-box { height: 260px; } tbody tr:hover { background: none; } }
-`;
+const signed = (x: number, digits: number) => (x > 0 ? "+" : x < 0 ? "−" : "±") + Math.abs(x).toFixed(digits);
+const interval = (d: PairedDifference, digits: number) => (d.ci95 ? `[${signed(d.ci95[0], digits)}, ${signed(d.ci95[1], digits)}]` : "");
+const times = (x: number) => (Number.isFinite(x) ? `${x >= 10 ? x.toFixed(0) : x.toFixed(1)}×` : DASH);
 
-// Runs in the page. Kept as plain ES2017 so any recent browser opens the report.
-const CLIENT = `
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("report-data").textContent);
-  var drawn = new Set();
-  Chart.register({
-    id: "distillRendered",
-    afterRender: function (chart) {
-      drawn.add(chart.canvas.id);
-      document.body.dataset.chartsRendered = String(drawn.size);
-    }
-  });
-  Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-  Chart.defaults.color = "#3b4654";
-  Chart.defaults.animation = false;
-  Chart.defaults.maintainAspectRatio = false;
-
-  function alpha(hex, a) {
-    var n = parseInt(hex.slice(1), 16);
-    return "rgba(" + (n >> 16) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + a + ")";
+function headlineSection(results: RunResults): string {
+  const h = headline(results);
+  const role = (r: string) => results.models.find((m) => m.role === r);
+  const lines: string[] = [];
+  const b = h.baseline;
+  if (b) {
+    const better = b.errors.mean < 0;
+    const verdict = b.significant === null ? "" : b.significant ? (better ? ` <span class="good">Distillation helped: the interval excludes zero.</span>` : ` <span class="bad">Distillation did worse than labels alone: the interval excludes zero.</span>`) : " The interval includes zero: no difference shown at this number of seeds.";
+    const ci = b.errors.ci95 ? `; seed-paired 95% interval ${interval(b.errors, 1)} errors over ${b.errors.n} seeds` : ` (one seed: no interval; run with --seeds 3 for one)`;
+    lines.push(`<p class="big" id="headline-vs-baseline">Distilled student vs baseline: <strong class="${better ? "good" : "bad"}">${signed(b.errors.mean, 1)} errors</strong> (${signed(b.accuracyPoints.mean, 2)} accuracy points)${escapeHtml(ci)}.${verdict}</p>`);
+    const teacherErr = summaryOf(role("teacher")!, "errors").mean;
+    lines.push(`<p id="headline-gap">${b.gapClosed === null ? "The teacher is no better than the baseline, so there is no gap to close." : `It closes <strong>${fixed(b.gapClosed * 100, 0)} %</strong> of the gap between the baseline (${fixed(summaryOf(role("baseline")!, "errors").mean, 1)} errors) and the teacher (${fixed(teacherErr, 1)} errors).`}</p>`);
   }
-  // Legend entries only for the mean lines; the seed-range bands are unlabeled.
-  var legend = { labels: { filter: function (item, d) { return !d.datasets[item.datasetIndex].band; } } };
-
-  function lineChart(id, series, yTitle, digits) {
-    var datasets = [];
-    series.forEach(function (s) {
-      var seeded = s.points.some(function (p) { return p.n > 1; });
-      if (seeded) {
-        datasets.push({ band: true, label: s.label + " min", data: s.points.map(function (p) { return { x: p.epoch, y: p.min }; }), borderWidth: 0, pointRadius: 0, backgroundColor: alpha(s.color, 0.15), fill: false });
-        datasets.push({ band: true, label: s.label + " max", data: s.points.map(function (p) { return { x: p.epoch, y: p.max }; }), borderWidth: 0, pointRadius: 0, backgroundColor: alpha(s.color, 0.15), fill: "-1" });
-      }
-      datasets.push({ label: s.label, data: s.points.map(function (p) { return { x: p.epoch, y: p.mean }; }), borderColor: s.color, backgroundColor: s.color, borderWidth: 2, pointRadius: 3, tension: 0 });
-    });
-    return new Chart(document.getElementById(id), {
-      type: "line",
-      data: { datasets: datasets },
-      options: {
-        parsing: true,
-        interaction: { mode: "nearest", intersect: false },
-        scales: {
-          x: { type: "linear", title: { display: true, text: "epoch" }, ticks: { precision: 0, stepSize: 1 } },
-          y: { title: { display: true, text: yTitle } }
-        },
-        plugins: {
-          legend: legend,
-          tooltip: { filter: function (item) { return !item.dataset.band; }, callbacks: { label: function (c) { return c.dataset.label + ": " + c.parsed.y.toFixed(digits); } } }
-        }
-      }
-    });
+  const t = h.vsTeacher;
+  if (t) {
+    lines.push(`<p id="headline-vs-teacher">Against the teacher the student has <strong>${times(t.params)} fewer parameters</strong>, a ${times(t.onnxBytes)} smaller file, <strong>${times(t.latencyP50)} lower batch-1 latency</strong> and ${times(t.throughput)} the batch-128 throughput, for ${signed(t.accuracyPoints, 2)} accuracy points.</p>`);
   }
+  return lines.length ? `<section class="headline" id="headline">${lines.join("\n")}</section>` : "";
+}
 
-  lineChart("chart-curves", data.valAccuracy, "validation accuracy (%)", 2);
-  lineChart("chart-loss", data.trainLoss, "train loss", 4);
+function confusionTable(role: string, m: number[][], labels: string[]): string {
+  const max = Math.max(1, ...m.flatMap((row, r) => row.filter((_, c) => c !== r)));
+  const head = labels.map((l) => `<th scope="col" title="predicted ${escapeHtml(l)}">${escapeHtml(l.slice(0, 6))}</th>`).join("");
+  const rows = m.map((row, r) => {
+    const cells = row.map((v, c) => {
+      // Off-diagonal cells shade by their share of the largest confusion; the diagonal stays plain.
+      const bg = c === r ? "#eef4ee" : v ? `rgba(199,50,63,${(0.08 + 0.8 * (v / max)).toFixed(2)})` : "transparent";
+      return `<td style="background:${bg}">${v}</td>`;
+    }).join("");
+    const errors = row.reduce((a, b) => a + b, 0) - row[r]!;
+    return `<tr><th scope="row" title="true ${escapeHtml(labels[r]!)}">${escapeHtml(labels[r]!.slice(0, 10))}</th>${cells}<td class="row-errors">${errors}</td></tr>`;
+  }).join("");
+  return `<table class="confusion" data-role="${escapeHtml(role)}"><caption>${escapeHtml(role)}</caption><thead><tr><th>true ↓ / pred →</th>${head}<th>errors</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
 
-  var pts = data.tradeoff.filter(function (m) { return m.latency > 0 && isFinite(m.accuracy); });
-  var maxSize = Math.max.apply(null, pts.map(function (m) { return m.onnxBytes || 0; }).concat([1]));
-  var lats = pts.map(function (m) { return m.latency; });
-  // A log axis once latencies differ by more than 20×, else small models pile up at the left.
-  var logX = lats.length > 1 && Math.max.apply(null, lats) / Math.min.apply(null, lats) > 20;
-  // Log-axis labels only at 1, 2 and 5 × 10^n; Chart.js would label every minor tick.
-  function logTick(v) {
-    var m = v / Math.pow(10, Math.floor(Math.log10(v) + 1e-9));
-    return [1, 2, 5].some(function (k) { return Math.abs(m - k) < 1e-6; }) ? String(+v.toPrecision(3)) : "";
+function detailsSections(results: RunResults, d: RunDetails | undefined): string {
+  if (!d) return `<p class="note">This results.json has no per-class details (written by an older distill).</p>`;
+  const seeds = results.models.find((m) => m.role === "student")?.perSeed.length ?? 1;
+  const matrices = results.models.filter((m) => d.confusion[m.role]).map((m) => confusionTable(m.role, d.confusion[m.role]!, d.classLabels)).join("\n");
+  const label = (c: number) => escapeHtml(d.classLabels[c] ?? String(c));
+  const examples = d.disagreements.map((x) =>
+    `<div class="example"><canvas class="thumb" data-width="${d.image.width}" data-height="${d.image.height}" data-pixels="${x.pixels}" aria-label="test image ${x.index}"></canvas>#${x.index} true ${label(x.label)}<br>teacher ${label(x.teacher)} · student ${label(x.student)}</div>`).join("");
+  return `<h2>Per class</h2>
+<figure><figcaption>Test errors per true class</figcaption><div class="chart-box"><canvas id="chart-per-class" role="img" aria-label="Test errors per class for each model"></canvas></div></figure>
+<div class="confusions">${matrices}</div>
+<p class="note">Confusion matrices: rows are true classes, columns predictions${seeds > 1 ? `, summed over ${seeds} seeds` : ""}; off-diagonal cells are shaded by count.</p>
+
+<h2>Where the student and the teacher disagree</h2>
+${d.disagreements.length ? `<div class="examples" id="disagreements">${examples}</div>` : `<p id="disagreements">They agree on every test example.</p>`}
+<p class="note">${d.disagreementCount} of ${fixed(summaryOf(results.models[0]!, "total").mean, 0)} test examples differ between the teacher and the student (first seed); the first ${d.disagreements.length} are shown.</p>`;
+}
+
+function setupSection(results: RunResults): string {
+  const sizes = results.data
+    ? `<p>Training ${grouped(results.data.train)}, validation ${grouped(results.data.validation)}, test ${grouped(results.data.test)}; transfer set ${grouped(results.data.transfer)} examples (${results.data.transferLabeled ? "labelled" : "labels withheld"}).</p>`
+    : "";
+  const setup = results.setup ? `<pre>${escapeHtml(toYaml(results.setup))}</pre>` : `<p class="note">No setup recorded in results.json.</p>`;
+  return `<details class="setup" id="setup"><summary>Data, architectures and training settings</summary>${sizes}${setup}</details>`;
+}
+
+function machineNote(results: RunResults): string {
+  const m = results.machine;
+  if (!m) return "Latency and throughput: onnxruntime-node on the machine that ran the training.";
+  return `Latency and throughput: onnxruntime-node, ${m.onnxThreads} intra-op threads on ${m.cpus} cores (${m.cpuModel}); load average ${m.loadAverage.join(", ")} when timing began.`;
+}
+
+// ---- page ----------------------------------------------------------------------------------
+
+// The page's stylesheet and script are files of their own (src/report/assets, shipped with the
+// package); the report inlines them so it stays one self-contained file.
+const ASSETS = new URL("../../../src/report/assets/", import.meta.url);
+const assetCache = new Map<string, string>();
+function asset(name: string): string {
+  let text = assetCache.get(name);
+  if (text === undefined) {
+    text = readFileSync(new URL(name, ASSETS), "utf8").replace(/<\/(script|style)/gi, "<\\/$1");
+    assetCache.set(name, text);
   }
-  function kib(b) { return b < 1048576 ? (b / 1024).toFixed(1) + " KiB" : (b / 1048576).toFixed(2) + " MiB"; }
-  new Chart(document.getElementById("chart-tradeoff"), {
-    type: "bubble",
-    data: {
-      datasets: pts.map(function (m) {
-        return {
-          label: m.label,
-          data: [{ x: m.latency, y: m.accuracy, r: Math.max(3, 30 * Math.sqrt((m.onnxBytes || 0) / maxSize)), size: m.onnxBytes }],
-          backgroundColor: alpha(m.color, 0.45), borderColor: m.color, borderWidth: 1.5,
-          clip: false // a big bubble at the edge may spill past the axes rather than be cut off
-        };
-      })
-    },
-    options: {
-      layout: { padding: 12 },
-      scales: {
-        // "grace" does not apply to log axes, so their bounds are padded by hand (×/÷ 1.6).
-        x: logX
-          ? { type: "logarithmic", min: Math.min.apply(null, lats) / 1.6, max: Math.max.apply(null, lats) * 1.6, ticks: { maxRotation: 0, autoSkip: false, callback: logTick }, title: { display: true, text: "p50 latency, batch 1 (ms, log scale)" } }
-          : { type: "linear", beginAtZero: true, grace: "10%", title: { display: true, text: "p50 latency, batch 1 (ms)" } },
-        y: { title: { display: true, text: "test accuracy (%)" }, grace: "10%" }
-      },
-      plugins: {
-        tooltip: { callbacks: { label: function (c) { var r = c.raw; return c.dataset.label + ": " + r.y.toFixed(2) + " %, " + r.x.toPrecision(3) + " ms, " + kib(r.size); } } }
-      }
-    }
-  });
-})();
-`;
+  return text;
+}
 
 export function renderReport(results: RunResults, epochs: EpochMetric[]): string {
   const seeds = results.seeds ?? [];
@@ -349,32 +314,40 @@ export function renderReport(results: RunResults, epochs: EpochMetric[]): string
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="distill ${escapeHtml(results.codeVersion)}">
 <title>${escapeHtml(title)}</title>
-<style>${CSS}</style>
+<style>${asset("report.css")}</style>
 </head>
 <body>
 <h1>${escapeHtml(results.name)}</h1>
 <p class="sub">Knowledge-distillation run report</p>
+${headlineSection(results)}
 <dl class="facts">${factsHtml}</dl>
 
 <h2>Comparison</h2>
 ${comparisonTable(results)}
-<p class="note">Test-set figures${multi ? `; mean <span class="sd">± sample std</span> over seeds` : ""}. Latency and throughput: onnxruntime-node on the machine that ran the training. Hover a column head for its definition.</p>
+<p class="note">Test-set figures${multi ? `; mean <span class="sd">± sample std</span> over seeds` : ""}. ${escapeHtml(machineNote(results))} Hover a column head for its definition.</p>
+
+<h2>Accuracy against cost</h2>
+<div class="charts">
+<figure><figcaption>Accuracy vs batch-1 latency</figcaption><div class="chart-box"><canvas id="chart-accuracy-latency" role="img" aria-label="Test accuracy against p50 latency, log scale"></canvas></div></figure>
+<figure><figcaption>Accuracy vs model size</figcaption><div class="chart-box"><canvas id="chart-accuracy-size" role="img" aria-label="Test accuracy against ONNX file size, log scale"></canvas></div></figure>
+</div>
+<p class="note">Log-scaled cost axes. Bars span ± one std over seeds; the dashed line is the Pareto front (no other model is both more accurate and cheaper). Up and to the left is better.</p>
 
 <h2>Learning curves</h2>
 <div class="charts">
-<figure><figcaption>Validation accuracy per epoch</figcaption><div class="chart-box"><canvas id="chart-curves" role="img" aria-label="Validation accuracy per epoch for each stage"></canvas></div></figure>
-<figure><figcaption>Train loss per epoch</figcaption><div class="chart-box"><canvas id="chart-loss" role="img" aria-label="Train loss per epoch for each stage"></canvas></div></figure>
+<figure><figcaption>Validation accuracy per epoch</figcaption><div class="chart-box"><canvas id="chart-val-accuracy" role="img" aria-label="Validation accuracy per epoch for each stage"></canvas></div></figure>
+<figure><figcaption>Validation loss per epoch</figcaption><div class="chart-box"><canvas id="chart-val-loss" role="img" aria-label="Validation loss per epoch for each stage"></canvas></div></figure>
 </div>
-${epochs.length ? "" : `<p class="note">No per-epoch metrics were recorded for this run (metrics.jsonl is missing or empty).</p>\n`}<p class="note">Lines are means over seeds${multi ? "; shaded bands span the seeds' min to max" : ""}. Loss objectives differ by stage (distillation losses include the soft-target term), so compare loss shapes, not levels, across stages.</p>
+${epochs.length ? "" : `<p class="note">No per-epoch metrics were recorded for this run (metrics.jsonl is missing or empty).</p>\n`}<p class="note">Lines are means over seeds${multi ? "; shaded bands span the seeds' min to max" : ""}. Validation loss is the same quantity for every stage (NLL of the true label), unlike training losses, whose objectives differ.</p>
 
-<h2>Accuracy vs latency</h2>
-<figure><div class="chart-box"><canvas id="chart-tradeoff" role="img" aria-label="Accuracy against p50 latency; bubble area proportional to ONNX size"></canvas></div></figure>
-<p class="note">Bubble area ∝ ONNX file size. Up and to the left is better.</p>
+${detailsSections(results, results.details)}
+
+${setupSection(results)}
 
 <footer>Generated by distill ${escapeHtml(results.codeVersion)}. Self-contained: no network access needed.</footer>
 <script type="application/json" id="report-data">${scriptJson(chartData(results, epochs))}</script>
 <script>${chartJs()}</script>
-<script>${CLIENT}</script>
+<script>${asset("report.js")}</script>
 </body>
 </html>
 `;
