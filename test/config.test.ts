@@ -120,9 +120,9 @@ test('"800x" units: one message naming file, key path, expectation and value', (
       return true;
     },
   );
-  // The same value through --set.
+  // The same value through --set: the message names the command line, where the value came from.
   assert.throws(() => loadConfig(validPath, { set: ["student.model.layers[1].units=800x"] }), {
-    message: `${validPath}: student.model.layers[1].units: expected a positive integer, got "800x"`,
+    message: `--set student.model.layers[1].units=800x: student.model.layers[1].units: expected a positive integer, got "800x"`,
   });
 });
 
@@ -143,7 +143,7 @@ test("unknown keys are errors that list the allowed keys", () => {
 
 test("bad enum values list the options", () => {
   assert.throws(() => loadConfig(validPath, { set: ["data.dataset=cifar"] }), {
-    message: `${validPath}: data.dataset: expected one of mnist, fashion-mnist, got "cifar"`,
+    message: `--set data.dataset=cifar: data.dataset: expected one of mnist, fashion-mnist, got "cifar"`,
   });
   assert.throws(() => loadConfig(validPath, { set: ["student.model.layers[1].type=lin"] }), (e: Error) => {
     assert.match(e.message, /student\.model\.layers\[1\]\.type: expected one of linear, conv, .*layernorm, got "lin"$/);

@@ -79,7 +79,7 @@ test("distill run writes every artefact; the teacher runs once per transfer samp
   assert.deepEqual({ ...state.softTargets, key: undefined }, { key: undefined, samples: 2000, computedSamples: 2000 });
   const cached = readdirSync(join(cacheDir, "soft-targets"));
   assert.equal(cached.length, 1);
-  assert.equal(statSync(join(cacheDir, "soft-targets", cached[0]!)).size, 2000 * 10 * 4);
+  assert.equal(statSync(join(cacheDir, "soft-targets", cached[0]!)).size, 40 + 2000 * 10 * 4); // magic + SHA-256 + logits
 
   // The same teacher and data again: all from the cache, no forward pass.
   const data = loadDataset("mnist");

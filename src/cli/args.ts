@@ -135,6 +135,29 @@ export function isUserError(e: unknown): boolean {
   return e instanceof Error && (e.name === "UserError" || e.name === "DataFileError");
 }
 
+// File-system failures are the machine's state, not a bug: a full disk, a read-only or missing
+// folder, a file where a folder should be. Each names its path and what to do.
+const FS_FAULTS: Record<string, string> = {
+  ENOSPC: "no space left on the device; free some and resume",
+  EDQUOT: "disk quota exceeded; free some and resume",
+  EFBIG: "file too large for this process's limit (ulimit -f) or the file system; raise it and resume",
+  EROFS: "the file system is read-only",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOTDIR: "a part of this path is a file, not a folder",
+  EISDIR: "is a folder, a file was expected",
+  ENOENT: "no such file or folder",
+  EMFILE: "too many open files (raise ulimit -n)",
+};
+
+function fileSystemFault(e: unknown): { where: string; what: string } | undefined {
+  const err = e as NodeJS.ErrnoException;
+  const what = err?.code ? FS_FAULTS[err.code] : undefined;
+  if (!what) return undefined;
+  const where = (err as { dest?: string }).dest ?? err.path ?? "file system";
+  return { where, what: `${err.syscall ? `cannot ${err.syscall}: ` : ""}${what} (${err.code})` };
+}
+
 /** Parses `argv` (process.argv form), runs the command, and returns the exit code. */
 export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
   const debug = argv.includes("--debug");
@@ -151,6 +174,12 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     const err = e instanceof Error ? e : new Error(String(e));
     if (isUserError(err)) {
       io.writeErr(`distill: ${oneLine(err.message)}\n`);
+      if (debug && err.stack) io.writeErr(err.stack + "\n");
+      return 2;
+    }
+    const fault = fileSystemFault(err);
+    if (fault) {
+      io.writeErr(`distill: ${fault.where}: ${fault.what}\n`);
       if (debug && err.stack) io.writeErr(err.stack + "\n");
       return 2;
     }

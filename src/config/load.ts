@@ -18,22 +18,33 @@ export interface ConfigOverrides {
 
 export function loadConfig(path: string, overrides: ConfigOverrides = {}): DistillConfig {
   const raw = readConfigFile(path);
-  const doc = applyOverrides(raw, overrides);
-  return validateConfig(doc, path);
+  const origins: Origin[] = [];
+  const doc = applyOverrides(raw, overrides, origins);
+  return validateConfig(doc, path, origins);
 }
 
 /** A config given as an object (the library's `distill()`): overrides applied to a copy, then validated. */
 export function configFromObject(doc: unknown, where: string, overrides: ConfigOverrides = {}): DistillConfig {
-  return validateConfig(applyOverrides(structuredClone(doc), overrides), where);
+  const origins: Origin[] = [];
+  return validateConfig(applyOverrides(structuredClone(doc), overrides, origins), where, origins);
+}
+
+/** A value the command line put at `path`: an error at or under it names `where` (the --set), not the file. */
+interface Origin {
+  path: Key[];
+  where: string;
 }
 
 /** Validates an already-parsed document; `where` names its source in messages. */
-export function validateConfig(doc: unknown, where: string): DistillConfig {
+export function validateConfig(doc: unknown, where: string, origins: readonly Origin[] = []): DistillConfig {
   if (doc === null || doc === undefined) throw new UserError(where, "is empty, expected a config with name, data, teacher and student");
   const result = distillConfigSchema.safeParse(doc);
   if (result.success) return result.data;
-  const { path, text } = describeIssue(pickIssue(result.error.issues), doc);
-  throw new UserError(where, path ? `${path}: ${text}` : text);
+  const issue = pickIssue(result.error.issues);
+  const { path, text } = describeIssue(issue, doc);
+  // The last override that wrote at or above the bad key is where the bad value came from.
+  const origin = [...origins].reverse().find((o) => o.path.length <= issue.path.length && o.path.every((k, i) => String(k) === String(issue.path[i])));
+  throw new UserError(origin?.where ?? where, path ? `${path}: ${text}` : text);
 }
 
 // ---- reading ----------------------------------------------------------------------------------
@@ -63,7 +74,7 @@ function readConfigFile(path: string): unknown {
 
 type Key = string | number;
 
-function applyOverrides(doc: unknown, o: ConfigOverrides): unknown {
+function applyOverrides(doc: unknown, o: ConfigOverrides, origins: Origin[] = []): unknown {
   const hasAny = (o.set?.length ?? 0) > 0 || o.epochs !== undefined || o.seeds !== undefined || o.output !== undefined;
   if (!hasAny) return doc;
   // An empty file plus overrides is still a (probably incomplete) config; anything else non-mapping
@@ -82,6 +93,7 @@ function applyOverrides(doc: unknown, o: ConfigOverrides): unknown {
       throw new UserError(`--set ${assignment}`, `value is not valid YAML (${(e as Error).message.split("\n")[0]})`);
     }
     setAt(root, path, value, assignment);
+    origins.push({ path, where: `--set ${assignment}` });
   }
   if (o.epochs !== undefined)
     for (const stage of ["teacher", "student"]) {
@@ -90,7 +102,10 @@ function applyOverrides(doc: unknown, o: ConfigOverrides): unknown {
       if (isPlainObject(block)) block["epochs"] = o.epochs;
     }
   if (o.seeds !== undefined) root["seeds"] = o.seeds;
-  if (o.output !== undefined) root["output"] = o.output;
+  if (o.output !== undefined) {
+    root["output"] = o.output;
+    origins.push({ path: ["output"], where: `--output ${o.output}` });
+  }
   return root;
 }
 

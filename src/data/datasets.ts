@@ -78,10 +78,11 @@ const cache = new Map<string, { mtimeMs: number; size: number; value: IdxArray }
 
 function readIdxCached(path: string): IdxArray {
   const st = statSync(path);
-  const hit = cache.get(path);
+  const key = resolve(path);
+  const hit = cache.get(key);
   if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.value;
   const value = readIdx(path);
-  cache.set(path, { mtimeMs: st.mtimeMs, size: st.size, value });
+  cache.set(key, { mtimeMs: st.mtimeMs, size: st.size, value });
   return value;
 }
 
@@ -117,7 +118,8 @@ function loadSet(dir: string, imagesBase: string, labelsBase: string, name: Data
  */
 export function loadDataset(name: DatasetName, dir?: string): ImageDataset {
   checkName(name);
-  const folder = resolve(dir ?? defaultDatasetDir(name));
+  // Kept as the user wrote it, so messages name the path they typed (relative stays relative).
+  const folder = dir ?? defaultDatasetDir(name);
   if (!existsSync(folder)) throw new UserError(folder, `dataset folder not found; ${folderHint(name)}`);
   if (!statSync(folder).isDirectory()) throw new UserError(folder, `is not a folder; ${folderHint(name)}`);
   const classLabels = CLASS_LABELS[name];

@@ -55,7 +55,11 @@ export function readCheckpoint(path: string): Checkpoint | undefined {
   const bad = (what: string): never => {
     throw new UserError(path, `damaged checkpoint (${what}); delete it to restart this stage from scratch`);
   };
-  if (buf.byteLength < 12 || buf.subarray(0, 8).toString("latin1") !== MAGIC) bad("no checkpoint header");
+  const magic = buf.subarray(0, 8).toString("latin1");
+  // Another layout version is refused by name, never misread.
+  if (buf.byteLength >= 12 && magic.startsWith("DSTLCKP") && magic !== MAGIC)
+    throw new UserError(path, `checkpoint format ${magic.slice(7)} was written by another version of distill; this one reads format ${MAGIC.slice(7)}: resume with the version that wrote it, or delete the file to restart this stage`);
+  if (buf.byteLength < 12 || magic !== MAGIC) bad("no checkpoint header");
   const headerLen = buf.readUInt32LE(8);
   if (12 + headerLen > buf.byteLength) bad("header runs past the end");
   let header: Header;

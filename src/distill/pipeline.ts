@@ -12,7 +12,7 @@
 // never redone, a stage in progress resumes from its last epoch checkpoint.
 
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
@@ -33,7 +33,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { createProgress, stopAllProgress, type Progress } from "../util/progress.js";
 import { methodNamed } from "./methods/index.js";
 import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
-import { trainStage } from "./train-stage.js";
+import { Interrupted, trainStage } from "./train-stage.js";
 
 export interface PipelineOptions {
   /** Path of the YAML file the config came from (recorded in run.json). */
@@ -46,7 +46,12 @@ export interface PipelineOptions {
   progress?: Progress;
 }
 
+/** Layout of a run folder (run.json, stages/, models/, checkpoints/). Bump on any incompatible change. */
+const RUN_FORMAT = 1;
+
 interface RunState {
+  /** Absent in folders written before it was recorded; those have format 1's layout. */
+  formatVersion?: number;
   configPath: string;
   createdAt: string;
   codeVersion: string;
@@ -67,19 +72,21 @@ const STATE_FILE = "run.json";
 
 export async function runDistillation(config: DistillConfig, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
   const runDir = config.output;
+  if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new UserError(runDir, "exists and is not a folder; choose a run folder with --output");
   if (existsSync(runDir) && readdirSync(runDir).length > 0)
     throw new UserError(runDir, `the run folder already exists and is not empty; continue it with \`distill resume ${runDir}\`, or choose another with --output`);
   mkdirSync(runDir, { recursive: true });
   writeFileAtomic(join(runDir, CONFIG_FILE), `# resolved from ${opts.configPath} (defaults filled in)\n` + toYaml(config));
-  const state: RunState = { configPath: opts.configPath, createdAt: new Date().toISOString(), codeVersion: codeVersion(), activeSeconds: 0 };
+  const state: RunState = { formatVersion: RUN_FORMAT, configPath: opts.configPath, createdAt: new Date().toISOString(), codeVersion: codeVersion(), activeSeconds: 0 };
   writeFileAtomic(join(runDir, STATE_FILE), JSON.stringify(state, null, 2) + "\n");
   try {
     return await execute(runDir, config, state, opts);
   } catch (e) {
-    // Failed before any stage produced anything (bad data, shapes, teacher file): leave no run
-    // folder behind, so fixing the config and running again just works.
-    const left = readdirSync(runDir).filter((f) => !f.startsWith("."));
-    if (left.every((f) => f === CONFIG_FILE || f === STATE_FILE)) rmSync(runDir, { recursive: true, force: true });
+    // Failed before any stage produced anything (bad data, shapes, a teacher that outputs NaN):
+    // leave no run folder behind, so fixing the config and running again just works. A copied
+    // teacher file is no progress; a checkpoint or a finished stage is, and stays for `resume`.
+    const progressMade = existsSync(join(runDir, "stages")) || existsSync(join(runDir, "checkpoints"));
+    if (!progressMade && !(e instanceof Interrupted)) rmSync(runDir, { recursive: true, force: true });
     throw e;
   }
 }
@@ -93,23 +100,31 @@ export async function resumeDistillation(runDir: string, opts: { quiet: boolean;
   } catch (e) {
     throw new UserError(statePath, `not valid JSON (${(e as Error).message})`);
   }
+  if (!state || typeof state !== "object" || typeof state.configPath !== "string") throw new UserError(statePath, "not a distill run state (no configPath)");
+  const format = state.formatVersion ?? 1;
+  if (format !== RUN_FORMAT)
+    throw new UserError(statePath, `run folder format ${format} was written by distill ${state.codeVersion ?? "(unknown version)"}; this distill reads format ${RUN_FORMAT}: resume it with the version that wrote it`);
   // Re-validated: the resolved config is written by us, but a hand edit should fail here, clearly.
   const config = loadConfig(join(runDir, CONFIG_FILE));
   return execute(runDir, { ...config, output: runDir }, state, { ...opts, configPath: state.configPath });
 }
 
 async function execute(runDir: string, config: DistillConfig, state: RunState, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
-  // Ctrl-C: every file is written atomically, so stopping at once is safe; say how to continue.
-  const onInterrupt = () => {
-    stopAllProgress();
-    process.stderr.write(`\ninterrupted; continue with: distill resume ${runDir}\n`);
-    process.exit(130);
-  };
-  process.once("SIGINT", onInterrupt);
+  // Ctrl-C, or SIGTERM from Docker, Kubernetes or CI: every file is written atomically, so stopping
+  // at once is safe; say how to continue. Exit codes follow the shell's 128 + signal number.
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+    const onSignal = () => {
+      stopAllProgress();
+      process.stderr.write(`\n${signal === "SIGINT" ? "interrupted" : "terminated"}; continue with: distill resume ${runDir}\n`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    };
+    process.once(signal, onSignal);
+    return [signal, onSignal] as const;
+  });
   try {
     return await executeStages(runDir, config, state, opts);
   } finally {
-    process.removeListener("SIGINT", onInterrupt);
+    for (const [signal, onSignal] of handlers) process.removeListener(signal, onSignal);
   }
 }
 
@@ -200,6 +215,7 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
     softTargets = await teacherSoftTargets({
       teacher, set: dataset.train, indices: trainIndices, cacheDir: opts.cacheDir ?? defaultCacheDir(),
       onProgress: (done) => task.update(done),
+      onWarning: (message) => progress.log(`warning: ${message}`),
     });
     task.finish(softTargets.computedSamples ? `computed ${softTargets.computedSamples} samples, cached` : "from cache");
     state.softTargets = { key: softTargets.key, samples: trainIndices.length, computedSamples: softTargets.computedSamples };

@@ -1,13 +1,14 @@
 // The teacher's logits on the transfer set, computed once and cached on disk as float32. The key
 // hashes everything the logits depend on — the teacher file's bytes, the images, and how they
 // are fed (raw 0–255 pixels, unshifted) — so every stage, epoch, seed and later run reuses them,
-// and any change to teacher or data computes them afresh.
+// and any change to teacher or data computes them afresh. Several processes may share one cache
+// folder: the file is checksummed and written under a lock (src/util/cache-file.ts).
 
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ImageSet } from "../data/datasets.js";
-import { writeFileAtomic } from "../util/fs.js";
+import { UserError } from "../errors.js";
+import { cachedPayload } from "../util/cache-file.js";
 import type { OnnxClassifier } from "../eval/evaluate.js";
 
 /** Bumped when the way inputs are fed to the teacher changes (invalidates old caches). */
@@ -48,23 +49,27 @@ export async function teacherSoftTargets(o: {
   indices: Int32Array;
   cacheDir: string;
   onProgress?: (done: number, total: number) => void;
+  /** Damaged cache files and waits on another process's computation are reported here. */
+  onWarning?: (message: string) => void;
 }): Promise<SoftTargets> {
   const key = softTargetKey(o.teacher.bytes, o.set, o.indices);
   const k = o.teacher.numClasses;
-  const file = join(o.cacheDir, "soft-targets", `${key}.f32`);
-  const expectedBytes = o.indices.length * k * 4;
-  if (existsSync(file)) {
-    const buf = readFileSync(file);
-    // A wrong size means a foreign or damaged file: recompute rather than trust it.
-    if (buf.byteLength === expectedBytes) {
-      const logits = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-      return { logits, classes: k, key, computedSamples: 0, file };
-    }
-  }
+  const file = join(o.cacheDir, "soft-targets", `${key}.bin`);
   const before = o.teacher.samplesRun;
-  const logits = await o.teacher.logits(o.set, o.indices, 500, (done) => o.onProgress?.(done, o.indices.length));
-  for (let i = 0; i < logits.length; i++)
-    if (!Number.isFinite(logits[i]!)) throw new Error(`teacher ${o.teacher.where} produced a non-finite logit for example ${o.indices[Math.floor(i / k)]}`);
-  writeFileAtomic(file, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
-  return { logits, classes: k, key, computedSamples: o.teacher.samplesRun - before, file };
+  let waited = false;
+  const { payload, computed } = await cachedPayload(file, o.indices.length * k * 4, async () => {
+    const logits = await o.teacher.logits(o.set, o.indices, 500, (done) => o.onProgress?.(done, o.indices.length));
+    for (let i = 0; i < logits.length; i++)
+      if (!Number.isFinite(logits[i]!))
+        throw new UserError(o.teacher.where, `the teacher's output ${o.teacher.outputName} is ${logits[i]} (not a finite logit) for training example ${o.indices[Math.floor(i / k)]}; fix or replace the teacher`);
+    return new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength);
+  }, {
+    onWarning: o.onWarning,
+    onWait: (owner) => {
+      if (!waited) o.onWarning?.(`${file}: process ${owner.pid} on ${owner.host} is computing these soft targets; waiting for it`);
+      waited = true;
+    },
+  });
+  const logits = new Float32Array(payload.buffer.slice(payload.byteOffset, payload.byteOffset + payload.byteLength));
+  return { logits, classes: k, key, computedSamples: computed ? o.teacher.samplesRun - before : 0, file };
 }

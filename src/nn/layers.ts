@@ -1,7 +1,7 @@
 // The layers a student or teacher is made of. Initialisation follows PyTorch's defaults
 // (Linear/Conv: kaiming_uniform(a=√5) ⇒ U(±1/√fan_in) for weight and bias).
 
-import { type Value, formatShape } from "../engine/graph.js";
+import { type Value, ShapeError, formatShape } from "../engine/graph.js";
 import * as F from "../engine/ops.js";
 import { ForwardContext, Module } from "./module.js";
 
@@ -262,8 +262,9 @@ export class Sequential extends Module {
     super();
     const counts = new Map<string, number>();
     this.names = layers.map((l, i) => childName(l, counts, names?.[i]));
-    const dup = this.names.find((n, i) => this.names.indexOf(n) !== i);
-    if (dup) throw new Error(`two layers are named "${dup}"`);
+    // Taps are addressed by name, so two layers may not share one (given, or given and generated).
+    const dup = this.names.findIndex((n, i) => this.names.indexOf(n) !== i);
+    if (dup >= 0) throw new ShapeError(`layers[${dup}]: the name "${this.names[dup]}" is already used by layers[${this.names.indexOf(this.names[dup]!)}]`);
   }
   override children(): Module[] {
     return this.layers;

@@ -11,6 +11,9 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
+    // A failed write(2) on the descriptor carries no path: name the file we were writing.
+    const err = e as NodeJS.ErrnoException;
+    if (err && typeof err === "object" && !err.path) err.path = path;
     throw e;
   }
 }

@@ -1,0 +1,218 @@
+// Faults a long-running, shared tool meets, each with real processes, files and signals: inputs that
+// used to end as "internal error", two runs sharing one soft-target cache, a corrupted cache file,
+// a write limit hit mid-run, SIGTERM, and files written by another version of distill.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Graph } from "../src/engine/graph.js";
+import { encodeModel } from "../src/engine/onnx.js";
+import * as F from "../src/engine/ops.js";
+import { buildModel } from "../src/nn/spec.js";
+import { exportOnnx } from "../src/nn/model.js";
+import { readCheckpoint } from "../src/distill/checkpoint.js";
+import { cachedPayload, readCacheFile } from "../src/util/cache-file.js";
+import { UserError } from "../src/errors.js";
+
+const dir = mkdtempSync(join(tmpdir(), "distill-faults-"));
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
+
+function config(name: string, extra = ""): string {
+  const path = join(dir, `${name}.yaml`);
+  writeFileSync(path, `
+name: ${name}
+seeds: 1
+data: { dataset: mnist, trainLimit: 2000, validation: 300, testLimit: 500 }
+teacher:
+  model: { layers: [ {type: linear, units: 32}, {type: relu}, {type: linear, units: 10} ] }
+  train: { epochs: 2, batchSize: 64, optimizer: {kind: sgd, lr: 0.05, momentum: 0.9} }
+student:
+  model: { layers: [ {type: linear, units: 64}, {type: relu}, {type: linear, units: 10} ] }
+  train: { epochs: 2, batchSize: 64, optimizer: {kind: sgd, lr: 0.05, momentum: 0.9} }
+kd: { temperature: 4, alpha: 0.9 }
+${extra}`);
+  return path;
+}
+
+function cli(args: string[], opts: { cache?: string; cwd?: string } = {}) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd: opts.cwd, env: { ...process.env, DISTILL_CACHE: opts.cache ?? join(dir, "cache") } });
+}
+
+/** Exit 2 with the error as one line: the only line, or (after --quiet's task lines) the last. */
+function oneLineExit2(r: { status: number | null; stderr: string }, pattern: RegExp, afterProgress = false): void {
+  assert.equal(r.status, 2, r.stderr);
+  const lines = r.stderr.trim().split("\n");
+  if (!afterProgress) assert.equal(lines.length, 1, r.stderr);
+  assert.equal(lines.filter((l) => l.startsWith("distill: ")).length, 1, r.stderr);
+  assert.doesNotMatch(r.stderr, /internal error/);
+  assert.match(lines[lines.length - 1]!, pattern);
+}
+
+/** A frozen teacher file (untrained weights are enough to count forward passes); `hidden` widths make it slow. */
+function teacherFile(name: string, nan = false, hidden: number[] = []): string {
+  const path = join(dir, `${name}.onnx`);
+  if (nan) {
+    const g = new Graph();
+    const x = g.input("input", ["batch", 784]);
+    const w = g.initializer("w", { dtype: "float32", shape: [784, 10], data: new Float32Array(7840).fill(NaN) });
+    g.output(F.matmul(x, w), "logits");
+    writeFileSync(path, encodeModel(g));
+  } else {
+    const layers = [...hidden.flatMap((units) => [{ type: "linear" as const, units }, { type: "relu" as const }]), { type: "linear" as const, units: 10 }];
+    const m = buildModel({ input: "flat", layers }, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"], { height: 28, width: 28, mean: 0.13, std: 0.31 });
+    writeFileSync(path, exportOnnx(m, m.initParameters(0)));
+  }
+  return path;
+}
+
+const runState = (runDir: string) => JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")) as { softTargets?: { computedSamples: number; key: string } };
+
+test("inputs that used to be internal errors: duplicate layer names, a NaN teacher, --output on a file, a bad --set", () => {
+  let r = cli(["run", config("dup", ""), "--output", join(dir, "dup"), "--set", "student.model.layers[0].name=fc", "--set", "student.model.layers[2].name=fc"]);
+  oneLineExit2(r, /dup\.yaml: student\.model: layers\[2\]: the name "fc" is already used by layers\[0\]$/);
+  assert.ok(!existsSync(join(dir, "dup")));
+
+  // The NaN teacher fails while labelling; nothing stays behind, so the same command with a good
+  // teacher is not refused as "already exists".
+  const out = join(dir, "nan-teacher");
+  r = cli(["run", config("nan"), "--quiet", "--output", out, "--set", `teacher=${JSON.stringify({ onnx: teacherFile("nan", true) })}`]);
+  oneLineExit2(r, /nan\.onnx: the teacher's output logits is NaN \(not a finite logit\) for training example \d+; fix or replace the teacher$/);
+  assert.ok(!existsSync(out), "no run folder (config, state, copied teacher) left behind");
+
+  const notes = join(dir, "notes.txt");
+  writeFileSync(notes, "mine");
+  r = cli(["run", config("notes"), "--output", notes]);
+  oneLineExit2(r, /notes\.txt: exists and is not a folder/);
+  assert.equal(readFileSync(notes, "utf8"), "mine");
+  r = cli(["run", config("notes"), "--output", join(notes, "sub")]);
+  oneLineExit2(r, /notes\.txt\/sub: cannot mkdir: a part of this path is a file, not a folder \(ENOTDIR\)$/);
+
+  // A bad value from the command line names the command line, not the YAML file.
+  r = cli(["run", config("setbad"), "--set", "kd.temperature=-1"]);
+  oneLineExit2(r, /^distill: --set kd\.temperature=-1: kd\.temperature: expected a number > 0, got -1$/);
+
+  // A relative data folder is named as typed.
+  r = cli(["run", config("reldata"), "--output", join(dir, "reldata"), "--set", "data.dir=no-such-data"], { cwd: dir });
+  oneLineExit2(r, /^distill: no-such-data: dataset folder not found/);
+});
+
+test("two runs started at once on one teacher and one cache: both finish, the teacher labels the transfer set once", async () => {
+  const cache = join(dir, "shared-cache");
+  // A teacher slow enough (≈ 40 GFLOP over 5,700 samples) that both processes are labelling at once.
+  const teacher = teacherFile("shared", false, [1500, 1500]);
+  const start = (name: string) => {
+    const child = spawn(process.execPath, [CLI, "run", config(name), "--quiet", "--output", join(dir, name), "--set", `teacher=${JSON.stringify({ onnx: teacher })}`, "--set", "student.train.epochs=1", "--set", "data.trainLimit=6000"], { env: { ...process.env, DISTILL_CACHE: cache }, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    return new Promise<{ code: number | null; stderr: string }>((res) => child.on("exit", (code) => res({ code, stderr })));
+  };
+  const [a, b] = await Promise.all([start("twin-a"), start("twin-b")]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  const sa = runState(join(dir, "twin-a")).softTargets!, sb = runState(join(dir, "twin-b")).softTargets!;
+  assert.equal(sa.key, sb.key);
+  assert.equal(sa.computedSamples + sb.computedSamples, 5700, "5,700 transfer samples labelled once in all");
+  const files = readdirSync(join(cache, "soft-targets"));
+  assert.deepEqual(files, [`${sa.key}.bin`], "one cache file, no lock or temporary file left");
+  assert.equal(readCacheFile(join(cache, "soft-targets", files[0]!), 5700 * 40).status, "hit");
+  assert.match(a.stderr + b.stderr, /is computing these soft targets; waiting for it/, "one of them waited for the other");
+});
+
+test("the cache lock: a live owner is waited for, a dead owner's lock (kill -9) is taken over", async () => {
+  const file = join(dir, "lock-test", "x.bin");
+  mkdirSync(dirname(file), { recursive: true });
+  const payload = new Uint8Array([1, 2, 3, 4]);
+  // Live owner: this process. The waiter must not compute; it gets what the owner writes.
+  writeFileSync(`${file}.lock`, JSON.stringify({ pid: process.pid, host: (await import("node:os")).hostname(), since: "now" }));
+  let waits = 0;
+  const waiting = cachedPayload(file, 4, async () => new Uint8Array([9, 9, 9, 9]), { pollMs: 20, onWait: () => waits++ });
+  await new Promise((r) => setTimeout(r, 150));
+  const { writeCacheFile } = await import("../src/util/cache-file.js");
+  writeCacheFile(file, payload);
+  (await import("node:fs")).rmSync(`${file}.lock`);
+  const got = await waiting;
+  assert.equal(got.computed, false);
+  assert.deepEqual([...got.payload], [1, 2, 3, 4]);
+  assert.ok(waits > 0, "it waited");
+
+  // Dead owner: a process that is gone (it exited; its pid no longer runs).
+  const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+  const file2 = join(dir, "lock-test", "y.bin");
+  writeFileSync(`${file2}.lock`, JSON.stringify({ pid: Number(dead.stdout), host: (await import("node:os")).hostname(), since: "then" }));
+  const taken = await cachedPayload(file2, 4, async () => payload, { pollMs: 20 });
+  assert.equal(taken.computed, true);
+  assert.ok(!existsSync(`${file2}.lock`));
+});
+
+test("a same-size corrupted cache file is detected, reported once as a warning, and recomputed", () => {
+  const cache = join(dir, "corrupt-cache");
+  const teacher = teacherFile("corrupt");
+  const args = (name: string) => ["run", config(name), "--quiet", "--output", join(dir, name), "--set", `teacher=${JSON.stringify({ onnx: teacher })}`, "--set", "student.train.epochs=1"];
+  let r = cli(args("corrupt-1"), { cache });
+  assert.equal(r.status, 0, r.stderr);
+  const key = runState(join(dir, "corrupt-1")).softTargets!.key;
+  const file = join(cache, "soft-targets", `${key}.bin`);
+  const bytes = readFileSync(file);
+  bytes[bytes.length - 5]! ^= 0xff; // one payload byte, same size
+  writeFileSync(file, bytes);
+  r = cli(args("corrupt-2"), { cache });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr.match(/warning: .*damaged cache file \(checksum mismatch\); recomputing it/g)?.length, 1, r.stderr);
+  assert.equal(runState(join(dir, "corrupt-2")).softTargets!.computedSamples, 1700);
+  assert.equal(readCacheFile(file, 1700 * 40).status, "hit", "rewritten whole");
+});
+
+test("a write limit hit mid-run (ulimit -f): one line naming the file, the finished teacher kept, resume continues once space is back", () => {
+  const runDir = join(dir, "full-disk");
+  // 300 KiB: the teacher's checkpoints (25k parameters + momentum ≈ 200 KB) fit, the student's (51k ≈ 400 KB) do not.
+  const r = spawnSync("bash", ["-c", `ulimit -f 300; exec "${process.execPath}" "${CLI}" run "${config("fulldisk")}" --quiet --output "${runDir}"`], { encoding: "utf8", env: { ...process.env, DISTILL_CACHE: join(dir, "cache") } });
+  oneLineExit2(r, /checkpoints\/.*baseline-s0\.ckpt.*: cannot write: file too large for this process's limit \(ulimit -f\) or the file system; raise it and resume \(EFBIG\)$/, true);
+  const teacherRecord = join(runDir, "stages", "teacher-s0.json");
+  assert.ok(existsSync(teacherRecord), "the finished teacher stage is kept");
+  const historyOf = () => (JSON.parse(readFileSync(teacherRecord, "utf8")) as { history: unknown[] }).history;
+  const before = historyOf();
+  const teacherBytes = readFileSync(join(runDir, "models", "teacher-s0.onnx"));
+  assert.deepEqual(readdirSync(join(runDir, "checkpoints")).filter((f) => f.endsWith(".tmp") || f.startsWith(".")), [], "no half-written file");
+  const resumed = cli(["resume", runDir, "--quiet"]);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.ok(existsSync(join(runDir, "results.json")));
+  // Retraining would have rewritten the epoch timings and the model: both are as they were.
+  assert.deepEqual(historyOf(), before, "the teacher was not trained again");
+  assert.deepEqual(readFileSync(join(runDir, "models", "teacher-s0.onnx")), teacherBytes);
+});
+
+test("SIGTERM stops like Ctrl-C: exit 143, the resume command, nothing half-written", async () => {
+  const runDir = join(dir, "sigterm");
+  const child = spawn(process.execPath, [CLI, "run", config("sigterm"), "--quiet", "--output", runDir], { env: { ...process.env, DISTILL_CACHE: join(dir, "cache") }, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+  const deadline = Date.now() + 120_000;
+  while (!existsSync(join(runDir, "checkpoints", "teacher-s0.ckpt")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  child.kill("SIGTERM");
+  assert.equal(await exited, 143);
+  assert.match(stderr, /terminated; continue with: distill resume /);
+  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [e.name]));
+  assert.deepEqual(walk(runDir).filter((f) => f.endsWith(".tmp")), []);
+  assert.ok(readCheckpoint(join(runDir, "checkpoints", "teacher-s0.ckpt")), "the checkpoint reads back whole");
+});
+
+test("files from another version of distill are refused by name, never misread", () => {
+  const runDir = join(dir, "sigterm"); // interrupted above: a resumable run folder
+  const ckpt = join(runDir, "checkpoints", "teacher-s0.ckpt");
+  const bytes = readFileSync(ckpt);
+  const future = join(dir, "future.ckpt");
+  writeFileSync(future, Buffer.concat([Buffer.from("DSTLCKP2", "latin1"), bytes.subarray(8)]));
+  assert.throws(() => readCheckpoint(future), (e: unknown) => e instanceof UserError && /checkpoint format 2 was written by another version of distill; this one reads format 1/.test(e.message));
+
+  const statePath = join(runDir, "run.json");
+  const state = JSON.parse(readFileSync(statePath, "utf8")) as Record<string, unknown>;
+  assert.equal(state["formatVersion"], 1);
+  writeFileSync(statePath, JSON.stringify({ ...state, formatVersion: 2, codeVersion: "9.9.9" }));
+  const r = cli(["resume", runDir]);
+  oneLineExit2(r, /run\.json: run folder format 2 was written by distill 9\.9\.9; this distill reads format 1/);
+});
