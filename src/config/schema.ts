@@ -202,12 +202,31 @@ export type TrainSpec = z.output<typeof trainSchema>;
 // ---- stages -----------------------------------------------------------------------------------
 
 /** Either a ready ONNX classifier or a spec trained in this run; narrow with `teacher.onnx !== undefined`. */
-export type TeacherSpec =
-  | { onnx: string; model?: never; train?: never }
-  | { onnx?: never; model: ModelSpec; train: TrainSpec };
+/** How an ONNX teacher from elsewhere wants its input and where its class scores are. */
+const teacherPreprocessingSchema = obj({
+  layout: enumOf(["flat", "nchw", "nhwc"]),
+  scale: positiveNumber().default(1),
+  mean: z.array(z.number(num("a number")), num("a list of per-channel means")).min(1).default([0]),
+  std: z.array(positiveNumber(), num("a list of per-channel standard deviations")).min(1).default([1]),
+});
+
+export type TeacherOnnxSpec = {
+  onnx: string;
+  output?: string | undefined;
+  outputs?: "auto" | "logits" | "probabilities" | undefined;
+  preprocessing?: z.output<typeof teacherPreprocessingSchema> | undefined;
+  model?: never;
+  train?: never;
+};
+
+export type TeacherSpec = TeacherOnnxSpec | { onnx?: never; model: ModelSpec; train: TrainSpec };
 
 const teacherSchema = obj({
   onnx: str("a path to an .onnx file").optional(),
+  /** ONNX teacher: the tensor holding class scores (any tensor of the graph, by name). */
+  output: str("a tensor name").optional(),
+  outputs: enumOf(["auto", "logits", "probabilities"]).optional(),
+  preprocessing: teacherPreprocessingSchema.optional(),
   model: modelSchema.optional(),
   train: trainSchema.optional(),
 })
@@ -220,6 +239,9 @@ const teacherSchema = obj({
       ctx.addIssue({ code: "custom", path: ["train"], message: "required with model" });
     else if (t.onnx !== undefined && t.train !== undefined)
       ctx.addIssue({ code: "custom", path: ["train"], message: "only used with model (an ONNX teacher is not trained)" });
+    else if (t.model !== undefined)
+      for (const key of ["output", "outputs", "preprocessing"] as const)
+        if (t[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: "only used with onnx (a teacher trained here takes raw pixels)" });
   })
   .transform((t) => t as TeacherSpec);
 

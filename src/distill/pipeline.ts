@@ -34,6 +34,7 @@ import { createProgress, stopAllProgress, type Progress } from "../util/progress
 import { methodNamed } from "./methods/index.js";
 import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
 import { Interrupted, trainStage } from "./train-stage.js";
+import { prepareTeacher, type TeacherInterface } from "./teacher-adapter.js";
 
 export interface PipelineOptions {
   /** Path of the YAML file the config came from (recorded in run.json). */
@@ -182,15 +183,17 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
   let loadedTeacher: OnnxClassifier | undefined; // a user's teacher, already loaded and checked
   if (config.teacher.onnx !== undefined) {
     if (!existsSync(teacherFile)) {
-      // Checked before anything is copied, so a wrong teacher leaves no run folder behind.
-      loadedTeacher = await OnnxClassifier.fromFile(config.teacher.onnx);
+      // Adapted to raw pixels in, logits out (src/distill/teacher-adapter.ts) and checked before
+      // anything is written, so a wrong teacher leaves no run folder behind.
+      const adapted = await userTeacher(config.teacher.onnx, config.teacher);
+      loadedTeacher = await OnnxClassifier.fromBytes(adapted, config.teacher.onnx);
       try {
         checkTeacher(loadedTeacher, config.teacher.onnx);
       } catch (err) {
         await loadedTeacher.dispose();
         throw err;
       }
-      copyFileSync(config.teacher.onnx, teacherFile);
+      writeFileAtomic(teacherFile, adapted);
     }
   } else if (!loadRecord("teacher", teacherSeed)) {
     const teacherSpec = config.teacher;
@@ -296,6 +299,26 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
     teacher.checkFits(dataset.train, `${config.data.dataset} training images`);
     if (teacher.numClasses !== classLabels.length)
       throw new UserError(where, `the teacher outputs ${teacher.numClasses} classes, but the student and ${config.data.dataset} have ${classLabels.length}`);
+  }
+
+  /** The user's .onnx teacher in distill's contract; "auto" outputs are judged on 64 training images. */
+  async function userTeacher(path: string, spec: TeacherInterface): Promise<Uint8Array> {
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UserError(path, code === "ENOENT" ? "no such file" : `cannot read (${code ?? String(e)})`);
+    }
+    const image = { height: dataset.train.height, width: dataset.train.width, channels: 1 };
+    return prepareTeacher(bytes, spec, image, path, async (adapted) => {
+      const probe = await OnnxClassifier.fromBytes(adapted, path);
+      try {
+        return { scores: await probe.logits(dataset.train, trainIndices.subarray(0, 64)), classes: probe.numClasses };
+      } finally {
+        await probe.dispose();
+      }
+    });
   }
 
   function checkBuilds(key: string, make: () => Model): void {

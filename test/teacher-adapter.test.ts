@@ -1,0 +1,110 @@
+// A teacher trained elsewhere: an ONNX model that wants NHWC input normalised its own way and
+// returns probabilities under a name of its own. The adapter must make it take raw pixels and give
+// logits whose softmax is the model's own distribution, checked against the original model run on
+// preprocessing computed independently here; then a whole `distill run` uses it as the teacher.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Graph } from "../src/engine/graph.js";
+import { decodeModel, encodeModel } from "../src/engine/onnx.js";
+import * as F from "../src/engine/ops.js";
+import { Session } from "../src/engine/runtime.js";
+import { Rng } from "../src/nn/random.js";
+import { loadDataset } from "../src/data/datasets.js";
+import { OnnxClassifier } from "../src/eval/evaluate.js";
+import { adaptTeacher, looksLikeProbabilities, prepareTeacher } from "../src/distill/teacher-adapter.js";
+import { UserError } from "../src/errors.js";
+
+const dir = mkdtempSync(join(tmpdir(), "distill-foreign-"));
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
+const MEAN = 0.1307, STD = 0.3081;
+
+/** "Exported from PyTorch": pixel_values [N, 28, 28, 1] normalised, a linear layer, softmax → probs. */
+function foreignModel(withSoftmax: boolean): Uint8Array {
+  const g = new Graph();
+  const x = g.input("pixel_values", ["N", 28, 28, 1]);
+  const rng = new Rng(7);
+  const w = g.initializer("fc.weight", { dtype: "float32", shape: [784, 10], data: Float32Array.from({ length: 7840 }, () => rng.uniform(-0.1, 0.1)) });
+  const logits = F.matmul(F.reshape(x, [-1, 784]), w);
+  g.output(withSoftmax ? F.softmax(logits, -1) : logits, withSoftmax ? "probs" : "scores");
+  return encodeModel(g);
+}
+
+const spec = { output: "probs", preprocessing: { layout: "nhwc" as const, scale: 1 / 255, mean: [MEAN], std: [STD] } };
+const image = { height: 28, width: 28, channels: 1 };
+
+test("the adapted teacher takes raw pixels and returns log-probabilities of the model's own output", async () => {
+  const original = foreignModel(true);
+  const adapted = adaptTeacher(original, spec, true, image, "foreign.onnx");
+  const meta = decodeModel(adapted).metadata;
+  assert.equal(meta["distill.output_name"], "teacher_logits");
+  assert.deepEqual(JSON.parse(meta["distill.teacher_adapter"]!).originalInput, "pixel_values");
+
+  const data = loadDataset("mnist");
+  const n = 32;
+  const indices = Int32Array.from({ length: n }, (_, i) => i);
+  const c = await OnnxClassifier.fromBytes(adapted, "adapted");
+  const got = await c.logits(data.test, indices);
+  await c.dispose();
+
+  // Independently: (x/255 − mean)/std in NHWC (one channel: the same order as H×W), the original model.
+  const x = new Float32Array(n * 784);
+  for (let i = 0; i < n * 784; i++) x[i] = (data.test.images[i]! / 255 - MEAN) / STD;
+  const s = await Session.create(original);
+  const probs = (await s.run({ pixel_values: { dtype: "float32", shape: [n, 28, 28, 1], data: x } }))["probs"]!.data as Float32Array;
+  await s.dispose();
+  let worst = 0;
+  for (let i = 0; i < n * 10; i++) worst = Math.max(worst, Math.abs(got[i]! - Math.log(probs[i]!)));
+  assert.ok(worst < 1e-4, `max |adapted − log p| = ${worst}`);
+});
+
+test("outputs: auto tells probabilities from logits by running the model", async () => {
+  const sample = async (bytes: Uint8Array) => {
+    const c = await OnnxClassifier.fromBytes(bytes, "probe");
+    try {
+      return { scores: await c.logits(loadDataset("mnist").train, Int32Array.from({ length: 16 }, (_, i) => i)), classes: c.numClasses };
+    } finally {
+      await c.dispose();
+    }
+  };
+  const fromProbs = await prepareTeacher(foreignModel(true), spec, image, "p.onnx", sample);
+  assert.equal(JSON.parse(decodeModel(fromProbs).metadata["distill.teacher_adapter"]!).probabilities, true);
+  const fromLogits = await prepareTeacher(foreignModel(false), { ...spec, output: "scores" }, image, "l.onnx", sample);
+  assert.equal(JSON.parse(decodeModel(fromLogits).metadata["distill.teacher_adapter"]!).probabilities, false);
+  assert.equal(looksLikeProbabilities(new Float32Array([0.2, 0.8, 0.5, 0.5]), 2), true);
+  assert.equal(looksLikeProbabilities(new Float32Array([0.2, 0.8, -1, 2]), 2), false);
+});
+
+test("a tensor name that is not in the graph is one error naming teacher.output and the outputs", () => {
+  assert.throws(() => adaptTeacher(foreignModel(true), { ...spec, output: "prob" }, true, image, "f.onnx"),
+    (e: unknown) => e instanceof UserError && e.message === 'f.onnx: teacher.output: no tensor named "prob" in the graph (outputs: probs)');
+  assert.throws(() => adaptTeacher(foreignModel(true), { ...spec, preprocessing: { ...spec.preprocessing, mean: [0.1, 0.2] } }, true, image, "f.onnx"),
+    (e: unknown) => e instanceof UserError && /teacher\.preprocessing\.mean: has 2 values for 1-channel images/.test(e.message));
+});
+
+test("distill run with the foreign teacher: adapted once, copied into the run folder, distilled", () => {
+  const teacherPath = join(dir, "foreign.onnx");
+  writeFileSync(teacherPath, foreignModel(true));
+  const config = join(dir, "foreign.yaml");
+  writeFileSync(config, `
+name: foreign
+data: { dataset: mnist, trainLimit: 1500, validation: 300, testLimit: 300 }
+teacher: { onnx: ${teacherPath}, output: probs, preprocessing: { layout: nhwc, scale: 0.00392156862745098, mean: [${MEAN}], std: [${STD}] } }
+student:
+  model: { layers: [ {type: linear, units: 16}, {type: relu}, {type: linear, units: 10} ] }
+  train: { epochs: 1, batchSize: 64, optimizer: {kind: adam, lr: 0.003} }
+`);
+  const runDir = join(dir, "run");
+  const r = spawnSync(process.execPath, [CLI, "run", config, "--quiet", "--output", runDir], { encoding: "utf8", env: { ...process.env, DISTILL_CACHE: join(dir, "cache") } });
+  assert.equal(r.status, 0, r.stderr);
+  const kept = decodeModel(readFileSync(join(runDir, "teacher.onnx")));
+  assert.equal(kept.inputs[0]!.name, "distill_raw_pixels");
+  assert.deepEqual(kept.outputs.map((o) => o.name), ["teacher_logits"]);
+  const results = JSON.parse(readFileSync(join(runDir, "results.json"), "utf8")) as { models: { role: string; perSeed: { agreement: number | null }[] }[] };
+  assert.deepEqual(results.models.map((m) => m.role), ["teacher", "baseline", "student"]);
+});
