@@ -122,6 +122,21 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       await evalCommand(modelPath, { data: opts.data, limit: opts.limit, json: opts.json === true });
     });
 
+  program
+    .command("shift")
+    .description("before distilling on a transfer set: does it look like the teacher's own data? (teacher confidence, entropy, input statistics, KS tests)")
+    .argument("<teacher.onnx>", "the teacher (distill's contract: raw pixels in, logits out)")
+    .requiredOption("--transfer <data>", "mnist | fashion-mnist (their training images) or an IDX images file")
+    .addOption(new Option("--reference <dataset>", "the teacher's data (default: from its metadata)").choices(["mnist", "fashion-mnist"]))
+    .option("--invert", "invert the transfer images (255 − x)")
+    .option("--limit <n>", "samples per side (default 5000)", positiveIntArg)
+    .option("--json", "print the report as JSON")
+    .option("--debug", "print stack traces of errors")
+    .action(async (teacherPath: string, opts: { transfer: string; reference?: "mnist" | "fashion-mnist"; invert?: boolean; limit?: number; json?: boolean }) => {
+      const { shiftCommand } = await import("../eval/domain-shift.js");
+      await shiftCommand(teacherPath, { transfer: opts.transfer, reference: opts.reference, invert: opts.invert, limit: opts.limit ?? 5000, json: opts.json === true });
+    });
+
   return program;
 }
 
