@@ -88,7 +88,7 @@ test("a valid config gets every default filled", () => {
         jitter: 0,
       },
     },
-    kd: { temperature: 4, alpha: 0.9 },
+    kd: { terms: [{ method: "logit-kd", weight: 1, temperature: 4, alpha: 0.9 }] },
   };
   assert.deepEqual(c, expected);
   // The resolved config is valid input and a fixed point, so a run folder can store and reload it.
@@ -108,7 +108,7 @@ test("conv models default to image input; step schedule gets gamma; unlabeled tr
   assert.equal(c.student.model.input, "image");
   assert.deepEqual(c.student.model.layers[0], { type: "conv", filters: 8, kernel: 3, stride: 1, padding: 0, groups: 1 });
   assert.deepEqual(c.student.train.schedule, { kind: "step", warmupEpochs: 0, stepEvery: 3, gamma: 0.1 });
-  assert.equal(c.kd.alpha, 1);
+  assert.equal(c.kd.terms[0]!.alpha, 1);
 });
 
 test('"800x" units: one message naming file, key path, expectation and value', () => {
@@ -180,8 +180,8 @@ test("a missing file is named", () => {
 
 test("--set overrides parse YAML scalars and create missing blocks", () => {
   const c = loadConfig(validPath, { set: ["kd.temperature=8", "student.model.layers[1].units=400", "data.dir=/data/mnist", "seeds=[3, 5]"] });
-  assert.equal(c.kd.temperature, 8);
-  assert.equal(c.kd.alpha, 0.9); // kd was absent: --set created it, defaults filled the rest
+  assert.equal(c.kd.terms[0]!.temperature, 8);
+  assert.equal(c.kd.terms[0]!.alpha, 0.9); // kd was absent: --set created it, defaults filled the rest
   assert.deepEqual(c.student.model.layers[1], { type: "linear", units: 400 });
   assert.equal(c.data.dir, "/data/mnist");
   assert.deepEqual(c.seeds, [3, 5]);

@@ -36,17 +36,22 @@ function reference(name: string, T: number, alpha: number, withLabels: boolean):
 
 async function evaluate(name: string, T: number, alpha: number, withLabels: boolean): Promise<Record<string, number>> {
   const method = METHODS[name]!;
+  const needs = method.needs({ temperature: T, alpha });
   const g = new Graph();
   const logits = g.input("student", [2, 3]);
   const ctx = { graph: g, logits, taps: g.taps, input: (n: string, s: never, d?: never) => g.input(n, s, d ?? "float32"), param: () => { throw new Error("no params"); } } as unknown as LossContext;
   const res = method.loss({
     ctx,
-    labels: withLabels && method.usesLabels ? g.input("labels", [2], "int64") : undefined,
-    teacherLogits: method.usesTeacher ? g.input("teacher", [2, 3]) : undefined,
+    id: "t",
+    seed: 0,
+    labels: withLabels && needs.labels ? g.input("labels", [2], "int64") : undefined,
+    teacherLogits: needs.teacherLogits ? g.input("teacher", [2, 3]) : undefined,
+    teacherTaps: new Map(),
+    studentTaps: new Map(),
     settings: { temperature: T, alpha },
   });
   g.output(res.loss, "loss");
-  for (const [k, v] of Object.entries(res.terms ?? {})) g.output(v, k);
+  for (const [k, v] of Object.entries(res.parts ?? {})) g.output(v, k);
   const s = await Session.create(encodeModel(g));
   const feeds: Record<string, { dtype: "float32" | "int64"; shape: number[]; data: Float32Array | BigInt64Array }> = { student: { dtype: "float32", shape: [2, 3], data: Float32Array.from(student.flat()) } };
   if (s.inputNames.includes("teacher")) feeds["teacher"] = { dtype: "float32", shape: [2, 3], data: Float32Array.from(teacher.flat()) };

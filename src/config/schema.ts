@@ -5,72 +5,8 @@
 
 import { join } from "node:path";
 import { z } from "zod";
-
-// ---- building blocks --------------------------------------------------------------------------
-
-type Shape = Record<string, z.ZodType>;
-
-/** A strict object whose unknown-key message lists the keys that are allowed (and a near miss). */
-function obj<S extends Shape>(shape: S) {
-  const allowed = Object.keys(shape);
-  return z.strictObject(shape, {
-    error: (iss) => {
-      if (iss.code === "unrecognized_keys") return unknownKeyMessage(iss.keys[0] ?? "", allowed);
-      if (iss.code === "invalid_type") return "expected a mapping (key: value)";
-      return undefined;
-    },
-  });
-}
-
-function unknownKeyMessage(key: string, allowed: string[]): string {
-  const near = allowed.find((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
-  const hint = near ? `did you mean "${near}"? ` : "";
-  return `unknown key ${JSON.stringify(key)} (${hint}allowed: ${allowed.join(", ")})`;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
-}
-
-/** One message for every way a number can be wrong, so type and range errors read the same. */
-const num = (what: string) => ({ error: `expected ${what}` });
-
-const positiveInt = () => {
-  const e = num("a positive integer");
-  return z.number(e).int(e).positive(e);
-};
-const nonNegativeInt = () => {
-  const e = num("an integer ≥ 0");
-  return z.number(e).int(e).min(0, e);
-};
-const positiveNumber = () => {
-  const e = num("a number > 0");
-  return z.number(e).positive(e);
-};
-const nonNegativeNumber = () => {
-  const e = num("a number ≥ 0");
-  return z.number(e).min(0, e);
-};
-/** [0, 1): momentum, betas, dropout. */
-const unitOpen = () => {
-  const e = num("a number from 0 up to (not including) 1");
-  return z.number(e).min(0, e).lt(1, e);
-};
-const unitClosed = () => {
-  const e = num("a number from 0 to 1");
-  return z.number(e).min(0, e).max(1, e);
-};
-const str = (what = "a string") => z.string(num(what)).min(1, num(`a non-empty ${what.replace(/^an? /, "")}`));
-const enumOf = <const T extends readonly [string, ...string[]]>(values: T) =>
-  z.enum(values, { error: `expected one of ${values.join(", ")}` });
-const bool = () => z.boolean(num("true or false"));
+import { kdSchema, resolveKd, termsNeedingLabels } from "./kd.js";
+import { bool, enumOf, nonNegativeInt, nonNegativeNumber, num, obj, positiveInt, positiveNumber, str, unitClosed, unitOpen } from "./fields.js";
 
 // ---- model ------------------------------------------------------------------------------------
 
@@ -268,12 +204,7 @@ export function validationSize(data: DataSpec, trainPool: number): number {
   return data.validation ?? Math.min(5000, Math.floor(trainPool / 12));
 }
 
-const kdSchema = obj({
-  temperature: positiveNumber().default(4),
-  alpha: unitClosed().default(0.9),
-});
-
-export type KdSpec = z.output<typeof kdSchema>;
+export type { KdSpec, KdTerm } from "./kd.js";
 
 // ---- whole config -----------------------------------------------------------------------------
 
@@ -295,10 +226,17 @@ export const distillConfigSchema = obj({
   data: dataSchema,
   teacher: teacherSchema,
   student: studentSchema,
-  kd: kdSchema.prefault({}),
+  kd: kdSchema,
   /** Keep the epoch checkpoints of finished stages (only a stage in progress needs its own to resume). */
   keepCheckpoints: z.boolean(num("true or false")).default(false),
-}).transform((c) => ({
+})
+  .superRefine((c, ctx) => {
+    if (c.data.transfer !== "unlabeled") return;
+    const resolved = resolveKd(c.kd, false);
+    for (const i of termsNeedingLabels(resolved))
+      ctx.addIssue({ code: "custom", path: ["kd"], message: `${resolved.terms[i]!.method} needs labels, but data.transfer is unlabeled` });
+  })
+  .transform((c) => ({
   name: c.name,
   output: c.output ?? defaultRunDir(c),
   keepCheckpoints: c.keepCheckpoints,
@@ -306,8 +244,8 @@ export const distillConfigSchema = obj({
   data: c.data,
   teacher: c.teacher,
   student: c.student,
-  // Without labels there is no cross-entropy term to weigh, so all of the loss is distillation.
-  kd: c.data.transfer === "unlabeled" ? { ...c.kd, alpha: 1 } : c.kd,
+  // Without labels there is no cross-entropy term to weigh, so all of logit KD's loss is distillation.
+  kd: resolveKd(c.kd, c.data.transfer !== "unlabeled"),
 }));
 
 /** The config after validation: defaults filled, seeds expanded to a list, output resolved. */

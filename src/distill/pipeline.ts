@@ -1,15 +1,13 @@
 // `distill run`: config → stages → artefacts in the run folder.
 //
 //   1. teacher: trained here (its own recipe) or loaded from an .onnx file; frozen from then on
-//   2. soft targets: the teacher's logits on the transfer set, computed once, cached on disk
-//   3. baseline: the student trained on hard labels only (α = 0), same budget     } per seed
-//   4. student: the same student trained with the distillation loss               }
+//   2. teacher outputs: its logits (and taps the terms name) on the transfer set, computed once, cached
+//   3. baseline: the student trained on hard labels only, same budget             } per seed
+//   4. student: the same student trained with the configured loss terms           }
 //   5. evaluation on the test set (quality, size, latency), results.json, report.html
 //
-// Run folder: config.yaml (resolved), run.json (state), checkpoints/, models/<stage>-s<seed>.onnx,
-// stages/<stage>-s<seed>.json (finished stage: history + metrics), teacher.onnx, baseline.onnx,
-// student.onnx (the first seed's), metrics.jsonl, results.json, report.html. A finished stage is
-// never redone, a stage in progress resumes from its last epoch checkpoint.
+// Each stage is one function below; they meet through the run folder (run-folder.ts). A finished
+// stage is never redone, a stage in progress resumes from its last epoch checkpoint.
 
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -21,20 +19,23 @@ import { loadConfig } from "../config/load.js";
 import { loadDataset, type ImageDataset } from "../data/datasets.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { UserError } from "../errors.js";
-import { ShapeError } from "../engine/graph.js";
+import { formatShape, ShapeError, type Shape } from "../engine/graph.js";
 import { evaluateClassifier, OnnxClassifier } from "../eval/evaluate.js";
 import { machineFacts, runDetails } from "../eval/details.js";
 import { summarize } from "../eval/metrics.js";
-import type { EpochMetric, ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
-import { exportOnnx, type Model } from "../nn/model.js";
+import type { ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
+import type { Model } from "../nn/model.js";
 import { buildModel, pixelStatistics } from "../nn/spec.js";
 import { writeReport } from "../report/html.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { createProgress, stopAllProgress, type Progress } from "../util/progress.js";
-import { methodNamed } from "./methods/index.js";
+import { CONFIG_FILE, RUN_FORMAT, RunFolder, STATE_FILE, type RunState } from "./run-folder.js";
 import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
-import { Interrupted, trainStage } from "./train-stage.js";
+import { checkTermTaps, modelTapShapes } from "./tap-check.js";
+import { MAX_TAP_CACHE_BYTES, probeTapShapes, TeacherOutputs, teacherTapTargets, teacherTapsOf, type CachedTensor } from "./teacher-outputs.js";
 import { prepareTeacher, type TeacherInterface } from "./teacher-adapter.js";
+import { Interrupted, trainStage } from "./train-stage.js";
+import { WeightedTerms } from "./weighted-terms.js";
 
 export interface PipelineOptions {
   /** Path of the YAML file the config came from (recorded in run.json). */
@@ -45,31 +46,9 @@ export interface PipelineOptions {
   /** Tests: stop as if interrupted once this many epochs of some stage are checkpointed. */
   stopAfterEpochs?: number;
   progress?: Progress;
+  /** Train only the distilled student (a benchmark that measured the baseline in an earlier run). */
+  skipBaseline?: boolean;
 }
-
-/** Layout of a run folder (run.json, stages/, models/, checkpoints/). Bump on any incompatible change. */
-const RUN_FORMAT = 1;
-
-interface RunState {
-  /** Absent in folders written before it was recorded; those have format 1's layout. */
-  formatVersion?: number;
-  configPath: string;
-  createdAt: string;
-  codeVersion: string;
-  /** Seconds spent working, summed over run + resumes. */
-  activeSeconds: number;
-  softTargets?: { key: string; samples: number; computedSamples: number };
-}
-
-interface StageRecord {
-  stage: string;
-  seed: number;
-  history: EpochMetric[];
-  metrics?: ModelMetrics;
-}
-
-const CONFIG_FILE = "config.yaml";
-const STATE_FILE = "run.json";
 
 export async function runDistillation(config: DistillConfig, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
   const runDir = config.output;
@@ -123,23 +102,49 @@ async function execute(runDir: string, config: DistillConfig, state: RunState, o
     return [signal, onSignal] as const;
   });
   try {
-    return await executeStages(runDir, config, state, opts);
+    return await executeStages(new RunFolder(runDir, state), config, opts);
   } finally {
     for (const [signal, onSignal] of handlers) process.removeListener(signal, onSignal);
   }
 }
 
-async function executeStages(runDir: string, config: DistillConfig, state: RunState, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
-  const started = performance.now();
-  const progress = opts.progress ?? createProgress({ quiet: opts.quiet });
-  const saveState = () => {
-    const now = performance.now();
-    state.activeSeconds += (now - lastSave) / 1000;
-    lastSave = now;
-    writeFileAtomic(join(runDir, STATE_FILE), JSON.stringify(state, null, 2) + "\n");
-  };
-  let lastSave = started;
+/** What every stage reads: the config, the data and its split, how to build the models. */
+interface Plan {
+  config: DistillConfig;
+  opts: PipelineOptions;
+  progress: Progress;
+  dataset: ImageDataset;
+  trainIndices: Int32Array;
+  validationIndices: Int32Array;
+  testIndices: Int32Array;
+  labeled: boolean;
+  teacherSeed: number;
+  studentModel(): Model;
+  teacherModel(): Model;
+  /** The distilled student's loss terms. */
+  studentTerms: WeightedTerms;
+  /** Teacher taps the terms need, with their per-sample shapes (checked before training). */
+  teacherTapShapes: Map<string, number[]>;
+  /** A user's .onnx teacher, loaded and checked (only on the run's first start). */
+  userTeacher?: OnnxClassifier;
+}
 
+async function executeStages(run: RunFolder, config: DistillConfig, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
+  const plan = await makePlan(run, config, opts);
+  await trainTeacher(plan, run);
+  const teacher = await teacherOutputs(plan, run);
+  await trainStudents(plan, run, teacher);
+  const results = await evaluate(plan, run);
+  writeFileAtomic(join(run.dir, "results.json"), JSON.stringify(results, null, 2) + "\n");
+  writeReport(run.dir);
+  // Every stage is finished and exported: its checkpoints can no longer be resumed from.
+  if (!config.keepCheckpoints) rmSync(join(run.dir, "checkpoints"), { recursive: true, force: true });
+  plan.progress.log(summaryLine(results));
+  return { runDir: run.dir, results };
+}
+
+/** Data, split and models; everything a config can get wrong fails here, before any training. */
+async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOptions): Promise<Plan> {
   const dataset = loadDataset(config.data.dataset, config.data.dir ?? undefined);
   const trainPool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
   const validation = validationSize(config.data, trainPool.length);
@@ -147,219 +152,266 @@ async function executeStages(runDir: string, config: DistillConfig, state: RunSt
     throw new UserError(opts.configPath, `data.validation: ${validation} validation examples leave none of the ${trainPool.length} training examples for training; set data.validation below ${trainPool.length} (or leave it out: a twelfth of the pool)`);
   // The split is a property of the data, not of the seed: every seed and stage sees the same one.
   const split = splitTrainValidation(trainPool.length, validation, 0);
-  const trainIndices = pick(trainPool, split.train);
-  const validationIndices = pick(trainPool, split.validation);
-  const testIndices = firstN(allIndices(dataset.test.count), config.data.testLimit ?? undefined);
   const stats = pixelStatistics(dataset.train.images);
   const geometry = { height: dataset.train.height, width: dataset.train.width, ...stats };
-  const classLabels = dataset.classLabels;
-  const teacherSeed = config.seeds[0]!;
-  const records = new Map<string, StageRecord>();
-  const recordPath = (stage: string, seed: number) => join(runDir, "stages", `${stage}-s${seed}.json`);
-  const modelPath = (stage: string, seed: number) => join(runDir, "models", `${stage}-s${seed}.onnx`);
-  const loadRecord = (stage: string, seed: number): StageRecord | undefined => {
-    const p = recordPath(stage, seed);
-    if (!existsSync(p) || !existsSync(modelPath(stage, seed))) return undefined;
-    const r = JSON.parse(readFileSync(p, "utf8")) as StageRecord;
-    records.set(`${stage}-s${seed}`, r);
-    return r;
-  };
-  const writeMetricsLog = (current?: EpochMetric[]) => {
-    const lines = [...records.values()].flatMap((r) => r.history);
-    if (current) lines.push(...current.filter((m) => !records.has(`${m.stage}-s${m.seed}`)));
-    writeFileAtomic(join(runDir, "metrics.jsonl"), lines.map((l) => JSON.stringify(l)).join("\n") + (lines.length ? "\n" : ""));
-  };
-  const studentModel = () => buildModel(config.student.model, classLabels, geometry);
+  const studentModel = () => buildModel(config.student.model, dataset.classLabels, geometry);
+  const teacherSpec = config.teacher.model;
+  const teacherModel = () => buildModel(teacherSpec!, dataset.classLabels, geometry);
   // Impossible shapes fail here, before any training, naming the model and the layer.
-  checkBuilds("student.model", studentModel);
-  if (config.teacher.model) {
-    const spec = config.teacher.model;
-    checkBuilds("teacher.model", () => buildModel(spec, classLabels, geometry));
-  }
-
-  // ---- 1. teacher ----
-  const teacherFile = join(runDir, "teacher.onnx");
-  let teacherParams: number | undefined;
-  let loadedTeacher: OnnxClassifier | undefined; // a user's teacher, already loaded and checked
-  if (config.teacher.onnx !== undefined) {
-    if (!existsSync(teacherFile)) {
-      // Adapted to raw pixels in, logits out (src/distill/teacher-adapter.ts) and checked before
-      // anything is written, so a wrong teacher leaves no run folder behind.
-      const adapted = await userTeacher(config.teacher.onnx, config.teacher);
-      loadedTeacher = await OnnxClassifier.fromBytes(adapted, config.teacher.onnx);
-      try {
-        checkTeacher(loadedTeacher, config.teacher.onnx);
-      } catch (err) {
-        await loadedTeacher.dispose();
-        throw err;
-      }
-      writeFileAtomic(teacherFile, adapted);
-    }
-  } else if (!loadRecord("teacher", teacherSeed)) {
-    const teacherSpec = config.teacher;
-    const model = buildModel(teacherSpec.model, classLabels, geometry);
-    const { params, history } = await trainStage({
-      stage: "teacher", seed: teacherSeed, model, train: teacherSpec.train, method: methodNamed("cross-entropy"),
-      settings: config.kd, set: dataset.train, trainIndices, validationIndices, useLabels: true,
-      checkpointPath: join(runDir, "checkpoints", `teacher-s${teacherSeed}.ckpt`), progress,
-      onEpoch: (h) => writeMetricsLog(h), stopAfterEpochs: opts.stopAfterEpochs,
-    });
-    finishStage("teacher", teacherSeed, model, params, history);
-  }
-  if (config.teacher.model && !existsSync(teacherFile)) copyFileSync(modelPath("teacher", teacherSeed), teacherFile);
-  if (config.teacher.model) teacherParams = buildModel(config.teacher.model, classLabels, geometry).initParameters(0).count();
-
-  // ---- 2. soft targets ----
-  const teacher = loadedTeacher ?? (await OnnxClassifier.fromBytes(readFileSync(teacherFile), config.teacher.onnx ?? teacherFile));
-  let softTargets;
+  checkBuilds(opts.configPath, "student.model", studentModel);
+  if (teacherSpec) checkBuilds(opts.configPath, "teacher.model", teacherModel);
+  const labeled = config.data.transfer === "labeled";
+  const plan: Plan = {
+    config, opts, dataset, labeled,
+    progress: opts.progress ?? createProgress({ quiet: opts.quiet }),
+    trainIndices: pick(trainPool, split.train),
+    validationIndices: pick(trainPool, split.validation),
+    testIndices: firstN(allIndices(dataset.test.count), config.data.testLimit ?? undefined),
+    teacherSeed: config.seeds[0]!,
+    studentModel, teacherModel,
+    studentTerms: new WeightedTerms(config.kd.terms, labeled),
+    teacherTapShapes: new Map(),
+  };
+  if (config.teacher.onnx !== undefined && !existsSync(run.teacherFile)) plan.userTeacher = await loadUserTeacher(plan, config.teacher);
   try {
-    if (!loadedTeacher) checkTeacher(teacher, config.teacher.onnx ?? teacherFile);
-    const task = progress.task("soft targets (teacher logits on the transfer set)", trainIndices.length);
-    softTargets = await teacherSoftTargets({
-      teacher, set: dataset.train, indices: trainIndices, cacheDir: opts.cacheDir ?? defaultCacheDir(),
-      onProgress: (done) => task.update(done),
-      onWarning: (message) => progress.log(`warning: ${message}`),
+    await checkTaps(plan, run);
+  } catch (e) {
+    await plan.userTeacher?.dispose();
+    throw e;
+  }
+  if (plan.userTeacher) writeFileAtomic(run.teacherFile, plan.userTeacher.bytes);
+  return plan;
+}
+
+/**
+ * A user's teacher, adapted to raw pixels in, logits out (src/distill/teacher-adapter.ts) and checked
+ * before anything is written, so a wrong teacher leaves no run folder behind.
+ */
+async function loadUserTeacher(plan: Plan, spec: TeacherInterface & { onnx: string }): Promise<OnnxClassifier> {
+  const teacher = await OnnxClassifier.fromBytes(await adaptedTeacher(plan, spec), spec.onnx);
+  try {
+    checkTeacher(plan, teacher, spec.onnx);
+  } catch (err) {
+    await teacher.dispose();
+    throw err;
+  }
+  return teacher;
+}
+
+/** The user's .onnx teacher in distill's contract; "auto" outputs are judged on 64 training images. */
+async function adaptedTeacher(plan: Plan, spec: TeacherInterface & { onnx: string }): Promise<Uint8Array> {
+  const path = spec.onnx;
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(path, code === "ENOENT" ? "no such file" : `cannot read (${code ?? String(e)})`);
+  }
+  const { dataset, trainIndices } = plan;
+  const image = { height: dataset.train.height, width: dataset.train.width, channels: 1 };
+  return prepareTeacher(bytes, spec, image, path, async (adapted) => {
+    const probe = await OnnxClassifier.fromBytes(adapted, path);
+    try {
+      return { scores: await probe.logits(dataset.train, trainIndices.subarray(0, 64)), classes: probe.numClasses };
+    } finally {
+      await probe.dispose();
+    }
+  });
+}
+
+function checkTeacher(plan: Plan, teacher: OnnxClassifier, where: string): void {
+  const { config, dataset } = plan;
+  teacher.checkFits(dataset.train, `${config.data.dataset} training images`);
+  if (teacher.numClasses !== dataset.classLabels.length)
+    throw new UserError(where, `the teacher outputs ${teacher.numClasses} classes, but the student and ${config.data.dataset} have ${dataset.classLabels.length}`);
+}
+
+function checkBuilds(configPath: string, key: string, make: () => Model): void {
+  try {
+    make().declarations();
+  } catch (e) {
+    if (e instanceof ShapeError) throw new UserError(configPath, `${key}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** Every tap a term names exists and can be bridged; records the teacher taps' shapes. */
+async function checkTaps(plan: Plan, run: RunFolder): Promise<void> {
+  const terms = plan.studentTerms;
+  if (terms.teacherTaps.length === 0 && terms.studentTaps.length === 0) return;
+  const { config } = plan;
+  const student = modelTapShapes(plan.studentModel());
+  let teacher: Map<string, Shape>;
+  if (config.teacher.model) teacher = modelTapShapes(plan.teacherModel());
+  else {
+    const file = config.teacher.onnx!;
+    const bytes = plan.userTeacher?.bytes ?? readFileSync(run.teacherFile);
+    const taps = teacherTapsOf(bytes);
+    teacher = new Map([...taps].map(([name, t]) => [name, t.shape ?? ["N", "?"]]));
+    const unknown = terms.teacherTaps.filter((t) => taps.has(t) && !taps.get(t)!.shape);
+    if (unknown.length) {
+      const c = plan.userTeacher ?? (await OnnxClassifier.fromBytes(bytes, file));
+      const probed = await probeTapShapes(bytes, c.inputName, c.sampleShape, unknown.map((t) => taps.get(t)!.tensor));
+      unknown.forEach((t) => teacher.set(t, ["N", ...probed.get(taps.get(t)!.tensor)!]));
+      if (!plan.userTeacher) await c.dispose();
+    }
+  }
+  const studentLogits: Shape = ["N", plan.dataset.classLabels.length];
+  checkTermTaps(config.kd, { student, teacher, studentLogits }, plan.opts.configPath, "the teacher");
+  for (const t of terms.teacherTaps) {
+    const shape = teacher.get(t)!.slice(1) as number[];
+    const bytes = plan.trainIndices.length * shape.reduce((a, b) => a * b, 1) * 4;
+    if (bytes > MAX_TAP_CACHE_BYTES)
+      throw new UserError(plan.opts.configPath, `kd: teacher tap "${t}" ${formatShape(teacher.get(t)!)} on ${plan.trainIndices.length} examples would cache ${(bytes / 2 ** 20).toFixed(0)} MiB (limit ${MAX_TAP_CACHE_BYTES / 2 ** 20} MiB); tap a pooled layer or lower data.trainLimit`);
+    plan.teacherTapShapes.set(t, shape);
+  }
+}
+
+/** 1. The teacher: trained here with its own recipe, or a user's .onnx (already copied). */
+async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
+  const { config, teacherSeed } = plan;
+  if (!config.teacher.model) return;
+  if (!run.finished("teacher", teacherSeed)) {
+    const model = plan.teacherModel();
+    const { params, history } = await trainStage({
+      stage: "teacher", seed: teacherSeed, model, train: config.teacher.train!, terms: [{ method: "cross-entropy", weight: 1 }],
+      set: plan.dataset.train, trainIndices: plan.trainIndices, validationIndices: plan.validationIndices, useLabels: true,
+      checkpointPath: run.checkpointPath("teacher", teacherSeed), progress: plan.progress,
+      onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
     });
-    task.finish(softTargets.computedSamples ? `computed ${softTargets.computedSamples} samples, cached` : "from cache");
-    state.softTargets = { key: softTargets.key, samples: trainIndices.length, computedSamples: softTargets.computedSamples };
-    saveState();
+    run.finishStage("teacher", teacherSeed, model, params, history, runMetadata(config));
+  }
+  if (!existsSync(run.teacherFile)) copyFileSync(run.modelPath("teacher", teacherSeed), run.teacherFile);
+}
+
+/** 2. What the student's terms need from the frozen teacher, computed once and cached (see teacher-outputs.ts). */
+async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutputs> {
+  const { config, dataset, trainIndices, progress } = plan;
+  const teacher = plan.userTeacher ?? (await OnnxClassifier.fromBytes(readFileSync(run.teacherFile), config.teacher.onnx ?? run.teacherFile));
+  const cacheDir = plan.opts.cacheDir ?? defaultCacheDir();
+  try {
+    if (!plan.userTeacher) checkTeacher(plan, teacher, config.teacher.onnx ?? run.teacherFile);
+    let logits: CachedTensor | undefined;
+    if (plan.studentTerms.usesTeacherLogits) {
+      const task = progress.task("soft targets (teacher logits on the transfer set)", trainIndices.length);
+      const soft = await teacherSoftTargets({ teacher, set: dataset.train, indices: trainIndices, cacheDir, onProgress: (done) => task.update(done), onWarning: (message) => progress.log(`warning: ${message}`) });
+      task.finish(soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
+      run.state.softTargets = { key: soft.key, samples: trainIndices.length, computedSamples: soft.computedSamples };
+      logits = { sampleShape: [soft.classes], data: soft.logits };
+    }
+    const taps = await teacherTaps(plan, run, teacher, cacheDir);
+    run.saveState();
+    return new TeacherOutputs(TeacherOutputs.rowsFor(trainIndices, dataset.train.count), logits, taps);
   } finally {
     await teacher.dispose();
   }
-  const rowOf = new Int32Array(dataset.train.count).fill(-1);
-  trainIndices.forEach((idx, row) => (rowOf[idx] = row));
-  const teacherLogits = { data: softTargets.logits, rowOf, classes: softTargets.classes };
+}
 
-  // ---- 3, 4. baseline and distilled student, per seed ----
-  const labeled = config.data.transfer === "labeled";
+async function teacherTaps(plan: Plan, run: RunFolder, teacher: OnnxClassifier, cacheDir: string): Promise<Map<string, CachedTensor>> {
+  const names = plan.studentTerms.teacherTaps;
+  if (names.length === 0) return new Map();
+  const located = teacherTapsOf(teacher.bytes);
+  const taps = new Map(names.map((n) => [n, { tensor: located.get(n)!.tensor, sampleShape: plan.teacherTapShapes.get(n)! }]));
+  const task = plan.progress.task(`teacher taps ${names.join(", ")} on the transfer set`, plan.trainIndices.length);
+  const out = await teacherTapTargets({
+    teacherBytes: teacher.bytes, inputName: teacher.inputName, inputShape: teacher.sampleShape, taps,
+    set: plan.dataset.train, indices: plan.trainIndices, cacheDir, onProgress: (done) => task.update(done),
+  });
+  task.finish(out.computedSamples ? `computed ${out.computedSamples} samples, cached` : "from cache");
+  run.state.teacherTaps = { taps: names, samples: plan.trainIndices.length, computedSamples: out.computedSamples };
+  return out.taps;
+}
+
+/** 3, 4. Per seed: the baseline on hard labels, and the student with the configured terms, same budget. */
+async function trainStudents(plan: Plan, run: RunFolder, teacher: TeacherOutputs): Promise<void> {
+  const { config, labeled } = plan;
   for (const seed of config.seeds) {
-    for (const stage of ["baseline", "student"] as const) {
-      if (loadRecord(stage, seed)) continue;
-      if (stage === "baseline" && !labeled) continue; // no labels, no hard-label baseline
-      const model = studentModel();
+    for (const stage of studentStages(plan)) {
+      if (run.finished(stage, seed)) continue;
+      const model = plan.studentModel();
       const { params, history } = await trainStage({
         stage, seed, model, train: config.student.train,
-        method: methodNamed(stage === "baseline" ? "cross-entropy" : "logit-kd"),
-        settings: config.kd, set: dataset.train, trainIndices, validationIndices, useLabels: labeled,
-        ...(stage === "student" ? { teacherLogits } : {}),
-        checkpointPath: join(runDir, "checkpoints", `${stage}-s${seed}.ckpt`), progress,
-        onEpoch: (h) => writeMetricsLog(h), stopAfterEpochs: opts.stopAfterEpochs,
+        terms: stage === "baseline" ? [{ method: "cross-entropy", weight: 1 }] : config.kd.terms,
+        set: plan.dataset.train, trainIndices: plan.trainIndices, validationIndices: plan.validationIndices, useLabels: labeled,
+        ...(stage === "student" ? { teacher } : {}),
+        checkpointPath: run.checkpointPath(stage, seed), progress: plan.progress,
+        onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
       });
-      finishStage(stage, seed, model, params, history);
-      saveState();
+      run.finishStage(stage, seed, model, params, history, runMetadata(config));
+      run.saveState();
     }
   }
+}
 
-  // ---- 5. evaluation ----
+/** No labels, no hard-label baseline; a benchmark may also reuse one baseline across runs. */
+function studentStages(plan: Plan): ("baseline" | "student")[] {
+  return plan.labeled && !plan.opts.skipBaseline ? ["baseline", "student"] : ["student"];
+}
+
+function runMetadata(config: DistillConfig): Record<string, string> {
+  return { "distill.run": config.name, "distill.dataset": config.data.dataset };
+}
+
+/** 5. Test-set quality and cost of every model; results.json's content. */
+async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
+  const { config, teacherSeed } = plan;
   const machine = machineFacts(); // the load average as timing starts
-  const teacherEval = await evaluateOnce("teacher", teacherSeed, teacherFile, teacherParams, undefined);
+  const teacherParams = config.teacher.model ? plan.teacherModel().initParameters(0).count() : undefined;
+  const teacherEval = await evaluateOnce(plan, run, "teacher", teacherSeed, run.teacherFile, teacherParams, undefined);
   const roles: ModelResult[] = [{ role: "teacher", file: "teacher.onnx", perSeed: [teacherEval.metrics], summary: summarize([teacherEval.metrics]) }];
-  for (const stage of labeled ? (["baseline", "student"] as const) : (["student"] as const)) {
+  const studentParams = plan.studentModel().initParameters(0).count();
+  for (const stage of studentStages(plan)) {
     const perSeed: ModelMetrics[] = [];
-    for (const seed of config.seeds) {
-      const m = await evaluateOnce(stage, seed, modelPath(stage, seed), studentModel().initParameters(0).count(), teacherEval.logits);
-      perSeed.push(m.metrics);
-    }
-    const top = join(runDir, `${stage}.onnx`);
-    if (!existsSync(top)) copyFileSync(modelPath(stage, config.seeds[0]!), top);
+    for (const seed of config.seeds) perSeed.push((await evaluateOnce(plan, run, stage, seed, run.modelPath(stage, seed), studentParams, teacherEval.logits)).metrics);
+    const top = join(run.dir, `${stage}.onnx`);
+    if (!existsSync(top)) copyFileSync(run.modelPath(stage, config.seeds[0]!), top);
     roles.push({ role: stage, file: `${stage}.onnx`, perSeed, summary: summarize(perSeed) });
   }
   const details = await runDetails({
-    files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [teacherFile] : config.seeds.map((seed) => modelPath(r.role, seed)) })),
-    set: dataset.test, indices: testIndices, classLabels,
+    files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [run.teacherFile] : config.seeds.map((seed) => run.modelPath(r.role, seed)) })),
+    set: plan.dataset.test, indices: plan.testIndices, classLabels: plan.dataset.classLabels,
   });
-  writeMetricsLog();
-  saveState();
-  const results: RunResults = {
+  run.writeMetricsLog();
+  run.saveState();
+  const headline = (key: string) => config.kd.terms.map((t) => t[key]).find((v): v is number => typeof v === "number") ?? null;
+  return {
     name: config.name,
-    createdAt: state.createdAt,
-    codeVersion: state.codeVersion,
+    createdAt: run.state.createdAt,
+    codeVersion: run.state.codeVersion,
     seeds: config.seeds,
     dataset: config.data.dataset,
-    temperature: config.kd.temperature,
-    alpha: config.kd.alpha,
+    temperature: headline("temperature"),
+    alpha: headline("alpha"),
+    kd: config.kd,
     epochs: config.student.train.epochs,
-    wallSeconds: Math.round(state.activeSeconds * 10) / 10,
+    wallSeconds: Math.round(run.state.activeSeconds * 10) / 10,
     models: roles,
-    data: { train: trainIndices.length, validation: validationIndices.length, test: testIndices.length, transfer: trainIndices.length, transferLabeled: labeled },
+    data: { train: plan.trainIndices.length, validation: plan.validationIndices.length, test: plan.testIndices.length, transfer: plan.trainIndices.length, transferLabeled: plan.labeled },
     setup: { teacher: config.teacher, student: config.student, kd: config.kd, seeds: config.seeds },
     machine,
     details,
   };
-  writeFileAtomic(join(runDir, "results.json"), JSON.stringify(results, null, 2) + "\n");
-  writeReport(runDir);
-  // Every stage is finished and exported: its checkpoints can no longer be resumed from.
-  if (!config.keepCheckpoints) rmSync(join(runDir, "checkpoints"), { recursive: true, force: true });
-  progress.log(summaryLine(results));
-  return { runDir, results };
+}
 
-  // -- helpers (closures over the run) --
-
-  function checkTeacher(teacher: OnnxClassifier, where: string): void {
-    teacher.checkFits(dataset.train, `${config.data.dataset} training images`);
-    if (teacher.numClasses !== classLabels.length)
-      throw new UserError(where, `the teacher outputs ${teacher.numClasses} classes, but the student and ${config.data.dataset} have ${classLabels.length}`);
-  }
-
-  /** The user's .onnx teacher in distill's contract; "auto" outputs are judged on 64 training images. */
-  async function userTeacher(path: string, spec: TeacherInterface): Promise<Uint8Array> {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(path);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new UserError(path, code === "ENOENT" ? "no such file" : `cannot read (${code ?? String(e)})`);
-    }
-    const image = { height: dataset.train.height, width: dataset.train.width, channels: 1 };
-    return prepareTeacher(bytes, spec, image, path, async (adapted) => {
-      const probe = await OnnxClassifier.fromBytes(adapted, path);
-      try {
-        return { scores: await probe.logits(dataset.train, trainIndices.subarray(0, 64)), classes: probe.numClasses };
-      } finally {
-        await probe.dispose();
-      }
-    });
-  }
-
-  function checkBuilds(key: string, make: () => Model): void {
-    try {
-      make().declarations();
-    } catch (e) {
-      if (e instanceof ShapeError) throw new UserError(opts.configPath, `${key}: ${e.message}`);
-      throw e;
-    }
-  }
-
-  function finishStage(stage: string, seed: number, model: Model, params: ReturnType<Model["initParameters"]>, history: EpochMetric[]): void {
-    const bytes = exportOnnx(model, params, {
-      probabilitiesName: "probabilities",
-      metadata: { "distill.stage": stage, "distill.seed": String(seed), "distill.run": config.name, "distill.dataset": config.data.dataset },
-    });
-    writeFileAtomic(modelPath(stage, seed), bytes);
-    const record: StageRecord = { stage, seed, history };
-    writeFileAtomic(recordPath(stage, seed), JSON.stringify(record) + "\n");
-    records.set(`${stage}-s${seed}`, record);
-  }
-
-  /** Test-set metrics of one model, measured once and kept in its stage record (a resume does not re-time it). */
-  async function evaluateOnce(stage: string, seed: number, file: string, params: number | undefined, teacherTestLogits: Float32Array | undefined) {
-    const recPath = recordPath(stage, seed);
-    const record: StageRecord = existsSync(recPath) ? (JSON.parse(readFileSync(recPath, "utf8")) as StageRecord) : { stage, seed, history: [] };
-    const needLogits = stage === "teacher"; // the others' agreement is measured against them
-    if (record.metrics && !needLogits) return { metrics: record.metrics, logits: new Float32Array(0) };
-    const classifier = await OnnxClassifier.fromFile(file);
-    try {
-      if (record.metrics) return { metrics: record.metrics, logits: await classifier.logits(dataset.test, testIndices) };
-      const task = progress.task(`evaluate ${stage}${seed === teacherSeed ? "" : ` seed ${seed}`}`, 1);
-      const out = await evaluateClassifier({ classifier, set: dataset.test, indices: testIndices, params, teacherLogits: teacherTestLogits });
-      task.update(1);
-      task.finish(`acc=${out.metrics.accuracy.toFixed(4)} errors=${out.metrics.errors} p50=${out.metrics.latencyP50Ms.toFixed(3)}ms`);
-      record.metrics = out.metrics;
-      writeFileAtomic(recPath, JSON.stringify(record) + "\n");
-      return out;
-    } finally {
-      await classifier.dispose();
-    }
+/** Test-set metrics of one model, measured once and kept in its stage record (a resume does not re-time it). */
+async function evaluateOnce(plan: Plan, run: RunFolder, stage: string, seed: number, file: string, params: number | undefined, teacherTestLogits: Float32Array | undefined) {
+  const { dataset, testIndices, progress } = plan;
+  const record = run.readRecord(stage, seed);
+  const needLogits = stage === "teacher"; // the others' agreement is measured against them
+  if (record.metrics && !needLogits) return { metrics: record.metrics, logits: new Float32Array(0) };
+  const classifier = await OnnxClassifier.fromFile(file);
+  try {
+    if (record.metrics) return { metrics: record.metrics, logits: await classifier.logits(dataset.test, testIndices) };
+    const task = progress.task(`evaluate ${stage}${seed === plan.teacherSeed ? "" : ` seed ${seed}`}`, 1);
+    const out = await evaluateClassifier({ classifier, set: dataset.test, indices: testIndices, params, teacherLogits: teacherTestLogits });
+    task.update(1);
+    task.finish(`acc=${out.metrics.accuracy.toFixed(4)} errors=${out.metrics.errors} p50=${out.metrics.latencyP50Ms.toFixed(3)}ms`);
+    record.metrics = out.metrics;
+    run.writeRecord(record);
+    return out;
+  } finally {
+    await classifier.dispose();
   }
 }
 

@@ -42,8 +42,11 @@ export interface RunResults {
   codeVersion: string;
   seeds: number[];
   dataset: string;
-  temperature: number;
-  alpha: number;
+  /** Temperature and α of the first loss term that has them (null when none has). */
+  temperature: number | null;
+  alpha: number | null;
+  /** The student's loss terms as resolved from the config's kd block. */
+  kd?: { terms: { method: string; weight: number; [setting: string]: unknown }[] };
   epochs: number;
   wallSeconds: number;
   models: ModelResult[];

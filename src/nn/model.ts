@@ -129,9 +129,20 @@ export function exportOnnx(model: Model, params: ParameterSet, opts: ExportOptio
     // which also holds the preprocessing constants.
     "distill.parameters": String(params.count()),
     ...(opts.probabilitiesName ? { "distill.probabilities_name": opts.probabilitiesName } : {}),
+    "distill.taps": JSON.stringify(tapTable(g, logits, outputName)),
     ...opts.metadata,
   };
   return encodeModel(g, { metadata, graphName: "distill-model", docString: "Exported by distill: logits = model(raw input); see metadata for layout and labels." });
+}
+
+/**
+ * Layer name → the tensor holding its output in the exported graph, with its shape: lets a later
+ * run read this model's intermediate outputs by layer name (as a distillation teacher).
+ */
+function tapTable(g: Graph, logits: Value, outputName: string): Record<string, { tensor: string; shape: Shape }> {
+  const table: Record<string, { tensor: string; shape: Shape }> = {};
+  for (const [name, v] of g.taps) table[name] = { tensor: v === logits ? outputName : v.name, shape: v.shape.map((d) => (typeof d === "number" ? d : "N")) };
+  return table;
 }
 
 export type { Shape };

@@ -296,8 +296,8 @@ export function renderReport(results: RunResults, epochs: EpochMetric[]): string
   const seeds = results.seeds ?? [];
   const facts: [string, string][] = [
     ["Dataset", results.dataset],
-    ["Temperature T", String(results.temperature)],
-    ["α (KD weight)", String(results.alpha)],
+    ["Temperature T", String(results.temperature ?? "—")],
+    ["α (KD weight)", String(results.alpha ?? "—")],
     ["Seeds", seeds.length ? `${seeds.join(", ")} (${seeds.length})` : DASH],
     ["Epochs", String(results.epochs)],
     ["Wall time", duration(results.wallSeconds)],

@@ -1,16 +1,19 @@
-// The baseline: the student trained on hard labels alone (no teacher), with the same budget.
+// The baseline: the student trained on hard labels alone (no teacher), with the same budget; also
+// the hard-label term next to feature and relation terms.
 
+import { z } from "zod";
+import { obj } from "../../config/fields.js";
 import { crossEntropy } from "../../nn/losses.js";
-import type { DistillMethod } from "./types.js";
+import { defineMethod } from "./types.js";
 
-export const crossEntropyMethod: DistillMethod = {
+export const crossEntropyMethod = defineMethod({
   name: "cross-entropy",
   reference: "hard-label training (the no-distillation baseline)",
-  usesTeacher: false,
-  usesLabels: true,
+  settings: obj({}) as z.ZodType<Record<string, never>>,
+  includesCrossEntropy: true,
+  needs: () => ({ labels: "required" }),
   loss({ ctx, labels }) {
-    if (!labels) throw new Error("cross-entropy needs labels");
-    const ce = crossEntropy(ctx.logits, labels);
-    return { loss: ce, terms: { loss_ce: ce } };
+    const ce = crossEntropy(ctx.logits, labels!);
+    return { loss: ce, parts: { loss_ce: ce } };
   },
-};
+});

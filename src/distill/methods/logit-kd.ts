@@ -3,19 +3,20 @@
 // labels (unlabeled transfer set) only the soft term remains.
 
 import type { Value } from "../../engine/graph.js";
+import { obj, positiveNumber, unitClosed } from "../../config/fields.js";
 import { kdLossGraph } from "../../nn/losses.js";
-import type { DistillMethod } from "./types.js";
+import { defineMethod } from "./types.js";
 
-export const logitKdMethod: DistillMethod = {
+export const logitKdMethod = defineMethod({
   name: "logit-kd",
   reference: "Hinton, Vinyals & Dean (2015), Distilling the Knowledge in a Neural Network, §2",
-  usesTeacher: true,
-  usesLabels: true,
+  settings: obj({ temperature: positiveNumber().default(4), alpha: unitClosed().default(0.9) }),
+  includesCrossEntropy: true,
+  needs: () => ({ labels: "optional", teacherLogits: true }),
   loss({ ctx, labels, teacherLogits, settings }) {
-    if (!teacherLogits) throw new Error("logit-kd needs the teacher's logits");
     const alpha = labels ? settings.alpha : 1;
-    const t = kdLossGraph(ctx.logits, teacherLogits, labels, settings.temperature, alpha);
-    const terms: Record<string, Value> = labels ? { loss_ce: t.ce, loss_kd: t.kd } : { loss_kd: t.kd };
-    return { loss: t.loss, terms };
+    const t = kdLossGraph(ctx.logits, teacherLogits!, labels, settings.temperature, alpha);
+    const parts: Record<string, Value> = labels ? { loss_ce: t.ce, loss_kd: t.kd } : { loss_kd: t.kd };
+    return { loss: t.loss, parts };
   },
-};
+});

@@ -1,0 +1,56 @@
+// Decoupled Knowledge Distillation, Zhao et al. (2022), CVPR, Eq. (7): KD = TCKD + (1 − p_t^T)·NCKD,
+// decoupled into α·TCKD + β·NCKD. TCKD is the KL between the binary (target, rest) distributions of
+// teacher and student; NCKD the KL between their distributions over the non-target classes. Both at
+// temperature T, × T², summed over classes, batch-mean — as mdistiller's dkd_loss. The term adds the
+// hard-label cross-entropy (weight ceWeight), as mdistiller's DKD distiller does. mdistiller's linear
+// warm-up of the KD part over the first epochs is not applied.
+
+import type { Value } from "../../engine/graph.js";
+import * as F from "../../engine/ops.js";
+import { nonNegativeNumber, obj, positiveNumber } from "../../config/fields.js";
+import { crossEntropy, klDivergence } from "../../nn/losses.js";
+import { logSumExp } from "./feature-math.js";
+import { defineMethod } from "./types.js";
+
+/** The logits of every class but the target: the target pushed to −1000 (mdistiller's mask). */
+function withoutTarget(logits: Value, oneHot: Value): Value {
+  return F.sub(logits, F.scale(oneHot, 1000));
+}
+
+export function dkdTerms(student: Value, teacher: Value, labels: Value, temperature: number): { tckd: Value; nckd: Value } {
+  const k = student.shape[1] as number;
+  const oneHot = F.oneHot(labels, k);
+  const s = F.scale(student, 1 / temperature), t = F.scale(teacher, 1 / temperature);
+  // log of the binary distribution (p_target, 1 − p_target), from log-sum-exps so it never logs 0.
+  const binaryLog = (z: Value) => {
+    const lse = logSumExp(z);
+    const target = F.sub(F.reduceSum(F.mul(z, oneHot), [1], true), lse);
+    const rest = F.sub(logSumExp(withoutTarget(z, oneHot)), lse);
+    return F.concat([target, rest], 1);
+  };
+  const logBs = binaryLog(s), logBt = binaryLog(t);
+  const tckdPerSample = F.reduceSum(F.mul(F.exp(logBt), F.sub(logBt, logBs)), [1]);
+  const t2 = temperature * temperature;
+  const tckd = F.scale(F.reduceMean(tckdPerSample, [0]), t2);
+  const nckd = F.scale(klDivergence(withoutTarget(s, oneHot), withoutTarget(t, oneHot), 1), t2);
+  return { tckd, nckd };
+}
+
+export const dkdMethod = defineMethod({
+  name: "dkd",
+  reference: "Zhao, Cui, Song, Qiu & Liang (2022), Decoupled Knowledge Distillation, CVPR, Eq. (7)",
+  settings: obj({
+    alpha: nonNegativeNumber().default(1),
+    beta: nonNegativeNumber().default(8),
+    temperature: positiveNumber().default(4),
+    ceWeight: nonNegativeNumber().default(1),
+  }),
+  includesCrossEntropy: true,
+  needs: () => ({ labels: "required", teacherLogits: true }),
+  loss({ ctx, labels, teacherLogits, settings }) {
+    const { tckd, nckd } = dkdTerms(ctx.logits, teacherLogits!, labels!, settings.temperature);
+    const ce = crossEntropy(ctx.logits, labels!);
+    const loss = F.add(F.scale(ce, settings.ceWeight), F.add(F.scale(tckd, settings.alpha), F.scale(nckd, settings.beta)));
+    return { loss, parts: { loss_ce: ce, loss_tckd: tckd, loss_nckd: nckd } };
+  },
+});

@@ -1,0 +1,105 @@
+// The run folder's bookkeeping: where each artefact lives, the state file, finished-stage records
+// and the metrics log. Every write is atomic, so a run stopped at any moment resumes cleanly.
+//
+//   config.yaml  run.json  metrics.jsonl  results.json  report.html
+//   teacher.onnx  baseline.onnx  student.onnx            (the first seed's)
+//   models/<stage>-s<seed>.onnx  stages/<stage>-s<seed>.json  checkpoints/<stage>-s<seed>.ckpt
+
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { EpochMetric, ModelMetrics } from "../eval/types.js";
+import { exportOnnx, type Model } from "../nn/model.js";
+import type { ParameterSet } from "../nn/module.js";
+import { writeFileAtomic } from "../util/fs.js";
+
+export const CONFIG_FILE = "config.yaml";
+export const STATE_FILE = "run.json";
+
+/** Layout of a run folder (run.json, stages/, models/, checkpoints/). Bump on any incompatible change. */
+export const RUN_FORMAT = 1;
+
+export interface RunState {
+  /** Absent in folders written before it was recorded; those have format 1's layout. */
+  formatVersion?: number;
+  configPath: string;
+  createdAt: string;
+  codeVersion: string;
+  /** Seconds spent working, summed over run + resumes. */
+  activeSeconds: number;
+  /** The teacher's logits on the transfer set (computedSamples: forward passes this run spent on them). */
+  softTargets?: { key: string; samples: number; computedSamples: number };
+  /** The teacher's cached taps on the transfer set, for feature and relation terms. */
+  teacherTaps?: { taps: string[]; samples: number; computedSamples: number };
+}
+
+export interface StageRecord {
+  stage: string;
+  seed: number;
+  history: EpochMetric[];
+  metrics?: ModelMetrics;
+}
+
+export class RunFolder {
+  private readonly records = new Map<string, StageRecord>();
+  private lastSave = performance.now();
+
+  constructor(
+    readonly dir: string,
+    readonly state: RunState,
+  ) {}
+
+  get teacherFile(): string {
+    return join(this.dir, "teacher.onnx");
+  }
+  modelPath(stage: string, seed: number): string {
+    return join(this.dir, "models", `${stage}-s${seed}.onnx`);
+  }
+  recordPath(stage: string, seed: number): string {
+    return join(this.dir, "stages", `${stage}-s${seed}.json`);
+  }
+  checkpointPath(stage: string, seed: number): string {
+    return join(this.dir, "checkpoints", `${stage}-s${seed}.ckpt`);
+  }
+
+  /** Adds the time since the last save to activeSeconds and writes run.json. */
+  saveState(): void {
+    const now = performance.now();
+    this.state.activeSeconds += (now - this.lastSave) / 1000;
+    this.lastSave = now;
+    writeFileAtomic(join(this.dir, STATE_FILE), JSON.stringify(this.state, null, 2) + "\n");
+  }
+
+  /** The record of a finished stage (its model and record both on disk), else undefined. */
+  finished(stage: string, seed: number): StageRecord | undefined {
+    const p = this.recordPath(stage, seed);
+    if (!existsSync(p) || !existsSync(this.modelPath(stage, seed))) return undefined;
+    const r = JSON.parse(readFileSync(p, "utf8")) as StageRecord;
+    this.records.set(`${stage}-s${seed}`, r);
+    return r;
+  }
+
+  /** Writes the stage's model and record; from now on the stage counts as done. */
+  finishStage(stage: string, seed: number, model: Model, params: ParameterSet, history: EpochMetric[], metadata: Record<string, string>): void {
+    const bytes = exportOnnx(model, params, { probabilitiesName: "probabilities", metadata: { "distill.stage": stage, "distill.seed": String(seed), ...metadata } });
+    writeFileAtomic(this.modelPath(stage, seed), bytes);
+    const record: StageRecord = { stage, seed, history };
+    writeFileAtomic(this.recordPath(stage, seed), JSON.stringify(record) + "\n");
+    this.records.set(`${stage}-s${seed}`, record);
+  }
+
+  /** metrics.jsonl: every finished stage's history, plus the epochs of the stage in progress. */
+  writeMetricsLog(current?: EpochMetric[]): void {
+    const lines = [...this.records.values()].flatMap((r) => r.history);
+    if (current) lines.push(...current.filter((m) => !this.records.has(`${m.stage}-s${m.seed}`)));
+    writeFileAtomic(join(this.dir, "metrics.jsonl"), lines.map((l) => JSON.stringify(l)).join("\n") + (lines.length ? "\n" : ""));
+  }
+
+  readRecord(stage: string, seed: number): StageRecord {
+    const p = this.recordPath(stage, seed);
+    return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as StageRecord) : { stage, seed, history: [] };
+  }
+
+  writeRecord(record: StageRecord): void {
+    writeFileAtomic(this.recordPath(record.stage, record.seed), JSON.stringify(record) + "\n");
+  }
+}

@@ -1,0 +1,155 @@
+// What the frozen teacher gives the student's training: its logits and, for feature and relation
+// methods, some of its intermediate tensors ("taps"), on every example of the transfer set.
+//
+// Choice: both are computed once and cached on disk (float32), never recomputed per epoch, seed or
+// run. At this project's scale (≤ 60k 28×28 images) a tap after a pooling layer is a few MB to a
+// few hundred MB, so one teacher pass over the transfer set beats running the frozen teacher inside
+// every training step (epochs × seeds × stages passes), and the same code serves a user's .onnx
+// teacher, which we could not rebuild inside our training graph. A tap bigger than
+// MAX_TAP_CACHE_BYTES is refused before training with a hint to tap a smaller layer. The cost is
+// that feature targets come from unjittered images (as the logits already did). Every teacher pass
+// is counted (`computedSamples`), so "teacher forward passes" in the run stays honest.
+//
+// Taps are exposed by graph surgery: the tapped tensors become extra graph outputs. Our own
+// exports record where each layer's output lives (metadata "distill.taps"); for any other .onnx
+// teacher a tap is named by its tensor name.
+
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import onnxProto from "onnx-proto";
+import type { ImageSet } from "../data/datasets.js";
+import type { Shape } from "../engine/graph.js";
+import type { HostTensor } from "../engine/runtime.js";
+import { Session } from "../engine/runtime.js";
+import { writeFileAtomic } from "../util/fs.js";
+import { softTargetKey } from "./soft-targets.js";
+
+const { onnx } = onnxProto;
+
+/** Cached taps larger than this are refused (tap a pooled layer, or lower data.trainLimit). */
+export const MAX_TAP_CACHE_BYTES = 1 << 30;
+
+/** One cached teacher tensor: row r = the example trainIndices[r]. */
+export interface CachedTensor {
+  sampleShape: number[];
+  data: Float32Array;
+}
+
+/** The teacher's cached outputs on the transfer set, and the per-batch gather the trainer feeds. */
+export class TeacherOutputs {
+  constructor(
+    /** Row of each example index in the cached tensors (-1: not in the transfer set). */
+    readonly rowOf: Int32Array,
+    readonly logits: CachedTensor | undefined,
+    readonly taps: Map<string, CachedTensor>,
+  ) {}
+
+  static rowsFor(indices: Int32Array, exampleCount: number): Int32Array {
+    const rowOf = new Int32Array(exampleCount).fill(-1);
+    indices.forEach((idx, row) => (rowOf[idx] = row));
+    return rowOf;
+  }
+
+  /** The rows of `t` for a batch of example indices, as a graph feed. */
+  gather(t: CachedTensor, indices: ArrayLike<number>): HostTensor {
+    const size = t.sampleShape.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(indices.length * size);
+    for (let i = 0; i < indices.length; i++) {
+      const row = this.rowOf[indices[i]!]!;
+      if (row < 0) throw new Error(`example ${indices[i]} has no cached teacher output`);
+      out.set(t.data.subarray(row * size, (row + 1) * size), i * size);
+    }
+    return { dtype: "float32", shape: [indices.length, ...t.sampleShape], data: out };
+  }
+}
+
+/** Where each tap lives in a teacher .onnx, and its shape when known. */
+export interface TeacherTap {
+  tensor: string;
+  shape?: Shape;
+}
+
+/** Available taps of a teacher .onnx: our layer names (from metadata), else every node output by tensor name. */
+export function teacherTapsOf(bytes: Uint8Array): Map<string, TeacherTap> {
+  const model = onnx.ModelProto.decode(bytes);
+  const recorded = (model.metadataProps ?? []).find((p) => p.key === "distill.taps")?.value;
+  if (recorded) return new Map(Object.entries(JSON.parse(recorded) as Record<string, TeacherTap>));
+  const taps = new Map<string, TeacherTap>();
+  for (const node of model.graph?.node ?? []) for (const out of node.output ?? []) if (out) taps.set(out, { tensor: out });
+  return taps;
+}
+
+/** The model with `tensors` added as float outputs (shapes left for onnxruntime to infer). */
+export function exposeTensors(bytes: Uint8Array, tensors: string[]): Uint8Array {
+  const model = onnx.ModelProto.decode(bytes);
+  const graph = model.graph!;
+  const present = new Set((graph.output ?? []).map((o) => o.name));
+  for (const name of tensors)
+    if (!present.has(name)) graph.output = [...(graph.output ?? []), { name, type: { tensorType: { elemType: 1 } } }];
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** Runs the teacher once on one example to learn the shapes of taps whose shapes are not recorded. */
+export async function probeTapShapes(bytes: Uint8Array, inputName: string, sampleShape: number[], tensors: string[]): Promise<Map<string, number[]>> {
+  const session = await Session.create(exposeTensors(bytes, tensors), { threads: 1 });
+  try {
+    const x: HostTensor = { dtype: "float32", shape: [1, ...sampleShape], data: new Float32Array(sampleShape.reduce((a, b) => a * b, 1)) };
+    const out = await session.run({ [inputName]: x }, undefined, tensors);
+    return new Map(tensors.map((t) => [t, out[t]!.shape.slice(1)]));
+  } finally {
+    await session.dispose();
+  }
+}
+
+/**
+ * The teacher's taps on the transfer set, from the cache or computed in one pass (all taps at once)
+ * and cached. `computedSamples` is the number of teacher forward passes this call ran.
+ */
+export async function teacherTapTargets(o: {
+  teacherBytes: Uint8Array;
+  inputName: string;
+  inputShape: number[];
+  taps: Map<string, { tensor: string; sampleShape: number[] }>;
+  set: ImageSet;
+  indices: Int32Array;
+  cacheDir: string;
+  onProgress?: (done: number) => void;
+}): Promise<{ taps: Map<string, CachedTensor>; computedSamples: number }> {
+  const base = softTargetKey(o.teacherBytes, o.set, o.indices);
+  const fileOf = (tensor: string) => join(o.cacheDir, "teacher-taps", `${createHash("sha256").update(`${base}:${tensor}`).digest("hex").slice(0, 32)}.f32`);
+  const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  const cached = new Map<string, CachedTensor>();
+  for (const [name, tap] of o.taps) {
+    const file = fileOf(tap.tensor);
+    if (!existsSync(file)) continue;
+    const buf = readFileSync(file);
+    if (buf.byteLength !== o.indices.length * sizeOf(tap.sampleShape) * 4) continue; // foreign or damaged: recompute
+    cached.set(name, { sampleShape: tap.sampleShape, data: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)) });
+  }
+  const missing = [...o.taps].filter(([name]) => !cached.has(name));
+  if (missing.length === 0) return { taps: cached, computedSamples: 0 };
+
+  const tensors = missing.map(([, t]) => t.tensor);
+  const session = await Session.create(exposeTensors(o.teacherBytes, tensors));
+  try {
+    const pixels = o.set.height * o.set.width;
+    const outs = missing.map(([, t]) => new Float32Array(o.indices.length * sizeOf(t.sampleShape)));
+    const batchSize = 250;
+    for (let start = 0; start < o.indices.length; start += batchSize) {
+      const n = Math.min(batchSize, o.indices.length - start);
+      const x = new Float32Array(n * pixels);
+      for (let i = 0; i < n; i++) x.set(o.set.images.subarray(o.indices[start + i]! * pixels, (o.indices[start + i]! + 1) * pixels), i * pixels);
+      const res = await session.run({ [o.inputName]: { dtype: "float32", shape: [n, ...o.inputShape], data: x } }, undefined, tensors);
+      missing.forEach(([, t], j) => outs[j]!.set(res[t.tensor]!.data as Float32Array, start * sizeOf(t.sampleShape)));
+      o.onProgress?.(start + n);
+    }
+    missing.forEach(([name, t], j) => {
+      writeFileAtomic(fileOf(t.tensor), new Uint8Array(outs[j]!.buffer));
+      cached.set(name, { sampleShape: t.sampleShape, data: outs[j]! });
+    });
+    return { taps: cached, computedSamples: o.indices.length };
+  } finally {
+    await session.dispose();
+  }
+}
