@@ -5,6 +5,7 @@ import { crossEntropyMethod } from "./cross-entropy.js";
 import { dkdMethod } from "./dkd.js";
 import { fitnetMethod } from "./fitnet.js";
 import { logitKdMethod } from "./logit-kd.js";
+import { similarityMethod } from "./similarity.js";
 import { rkdMethod } from "./rkd.js";
 import type { DistillMethod } from "./types.js";
 
@@ -21,6 +22,7 @@ export const METHODS: Record<string, AnyMethod> = Object.fromEntries(
     fitnetMethod,
     attentionMethod,
     rkdMethod,
+    similarityMethod,
   ] as AnyMethod[]).map((m) => [m.name, m]),
 );
 
