@@ -15,11 +15,16 @@ export function modelTapShapes(model: Model): Map<string, Shape> {
   return new Map([...g.taps].map(([name, v]) => [name, v.shape]));
 }
 
-/** The config key holding `value` in term i ("kd.terms[1].teacher", or "kd.teacher" for a lone term). */
+/** A config written as one method (`kd: {method: fitnet, …}`), perhaps with the cross-entropy term it implies. */
+function isOneMethod(kd: KdSpec): boolean {
+  return kd.terms.filter((t) => t.method !== "cross-entropy").length === 1;
+}
+
+/** The config key holding `value` in term i ("kd.terms[1].teacher", or "kd.teacher" for one method). */
 function keyOf(kd: KdSpec, i: number, value: string, side: "teacher" | "student"): string {
   const term = kd.terms[i]!;
   const setting = Object.keys(term).find((k) => term[k] === value && k.toLowerCase().includes(side)) ?? Object.keys(term).find((k) => term[k] === value) ?? side;
-  return kd.terms.length > 1 ? `kd.terms[${i}].${setting}` : `kd.${setting}`;
+  return isOneMethod(kd) ? `kd.${setting}` : `kd.terms[${i}].${setting}`;
 }
 
 export function checkTermTaps(kd: KdSpec, shapes: TapShapes, where: string, teacherWhat: string): void {
@@ -31,7 +36,7 @@ export function checkTermTaps(kd: KdSpec, shapes: TapShapes, where: string, teac
     for (const tap of needs.teacherTaps ?? [])
       if (!shapes.teacher.has(tap)) throw new UserError(where, `${keyOf(kd, i, tap, "teacher")}: ${teacherWhat} has no tap "${tap}" (available: ${describeTaps(shapes.teacher)})`);
     const why = method.checkShapes?.(term, shapes);
-    if (why) throw new UserError(where, `${kd.terms.length > 1 ? `kd.terms[${i}]` : "kd"} (${term.method}): ${why}`);
+    if (why) throw new UserError(where, `${isOneMethod(kd) ? "kd" : `kd.terms[${i}]`} (${term.method}): ${why}`);
   });
 }
 
