@@ -3,7 +3,7 @@
 // Top level — everything the CLI does:
 //   distill(config) runs a whole distillation from the same object as a YAML config;
 //   resume(runDir), evaluate(model), loadDataset(name), writeReport(runDir).
-// Loss functions on plain arrays (kdLoss) sit next to their graph-building forms (losses.kdLossGraph).
+// Loss functions on plain arrays (kdLoss, dkdLoss, rkdLoss, attentionLoss, similarityLoss) sit next to their graph-building forms (losses.kdLossGraph).
 // Lower levels — data, models, methods, the soft-target cache, the trainer and the engine — are
 // exported for custom pipelines.
 
@@ -21,7 +21,8 @@ export { ImageBatches, type ImageBatch, type ImageBatchOptions } from "./data/ba
 
 // ---- distillation ----
 export { kdLoss, type KdLossInput } from "./distill/kd-loss.js";
-export { METHODS, methodNamed, type DistillMethod, type MethodInputs, type MethodSettings } from "./distill/methods/index.js";
+export { dkdLoss, rkdLoss, attentionLoss, similarityLoss, type DkdLossInput, type RkdLossInput, type AttentionLossInput, type SimilarityLossInput, type NestedArray } from "./distill/loss-api.js";
+export { METHODS, methodNamed, type DistillMethod, type MethodNeeds, type TermInputs, type TermResult, type TapShapes } from "./distill/methods/index.js";
 export { teacherSoftTargets, softTargetKey, defaultCacheDir, type SoftTargets } from "./distill/soft-targets.js";
 export { trainStage, type StageJob } from "./distill/train-stage.js";
 export { learningRate } from "./distill/schedule.js";
