@@ -80,3 +80,76 @@ test("learning-rate schedules: warm-up, step decay, cosine", () => {
   close(learningRate(0.1, { kind: "cosine", warmupEpochs: 2 }, 10, 2, 0), 0.1);
   close(learningRate(0.1, { kind: "cosine", warmupEpochs: 2 }, 10, 6, 0), 0.05);
 });
+
+// ---- the redesigned interface: config → terms → loss, for every method --------------------------
+
+import { kdSchema, resolveKd } from "../src/config/kd.js";
+import { validateConfig } from "../src/config/load.js";
+import type { KdTerm } from "../src/config/schema.js";
+import { attentionReference, dkdReference, rkdReference } from "./helpers/kd-reference.js";
+import { evaluateTerms, tensor } from "./helpers/term-eval.js";
+
+const kdOf = (raw: unknown, labeled = true) => resolveKd(kdSchema.parse(raw), labeled);
+const near = (a: number, b: number, what: string, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+
+test("kd block: the original form is logit KD; one method gets cross-entropy unless it has its own; terms are taken as written", () => {
+  assert.deepEqual(kdOf({ temperature: 8 }).terms, [{ method: "logit-kd", weight: 1, temperature: 8, alpha: 0.9 }]);
+  assert.deepEqual(kdOf({ method: "dkd", beta: 2 }).terms, [{ method: "dkd", weight: 1, alpha: 1, beta: 2, temperature: 4, ceWeight: 1 }]);
+  assert.deepEqual(kdOf({ method: "rkd", teacher: "a", student: "b" }).terms.map((t) => t.method), ["cross-entropy", "rkd"]);
+  assert.deepEqual(kdOf({ method: "rkd", teacher: "a", student: "b" }, false).terms.map((t) => t.method), ["rkd"]);
+  const terms = kdOf({ terms: [{ method: "logit-kd" }, { method: "fitnet", weight: 0.5, teacher: "t", student: "s" }] }).terms;
+  assert.deepEqual(terms, [{ method: "logit-kd", weight: 1, temperature: 4, alpha: 0.9 }, { method: "fitnet", weight: 0.5, teacher: "t", student: "s" }]);
+  // The resolved form is a fixed point (a run folder stores and reloads it).
+  assert.deepEqual(kdOf({ terms }).terms, terms);
+});
+
+test("kd block: bad input is one line naming the key", () => {
+  const base = { name: "x", data: { dataset: "mnist" }, teacher: { onnx: "t.onnx" }, student: { model: { layers: [{ type: "linear", units: 10 }] }, train: { epochs: 1, optimizer: { kind: "sgd", lr: 0.1 } } } };
+  const bad = (kd: unknown, data: object = {}) => () => validateConfig({ ...base, data: { ...base.data, ...data }, kd }, "c.yaml");
+  assert.throws(bad({ method: "fitnets" }), /c\.yaml: kd\.method: expected one of cross-entropy, logit-kd, .*, got "fitnets"/);
+  assert.throws(bad({ method: "dkd", betta: 2 }), /kd: unknown key "betta" \(did you mean "beta"\?/);
+  assert.throws(bad({ terms: [{ method: "logit-kd" }, { method: "fitnet", teacher: "t" }] }), /kd\.terms\[1\]\.student: required/);
+  assert.throws(bad({ terms: [{ method: "attention", teacher: "t", student: "s", weight: -1 }] }), /kd\.terms\[0\]\.weight: expected a number ≥ 0, got -1/);
+  assert.throws(bad({ terms: [], temperature: 2 }), /kd\.temperature: unknown key/);
+  assert.throws(bad({ method: "dkd" }, { transfer: "unlabeled" }), /kd: dkd needs labels, but data\.transfer is unlabeled/);
+});
+
+const logits = [[1, 2, 0.5, -1], [0.2, -0.3, 3, 0], [-2, 0, 1, 4]];
+const teacherLogits = [[3, 1, 0, -2], [0, 0, 5, 1], [-1, -1, 2, 2.5]];
+const labels3 = [0, 2, 3];
+
+test("dkd through the trainer's terms: CE + α·TCKD + β·NCKD, each part logged", async () => {
+  const [term] = kdOf({ method: "dkd", alpha: 0.5, beta: 4, temperature: 2 }).terms as [KdTerm];
+  const got = await evaluateTerms([term], { logits: tensor(logits), labels: labels3, teacherLogits: tensor(teacherLogits) });
+  const ref = dkdReference(logits, teacherLogits, labels3, 0.5, 4, 2);
+  const ce = -logits.reduce((a, row, i) => a + logSoftmax(row, 1)[labels3[i]!]!, 0) / logits.length;
+  near(got["loss_ce"]!, ce, "ce");
+  near(got["loss_tckd"]!, ref.tckd, "tckd", 1e-4);
+  near(got["loss_nckd"]!, ref.nckd, "nckd", 1e-4);
+  near(got["loss"]!, got["loss_ce"]! + ref.loss, "total", 1e-4);
+});
+
+test("fitnet: a learned linear adapter maps the student tap onto the teacher's; loss is their MSE", async () => {
+  const terms = kdOf({ terms: [{ method: "fitnet", teacher: "fc", student: "h" }] }).terms;
+  const s = [[1, 2], [0, -1], [0.5, 0.5]], t = [[1, 0, 2], [0, 1, 0], [2, 2, 2]];
+  const declared = new Map<string, Float32Array>();
+  const got = await evaluateTerms(terms, { logits: tensor(logits), studentTaps: { h: tensor(s) }, teacherTaps: { fc: tensor(t) } }, declared);
+  const w = declared.get("kd.fitnet.adapter.weight")!, b = declared.get("kd.fitnet.adapter.bias")!;
+  assert.equal(w.length, 6);
+  let sum = 0;
+  s.forEach((row, i) => t[i]!.forEach((tv, j) => (sum += (row[0]! * w[j]! + row[1]! * w[3 + j]! + b[j]! - tv) ** 2)));
+  near(got["loss_hint"]!, sum / 9, "hint");
+});
+
+test("attention and rkd through the trainer's terms, weighted and named per term", async () => {
+  const fs = [[[[1, 2], [0, 1]]], [[[0.5, -1], [2, 0]]], [[[0, 0.2], [1, 1]]]];
+  const ft = [[[[0, 1], [2, 1]], [[1, 1], [0, 0]]], [[[1, 0], [0, 1]], [[2, 0], [0, 2]]], [[[0.3, 0], [1, 2]], [[1, 0], [1, 0]]]];
+  const emb = [[1, 0], [0, 2], [1, 1]], embT = [[0, 1, 1], [2, 0, 1], [1, 1, 0]];
+  const terms = kdOf({ terms: [{ method: "attention", weight: 10, teacher: "f", student: "f" }, { method: "rkd", weight: 0.5, teacher: "e", student: "e", distanceWeight: 1, angleWeight: 2 }] }).terms;
+  const got = await evaluateTerms(terms, { logits: tensor(logits), studentTaps: { f: tensor(fs), e: tensor(emb) }, teacherTaps: { f: tensor(ft), e: tensor(embT) } });
+  const at = attentionReference(fs, ft, 2), rkd = rkdReference(emb, embT);
+  near(got["attention.loss_at"]!, at, "at");
+  near(got["rkd.loss_rkd_distance"]!, rkd.distance, "distance", 1e-4);
+  near(got["rkd.loss_rkd_angle"]!, rkd.angle, "angle", 1e-4);
+  near(got["loss"]!, 10 * at + 0.5 * (rkd.distance + 2 * rkd.angle), "weighted sum", 1e-4);
+});

@@ -22,6 +22,8 @@ export const tensor = (rows: unknown[]): Tensor => {
 export async function evaluateTerms(
   terms: KdTerm[],
   o: { logits: Tensor; labels?: number[]; teacherLogits?: Tensor; studentTaps?: Record<string, Tensor>; teacherTaps?: Record<string, Tensor> },
+  /** Filled with the initial values of the trainable tensors the terms declare (adapters). */
+  declared: Map<string, Float32Array> = new Map(),
 ): Promise<Record<string, number>> {
   const g = new Graph();
   const batched = (shape: number[]) => ["N", ...shape.slice(1)];
@@ -38,6 +40,7 @@ export async function evaluateTerms(
     input: (name, shape, dtype = "float32") => g.input(name, shape, dtype),
     param: (name, shape, init): Value => {
       feeds[name] = { dtype: "float32", shape, data: init };
+      declared.set(name, init);
       return g.input(name, shape);
     },
   };

@@ -1,0 +1,70 @@
+// Feature distillation end to end on a small slice of real MNIST: the teacher's taps are computed
+// once and cached (and counted), the learned adapter is not part of the exported student, each term
+// is logged per epoch, and a tap that is missing or cannot be bridged fails before any training.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { validateConfig } from "../src/config/load.js";
+import { runDistillation } from "../src/distill/pipeline.js";
+import type { RunState } from "../src/distill/run-folder.js";
+import { decodeModel } from "../src/engine/onnx.js";
+import type { EpochMetric } from "../src/eval/types.js";
+import { createProgress } from "../src/util/progress.js";
+
+const dir = mkdtempSync(join(tmpdir(), "distill-methods-"));
+const cacheDir = join(dir, "cache");
+const silent = () => createProgress({ quiet: true, stream: new Writable({ write: (_c, _e, cb) => cb() }) as never });
+const train = { epochs: 1, batchSize: 50, optimizer: { kind: "adam", lr: 0.003 } };
+const conv = (filters: number, name: string, kernel = 3, padding = 1) => ({ type: "conv", filters, kernel, padding, name });
+
+function config(name: string, kd: unknown, teacher?: unknown) {
+  return validateConfig({
+    name,
+    output: join(dir, name),
+    data: { dataset: "mnist", trainLimit: 800, validation: 200, testLimit: 200 },
+    teacher: teacher ?? { model: { layers: [conv(6, "conv1"), { type: "relu", name: "relu1" }, { type: "maxpool", size: 2, name: "pool1" }, { type: "flatten" }, { type: "linear", units: 10 }] }, train },
+    student: { model: { layers: [conv(3, "conv1"), { type: "relu", name: "relu1" }, { type: "maxpool", size: 2 }, conv(4, "conv2", 5, 0), { type: "relu", name: "relu2" }, { type: "flatten" }, { type: "linear", units: 10 }] }, train },
+    kd,
+  }, `${name}.yaml`);
+}
+
+test("logit KD + FitNets hint: taps cached once, adapter dropped from the export, every term logged", async () => {
+  const kd = { terms: [{ method: "logit-kd" }, { method: "fitnet", weight: 0.5, teacher: "pool1", student: "relu1" }] };
+  const { runDir } = await runDistillation(config("hint", kd), { configPath: "hint.yaml", quiet: true, cacheDir, progress: silent() });
+  const state = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")) as RunState;
+  assert.equal(state.softTargets!.computedSamples, 600);
+  assert.deepEqual(state.teacherTaps, { taps: ["pool1"], samples: 600, computedSamples: 600 });
+  const student = decodeModel(readFileSync(join(runDir, "student.onnx")));
+  const baseline = decodeModel(readFileSync(join(runDir, "baseline.onnx")));
+  assert.deepEqual([...student.initializers.keys()].sort(), [...baseline.initializers.keys()].sort());
+  assert.ok(![...student.initializers.keys()].some((k) => k.includes("adapter")));
+  const lines = readFileSync(join(runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as EpochMetric);
+  const last = lines.find((l) => l.stage === "student")!;
+  assert.deepEqual(Object.keys(last.terms).sort(), ["fitnet.loss_hint", "logit-kd.loss_ce", "logit-kd.loss_kd"]);
+  assert.ok(last.terms["fitnet.loss_hint"]! > 0);
+
+  // The same teacher as an .onnx file, another feature method on the same tap: taps come from the cache.
+  const again = config("attention", { method: "attention", teacher: "pool1", student: "relu1", weight: 100 }, { onnx: join(runDir, "teacher.onnx") });
+  const second = await runDistillation(again, { configPath: "attention.yaml", quiet: true, cacheDir, progress: silent() });
+  const state2 = JSON.parse(readFileSync(join(second.runDir, "run.json"), "utf8")) as RunState;
+  assert.deepEqual(state2.teacherTaps, { taps: ["pool1"], samples: 600, computedSamples: 0 });
+  assert.equal(state2.softTargets, undefined); // attention + cross-entropy need no teacher logits
+});
+
+test("a missing tap or one no adapter can bridge fails before training, naming the key and the taps", async () => {
+  const run = (name: string, kd: unknown) => runDistillation(config(name, kd), { configPath: `${name}.yaml`, quiet: true, cacheDir, progress: silent() });
+  await assert.rejects(run("missing", { method: "rkd", teacher: "pool9", student: "relu1" }), (e: Error) => {
+    assert.equal(e.message, 'missing.yaml: kd.teacher: the teacher has no tap "pool9" (available: conv1 [N, 6, 28, 28], relu1 [N, 6, 28, 28], pool1 [N, 6, 14, 14], flatten1 [N, 1176], linear1 [N, 10])');
+    return true;
+  });
+  // Student relu2 is 10×10 (5×5 conv, no padding, after pooling), the teacher's pool1 14×14: no pooling matches them.
+  await assert.rejects(
+    run("unbridgeable", { terms: [{ method: "logit-kd" }, { method: "attention", teacher: "pool1", student: "relu2" }] }),
+    { name: "UserError", message: "unbridgeable.yaml: kd.terms[1] (attention): student: relu2 and teacher: pool1: 10×10 and 14×14 differ and neither is a multiple of the other (pooling cannot match them)" },
+  );
+  assert.ok(!existsSync(join(dir, "missing")) && !existsSync(join(dir, "unbridgeable")), "no run folder left behind");
+});
