@@ -4,7 +4,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { kdSchema, resolveKd } from "../src/config/kd.js";
+import { resolveKd } from "../src/config/kd.js";
+import { kdSchema } from "../src/config/schema.js";
 import { similarityReference } from "./helpers/kd-reference.js";
 import { evaluateTerms, tensor } from "./helpers/term-eval.js";
 

@@ -68,3 +68,27 @@ test("a missing tap or one no adapter can bridge fails before training, naming t
   );
   assert.ok(!existsSync(join(dir, "missing")) && !existsSync(join(dir, "unbridgeable")), "no run folder left behind");
 });
+
+test("teacher assistants and born-again generations: a chain of stages, each teaching the next from its own cached logits", async () => {
+  const mlp = (units: number) => ({ layers: [{ type: "linear", units }, { type: "relu" }, { type: "linear", units: 10 }] });
+  const cfg = validateConfig({
+    name: "chain",
+    output: join(dir, "chain"),
+    data: { dataset: "mnist", trainLimit: 800, validation: 200, testLimit: 200 },
+    teacher: { model: mlp(64), train },
+    student: { model: mlp(8), train },
+    kd: { temperature: 2, alpha: 0.5, assistants: [mlp(24)], generations: 2 },
+  }, "chain.yaml");
+  assert.deepEqual(cfg.kd.assistants!.length, 1);
+  const { runDir, results } = await runDistillation(cfg, { configPath: "chain.yaml", quiet: true, cacheDir, progress: silent() });
+  assert.deepEqual(results.models.map((m) => m.role), ["teacher", "assistant1", "generation1", "baseline", "student"]);
+  const state = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")) as RunState;
+  // Every link's logits: one pass over the 600 transfer images each, never per epoch.
+  assert.deepEqual(state.chain, { assistant1: { samples: 600, computedSamples: 600 }, generation1: { samples: 600, computedSamples: 600 } });
+  assert.equal(results.models[1]!.perSeed[0]!.params, 784 * 24 + 24 + 24 * 10 + 10);
+  // A chain passes on logits only: a term that taps layers is refused before training.
+  await assert.rejects(
+    runDistillation(validateConfig({ ...cfg, output: join(dir, "chain-taps"), kd: { generations: 2, terms: [{ method: "rkd", teacher: "linear1", student: "linear1" }] } }, "chain-taps.yaml"), { configPath: "chain-taps.yaml", quiet: true, cacheDir, progress: silent() }),
+    { message: "chain-taps.yaml: kd.generations: a chain of teachers passes on logits only, but a term taps layers (linear1)" },
+  );
+});

@@ -83,7 +83,8 @@ test("learning-rate schedules: warm-up, step decay, cosine", () => {
 
 // ---- the redesigned interface: config → terms → loss, for every method --------------------------
 
-import { kdSchema, resolveKd } from "../src/config/kd.js";
+import { resolveKd } from "../src/config/kd.js";
+import { kdSchema } from "../src/config/schema.js";
 import { validateConfig } from "../src/config/load.js";
 import type { KdTerm } from "../src/config/schema.js";
 import { attentionReference, dkdReference, rkdReference } from "./helpers/kd-reference.js";

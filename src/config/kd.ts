@@ -5,10 +5,14 @@
 //                                                           hard-label term gets cross-entropy added
 //   kd: {terms: [{method: logit-kd}, {method: fitnet, weight: 0.5, teacher: fc1, student: fc1}]}
 // Each term's settings are validated by its method's own schema (src/distill/methods/).
+// Next to the terms, a chain of intermediate teachers (each distilled from the one before with the
+// same terms, then teaching the next): `assistants: [model, …]` (teacher assistants, Mirzadeh et
+// al. 2020) and `generations: n` (born-again networks, Furlanello et al. 2018: the student's own
+// architecture, n − 1 times, before the final student).
 
 import { z } from "zod";
 import { METHODS } from "../distill/methods/index.js";
-import { nonNegativeNumber } from "./fields.js";
+import { nonNegativeNumber, positiveInt } from "./fields.js";
 
 export interface KdTerm {
   method: string;
@@ -16,8 +20,12 @@ export interface KdTerm {
   [setting: string]: unknown;
 }
 
-export interface KdSpec {
+export interface KdSpec<M = unknown> {
   terms: KdTerm[];
+  /** Teacher-assistant models, largest first; absent when none. */
+  assistants?: M[];
+  /** Born-again generations including the final student; absent when 1. */
+  generations?: number;
 }
 
 type IssueSink = { addIssue(issue: { code: "custom"; message: string; path: PropertyKey[] }): void };
@@ -55,42 +63,92 @@ function parseTerm(raw: unknown, path: PropertyKey[], ctx: IssueSink): KdTerm | 
 }
 
 /** The parsed block, before the labelled/unlabelled decision (made with data.transfer). */
-export interface ParsedKd {
+export interface ParsedKd<M = unknown> {
   terms: KdTerm[];
   /** Single-method form with a method that has no hard-label term of its own. */
   addCrossEntropy: boolean;
+  assistants?: M[];
+  generations?: number;
 }
 
-export const kdSchema = z.unknown().optional().transform((raw, ctx): ParsedKd => {
-  const doc = raw ?? {};
-  const sink: IssueSink = { addIssue: (i) => ctx.addIssue(i) };
-  if (!isMapping(doc)) {
-    ctx.addIssue({ code: "custom", path: [], message: "expected a mapping like {method: logit-kd, temperature: 4, alpha: 0.9}" });
-    return z.NEVER;
+/** `assistants` and `generations`, validated and taken out of the block (the rest is terms). */
+function parseChain<M>(doc: Record<string, unknown>, modelSchema: z.ZodType<M>, sink: IssueSink): { chain: Pick<ParsedKd<M>, "assistants" | "generations">; rest: Record<string, unknown> } | undefined {
+  const { assistants, generations, ...rest } = doc;
+  const chain: Pick<ParsedKd<M>, "assistants" | "generations"> = {};
+  if (assistants !== undefined) {
+    if (!Array.isArray(assistants)) {
+      sink.addIssue({ code: "custom", path: ["assistants"], message: "expected a list of models like [{layers: [...]}], largest first" });
+      return undefined;
+    }
+    const models: M[] = [];
+    for (const [i, a] of assistants.entries()) {
+      const m = modelSchema.safeParse(a);
+      if (!m.success) {
+        const issue = m.error.issues[0]!;
+        sink.addIssue({ code: "custom", path: ["assistants", i, ...issue.path], message: issue.message });
+        return undefined;
+      }
+      models.push(m.data);
+    }
+    if (models.length) chain.assistants = models;
   }
-  if ("terms" in doc) {
-    const extra = Object.keys(doc).find((k) => k !== "terms");
-    if (extra) ctx.addIssue({ code: "custom", path: [extra], message: `unknown key ${JSON.stringify(extra)} next to terms (each term carries its own method, weight and settings)` });
-    if (!Array.isArray(doc["terms"]) || doc["terms"].length === 0) {
-      ctx.addIssue({ code: "custom", path: ["terms"], message: "expected a non-empty list of terms like [{method: logit-kd}, {method: fitnet, teacher: …, student: …}]" });
+  if (generations !== undefined) {
+    const g = positiveInt().safeParse(generations);
+    if (!g.success) {
+      sink.addIssue({ code: "custom", path: ["generations"], message: g.error.issues[0]!.message });
+      return undefined;
+    }
+    if (g.data > 1) chain.generations = g.data;
+  }
+  return { chain, rest };
+}
+
+export function makeKdSchema<M>(modelSchema: z.ZodType<M>) {
+  return z.unknown().optional().transform((raw, ctx): ParsedKd<M> => {
+    const sink: IssueSink = { addIssue: (i) => ctx.addIssue(i) };
+    if (!isMapping(raw ?? {})) {
+      ctx.addIssue({ code: "custom", path: [], message: "expected a mapping like {method: logit-kd, temperature: 4, alpha: 0.9}" });
       return z.NEVER;
     }
+    const parsed = parseChain((raw ?? {}) as Record<string, unknown>, modelSchema, sink);
+    if (!parsed) return z.NEVER;
+    const terms = parseTerms(parsed.rest, sink);
+    return terms ? { ...terms, ...parsed.chain } : z.NEVER;
+  });
+}
+
+function parseTerms(doc: Record<string, unknown>, sink: IssueSink): Pick<ParsedKd, "terms" | "addCrossEntropy"> | undefined {
+  const ctx = sink;
+  if ("terms" in doc) {
+    const extra = Object.keys(doc).find((k) => k !== "terms");
+    if (extra) {
+      ctx.addIssue({ code: "custom", path: [extra], message: `unknown key ${JSON.stringify(extra)} next to terms (each term carries its own method, weight and settings)` });
+      return undefined;
+    }
+    if (!Array.isArray(doc["terms"]) || doc["terms"].length === 0) {
+      ctx.addIssue({ code: "custom", path: ["terms"], message: "expected a non-empty list of terms like [{method: logit-kd}, {method: fitnet, teacher: …, student: …}]" });
+      return undefined;
+    }
     const terms = doc["terms"].map((t, i) => parseTerm(t, ["terms", i], sink));
-    return terms.every((t): t is KdTerm => t !== undefined) ? { terms, addCrossEntropy: false } : z.NEVER;
+    return terms.every((t): t is KdTerm => t !== undefined) ? { terms, addCrossEntropy: false } : undefined;
   }
   // Without `method`, the original two-key form: logit KD.
   const term = parseTerm({ method: "logit-kd", ...doc }, [], sink);
-  if (!term) return z.NEVER;
+  if (!term) return undefined;
   return { terms: [term], addCrossEntropy: "method" in doc && !METHODS[term.method]!.includesCrossEntropy };
-});
+}
 
-/** The resolved terms: cross-entropy added where the one-method form asks for it, α = 1 without labels. */
-export function resolveKd(parsed: ParsedKd, labeled: boolean): KdSpec {
+/** The resolved block: cross-entropy added where the one-method form asks for it, α = 1 without labels. */
+export function resolveKd<M>(parsed: ParsedKd<M>, labeled: boolean): KdSpec<M> {
   const terms = parsed.terms.map((t) => (!labeled && t.method === "logit-kd" ? { ...t, alpha: 1 } : t));
-  return { terms: parsed.addCrossEntropy && labeled ? [{ method: "cross-entropy", weight: 1 }, ...terms] : terms };
+  return {
+    terms: parsed.addCrossEntropy && labeled ? [{ method: "cross-entropy", weight: 1 }, ...terms] : terms,
+    ...(parsed.assistants ? { assistants: parsed.assistants } : {}),
+    ...(parsed.generations ? { generations: parsed.generations } : {}),
+  };
 }
 
 /** Terms that need labels, for the check against an unlabeled transfer set. */
-export function termsNeedingLabels(kd: KdSpec): number[] {
+export function termsNeedingLabels(kd: KdSpec<unknown>): number[] {
   return kd.terms.flatMap((t, i) => (METHODS[t.method]!.needs(t).labels === "required" ? [i] : []));
 }

@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import { z } from "zod";
-import { kdSchema, resolveKd, termsNeedingLabels } from "./kd.js";
+import { makeKdSchema, resolveKd, termsNeedingLabels, type KdSpec as KdBlock } from "./kd.js";
 import { bool, enumOf, nonNegativeInt, nonNegativeNumber, num, obj, positiveInt, positiveNumber, str, unitClosed, unitOpen } from "./fields.js";
 
 // ---- model ------------------------------------------------------------------------------------
@@ -204,7 +204,10 @@ export function validationSize(data: DataSpec, trainPool: number): number {
   return data.validation ?? Math.min(5000, Math.floor(trainPool / 12));
 }
 
-export type { KdSpec, KdTerm } from "./kd.js";
+export type { KdTerm } from "./kd.js";
+export type KdSpec = KdBlock<ModelSpec>;
+
+export const kdSchema = makeKdSchema(modelSchema);
 
 // ---- whole config -----------------------------------------------------------------------------
 
@@ -233,7 +236,7 @@ export const distillConfigSchema = obj({
   .superRefine((c, ctx) => {
     if (c.data.transfer !== "unlabeled") return;
     const resolved = resolveKd(c.kd, false);
-    for (const i of termsNeedingLabels(resolved))
+    for (const i of termsNeedingLabels(resolved as KdSpec))
       ctx.addIssue({ code: "custom", path: ["kd"], message: `${resolved.terms[i]!.method} needs labels, but data.transfer is unlabeled` });
   })
   .transform((c) => ({

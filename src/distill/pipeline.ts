@@ -127,12 +127,14 @@ interface Plan {
   teacherTapShapes: Map<string, number[]>;
   /** A user's .onnx teacher, loaded and checked (only on the run's first start). */
   userTeacher?: OnnxClassifier;
+  /** Teacher assistants and born-again generations, in teaching order (empty: the teacher teaches the student). */
+  chain: { stage: string; model(): Model }[];
 }
 
 async function executeStages(run: RunFolder, config: DistillConfig, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
   const plan = await makePlan(run, config, opts);
   await trainTeacher(plan, run);
-  const teacher = await teacherOutputs(plan, run);
+  const teacher = await trainChain(plan, run, await teacherOutputs(plan, run));
   await trainStudents(plan, run, teacher);
   const results = await evaluate(plan, run);
   writeFileAtomic(join(run.dir, "results.json"), JSON.stringify(results, null, 2) + "\n");
@@ -171,7 +173,14 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
     studentModel, teacherModel,
     studentTerms: new WeightedTerms(config.kd.terms, labeled),
     teacherTapShapes: new Map(),
+    chain: [
+      ...(config.kd.assistants ?? []).map((spec, i) => ({ stage: `assistant${i + 1}`, model: () => buildModel(spec, dataset.classLabels, geometry) })),
+      ...Array.from({ length: (config.kd.generations ?? 1) - 1 }, (_, i) => ({ stage: `generation${i + 1}`, model: studentModel })),
+    ],
   };
+  (config.kd.assistants ?? []).forEach((spec, i) => checkBuilds(opts.configPath, `kd.assistants[${i}]`, () => buildModel(spec, dataset.classLabels, geometry)));
+  if (plan.chain.length && (plan.studentTerms.teacherTaps.length || plan.studentTerms.studentTaps.length))
+    throw new UserError(opts.configPath, `kd.${config.kd.assistants ? "assistants" : "generations"}: a chain of teachers passes on logits only, but a term taps layers (${[...new Set([...plan.studentTerms.teacherTaps, ...plan.studentTerms.studentTaps])].join(", ")})`);
   if (config.teacher.onnx !== undefined && !existsSync(run.teacherFile)) plan.userTeacher = await loadUserTeacher(plan, config.teacher);
   try {
     await checkTaps(plan, run);
@@ -323,6 +332,40 @@ async function teacherTaps(plan: Plan, run: RunFolder, teacher: OnnxClassifier, 
   return out.taps;
 }
 
+/**
+ * 3a. Teacher assistants (Mirzadeh et al. 2020) and born-again generations (Furlanello et al. 2018):
+ * each link is distilled from the one before with the student's terms and budget (teacher seed),
+ * then its own logits on the transfer set are cached and teach the next link, and finally the student.
+ */
+async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOutputs): Promise<TeacherOutputs> {
+  const { config, teacherSeed, dataset, trainIndices } = plan;
+  let current = teacher;
+  for (const link of plan.chain) {
+    if (!run.finished(link.stage, teacherSeed)) {
+      const model = link.model();
+      const { params, history } = await trainStage({
+        stage: link.stage, seed: teacherSeed, model, train: config.student.train, terms: config.kd.terms, teacher: current,
+        set: dataset.train, trainIndices, validationIndices: plan.validationIndices, useLabels: plan.labeled,
+        checkpointPath: run.checkpointPath(link.stage, teacherSeed), progress: plan.progress,
+        onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
+      });
+      run.finishStage(link.stage, teacherSeed, model, params, history, runMetadata(config));
+    }
+    const classifier = await OnnxClassifier.fromFile(run.modelPath(link.stage, teacherSeed));
+    try {
+      const task = plan.progress.task(`soft targets of ${link.stage}`, trainIndices.length);
+      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: trainIndices, cacheDir: plan.opts.cacheDir ?? defaultCacheDir(), onProgress: (d) => task.update(d) });
+      task.finish(soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
+      run.state.chain = { ...run.state.chain, [link.stage]: { samples: trainIndices.length, computedSamples: soft.computedSamples } };
+      run.saveState();
+      current = new TeacherOutputs(current.rowOf, { sampleShape: [soft.classes], data: soft.logits }, new Map());
+    } finally {
+      await classifier.dispose();
+    }
+  }
+  return current;
+}
+
 /** 3, 4. Per seed: the baseline on hard labels, and the student with the configured terms, same budget. */
 async function trainStudents(plan: Plan, run: RunFolder, teacher: TeacherOutputs): Promise<void> {
   const { config, labeled } = plan;
@@ -360,6 +403,10 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
   const teacherParams = config.teacher.model ? plan.teacherModel().initParameters(0).count() : undefined;
   const teacherEval = await evaluateOnce(plan, run, "teacher", teacherSeed, run.teacherFile, teacherParams, undefined);
   const roles: ModelResult[] = [{ role: "teacher", file: "teacher.onnx", perSeed: [teacherEval.metrics], summary: summarize([teacherEval.metrics]) }];
+  for (const link of plan.chain) {
+    const m = (await evaluateOnce(plan, run, link.stage, teacherSeed, run.modelPath(link.stage, teacherSeed), link.model().initParameters(0).count(), teacherEval.logits)).metrics;
+    roles.push({ role: link.stage, file: `models/${link.stage}-s${teacherSeed}.onnx`, perSeed: [m], summary: summarize([m]) });
+  }
   const studentParams = plan.studentModel().initParameters(0).count();
   for (const stage of studentStages(plan)) {
     const perSeed: ModelMetrics[] = [];

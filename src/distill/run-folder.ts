@@ -30,6 +30,8 @@ export interface RunState {
   softTargets?: { key: string; samples: number; computedSamples: number };
   /** The teacher's cached taps on the transfer set, for feature and relation terms. */
   teacherTaps?: { taps: string[]; samples: number; computedSamples: number };
+  /** Each teacher assistant's or born-again generation's logits on the transfer set. */
+  chain?: Record<string, { samples: number; computedSamples: number }>;
 }
 
 export interface StageRecord {
