@@ -92,3 +92,23 @@ test("teacher assistants and born-again generations: a chain of stages, each tea
     { message: "chain-taps.yaml: kd.generations: a chain of teachers passes on logits only, but a term taps layers (linear1)" },
   );
 });
+
+test("several teachers: soft targets of the main and a further .onnx teacher averaged with their weights", async () => {
+  const cfg = validateConfig({
+    name: "ensemble",
+    output: join(dir, "ensemble"),
+    data: { dataset: "mnist", trainLimit: 800, validation: 200, testLimit: 200 },
+    teacher: { onnx: join(dir, "chain", "teacher.onnx") },
+    student: { model: { layers: [{ type: "linear", units: 8 }, { type: "relu" }, { type: "linear", units: 10 }] }, train },
+    kd: { temperature: 2, alpha: 0.5, teachers: [{ onnx: join(dir, "hint", "teacher.onnx"), weight: 2 }] },
+  }, "ensemble.yaml");
+  const { runDir } = await runDistillation(cfg, { configPath: "ensemble.yaml", quiet: true, cacheDir, progress: silent() });
+  const state = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")) as RunState;
+  assert.equal(state.softTargets!.computedSamples, 0); // the main teacher's logits: cached by the chain run
+  assert.deepEqual(state.ensemble, { weights: [1, 2], computedSamples: 0 }); // the CNN's: cached by the hint run
+  assert.ok(existsSync(join(runDir, "teachers", "teacher2.onnx")));
+  await assert.rejects(
+    runDistillation(validateConfig({ ...cfg, output: join(dir, "ensemble-bad"), kd: { ...cfg.kd, teachers: [{ onnx: join(dir, "nope.onnx") }] } }, "e.yaml"), { configPath: "e.yaml", quiet: true, cacheDir, progress: silent() }),
+    { message: `${join(dir, "nope.onnx")}: no such file` },
+  );
+});

@@ -89,6 +89,7 @@ import { validateConfig } from "../src/config/load.js";
 import type { KdTerm } from "../src/config/schema.js";
 import { attentionReference, dkdReference, rkdReference } from "./helpers/kd-reference.js";
 import { evaluateTerms, tensor } from "./helpers/term-eval.js";
+import { averageSoftTargets } from "../src/distill/teacher-outputs.js";
 
 const kdOf = (raw: unknown, labeled = true) => resolveKd(kdSchema.parse(raw), labeled);
 const near = (a: number, b: number, what: string, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
@@ -154,3 +155,18 @@ test("attention and rkd through the trainer's terms, weighted and named per term
   near(got["rkd.loss_rkd_angle"]!, rkd.angle, "angle", 1e-4);
   near(got["loss"]!, 10 * at + 0.5 * (rkd.distance + 2 * rkd.angle), "weighted sum", 1e-4);
 });
+
+test("several teachers: softmax(averaged logits / T) is the weighted mean of the teachers' softened outputs", () => {
+  const a = Float32Array.from([2, 0, -1, 0, 3, 1]), b = Float32Array.from([0, 1, 1, 5, 0, 0]);
+  const T = 3;
+  const out = averageSoftTargets([a, b], [1, 3], 3, T);
+  for (let row = 0; row < 2; row++) {
+    const got = softmax3(Array.from(out.subarray(row * 3, row * 3 + 3)), T);
+    const pa = softmax3(Array.from(a.subarray(row * 3, row * 3 + 3)), T), pb = softmax3(Array.from(b.subarray(row * 3, row * 3 + 3)), T);
+    got.forEach((p, c) => near(p, (pa[c]! + 3 * pb[c]!) / 4, `row ${row} class ${c}`));
+  }
+});
+
+function softmax3(row: number[], t: number): number[] {
+  return logSoftmax(row, t).map(Math.exp);
+}

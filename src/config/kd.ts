@@ -9,10 +9,13 @@
 // same terms, then teaching the next): `assistants: [model, …]` (teacher assistants, Mirzadeh et
 // al. 2020) and `generations: n` (born-again networks, Furlanello et al. 2018: the student's own
 // architecture, n − 1 times, before the final student).
+// Several teachers: `teachers: [{onnx: b.onnx, weight: 1}, …]` join the main teacher (weight 1); the
+// soft targets are their weighted mean at the terms' temperature, weights as given or, with
+// `teacherWeights: accuracy`, each teacher's validation accuracy.
 
 import { z } from "zod";
 import { METHODS } from "../distill/methods/index.js";
-import { nonNegativeNumber, positiveInt } from "./fields.js";
+import { enumOf, nonNegativeNumber, obj, positiveInt, str } from "./fields.js";
 
 export interface KdTerm {
   method: string;
@@ -26,7 +29,19 @@ export interface KdSpec<M = unknown> {
   assistants?: M[];
   /** Born-again generations including the final student; absent when 1. */
   generations?: number;
+  /** Further .onnx teachers whose soft targets are averaged with the main teacher's. */
+  teachers?: ExtraTeacher[];
+  /** Weigh the teachers by validation accuracy instead of their given weights (absent: given). */
+  teacherWeights?: "accuracy";
 }
+
+export interface ExtraTeacher {
+  onnx: string;
+  weight: number;
+}
+
+const extraTeacherSchema = obj({ onnx: str("a path to an .onnx file"), weight: nonNegativeNumber().default(1) });
+const teacherWeightsSchema = enumOf(["given", "accuracy"]);
 
 type IssueSink = { addIssue(issue: { code: "custom"; message: string; path: PropertyKey[] }): void };
 
@@ -69,12 +84,46 @@ export interface ParsedKd<M = unknown> {
   addCrossEntropy: boolean;
   assistants?: M[];
   generations?: number;
+  teachers?: ExtraTeacher[];
+  teacherWeights?: "accuracy";
 }
 
-/** `assistants` and `generations`, validated and taken out of the block (the rest is terms). */
-function parseChain<M>(doc: Record<string, unknown>, modelSchema: z.ZodType<M>, sink: IssueSink): { chain: Pick<ParsedKd<M>, "assistants" | "generations">; rest: Record<string, unknown> } | undefined {
-  const { assistants, generations, ...rest } = doc;
-  const chain: Pick<ParsedKd<M>, "assistants" | "generations"> = {};
+type Chain<M> = Pick<ParsedKd<M>, "assistants" | "generations" | "teachers" | "teacherWeights">;
+
+/** `teachers` and `teacherWeights`, validated into `chain`; false after reporting an issue. */
+function parseTeachers(doc: Record<string, unknown>, chain: Chain<unknown>, sink: IssueSink): boolean {
+  if (doc["teachers"] !== undefined) {
+    if (!Array.isArray(doc["teachers"])) {
+      sink.addIssue({ code: "custom", path: ["teachers"], message: "expected a list like [{onnx: other-teacher.onnx, weight: 1}]" });
+      return false;
+    }
+    const teachers: ExtraTeacher[] = [];
+    for (const [i, t] of doc["teachers"].entries()) {
+      const r = extraTeacherSchema.safeParse(t);
+      if (!r.success) {
+        sink.addIssue({ code: "custom", path: ["teachers", i, ...r.error.issues[0]!.path], message: r.error.issues[0]!.message });
+        return false;
+      }
+      teachers.push(r.data);
+    }
+    if (teachers.length) chain.teachers = teachers;
+  }
+  if (doc["teacherWeights"] !== undefined) {
+    const r = teacherWeightsSchema.safeParse(doc["teacherWeights"]);
+    if (!r.success) {
+      sink.addIssue({ code: "custom", path: ["teacherWeights"], message: r.error.issues[0]!.message });
+      return false;
+    }
+    if (r.data === "accuracy") chain.teacherWeights = "accuracy";
+  }
+  return true;
+}
+
+/** `assistants`, `generations`, `teachers` and `teacherWeights`, validated and taken out of the block (the rest is terms). */
+function parseChain<M>(doc: Record<string, unknown>, modelSchema: z.ZodType<M>, sink: IssueSink): { chain: Chain<M>; rest: Record<string, unknown> } | undefined {
+  const { assistants, generations, teachers, teacherWeights, ...rest } = doc;
+  const chain: Chain<M> = {};
+  if (!parseTeachers({ teachers, teacherWeights }, chain, sink)) return undefined;
   if (assistants !== undefined) {
     if (!Array.isArray(assistants)) {
       sink.addIssue({ code: "custom", path: ["assistants"], message: "expected a list of models like [{layers: [...]}], largest first" });
@@ -145,6 +194,8 @@ export function resolveKd<M>(parsed: ParsedKd<M>, labeled: boolean): KdSpec<M> {
     terms: parsed.addCrossEntropy && labeled ? [{ method: "cross-entropy", weight: 1 }, ...terms] : terms,
     ...(parsed.assistants ? { assistants: parsed.assistants } : {}),
     ...(parsed.generations ? { generations: parsed.generations } : {}),
+    ...(parsed.teachers ? { teachers: parsed.teachers } : {}),
+    ...(parsed.teacherWeights ? { teacherWeights: parsed.teacherWeights } : {}),
   };
 }
 

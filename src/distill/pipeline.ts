@@ -22,7 +22,7 @@ import { UserError } from "../errors.js";
 import { formatShape, ShapeError, type Shape } from "../engine/graph.js";
 import { evaluateClassifier, OnnxClassifier } from "../eval/evaluate.js";
 import { machineFacts, runDetails } from "../eval/details.js";
-import { summarize } from "../eval/metrics.js";
+import { accuracy, summarize } from "../eval/metrics.js";
 import type { ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
 import type { Model } from "../nn/model.js";
 import { buildModel, pixelStatistics } from "../nn/spec.js";
@@ -32,7 +32,7 @@ import { createProgress, stopAllProgress, type Progress } from "../util/progress
 import { CONFIG_FILE, RUN_FORMAT, RunFolder, STATE_FILE, type RunState } from "./run-folder.js";
 import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
 import { checkTermTaps, modelTapShapes } from "./tap-check.js";
-import { MAX_TAP_CACHE_BYTES, probeTapShapes, TeacherOutputs, teacherTapTargets, teacherTapsOf, type CachedTensor } from "./teacher-outputs.js";
+import { averageSoftTargets, MAX_TAP_CACHE_BYTES, probeTapShapes, TeacherOutputs, teacherTapTargets, teacherTapsOf, type CachedTensor } from "./teacher-outputs.js";
 import { prepareTeacher, type TeacherInterface } from "./teacher-adapter.js";
 import { Interrupted, trainStage } from "./train-stage.js";
 import { WeightedTerms } from "./weighted-terms.js";
@@ -188,8 +188,33 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
     await plan.userTeacher?.dispose();
     throw e;
   }
+  const extraTeachers = await checkExtraTeachers(plan, run);
   if (plan.userTeacher) writeFileAtomic(run.teacherFile, plan.userTeacher.bytes);
+  extraTeachers.forEach((bytes, i) => bytes && writeFileAtomic(run.extraTeacherFile(i), bytes));
   return plan;
+}
+
+/** Several teachers: each further .onnx is adapted and fits the data, and some term uses soft targets. */
+async function checkExtraTeachers(plan: Plan, run: RunFolder): Promise<(Uint8Array | undefined)[]> {
+  const { config, opts } = plan;
+  const extra = config.kd.teachers ?? [];
+  if (extra.length === 0) return [];
+  if (!plan.studentTerms.usesTeacherLogits) throw new UserError(opts.configPath, "kd.teachers: several teachers average soft targets, but no term uses the teacher's logits");
+  if (config.kd.teacherWeights === "accuracy" && plan.validationIndices.length === 0) throw new UserError(opts.configPath, "kd.teacherWeights: accuracy weights need validation examples (data.validation > 0)");
+  const adapted: (Uint8Array | undefined)[] = [];
+  for (const [i, t] of extra.entries()) {
+    if (existsSync(run.extraTeacherFile(i))) {
+      adapted.push(undefined);
+      continue;
+    }
+    const c = await loadUserTeacher(plan, { onnx: t.onnx }).catch(async (e) => {
+      await plan.userTeacher?.dispose();
+      throw e;
+    });
+    adapted.push(c.bytes);
+    await c.dispose();
+  }
+  return adapted;
 }
 
 /**
@@ -308,6 +333,7 @@ async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutput
       task.finish(soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
       run.state.softTargets = { key: soft.key, samples: trainIndices.length, computedSamples: soft.computedSamples };
       logits = { sampleShape: [soft.classes], data: soft.logits };
+      if (config.kd.teachers) logits = await ensembleLogits(plan, run, teacher, logits, cacheDir);
     }
     const taps = await teacherTaps(plan, run, teacher, cacheDir);
     run.saveState();
@@ -315,6 +341,39 @@ async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutput
   } finally {
     await teacher.dispose();
   }
+}
+
+/**
+ * Several teachers (Hinton et al. 2015 §2's ensemble as teacher; weighting as in You et al. 2017):
+ * the weighted mean of their softened outputs p̄ = Σ wᵢ softmax(zᵢ/T) / Σ wᵢ, passed on as logits
+ * T·log p̄, so that a term's softmax(·/T) recovers exactly p̄. T is the first term's temperature.
+ */
+async function ensembleLogits(plan: Plan, run: RunFolder, main: OnnxClassifier, mainLogits: CachedTensor, cacheDir: string): Promise<CachedTensor> {
+  const { config, dataset, trainIndices, validationIndices } = plan;
+  const members: { classifier: OnnxClassifier; logits: Float32Array; weight: number }[] = [{ classifier: main, logits: mainLogits.data, weight: 1 }];
+  let computed = 0;
+  try {
+    for (const [i, t] of (config.kd.teachers ?? []).entries()) {
+      const classifier = await OnnxClassifier.fromFile(run.extraTeacherFile(i));
+      members.push({ classifier, logits: new Float32Array(0), weight: t.weight });
+      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: trainIndices, cacheDir });
+      members[i + 1]!.logits = soft.logits;
+      computed += soft.computedSamples;
+    }
+    if (config.kd.teacherWeights === "accuracy") {
+      const labels = Uint8Array.from(validationIndices, (idx) => dataset.train.labels[idx]!);
+      for (const m of members) {
+        m.weight = accuracy(await m.classifier.logits(dataset.train, validationIndices), labels, dataset.classLabels.length);
+        computed += validationIndices.length;
+      }
+    }
+  } finally {
+    for (const m of members.slice(1)) await m.classifier.dispose();
+  }
+  const temperature = config.kd.terms.map((t) => t["temperature"]).find((v): v is number => typeof v === "number") ?? 1;
+  const weights = members.map((m) => m.weight);
+  run.state.ensemble = { weights, computedSamples: computed };
+  return { sampleShape: mainLogits.sampleShape, data: averageSoftTargets(members.map((m) => m.logits), weights, mainLogits.sampleShape[0]!, temperature) };
 }
 
 async function teacherTaps(plan: Plan, run: RunFolder, teacher: OnnxClassifier, cacheDir: string): Promise<Map<string, CachedTensor>> {

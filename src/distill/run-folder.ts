@@ -30,6 +30,8 @@ export interface RunState {
   softTargets?: { key: string; samples: number; computedSamples: number };
   /** The teacher's cached taps on the transfer set, for feature and relation terms. */
   teacherTaps?: { taps: string[]; samples: number; computedSamples: number };
+  /** Several teachers: their weights and the forward passes their soft targets (and accuracies) cost. */
+  ensemble?: { weights: number[]; computedSamples: number };
   /** Each teacher assistant's or born-again generation's logits on the transfer set. */
   chain?: Record<string, { samples: number; computedSamples: number }>;
 }
@@ -52,6 +54,10 @@ export class RunFolder {
 
   get teacherFile(): string {
     return join(this.dir, "teacher.onnx");
+  }
+  /** The copy of kd.teachers[i] (several teachers), so a resume does not depend on the original file. */
+  extraTeacherFile(i: number): string {
+    return join(this.dir, "teachers", `teacher${i + 2}.onnx`);
   }
   modelPath(stage: string, seed: number): string {
     return join(this.dir, "models", `${stage}-s${seed}.onnx`);
