@@ -458,6 +458,7 @@ function runMetadata(config: DistillConfig): Record<string, string> {
 /** 5. Test-set quality and cost of every model; results.json's content. */
 async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
   const { config, teacherSeed } = plan;
+  const chainStage = (role: string) => plan.chain.some((l) => l.stage === role);
   const machine = machineFacts(); // the load average as timing starts
   const teacherParams = config.teacher.model ? plan.teacherModel().initParameters(0).count() : undefined;
   const teacherEval = await evaluateOnce(plan, run, "teacher", teacherSeed, run.teacherFile, teacherParams, undefined);
@@ -475,7 +476,7 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     roles.push({ role: stage, file: `${stage}.onnx`, perSeed, summary: summarize(perSeed) });
   }
   const details = await runDetails({
-    files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [run.teacherFile] : config.seeds.map((seed) => run.modelPath(r.role, seed)) })),
+    files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [run.teacherFile] : chainStage(r.role) ? [run.modelPath(r.role, teacherSeed)] : config.seeds.map((seed) => run.modelPath(r.role, seed)) })),
     set: plan.dataset.test, indices: plan.testIndices, classLabels: plan.dataset.classLabels,
   });
   run.writeMetricsLog();

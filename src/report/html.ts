@@ -296,8 +296,9 @@ export function renderReport(results: RunResults, epochs: EpochMetric[]): string
   const seeds = results.seeds ?? [];
   const facts: [string, string][] = [
     ["Dataset", results.dataset],
-    ["Temperature T", String(results.temperature ?? "—")],
-    ["α (KD weight)", String(results.alpha ?? "—")],
+    ["Loss", results.kd ? results.kd.terms.map((t) => `${t.weight === 1 ? "" : `${t.weight} × `}${t.method}`).join(" + ") : "logit-kd"],
+    ["Temperature T", results.temperature === null ? DASH : String(results.temperature)],
+    ["α (KD weight)", results.alpha === null ? DASH : String(results.alpha)],
     ["Seeds", seeds.length ? `${seeds.join(", ")} (${seeds.length})` : DASH],
     ["Epochs", String(results.epochs)],
     ["Wall time", duration(results.wallSeconds)],
