@@ -1,4 +1,4 @@
-// `npm run bench:methods [-- --seeds 3 --epochs 4 --train 8000 --out docs/methods.md]`: every
+// `npm run bench:methods [-- --seeds 3 --epochs 4 --train 6000 --out docs/methods.md --only dkd,rkd]`: every
 // distillation method on Fashion-MNIST with the same teacher, student and budget, written as a table
 // to docs/methods.md. A benchmark, not a test: it measures, it asserts nothing.
 //
@@ -16,7 +16,7 @@ import type { EpochMetric, RunResults } from "../src/eval/types.js";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: number) => (args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : fallback);
-const seeds = opt("seeds", 3), epochs = opt("epochs", 4), trainLimit = opt("train", 8000);
+const seeds = opt("seeds", 3), epochs = opt("epochs", 4), trainLimit = opt("train", 6000);
 const out = args.includes("--out") ? args[args.indexOf("--out") + 1]! : "docs/methods.md";
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : undefined;
 const workDir = join(process.cwd(), ".cache", "bench-methods");
