@@ -356,7 +356,7 @@ async function ensembleLogits(plan: Plan, run: RunFolder, main: OnnxClassifier, 
     for (const [i, t] of (config.kd.teachers ?? []).entries()) {
       const classifier = await OnnxClassifier.fromFile(run.extraTeacherFile(i));
       members.push({ classifier, logits: new Float32Array(0), weight: t.weight });
-      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: trainIndices, cacheDir });
+      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: trainIndices, cacheDir, onWarning: (m) => plan.progress.log(`warning: ${m}`) });
       members[i + 1]!.logits = soft.logits;
       computed += soft.computedSamples;
     }
@@ -385,6 +385,7 @@ async function teacherTaps(plan: Plan, run: RunFolder, teacher: OnnxClassifier, 
   const out = await teacherTapTargets({
     teacherBytes: teacher.bytes, inputName: teacher.inputName, inputShape: teacher.sampleShape, taps,
     set: plan.dataset.train, indices: plan.trainIndices, cacheDir, onProgress: (done) => task.update(done),
+    onWarning: (message) => plan.progress.log(`warning: ${message}`),
   });
   task.finish(out.computedSamples ? `computed ${out.computedSamples} samples, cached` : "from cache");
   run.state.teacherTaps = { taps: names, samples: plan.trainIndices.length, computedSamples: out.computedSamples };
@@ -413,7 +414,7 @@ async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOutputs): 
     const classifier = await OnnxClassifier.fromFile(run.modelPath(link.stage, teacherSeed));
     try {
       const task = plan.progress.task(`soft targets of ${link.stage}`, trainIndices.length);
-      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: trainIndices, cacheDir: plan.opts.cacheDir ?? defaultCacheDir(), onProgress: (d) => task.update(d) });
+      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: trainIndices, cacheDir: plan.opts.cacheDir ?? defaultCacheDir(), onProgress: (d) => task.update(d), onWarning: (m) => plan.progress.log(`warning: ${m}`) });
       task.finish(soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
       run.state.chain = { ...run.state.chain, [link.stage]: { samples: trainIndices.length, computedSamples: soft.computedSamples } };
       run.saveState();

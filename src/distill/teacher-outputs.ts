@@ -15,14 +15,13 @@
 // teacher a tap is named by its tensor name.
 
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import onnxProto from "onnx-proto";
 import type { ImageSet } from "../data/datasets.js";
 import type { Shape } from "../engine/graph.js";
 import type { HostTensor } from "../engine/runtime.js";
 import { Session } from "../engine/runtime.js";
-import { writeFileAtomic } from "../util/fs.js";
+import { cachedPayload } from "../util/cache-file.js";
 import { softTargetKey } from "./soft-targets.js";
 
 const { onnx } = onnxProto;
@@ -103,8 +102,9 @@ export async function probeTapShapes(bytes: Uint8Array, inputName: string, sampl
 }
 
 /**
- * The teacher's taps on the transfer set, from the cache or computed in one pass (all taps at once)
- * and cached. `computedSamples` is the number of teacher forward passes this call ran.
+ * The teacher's taps on the transfer set, each from the cache or, if any is missing, all computed
+ * in one teacher pass and cached (checksummed, under a lock: src/util/cache-file.ts).
+ * `computedSamples` is the number of teacher forward passes this call ran.
  */
 export async function teacherTapTargets(o: {
   teacherBytes: Uint8Array;
@@ -115,40 +115,42 @@ export async function teacherTapTargets(o: {
   indices: Int32Array;
   cacheDir: string;
   onProgress?: (done: number) => void;
+  onWarning?: (message: string) => void;
 }): Promise<{ taps: Map<string, CachedTensor>; computedSamples: number }> {
   const base = softTargetKey(o.teacherBytes, o.set, o.indices);
-  const fileOf = (tensor: string) => join(o.cacheDir, "teacher-taps", `${createHash("sha256").update(`${base}:${tensor}`).digest("hex").slice(0, 32)}.f32`);
+  const fileOf = (tensor: string) => join(o.cacheDir, "teacher-taps", `${createHash("sha256").update(`${base}:${tensor}`).digest("hex").slice(0, 32)}.bin`);
   const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-  const cached = new Map<string, CachedTensor>();
+  let pass: Promise<Map<string, Float32Array>> | undefined;
+  const taps = new Map<string, CachedTensor>();
   for (const [name, tap] of o.taps) {
-    const file = fileOf(tap.tensor);
-    if (!existsSync(file)) continue;
-    const buf = readFileSync(file);
-    if (buf.byteLength !== o.indices.length * sizeOf(tap.sampleShape) * 4) continue; // foreign or damaged: recompute
-    cached.set(name, { sampleShape: tap.sampleShape, data: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)) });
+    const { payload } = await cachedPayload(fileOf(tap.tensor), o.indices.length * sizeOf(tap.sampleShape) * 4, async () => {
+      pass ??= runTeacherPass(o);
+      const data = (await pass).get(name)!;
+      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    }, { onWarning: o.onWarning });
+    taps.set(name, { sampleShape: tap.sampleShape, data: new Float32Array(payload.buffer.slice(payload.byteOffset, payload.byteOffset + payload.byteLength)) });
   }
-  const missing = [...o.taps].filter(([name]) => !cached.has(name));
-  if (missing.length === 0) return { taps: cached, computedSamples: 0 };
+  return { taps, computedSamples: pass ? o.indices.length : 0 };
+}
 
-  const tensors = missing.map(([, t]) => t.tensor);
+/** One forward pass of the teacher over the transfer set, fetching every requested tap. */
+async function runTeacherPass(o: Parameters<typeof teacherTapTargets>[0]): Promise<Map<string, Float32Array>> {
+  const named = [...o.taps];
+  const tensors = named.map(([, t]) => t.tensor);
   const session = await Session.create(exposeTensors(o.teacherBytes, tensors));
   try {
     const pixels = o.set.height * o.set.width;
-    const outs = missing.map(([, t]) => new Float32Array(o.indices.length * sizeOf(t.sampleShape)));
+    const outs = named.map(([, t]) => new Float32Array(o.indices.length * t.sampleShape.reduce((a, b) => a * b, 1)));
     const batchSize = 250;
     for (let start = 0; start < o.indices.length; start += batchSize) {
       const n = Math.min(batchSize, o.indices.length - start);
       const x = new Float32Array(n * pixels);
       for (let i = 0; i < n; i++) x.set(o.set.images.subarray(o.indices[start + i]! * pixels, (o.indices[start + i]! + 1) * pixels), i * pixels);
       const res = await session.run({ [o.inputName]: { dtype: "float32", shape: [n, ...o.inputShape], data: x } }, undefined, tensors);
-      missing.forEach(([, t], j) => outs[j]!.set(res[t.tensor]!.data as Float32Array, start * sizeOf(t.sampleShape)));
+      named.forEach(([, t], j) => outs[j]!.set(res[t.tensor]!.data as Float32Array, (start * outs[j]!.length) / o.indices.length));
       o.onProgress?.(start + n);
     }
-    missing.forEach(([name, t], j) => {
-      writeFileAtomic(fileOf(t.tensor), new Uint8Array(outs[j]!.buffer));
-      cached.set(name, { sampleShape: t.sampleShape, data: outs[j]! });
-    });
-    return { taps: cached, computedSamples: o.indices.length };
+    return new Map(named.map(([name], j) => [name, outs[j]!]));
   } finally {
     await session.dispose();
   }
