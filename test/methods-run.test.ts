@@ -47,12 +47,15 @@ test("logit KD + FitNets hint: taps cached once, adapter dropped from the export
   assert.deepEqual(Object.keys(last.terms).sort(), ["fitnet.loss_hint", "logit-kd.loss_ce", "logit-kd.loss_kd"]);
   assert.ok(last.terms["fitnet.loss_hint"]! > 0);
 
-  // The same teacher as an .onnx file, another feature method on the same tap: taps come from the cache.
-  const again = config("attention", { method: "attention", teacher: "pool1", student: "relu1", weight: 100 }, { onnx: join(runDir, "teacher.onnx") });
-  const second = await runDistillation(again, { configPath: "attention.yaml", quiet: true, cacheDir, progress: silent() });
-  const state2 = JSON.parse(readFileSync(join(second.runDir, "run.json"), "utf8")) as RunState;
-  assert.deepEqual(state2.teacherTaps, { taps: ["pool1"], samples: 600, computedSamples: 0 });
-  assert.equal(state2.softTargets, undefined); // attention + cross-entropy need no teacher logits
+  // The teacher as an .onnx file (adapted to one output, so a new file to the cache), another feature
+  // method on the same tap; a second such run finds every tap in the cache.
+  const attention = (name: string) => config(name, { method: "attention", teacher: "pool1", student: "relu1", weight: 100 }, { onnx: join(runDir, "teacher.onnx") });
+  for (const [name, computed] of [["attention", 600], ["attention-again", 0]] as const) {
+    const run = await runDistillation(attention(name), { configPath: `${name}.yaml`, quiet: true, cacheDir, progress: silent() });
+    const s = JSON.parse(readFileSync(join(run.runDir, "run.json"), "utf8")) as RunState;
+    assert.deepEqual(s.teacherTaps, { taps: ["pool1"], samples: 600, computedSamples: computed });
+    assert.equal(s.softTargets, undefined); // attention + cross-entropy need no teacher logits
+  }
 });
 
 test("a missing tap or one no adapter can bridge fails before training, naming the key and the taps", async () => {
@@ -104,8 +107,8 @@ test("several teachers: soft targets of the main and a further .onnx teacher ave
   }, "ensemble.yaml");
   const { runDir } = await runDistillation(cfg, { configPath: "ensemble.yaml", quiet: true, cacheDir, progress: silent() });
   const state = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")) as RunState;
-  assert.equal(state.softTargets!.computedSamples, 0); // the main teacher's logits: cached by the chain run
-  assert.deepEqual(state.ensemble, { weights: [1, 2], computedSamples: 0 }); // the CNN's: cached by the hint run
+  assert.equal(state.softTargets!.computedSamples, 600); // each teacher labels the 600 transfer images once
+  assert.deepEqual(state.ensemble, { weights: [1, 2], computedSamples: 600 });
   assert.ok(existsSync(join(runDir, "teachers", "teacher2.onnx")));
   await assert.rejects(
     runDistillation(validateConfig({ ...cfg, output: join(dir, "ensemble-bad"), kd: { ...cfg.kd, teachers: [{ onnx: join(dir, "nope.onnx") }] } }, "e.yaml"), { configPath: "e.yaml", quiet: true, cacheDir, progress: silent() }),
