@@ -73,7 +73,9 @@ export function adaptTeacher(bytes: Uint8Array, spec: TeacherInterface, probabil
     throw new UserError(`${where}: teacher.output`, `no tensor named "${outName}" in the graph (outputs: ${(g.output ?? []).map((o) => o.name).join(", ")})`);
   const pre = spec.preprocessing;
   const declaredOutput = (g.output ?? []).find((o) => o.name === outName);
-  if (!pre && !probabilities && declaredOutput && g.output!.length === 1) return bytes; // already our contract
+  // Already our contract (distill's own exports; a one-output logits model): keep the bytes, and so
+  // the soft-target cache key of the same teacher file.
+  if (!pre && !probabilities && declaredOutput && (g.output!.length === 1 || outName === metaOutput)) return bytes;
 
   const c = image.channels, h = image.height, w = image.width;
   const original = inputs[0]!;
