@@ -40,6 +40,8 @@ export interface ModelTrainerOptions {
   fetchLogits?: boolean;
 }
 
+export type TrainerStepResult = StepResult & { terms: Record<string, number> };
+
 export class ModelTrainer {
   private constructor(
     private readonly session: TrainingSession,
@@ -93,10 +95,26 @@ export class ModelTrainer {
   }
 
   /** One optimizer step on a batch. `feeds` holds "input" and whatever the loss declared. */
-  async step(feeds: Record<string, HostTensor>, lr: number): Promise<StepResult & { terms: Record<string, number> }> {
+  async step(feeds: Record<string, HostTensor>, lr: number): Promise<TrainerStepResult> {
+    const all = { ...feeds, ...this.randomFeeds(this.session.stepsTaken, feeds) };
+    return this.withTerms(await this.session.run(all, lr, this.fetchNames()));
+  }
+
+  /**
+   * `lrs.length` optimizer steps in one onnxruntime call (the step graph run by an ONNX Loop);
+   * the same results, bit for bit, as calling `step` with each feed and learning rate in turn, at
+   * a fraction of the per-step overhead. All batches must have the same size.
+   */
+  async stepMany(feedsList: Record<string, HostTensor>[], lrs: number[]): Promise<TrainerStepResult[]> {
+    const first = this.session.stepsTaken;
+    const all = feedsList.map((f, i) => ({ ...f, ...this.randomFeeds(first + i, f) }));
+    return (await this.session.runMany(all, lrs, this.fetchNames())).map((r) => this.withTerms(r));
+  }
+
+  /** Dropout keep-masks for step `stepIndex`: they depend on (seed, step, layer) alone. */
+  private randomFeeds(stepIndex: number, feeds: Record<string, HostTensor>): Record<string, HostTensor> {
     const batch = feeds["input"]!.shape[0]!;
-    const all = { ...feeds };
-    const stepIndex = this.session.stepsTaken; // masks for step t depend on (seed, t, layer) alone
+    const out: Record<string, HostTensor> = {};
     for (const r of this.randomInputs) {
       const shape = r.shape.map((d) => (typeof d === "number" ? d : batch));
       const n = shape.reduce((a, b) => a * b, 1);
@@ -104,10 +122,16 @@ export class ModelTrainer {
       const mask = new Float32Array(n);
       const kept = 1 / r.keepProbability;
       for (let i = 0; i < n; i++) mask[i] = rng.next() < r.keepProbability ? kept : 0;
-      all[r.name] = { dtype: "float32", shape, data: mask };
+      out[r.name] = { dtype: "float32", shape, data: mask };
     }
-    const fetch = [...this.termNames, ...(this.fetchLogits ? ["logits"] : [])];
-    const res = await this.session.run(all, lr, fetch);
+    return out;
+  }
+
+  private fetchNames(): string[] {
+    return [...this.termNames, ...(this.fetchLogits ? ["logits"] : [])];
+  }
+
+  private withTerms(res: StepResult): TrainerStepResult {
     const terms: Record<string, number> = {};
     for (const t of this.termNames) terms[t] = (res.outputs[t]!.data as Float32Array)[0]!;
     return { ...res, terms };
