@@ -145,11 +145,8 @@ describe("layer gradients", () => {
       });
       layer.path = label;
       const y = layer.forward(ctx, x.value);
-      const masks: CheckInput[] = ctx.randomInputs.map((r) => {
-        const n = r.shape.map((d) => (typeof d === "number" ? d : batch));
-        const mrng = new Rng(7, r.name);
-        return { value: g.inputs.find((v) => v.name === r.name)!, data: Float32Array.from({ length: size(n) }, () => (mrng.next() < r.keepProbability ? 1 / r.keepProbability : 0)), wrt: false, shape: n };
-      });
+      // Dropout's mask comes from the step's random stream: a fixed stream is a fixed mask.
+      const masks: CheckInput[] = ctx.randomStream ? [{ value: ctx.randomStream, data: BigInt64Array.of(7n), wrt: false, shape: [] }] : [];
       const outShape = y.shape.map((d) => (typeof d === "number" ? d : batch));
       return { inputs: [x, ...params, ...masks], output: y, outputShape: outShape };
     }, { step: opts.step });

@@ -244,6 +244,14 @@ export const OPS: Record<string, OpDef> = {
   },
   Shape: { infer: (_g, [x]) => [{ shape: [x!.rank], dtype: "int64" }] },
   Size: { infer: () => [{ shape: [], dtype: "int64" }] },
+  Range: {
+    infer: (g, [start], _attrs, hint) => {
+      if (!hint) throw g.shapeError("Range needs a shape hint");
+      return [{ shape: hint, dtype: start!.dtype }];
+    },
+  },
+  BitwiseXor: { infer: binaryBroadcast() },
+  BitwiseAnd: { infer: binaryBroadcast() },
   Expand: {
     infer: (g, [x, s], _attrs, hint) => {
       const target = constInts(s);
@@ -471,7 +479,7 @@ export function emit(opType: string, inputs: (Value | undefined)[], attrs: Attrs
   if (!def) throw new Error(`distill has no definition for ONNX op ${opType}`);
   const g = inputs.find((v) => v)!.graph;
   const outs = def.infer(g, inputs, attrs, hint);
-  if (hint && opType !== "Reshape" && opType !== "Expand" && opType !== "OneHot" && opType !== "Pad") {
+  if (hint && opType !== "Reshape" && opType !== "Expand" && opType !== "OneHot" && opType !== "Pad" && opType !== "Range") {
     // A hint for an op with its own rule is a cross-check.
     const got = outs[0]!.shape;
     if (got.length !== hint.length || got.some((d, i) => typeof d === "number" && typeof hint[i] === "number" && d !== hint[i]))
