@@ -3,6 +3,7 @@
 // Gradients are built only from standard ONNX ops that the default onnxruntime CPU build runs.
 
 import { type Attrs, type DType, type Graph, type Shape, type Dim, Value, formatShape, isStatic } from "./graph.js";
+import { convGrad, convTransposeTo } from "./conv-grad.js";
 
 export interface OutSpec {
   shape: Shape;
@@ -10,6 +11,11 @@ export interface OutSpec {
 }
 
 export interface OpDef {
+  /**
+   * The output shape comes from the caller's hint when the op's own inputs cannot give it (a
+   * shape read at run time); for every other op a hint is only a cross-check.
+   */
+  shapeFromHint?: boolean;
   /** Output shapes and types from input shapes; throws a ShapeError naming the layer on mismatch. */
   infer(g: Graph, inputs: (Value | undefined)[], attrs: Attrs, hint?: Shape): OutSpec[];
   /**
@@ -21,11 +27,11 @@ export interface OpDef {
 
 // ---------------------------------------------------------------- helpers for attributes
 
-const intAttr = (a: Attrs, k: string, dflt: number): number => {
+export const intAttr = (a: Attrs, k: string, dflt: number): number => {
   const v = a[k];
   return v && "i" in v ? v.i : dflt;
 };
-const intsAttr = (a: Attrs, k: string, dflt: number[]): number[] => {
+export const intsAttr = (a: Attrs, k: string, dflt: number[]): number[] => {
   const v = a[k];
   return v && "ints" in v ? v.ints : dflt;
 };
@@ -208,6 +214,7 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   Reshape: {
+    shapeFromHint: true,
     infer: (g, [x, s], _attrs, hint) => {
       const target = constInts(s);
       if (!target) {
@@ -245,6 +252,7 @@ export const OPS: Record<string, OpDef> = {
   Shape: { infer: (_g, [x]) => [{ shape: [x!.rank], dtype: "int64" }] },
   Size: { infer: () => [{ shape: [], dtype: "int64" }] },
   Range: {
+    shapeFromHint: true,
     infer: (g, [start], _attrs, hint) => {
       if (!hint) throw g.shapeError("Range needs a shape hint");
       return [{ shape: hint, dtype: start!.dtype }];
@@ -253,6 +261,7 @@ export const OPS: Record<string, OpDef> = {
   BitwiseXor: { infer: binaryBroadcast() },
   BitwiseAnd: { infer: binaryBroadcast() },
   Expand: {
+    shapeFromHint: true,
     infer: (g, [x, s], _attrs, hint) => {
       const target = constInts(s);
       if (target) return [{ shape: broadcastShapes(g, x!.shape, target, "Expand"), dtype: x!.dtype }];
@@ -322,6 +331,7 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   Pad: {
+    shapeFromHint: true,
     infer: (g, [x, padsV], _a, hint) => {
       const pads = constInts(padsV);
       if (!pads) return [{ shape: hint!, dtype: x!.dtype }];
@@ -371,6 +381,7 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   OneHot: {
+    shapeFromHint: true,
     infer: (g, [idx, depthV], _a, hint) => {
       const init = g.initializers.get(depthV!.name);
       const depth = init ? Number((init.tensor.data as BigInt64Array)[0]) : hint![hint!.length - 1]!;
@@ -482,8 +493,7 @@ export function emit(opType: string, inputs: (Value | undefined)[], attrs: Attrs
   if (!def) throw new Error(`distill has no definition for ONNX op ${opType}`);
   const g = inputs.find((v) => v)!.graph;
   const outs = def.infer(g, inputs, attrs, hint);
-  if (hint && opType !== "Reshape" && opType !== "Expand" && opType !== "OneHot" && opType !== "Pad" && opType !== "Range") {
-    // A hint for an op with its own rule is a cross-check.
+  if (hint && !def.shapeFromHint) {
     const got = outs[0]!.shape;
     if (got.length !== hint.length || got.some((d, i) => typeof d === "number" && typeof hint[i] === "number" && d !== hint[i]))
       throw g.shapeError(`${opType}: inferred ${formatShape(got)} but expected ${formatShape(hint)}`);
@@ -491,7 +501,7 @@ export function emit(opType: string, inputs: (Value | undefined)[], attrs: Attrs
   return g.addNode(opType, inputs, attrs, outs);
 }
 
-const one = (opType: string, inputs: (Value | undefined)[], attrs: Attrs = {}, hint?: Shape): Value => emit(opType, inputs, attrs, hint)[0]!;
+export const one = (opType: string, inputs: (Value | undefined)[], attrs: Attrs = {}, hint?: Shape): Value => emit(opType, inputs, attrs, hint)[0]!;
 
 // ---------------------------------------------------------------- functional API
 
@@ -627,119 +637,4 @@ function resolveReshape(g: Graph, input: Shape, target: number[], hint?: Shape):
     throw g.shapeError(`cannot reshape ${formatShape(input)} to ${formatShape(target)}`);
   }
   return out;
-}
-
-function convTransposeTo(g: Graph, dy: Value, w: Value, like: Value, o: { strides: number[]; pads: number[]; group: number }): Value {
-  // output_padding makes ConvTranspose land exactly on the forward input size when a stride
-  // dropped trailing rows/columns.
-  const [sh, sw] = o.strides as [number, number];
-  const [pt, pl, pb, pr] = o.pads as [number, number, number, number];
-  const kh = w.shape[2] as number, kw = w.shape[3] as number;
-  const h = like.shape[2] as number, wd = like.shape[3] as number;
-  const ho = dy.shape[2] as number, wo = dy.shape[3] as number;
-  const oph = h - (sh * (ho - 1) + kh - pt - pb), opw = wd - (sw * (wo - 1) + kw - pl - pr);
-  const attrs: Attrs = { strides: { ints: o.strides }, pads: { ints: o.pads }, group: { i: o.group } };
-  if (oph || opw) attrs["output_padding"] = { ints: [oph, opw] };
-  return one("ConvTranspose", [dy, w], attrs, like.shape);
-}
-
-/**
- * Stride-1 Conv weight gradient as kh·kw GEMMs: dW[:, :, i, j] = Σ dY · X shifted by (i, j).
- * The reduction over batch and pixels becomes the long inner dimension of a well-shaped GEMM —
- * several times faster in onnxruntime than the swapped-axes Conv, whose output is only kh×kw
- * wide. To make each shifted X a contiguous run, rows are kept at the padded width Wp: X is
- * [C, N, Hp·Wp] flattened (one spare row so the last shift stays in range), dY is zero-padded
- * from Wo to Wp columns, and the (i, j) shift is the slice starting at i·Wp + j. The spare
- * columns meet zeros in dY and add nothing.
- */
-function weightGradByShifts(g: Graph, x: Value, dy: Value, kh: number, kw: number, pads: number[]): Value {
-  const [, c, h, wd] = x.shape as [Dim, number, number, number];
-  const [, m, ho, wo] = dy.shape as [Dim, number, number, number];
-  const hp = h + pads[0]! + pads[2]!, wp = wd + pads[1]! + pads[3]!;
-  const batch = x.shape[0]!;
-  const pixels = `${String(batch)}*${ho}*${wp}`;
-  // [C, N, Hp + 1, Wp] → [C, N, (Hp + 1)·Wp]
-  const xt = emit("Pad", [transpose(x, [1, 0, 2, 3]), g.constInt64([0, 0, pads[0]!, pads[1]!, 0, 0, pads[2]! + 1, pads[3]!])])[0]!;
-  const xFlat = reshape(xt, [c, -1, (hp + 1) * wp], [c, batch, (hp + 1) * wp]);
-  // dY [N, M, Ho, Wo] → [N, Ho, Wp, M] (zero columns Wo..Wp) → [N·Ho·Wp, M]
-  const dyWide = wp === wo ? dy : emit("Pad", [dy, g.constInt64([0, 0, 0, 0, 0, 0, 0, wp - wo])])[0]!;
-  const dyFlat = reshape(transpose(dyWide, [0, 2, 3, 1]), [-1, m], [pixels, m]);
-  const taps: Value[] = [];
-  for (let i = 0; i < kh; i++)
-    for (let j = 0; j < kw; j++) {
-      const start = i * wp + j;
-      const shifted = slice(xFlat, [start], [start + ho * wp], [2]); // [C, N, Ho·Wp], contiguous runs
-      taps.push(unsqueeze(gemm(reshape(shifted, [c, -1], [c, pixels]), dyFlat), [2])); // [C, M, 1]
-    }
-  // [C, M, kh·kw] → [M, C, kh, kw]
-  return reshape(transpose(concat(taps, 2), [1, 0, 2]), [m, c, kh, kw]);
-}
-
-function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y: Value, dy: Value, attrs: Attrs): (Value | undefined)[] {
-  const strides = intsAttr(attrs, "strides", [1, 1]);
-  const pads = intsAttr(attrs, "pads", [0, 0, 0, 0]);
-  const group = intAttr(attrs, "group", 1);
-  if (intsAttr(attrs, "dilations", [1, 1]).some((d) => d !== 1)) throw g.shapeError("Conv gradient: dilation is not supported");
-  const [m, cPerGroup, kh, kw] = w.shape as number[];
-  const c = cPerGroup! * group;
-
-  const dx = strides.every((v) => v === 1) && group === 1 && pads.every((p, i) => p <= [kh!, kw!][i % 2]! - 1)
-    ? inputGradByConv(g, dy, w, pads)
-    : convTransposeTo(g, dy, w, x, { strides, pads, group });
-
-  // Weight gradient as a convolution of the input with the output gradient, batch and channel
-  // axes swapped so the batch is summed over by the convolution itself; the forward stride
-  // becomes the dilation.
-  const h = x.shape[2] as number, wd = x.shape[3] as number;
-  const ho = dy.shape[2] as number, wo = dy.shape[3] as number;
-  // Full correlation extent; can exceed the kernel when the stride dropped trailing input rows.
-  const fullH = h + pads[0]! + pads[2]! - strides[0]! * (ho - 1), fullW = wd + pads[1]! + pads[3]! - strides[1]! * (wo - 1);
-  const cropKernel = (v: Value): Value => (fullH === kh && fullW === kw ? v : slice(v, [0, 0], [kh!, kw!], [2, 3]));
-  // Conv's static channel check cannot see through the symbolic batch that becomes the channel
-  // axis here, so these nodes are added with their (known) output shape directly.
-  const weightGradConv = (input: Value, kernel: Value, grp: number, outChannels: number, outBatch: number): Value =>
-    g.addNode("Conv", [input, kernel], { dilations: { ints: strides }, pads: { ints: pads }, group: { i: grp } }, [
-      { shape: [outBatch, outChannels, fullH, fullW], dtype: "float32" },
-    ])[0]!;
-  let dw: Value;
-  if (group === 1 && strides.every((v) => v === 1)) {
-    dw = weightGradByShifts(g, x, dy, kh!, kw!, pads);
-  } else if (group === 1) {
-    const xt = transpose(x, [1, 0, 2, 3]); // [C, N, H, W]
-    const dyt = transpose(dy, [1, 0, 2, 3]); // [M, N, Ho, Wo]
-    dw = transpose(cropKernel(weightGradConv(xt, dyt, 1, m!, c)), [1, 0, 2, 3]);
-  } else if (cPerGroup === 1) {
-    // Depthwise: every input channel is its own group; the batch becomes the group's channels.
-    const xt = reshape(transpose(x, [1, 0, 2, 3]), [1, -1, h, wd], [1, `${c}*N`, h, wd]);
-    const dyt = transpose(dy, [1, 0, 2, 3]); // [M, N, Ho, Wo]: group g reads its N channels
-    dw = cropKernel(reshape(weightGradConv(xt, dyt, group, m!, 1), [m!, 1, fullH, fullW]));
-  } else {
-    // General grouped convolution: one groups=1 weight gradient per group, concatenated.
-    const mPerGroup = m! / group;
-    const parts: Value[] = [];
-    for (let gi = 0; gi < group; gi++) {
-      const xs = transpose(slice(x, [gi * cPerGroup!], [(gi + 1) * cPerGroup!], [1]), [1, 0, 2, 3]);
-      const dys = transpose(slice(dy, [gi * mPerGroup], [(gi + 1) * mPerGroup], [1]), [1, 0, 2, 3]);
-      parts.push(transpose(cropKernel(weightGradConv(xs, dys, 1, mPerGroup, cPerGroup!)), [1, 0, 2, 3]));
-    }
-    dw = concat(parts, 0);
-  }
-  const db = b ? reduceSum(dy, [0, 2, 3]) : undefined;
-  return [dx, dw, db];
-}
-
-
-/**
- * Input gradient of a stride-1, ungrouped convolution as a forward `Conv` of dY with the kernel
- * flipped in space and its channel axes swapped, padded by k−1−p: onnxruntime's forward Conv is
- * much faster than its ConvTranspose on these shapes.
- */
-function inputGradByConv(g: Graph, dy: Value, w: Value, pads: number[]): Value {
-  const [m, c, kh, kw] = w.shape as [number, number, number, number];
-  // [M, C, kh, kw] → [kh·kw, C, M], taps reversed (a flip of both spatial axes) → [C, M, kh, kw]
-  const taps = reshape(transpose(w, [2, 3, 1, 0]), [kh * kw, c, m]);
-  const reversed = gather(taps, g.constInt64(Array.from({ length: kh * kw }, (_, i) => kh * kw - 1 - i)));
-  const kernel = transpose(reshape(reversed, [kh, kw, c, m]), [2, 3, 0, 1]);
-  const [pt, pl, pb, pr] = pads as [number, number, number, number];
-  return one("Conv", [dy, kernel], { kernel_shape: { ints: [kh, kw] }, pads: { ints: [kh - 1 - pt, kw - 1 - pl, kh - 1 - pb, kw - 1 - pr] } });
 }

@@ -2,7 +2,7 @@
 // Parameters are declared where they are used (`ctx.param`), so a layer may infer its input
 // width from the incoming value, and one trace of the model lists every parameter in order.
 
-import { type Graph, type Value, type Shape, formatShape, isStatic } from "../engine/graph.js";
+import { type Graph, type Value, formatShape } from "../engine/graph.js";
 import { Rng, RANDOM_STREAM, hashString, keepMask } from "./random.js";
 
 export type Init =
@@ -150,16 +150,4 @@ export function initialValue(decl: ParamDecl, seed: number): Float32Array {
   if (init.kind === "uniform") for (let i = 0; i < n; i++) out[i] = rng.uniform(-init.bound, init.bound);
   else for (let i = 0; i < n; i++) out[i] = rng.normal() * init.std;
   return out;
-}
-
-/** Traces `model` on an input of `inputShape` to list its parameters, without keeping the graph. */
-export function traceParams(model: Module, g: Graph, input: Value): ParamDecl[] {
-  const ctx = new ForwardContext(g, "train", (d) => g.input(`param:${d.name}`, d.shape));
-  model.forward(ctx, input);
-  return ctx.declared;
-}
-
-export function checkStaticFeatures(shape: Shape, what: string): number[] {
-  if (!isStatic(shape.slice(1))) throw new Error(`${what}: all but the batch dimension must be static, got ${formatShape(shape)}`);
-  return shape.slice(1) as number[];
 }
