@@ -2,7 +2,7 @@
 // and appends gradient nodes (built by each op's `grad` in ops.ts) to the same graph.
 
 import { type Graph, type Value, type GraphNode, formatShape } from "./graph.js";
-import { OPS, add, expandLike } from "./ops.js";
+import { OPS, add, expandLike, unbroadcast } from "./ops.js";
 
 /**
  * Gradients of `output` with respect to each of `wrt`. `seed` is dL/d(output); by default 1
@@ -40,10 +40,13 @@ export function gradients(graph: Graph, output: Value, wrt: Value[], seed?: Valu
         throw new Error(`${node.scope || "<graph>"}: op ${node.opType} is not differentiable`);
       continue;
     }
-    const dIn = graph.withScope(`grad${node.scope ? "/" + node.scope : ""}`, () => def.grad!(graph, node.inputs, node.outputs, dOut, node.attrs));
-    node.inputs.forEach((v, k) => {
-      const d = dIn[k];
-      if (v && d && depends.has(v)) accumulate(v, d);
+    graph.withScope(`grad${node.scope ? "/" + node.scope : ""}`, () => {
+      const dIn = def.grad!(graph, node.inputs, node.outputs, dOut, node.attrs);
+      node.inputs.forEach((v, k) => {
+        const d = dIn[k];
+        // Broadcasting is undone here, once, rather than in every rule.
+        if (v && d && depends.has(v)) accumulate(v, unbroadcast(d, v));
+      });
     });
   }
   return wrt.map((v) => {

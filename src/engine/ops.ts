@@ -20,7 +20,8 @@ export interface OpDef {
   infer(g: Graph, inputs: (Value | undefined)[], attrs: Attrs, hint?: Shape): OutSpec[];
   /**
    * Gradients of the inputs given the gradients of the outputs (undefined where no gradient
-   * flows). Ops without `grad` are not differentiable (integer, comparison, shape ops).
+   * flows). A gradient may keep the broadcast shape of the output: autodiff sums it back to the
+   * input's shape. Ops without `grad` are not differentiable (integer, comparison, shape ops).
    */
   grad?(g: Graph, inputs: (Value | undefined)[], outputs: Value[], dOut: (Value | undefined)[], attrs: Attrs): (Value | undefined)[];
 }
@@ -88,19 +89,19 @@ export const OPS: Record<string, OpDef> = {
   Identity: { infer: sameAsFirst, grad: (_g, _i, _o, [dy]) => [dy] },
   Add: {
     infer: binaryBroadcast(),
-    grad: (g, [a, b], _o, [dy]) => [unbroadcast(dy!, a!), unbroadcast(dy!, b!)],
+    grad: (_g, _i, _o, [dy]) => [dy, dy],
   },
   Sub: {
     infer: binaryBroadcast(),
-    grad: (g, [a, b], _o, [dy]) => [unbroadcast(dy!, a!), unbroadcast(neg(dy!), b!)],
+    grad: (_g, _i, _o, [dy]) => [dy, neg(dy!)],
   },
   Mul: {
     infer: binaryBroadcast(),
-    grad: (g, [a, b], _o, [dy]) => [unbroadcast(mul(dy!, b!), a!), unbroadcast(mul(dy!, a!), b!)],
+    grad: (_g, [a, b], _o, [dy]) => [mul(dy!, b!), mul(dy!, a!)],
   },
   Div: {
     infer: binaryBroadcast(),
-    grad: (g, [a, b], [y], [dy]) => [unbroadcast(div(dy!, b!), a!), unbroadcast(neg(div(mul(dy!, y!), b!)), b!)],
+    grad: (_g, [, b], [y], [dy]) => [div(dy!, b!), neg(div(mul(dy!, y!), b!))],
   },
   Pow: {
     // Only a constant scalar exponent is differentiated (x², x^-0.5…).
@@ -148,9 +149,9 @@ export const OPS: Record<string, OpDef> = {
     infer: (g, [c, a, b]) => [
       { shape: broadcastShapes(g, c!.shape, broadcastShapes(g, a!.shape, b!.shape, "Where"), "Where"), dtype: a!.dtype },
     ],
-    grad: (g, [c, a, b], _o, [dy]) => {
+    grad: (g, [c], _o, [dy]) => {
       const zero = g.constFloat([0]);
-      return [undefined, unbroadcast(where(c!, dy!, zero), a!), unbroadcast(where(c!, zero, dy!), b!)];
+      return [undefined, where(c!, dy!, zero), where(c!, zero, dy!)];
     },
   },
   Cast: {
@@ -180,7 +181,7 @@ export const OPS: Record<string, OpDef> = {
       const db = tb
         ? gemm(dy!, a!, { transA: 1, transB: ta, alpha })
         : gemm(a!, dy!, { transA: 1 - ta, alpha });
-      const dc = c ? unbroadcast(beta === 1 ? dy! : mul(dy!, g.constFloat([beta])), c) : undefined;
+      const dc = c ? (beta === 1 ? dy! : mul(dy!, g.constFloat([beta]))) : undefined;
       return [da, db, dc];
     },
   },
@@ -198,7 +199,7 @@ export const OPS: Record<string, OpDef> = {
         [perm[v.rank - 1], perm[v.rank - 2]] = [perm[v.rank - 2]!, perm[v.rank - 1]!];
         return transpose(v, perm);
       };
-      return [unbroadcast(matmul(dy!, swapLast(b!)), a!), unbroadcast(matmul(swapLast(a!), dy!), b!)];
+      return [matmul(dy!, swapLast(b!)), matmul(swapLast(a!), dy!)];
     },
   },
   Transpose: {
@@ -268,7 +269,7 @@ export const OPS: Record<string, OpDef> = {
       if (!hint) throw g.shapeError("Expand to a runtime shape needs a shape hint");
       return [{ shape: hint, dtype: x!.dtype }];
     },
-    grad: (_g, [x], _o, [dy]) => [unbroadcast(dy!, x!), undefined],
+    grad: (_g, _i, _o, [dy]) => [dy, undefined],
   },
   Concat: {
     infer: (g, inputs, attrs) => {
