@@ -2,7 +2,7 @@
 // and appends gradient nodes (built by each op's `grad` in ops.ts) to the same graph.
 
 import { type Graph, type Value, type GraphNode, formatShape } from "./graph.js";
-import { OPS, add, expandLike, unbroadcast } from "./ops.js";
+import { OPS, type GradContext, add, expandLike, unbroadcast, zerosLike } from "./ops.js";
 
 /**
  * Gradients of `output` with respect to each of `wrt`. `seed` is dL/d(output); by default 1
@@ -41,7 +41,7 @@ export function gradients(graph: Graph, output: Value, wrt: Value[], seed?: Valu
       continue;
     }
     graph.withScope(`grad${node.scope ? "/" + node.scope : ""}`, () => {
-      const dIn = def.grad!(graph, node.inputs, node.outputs, dOut, node.attrs);
+      const dIn = def.grad!(gradContext(graph, node, dOut));
       node.inputs.forEach((v, k) => {
         const d = dIn[k];
         // Broadcasting is undone here, once, rather than in every rule.
@@ -54,4 +54,17 @@ export function gradients(graph: Graph, output: Value, wrt: Value[], seed?: Valu
     // A parameter that does not influence the output has a zero gradient.
     return d ?? graph.withScope("grad", () => expandLike(graph.constFloat([0]), v));
   });
+}
+
+/** The named view of one node that a gradient rule reads (see GradContext in ops.ts). */
+function gradContext(g: Graph, node: GraphNode, dOut: (Value | undefined)[]): GradContext {
+  const input = (i: number): Value => {
+    const v = node.inputs[i];
+    if (!v) throw new Error(`${node.scope || "<graph>"}: ${node.opType} has no input ${i}, which its gradient needs`);
+    return v;
+  };
+  const y = node.outputs[0]!;
+  // Where only a later output received a gradient, the first contributes zeros.
+  const dy = dOut[0] ?? zerosLike(y);
+  return { g, x: input(0), y, dy, attrs: node.attrs, input, inputs: node.inputs, outputs: node.outputs };
 }
