@@ -11,6 +11,7 @@ import {
   clipByGlobalNorm,
   emitUpdate,
   globalNorm,
+  foldMomentumIntoGemm,
   optimizerScalarNames,
   optimizerStateNames,
   stepScalars,
@@ -79,6 +80,7 @@ export function compileTrainStep(spec: TrainGraphSpec): CompiledTrainStep {
     stateNames.push(param.name);
     for (const k of stateKinds) g.output(upd.state[k]!, `${NEXT}${name}.${k}`);
   });
+  foldMomentumIntoGemm(g);
   for (const [, { input, next }] of spec.bufferUpdates ?? []) {
     g.output(next, NEXT + input.name);
     stateNames.push(input.name);
