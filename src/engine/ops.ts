@@ -1,9 +1,16 @@
 // ONNX operators as distill uses them: each op's shape rule and its gradient side by side
-// (the tinygrad way), plus a small functional API (`add`, `gemm`, `conv2d`…) that emits them.
+// (the tinygrad way). The functions that emit them (`add`, `gemm`…) are in functional.ts.
 // Gradients are built only from standard ONNX ops that the default onnxruntime CPU build runs.
 
 import { type Attrs, type DType, type Graph, type Shape, type Dim, Value, formatShape, isStatic } from "./graph.js";
 import { convGrad, convTransposeTo } from "./conv-grad.js";
+import {
+  cast, div, exp, expandLike, gemm, matmul, mul, neg, pow, reduceSum, reshape, reshapeLike, slice, sub, transpose, unary, unsqueeze, where, zerosLike,
+} from "./functional.js";
+
+// The functional API (add, gemm, conv helpers…) lives in functional.ts; re-exported so that
+// `import * as F from "./ops.js"` reaches both the op table and the functions that emit ops.
+export * from "./functional.js";
 
 export interface OutSpec {
   shape: Shape;
@@ -514,109 +521,6 @@ export function emit(opType: string, inputs: (Value | undefined)[], attrs: Attrs
 }
 
 export const one = (opType: string, inputs: (Value | undefined)[], attrs: Attrs = {}, hint?: Shape): Value => emit(opType, inputs, attrs, hint)[0]!;
-
-// ---------------------------------------------------------------- functional API
-
-export const unary = (opType: string, x: Value, attrs: Attrs = {}): Value => one(opType, [x], attrs);
-export const add = (a: Value, b: Value) => one("Add", [a, b]);
-export const sub = (a: Value, b: Value) => one("Sub", [a, b]);
-export const mul = (a: Value, b: Value) => one("Mul", [a, b]);
-export const div = (a: Value, b: Value) => one("Div", [a, b]);
-export const neg = (x: Value) => one("Neg", [x]);
-export const exp = (x: Value) => one("Exp", [x]);
-export const log = (x: Value) => one("Log", [x]);
-export const sqrt = (x: Value) => one("Sqrt", [x]);
-export const relu = (x: Value) => one("Relu", [x]);
-export const tanh = (x: Value) => one("Tanh", [x]);
-export const sigmoid = (x: Value) => one("Sigmoid", [x]);
-export const erf = (x: Value) => one("Erf", [x]);
-export const pow = (x: Value, e: number) => one("Pow", [x, x.graph.constFloat([e])]);
-export const scale = (x: Value, s: number) => (s === 1 ? x : mul(x, x.graph.constFloat([s])));
-export const greater = (a: Value, b: Value) => one("Greater", [a, b]);
-export const where = (c: Value, a: Value, b: Value) => one("Where", [c, a, b]);
-export const cast = (x: Value, to: DType) => one("Cast", [x], { to: { i: ONNX_BY_DTYPE[to] } });
-export const transpose = (x: Value, perm: number[]) => one("Transpose", [x], { perm: { ints: perm } });
-export const matmul = (a: Value, b: Value) => one("MatMul", [a, b]);
-export const softmax = (x: Value, axis = -1) => one("Softmax", [x], { axis: { i: axis } });
-export const logSoftmax = (x: Value, axis = -1) => one("LogSoftmax", [x], { axis: { i: axis } });
-export const flatten = (x: Value, axis = 1) => one("Flatten", [x], { axis: { i: axis } });
-export const argmax = (x: Value, axis = -1) => one("ArgMax", [x], { axis: { i: axis }, keepdims: { i: 0 } });
-export const concat = (xs: Value[], axis: number) => one("Concat", xs, { axis: { i: axis } });
-export const gather = (table: Value, indices: Value) => one("Gather", [table, indices], { axis: { i: 0 } });
-export const identity = (x: Value) => one("Identity", [x]);
-
-export function gemm(a: Value, b: Value, opts: { c?: Value; transA?: number; transB?: number; alpha?: number; beta?: number } = {}): Value {
-  const attrs: Attrs = {};
-  if (opts.transA) attrs["transA"] = { i: 1 };
-  if (opts.transB) attrs["transB"] = { i: 1 };
-  if (opts.alpha !== undefined && opts.alpha !== 1) attrs["alpha"] = { f: opts.alpha };
-  if (opts.beta !== undefined && opts.beta !== 1) attrs["beta"] = { f: opts.beta };
-  return one("Gemm", opts.c ? [a, b, opts.c] : [a, b], attrs);
-}
-
-export function reduceSum(x: Value, axes: number[], keepdims = false): Value {
-  return one("ReduceSum", [x, x.graph.constInt64(axes)], { keepdims: { i: keepdims ? 1 : 0 } });
-}
-export function reduceMean(x: Value, axes: number[], keepdims = false): Value {
-  return one("ReduceMean", [x, x.graph.constInt64(axes)], { keepdims: { i: keepdims ? 1 : 0 } });
-}
-export function reduceMax(x: Value, axes: number[], keepdims = false): Value {
-  return one("ReduceMax", [x, x.graph.constInt64(axes)], { keepdims: { i: keepdims ? 1 : 0 } });
-}
-export function unsqueeze(x: Value, axes: number[]): Value {
-  return one("Unsqueeze", [x, x.graph.constInt64(axes)]);
-}
-export function squeeze(x: Value, axes: number[]): Value {
-  return one("Squeeze", [x, x.graph.constInt64(axes)]);
-}
-/** Reshape to constant dims (0 keeps, −1 infers); `hint` names symbolic dims the rule cannot know. */
-export function reshape(x: Value, dims: number[], hint?: Shape): Value {
-  return one("Reshape", [x, x.graph.constInt64(dims)], {}, hint);
-}
-export function slice(x: Value, starts: number[], ends: number[], axes: number[]): Value {
-  const g = x.graph;
-  return one("Slice", [x, g.constInt64(starts), g.constInt64(ends), g.constInt64(axes)]);
-}
-export function oneHot(labels: Value, depth: number): Value {
-  const g = labels.graph;
-  return one("OneHot", [labels, g.constInt64([depth], []), g.constFloat([0, 1], [2])], { axis: { i: -1 } });
-}
-
-/** Reshape `x` to the (run-time) shape of `like`. */
-export function reshapeLike(x: Value, like: Value): Value {
-  if (isStatic(like.shape)) return reshape(x, like.shape as number[]);
-  return one("Reshape", [x, one("Shape", [like])], {}, like.shape);
-}
-/** Broadcast `x` to the (run-time) shape of `like`. */
-export function expandLike(x: Value, like: Value): Value {
-  if (sameShape(x.shape, like.shape)) return x;
-  if (isStatic(like.shape)) return one("Expand", [x, x.graph.constInt64(like.shape as number[])]);
-  return one("Expand", [x, one("Shape", [like])], {}, like.shape);
-}
-export function zerosLike(x: Value): Value {
-  return expandLike(x.graph.constFloat([0]), x);
-}
-
-function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-/**
- * Sums a broadcast gradient back to the shape of the operand it came from: over leading axes the
- * operand lacked and over axes where it had size 1.
- */
-export function unbroadcast(dy: Value, operand: Value): Value {
-  if (sameShape(dy.shape, operand.shape)) return dy;
-  const lead = dy.rank - operand.rank;
-  const axes: number[] = [];
-  for (let i = 0; i < dy.rank; i++) {
-    if (i < lead) axes.push(i);
-    else if (operand.shape[i - lead] === 1 && dy.shape[i] !== 1) axes.push(i);
-  }
-  let r = axes.length ? reduceSum(dy, axes, true) : dy;
-  if (!sameShape(r.shape, operand.shape)) r = reshapeLike(r, operand);
-  return r;
-}
 
 function reducedShape(x: Value, axes0: number[], keepdims: number): Shape {
   const axes = new Set(axes0.map((a) => normAxis(a, x.rank)));
