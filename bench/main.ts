@@ -4,8 +4,8 @@
 // the load average at start and end is printed with every line.
 
 import os from "node:os";
-import { Model } from "../src/nn/model.js";
-import * as L from "../src/nn/layers.js";
+import type { Model } from "../src/nn/model.js";
+import { cnn, mlp800 } from "./models.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
 import { kdLossGraph } from "../src/nn/losses.js";
 import { exportOnnx } from "../src/nn/model.js";
@@ -15,34 +15,6 @@ import { Rng } from "../src/nn/random.js";
 const args = process.argv.slice(2);
 const filter = args.includes("--filter") ? args[args.indexOf("--filter") + 1]! : "";
 const repeats = args.includes("--repeats") ? Number(args[args.indexOf("--repeats") + 1]) : 5;
-const digits = [..."0123456789"];
-
-function mlp800(): Model {
-  return new Model(
-    new L.Sequential([new L.Linear({ outFeatures: 800 }), new L.ReLU(), new L.Linear({ outFeatures: 800 }), new L.ReLU(), new L.Linear({ outFeatures: 10 })]),
-    { shape: [784], scale: 1 / 255 },
-    digits,
-  );
-}
-
-function cnn(): Model {
-  return new Model(
-    new L.Sequential([
-      new L.Conv2d({ outChannels: 32, kernelSize: 3, padding: 1 }),
-      new L.ReLU(),
-      new L.MaxPool2d({ kernelSize: 2 }),
-      new L.Conv2d({ outChannels: 64, kernelSize: 3, padding: 1 }),
-      new L.ReLU(),
-      new L.MaxPool2d({ kernelSize: 2 }),
-      new L.Flatten(),
-      new L.Linear({ outFeatures: 128 }),
-      new L.ReLU(),
-      new L.Linear({ outFeatures: 10 }),
-    ]),
-    { shape: [1, 28, 28], scale: 1 / 255 },
-    digits,
-  );
-}
 
 /**
  * FLOPs per sample of a training step as the GEMMs (and convolutions) actually run: 2 per
