@@ -4,7 +4,7 @@
 
 import os from "node:os";
 import { ModelTrainer } from "../src/nn/train-step.js";
-import { kdLoss } from "../src/nn/losses.js";
+import { kdLossGraph } from "../src/nn/losses.js";
 import type { HostTensor } from "../src/engine/runtime.js";
 import { cnn, mlp800 } from "./models.js";
 
@@ -15,7 +15,7 @@ const trainer = await ModelTrainer.create({
   model,
   params: model.initParameters(0),
   optimizer: { kind: "sgd", momentum: 0.9 },
-  loss: (ctx) => ({ loss: kdLoss(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0.9).loss }),
+  loss: (ctx) => ({ loss: kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0.9).loss }),
 });
 const pixels = model.input.shape.reduce((a, b) => a * b, 1);
 const feeds: Record<string, HostTensor> = {

@@ -9,7 +9,7 @@ import { readIdx } from "../src/data/idx.js";
 import { Model } from "../src/nn/model.js";
 import * as L from "../src/nn/layers.js";
 import { ModelTrainer, type TrainerStepResult } from "../src/nn/train-step.js";
-import { kdLoss } from "../src/nn/losses.js";
+import { kdLossGraph } from "../src/nn/losses.js";
 import type { OptimizerConfig } from "../src/engine/optimizers.js";
 import type { HostTensor } from "../src/engine/runtime.js";
 
@@ -44,7 +44,7 @@ async function trainer(model: Model, optimizer: OptimizerConfig): Promise<ModelT
     fetchLogits: true,
     reportGradNorm: true,
     loss: (ctx) => {
-      const t = kdLoss(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0.7);
+      const t = kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0.7);
       return { loss: t.loss, terms: { loss_ce: t.ce, loss_kd: t.kd } };
     },
   });
