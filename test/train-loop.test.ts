@@ -116,6 +116,29 @@ describe("K optimizer steps per call (ONNX Loop)", () => {
     await compare(cnn, { kind: "sgd", momentum: 0.9 }, 6, 4);
   });
 
+  it("a run resumed from a snapshot between K-step calls ends on the same bits", async () => {
+    const mlp = () =>
+      new Model(
+        new L.Sequential([new L.Linear({ outFeatures: 32 }), new L.ReLU(), new L.Dropout({ p: 0.3 }), new L.Linear({ outFeatures: 10 })]),
+        { shape: [784], scale: 1 / 255 },
+        [..."0123456789"],
+      );
+    const model = mlp();
+    const call = (t: ModelTrainer, from: number) => t.stepMany([0, 1, 2, 3].map((j) => batch(model, from + j)), [0, 1, 2, 3].map((j) => lrAt(from + j)));
+    const straight = await trainer(mlp(), { kind: "adam" });
+    await call(straight, 0);
+    const straightLosses = (await call(straight, 4)).map((r) => r.loss);
+    const first = await trainer(mlp(), { kind: "adam" });
+    await call(first, 0);
+    const saved = first.snapshot();
+    await first.dispose();
+    const resumed = await trainer(mlp(), { kind: "adam" });
+    resumed.restore(saved);
+    assert.deepEqual((await call(resumed, 4)).map((r) => r.loss), straightLosses);
+    for (const [name, t] of straight.snapshot().state) assert.deepEqual(resumed.snapshot().state.get(name)!.data, t.data, name);
+    await Promise.all([straight.dispose(), resumed.dispose()]);
+  });
+
   it("refuses feeds of different shapes within one call", async () => {
     const model = new Model(new L.Sequential([new L.Linear({ outFeatures: 10 })]), { shape: [784], scale: 1 / 255 }, [..."0123456789"]);
     const t = await trainer(model, { kind: "sgd" });
