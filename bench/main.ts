@@ -1,10 +1,11 @@
-// `npm run bench [-- --filter NAME] [-- --repeats K]`: one JSON line per figure.
+// `npm run bench [-- --filter NAME] [-- --repeats K]`: one JSON line per figure. Training figures
+// take K optimizer steps per onnxruntime call (ModelTrainer.stepMany), as the trainer does.
 // Each figure is the median of several timed rounds after a warm-up; the machine is shared, so
 // the load average at start and end is printed with every line.
 
 import os from "node:os";
-import { Model } from "../src/nn/model.js";
-import * as L from "../src/nn/layers.js";
+import type { Model } from "../src/nn/model.js";
+import { cnn, mlp800 } from "./models.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
 import { kdLossGraph } from "../src/nn/losses.js";
 import { exportOnnx } from "../src/nn/model.js";
@@ -14,40 +15,25 @@ import { Rng } from "../src/nn/random.js";
 const args = process.argv.slice(2);
 const filter = args.includes("--filter") ? args[args.indexOf("--filter") + 1]! : "";
 const repeats = args.includes("--repeats") ? Number(args[args.indexOf("--repeats") + 1]) : 5;
-const digits = [..."0123456789"];
 
-function mlp800(): Model {
-  return new Model(
-    new L.Sequential([new L.Linear({ outFeatures: 800 }), new L.ReLU(), new L.Linear({ outFeatures: 800 }), new L.ReLU(), new L.Linear({ outFeatures: 10 })]),
-    { shape: [784], scale: 1 / 255 },
-    digits,
-  );
+/**
+ * FLOPs per sample of a training step as the GEMMs (and convolutions) actually run: 2 per
+ * multiply-add; each layer's forward and weight gradient, and the input gradient of every layer
+ * but the first (nothing needs the gradient of the data).
+ */
+function trainFlops(layers: number[], firstLayer: number): number {
+  const all = layers.reduce((a, b) => a + b, 0);
+  return 2 * (3 * all - firstLayer);
 }
-
-function cnn(): Model {
-  return new Model(
-    new L.Sequential([
-      new L.Conv2d({ outChannels: 32, kernelSize: 3, padding: 1 }),
-      new L.ReLU(),
-      new L.MaxPool2d({ kernelSize: 2 }),
-      new L.Conv2d({ outChannels: 64, kernelSize: 3, padding: 1 }),
-      new L.ReLU(),
-      new L.MaxPool2d({ kernelSize: 2 }),
-      new L.Flatten(),
-      new L.Linear({ outFeatures: 128 }),
-      new L.ReLU(),
-      new L.Linear({ outFeatures: 10 }),
-    ]),
-    { shape: [1, 28, 28], scale: 1 / 255 },
-    digits,
-  );
-}
-
-/** Forward+backward FLOPs per sample of a training step (2 per multiply-add; 3× forward). */
+const MLP_MACS = [784 * 800, 800 * 800, 800 * 10];
+const CNN_MACS = [784 * 32 * 9, 196 * 64 * 32 * 9, 3136 * 128, 128 * 10];
 const TRAIN_FLOPS: Record<string, number> = {
-  mlp800: 3 * 2 * (784 * 800 + 800 * 800 + 800 * 10),
-  cnn: 3 * 2 * (784 * 32 * 9 + 196 * 64 * 32 * 9 + 3136 * 128 + 128 * 10),
+  mlp800: trainFlops(MLP_MACS, MLP_MACS[0]!),
+  cnn: trainFlops(CNN_MACS, CNN_MACS[0]!),
 };
+
+/** Optimizer steps per onnxruntime call, as the trainer's K-step path takes them. */
+const STEPS_PER_CALL = 16;
 
 function median(xs: number[]): number {
   const s = xs.slice().sort((a, b) => a - b);
@@ -80,19 +66,21 @@ async function benchTrain(name: string, model: Model, flopsKey: string, batch: n
     teacher_logits: { dtype: "float32", shape: [batch, 10], data: Float32Array.from({ length: batch * 10 }, () => rng.normal() * 3) },
     labels: { dtype: "int64", shape: [batch], data: BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % 10)) },
   };
-  const stepsPerRound = flopsKey === "mlp800" ? 40 : 10;
-  for (let i = 0; i < 5; i++) await trainer.step(feeds, 0.01);
+  const callsPerRound = flopsKey === "mlp800" ? 3 : 1;
+  const feedsList = Array.from({ length: STEPS_PER_CALL }, () => feeds);
+  const lrs = new Array<number>(STEPS_PER_CALL).fill(0.01);
+  await trainer.stepMany(feedsList, lrs);
   const rates: number[] = [];
   const outside: number[] = [];
   for (let r = 0; r < repeats; r++) {
     let inRun = 0;
     const t0 = performance.now();
-    for (let i = 0; i < stepsPerRound; i++) {
-      const res = await trainer.step(feeds, 0.01);
-      inRun += res.runMs;
+    for (let i = 0; i < callsPerRound; i++) {
+      const res = await trainer.stepMany(feedsList, lrs);
+      inRun += res.reduce((a, x) => a + x.runMs, 0);
     }
     const dt = performance.now() - t0;
-    rates.push((stepsPerRound * batch) / (dt / 1000));
+    rates.push((callsPerRound * STEPS_PER_CALL * batch) / (dt / 1000));
     outside.push(1 - inRun / dt);
   }
   await trainer.dispose();
@@ -103,6 +91,7 @@ async function benchTrain(name: string, model: Model, flopsKey: string, batch: n
     stepMs: Number(((batch / sps) * 1000).toFixed(2)),
     outsideOrtShare: Number(median(outside).toFixed(3)),
     batch,
+    stepsPerCall: STEPS_PER_CALL,
     rounds: repeats,
     minSamplesPerSec: Math.round(Math.min(...rates)),
     maxSamplesPerSec: Math.round(Math.max(...rates)),

@@ -2,6 +2,10 @@
 // BatchNorm and Dropout, with the symbolic batch dimension the training graphs use.
 
 import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { gradients } from "../src/engine/autodiff.js";
+import { encodeModel } from "../src/engine/onnx.js";
+import { Session } from "../src/engine/runtime.js";
 import { Graph, type Value } from "../src/engine/graph.js";
 import * as F from "../src/engine/ops.js";
 import { ForwardContext, type Module, initialValue, type Mode } from "../src/nn/module.js";
@@ -145,11 +149,8 @@ describe("layer gradients", () => {
       });
       layer.path = label;
       const y = layer.forward(ctx, x.value);
-      const masks: CheckInput[] = ctx.randomInputs.map((r) => {
-        const n = r.shape.map((d) => (typeof d === "number" ? d : batch));
-        const mrng = new Rng(7, r.name);
-        return { value: g.inputs.find((v) => v.name === r.name)!, data: Float32Array.from({ length: size(n) }, () => (mrng.next() < r.keepProbability ? 1 / r.keepProbability : 0)), wrt: false, shape: n };
-      });
+      // Dropout's mask comes from the step's random stream: a fixed stream is a fixed mask.
+      const masks: CheckInput[] = ctx.randomStream ? [{ value: ctx.randomStream, data: BigInt64Array.of(7n), wrt: false, shape: [] }] : [];
       const outShape = y.shape.map((d) => (typeof d === "number" ? d : batch));
       return { inputs: [x, ...params, ...masks], output: y, outputShape: outShape };
     }, { step: opts.step });
@@ -220,5 +221,21 @@ describe("layer gradients", () => {
     await layerCheck("res", res, [2, 4, 4], "train", { step: 1e-3 });
     const cat = new L.Concat([new L.Sequential([new L.Linear({ outFeatures: 2 })]), new L.Sequential([new L.Linear({ outFeatures: 3 }), new L.Tanh()])]);
     await layerCheck("cat", cat, [4], "train");
+  });
+});
+
+describe("max-pool gradient where maxima tie", () => {
+  it("2×2 pooling sends each window's gradient to its first maximum in row-major order, as PyTorch", async () => {
+    const g = new Graph();
+    const x = g.input("x", ["N", 1, 2, 4]);
+    const y = F.emit("MaxPool", [x], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } })[0]!;
+    const loss = F.reduceSum(F.mul(y, g.constFloat([3, 5], [1, 1, 1, 2])), [0, 1, 2, 3]);
+    g.output(gradients(g, loss, [x])[0]!, "dx");
+    const session = await Session.create(encodeModel(g), { threads: 1 });
+    // Window 1 is all ties; in window 2 the maximum 7 appears at (0, 1) and at (1, 0).
+    const data = Float32Array.from([2, 2, 1, 7, 2, 2, 7, 0]);
+    const out = await session.run({ x: { dtype: "float32", shape: [1, 1, 2, 4], data } });
+    await session.dispose();
+    assert.deepEqual(Array.from(out["dx"]!.data as Float32Array), [3, 0, 0, 5, 0, 0, 0, 0]);
   });
 });

@@ -2,7 +2,7 @@
 // and appends gradient nodes (built by each op's `grad` in ops.ts) to the same graph.
 
 import { type Graph, type Value, type GraphNode, formatShape } from "./graph.js";
-import { OPS, add, expandLike } from "./ops.js";
+import { OPS, type GradContext, add, expandLike, unbroadcast, zerosLike } from "./ops.js";
 
 /**
  * Gradients of `output` with respect to each of `wrt`. `seed` is dL/d(output); by default 1
@@ -40,10 +40,13 @@ export function gradients(graph: Graph, output: Value, wrt: Value[], seed?: Valu
         throw new Error(`${node.scope || "<graph>"}: op ${node.opType} is not differentiable`);
       continue;
     }
-    const dIn = graph.withScope(`grad${node.scope ? "/" + node.scope : ""}`, () => def.grad!(graph, node.inputs, node.outputs, dOut, node.attrs));
-    node.inputs.forEach((v, k) => {
-      const d = dIn[k];
-      if (v && d && depends.has(v)) accumulate(v, d);
+    graph.withScope(`grad${node.scope ? "/" + node.scope : ""}`, () => {
+      const dIn = def.grad!(gradContext(graph, node, dOut));
+      node.inputs.forEach((v, k) => {
+        const d = dIn[k];
+        // Broadcasting is undone here, once, rather than in every rule.
+        if (v && d && depends.has(v)) accumulate(v, unbroadcast(d, v));
+      });
     });
   }
   return wrt.map((v) => {
@@ -51,4 +54,17 @@ export function gradients(graph: Graph, output: Value, wrt: Value[], seed?: Valu
     // A parameter that does not influence the output has a zero gradient.
     return d ?? graph.withScope("grad", () => expandLike(graph.constFloat([0]), v));
   });
+}
+
+/** The named view of one node that a gradient rule reads (see GradContext in ops.ts). */
+function gradContext(g: Graph, node: GraphNode, dOut: (Value | undefined)[]): GradContext {
+  const input = (i: number): Value => {
+    const v = node.inputs[i];
+    if (!v) throw new Error(`${node.scope || "<graph>"}: ${node.opType} has no input ${i}, which its gradient needs`);
+    return v;
+  };
+  const y = node.outputs[0]!;
+  // Where only a later output received a gradient, the first contributes zeros.
+  const dy = dOut[0] ?? zerosLike(y);
+  return { g, x: input(0), y, dy, attrs: node.attrs, input, inputs: node.inputs, outputs: node.outputs };
 }

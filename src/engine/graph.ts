@@ -56,10 +56,6 @@ export function isStatic(shape: Shape): shape is number[] {
   return shape.every((d) => typeof d === "number");
 }
 
-export function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 export class Graph {
   readonly nodes: GraphNode[] = [];
   readonly inputs: Value[] = [];

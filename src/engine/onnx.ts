@@ -49,6 +49,34 @@ function attributeProto(name: string, a: import("./graph.js").Attr) {
  * output name, so no Identity copy is added unless the value is a graph input or output twice.
  */
 export function encodeModel(graph: Graph, options: ModelOptions = {}): Uint8Array {
+  const body = encodeGraph(graph);
+  return finishModel(
+    {
+      name: options.graphName ?? "distill",
+      node: body.node,
+      input: graph.inputs.map((v) => valueInfo(v.name, v)),
+      output: body.output,
+      initializer: body.initializer,
+    },
+    options,
+  );
+}
+
+function finishModel(graph: onnxProto.onnx.IGraphProto, options: ModelOptions): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: "", version: OPSET }],
+    producerName: "distill",
+    producerVersion: "0.1.0",
+    docString: options.docString ?? "",
+    metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
+    graph,
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** The live nodes, outputs and initializers of `graph` (inputs are left to the caller). */
+function encodeGraph(graph: Graph): { node: onnxProto.onnx.INodeProto[]; output: onnxProto.onnx.IValueInfoProto[]; initializer: onnxProto.onnx.ITensorProto[] } {
   const rename = new Map<string, string>();
   const identities: { from: string; to: string }[] = [];
   const claimed = new Set<Value>();
@@ -70,7 +98,7 @@ export function encodeModel(graph: Graph, options: ModelOptions = {}): Uint8Arra
     keep[i] = true;
     for (const v of n.inputs) if (v) live.add(v);
   }
-  const nodes = graph.nodes
+  const node: onnxProto.onnx.INodeProto[] = graph.nodes
     .filter((_, i) => keep[i])
     .map((n, i) => ({
       name: `${n.scope ? n.scope + "/" : ""}${n.opType}_${i}`,
@@ -81,25 +109,97 @@ export function encodeModel(graph: Graph, options: ModelOptions = {}): Uint8Arra
       output: n.outputs.slice(0, liveOutputCount(n.outputs, live)).map(nameOf),
       attribute: Object.entries(n.attrs).map(([k, a]) => attributeProto(k, a)),
     }));
-  for (const { from, to } of identities) nodes.push({ name: `output/${to}`, opType: "Identity", input: [from], output: [to], attribute: [] });
-  const outputs = graph.outputs.map(({ value, name }) => valueInfo(name, value));
-  const model = onnx.ModelProto.create({
-    irVersion: IR_VERSION,
-    opsetImport: [{ domain: "", version: OPSET }],
-    producerName: "distill",
-    producerVersion: "0.1.0",
-    docString: options.docString ?? "",
-    metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
-    graph: {
-      name: options.graphName ?? "distill",
-      node: nodes,
-      input: graph.inputs.map((v) => valueInfo(v.name, v)),
-      output: outputs,
-      // Initializers no live node reads are dropped too.
-      initializer: [...graph.initializers.values()].filter(({ value }) => live.has(value)).map(({ value, tensor }) => tensorProto(value.name, tensor)),
+  for (const { from, to } of identities) node.push({ name: `output/${to}`, opType: "Identity", input: [from], output: [to], attribute: [] });
+  return {
+    node,
+    output: graph.outputs.map(({ value, name }) => valueInfo(name, value)),
+    // Initializers no live node reads are dropped too.
+    initializer: [...graph.initializers.values()].filter(({ value }) => live.has(value)).map(({ value, tensor }) => tensorProto(value.name, tensor)),
+  };
+}
+
+/** How a step graph becomes the body of an ONNX `Loop` (see `encodeLoopModel`). */
+export interface LoopLayout {
+  /** Graph inputs carried from one iteration to the next (parameters, optimizer state). */
+  carried: { input: string; next: string }[];
+  /** Graph inputs that differ per iteration: fed stacked [K, …] and picked by the iteration number. */
+  perStep: string[];
+  /** Graph outputs collected per iteration (loss, logged terms) into [K, …]. */
+  scans: string[];
+}
+
+/** Names of the Loop model's inputs and outputs, derived from the step graph's names. */
+export const loopNames = {
+  tripCount: "loop:trip_count",
+  start: (carried: string) => `start:${carried}`,
+  end: (carried: string) => `end:${carried}`,
+  stacked: (perStep: string) => `steps:${perStep}`,
+  scan: (output: string) => `scan:${output}`,
+};
+
+/**
+ * Serialises `graph`, a step of some iterative computation, as one model that runs it K times:
+ * an ONNX `Loop` whose carried values are `layout.carried`, whose per-step inputs are stacked along
+ * a new leading axis "K" and gathered by the iteration number, and whose `layout.scans` outputs are
+ * stacked per iteration. The trip count is an input, so a shorter run uses the same model.
+ */
+export function encodeLoopModel(graph: Graph, layout: LoopLayout, options: ModelOptions = {}): Uint8Array {
+  const byName = new Map(graph.inputs.map((v) => [v.name, v]));
+  const inputOf = (name: string): Value => {
+    const v = byName.get(name);
+    if (!v) throw new Error(`loop layout names ${name}, which is not an input of the step graph`);
+    return v;
+  };
+  const outputOf = (name: string): Value => {
+    const o = graph.outputs.find((x) => x.name === name);
+    if (!o) throw new Error(`loop layout names ${name}, which is not an output of the step graph`);
+    return o.value;
+  };
+  const iter = "loop:iteration", condIn = "loop:cond_in", condOut = "loop:cond_out";
+  const inner = encodeGraph(graph);
+  const outputInfo = new Map(inner.output.map((o) => [o.name!, o]));
+  const gathers: onnxProto.onnx.INodeProto[] = layout.perStep.map((name) => ({
+    name: `loop/pick/${name}`,
+    opType: "Gather",
+    input: [loopNames.stacked(name), iter],
+    output: [name],
+    attribute: [attributeProto("axis", { i: 0 })],
+  }));
+  const body: onnxProto.onnx.IGraphProto = {
+    name: "step",
+    node: [...gathers, ...inner.node, { name: "loop/cond", opType: "Identity", input: [condIn], output: [condOut], attribute: [] }],
+    input: [
+      valueInfo(iter, { shape: [], dtype: "int64" }),
+      valueInfo(condIn, { shape: [], dtype: "bool" }),
+      ...layout.carried.map((c) => valueInfo(c.input, inputOf(c.input))),
+    ],
+    output: [valueInfo(condOut, { shape: [], dtype: "bool" }), ...[...layout.carried.map((c) => c.next), ...layout.scans].map((n) => outputInfo.get(n)!)],
+    initializer: inner.initializer,
+  };
+  const loop: onnxProto.onnx.INodeProto = {
+    name: "loop",
+    opType: "Loop",
+    input: [loopNames.tripCount, "", ...layout.carried.map((c) => loopNames.start(c.input))],
+    output: [...layout.carried.map((c) => loopNames.end(c.input)), ...layout.scans.map(loopNames.scan)],
+    attribute: [{ name: "body", type: onnx.AttributeProto.AttributeType.GRAPH, g: body }],
+  };
+  const stacked = (v: Value) => ({ shape: ["K", ...v.shape], dtype: v.dtype });
+  return finishModel(
+    {
+      name: options.graphName ?? "distill-loop",
+      node: [loop],
+      input: [
+        valueInfo(loopNames.tripCount, { shape: [], dtype: "int64" }),
+        ...layout.carried.map((c) => valueInfo(loopNames.start(c.input), inputOf(c.input))),
+        ...layout.perStep.map((n) => valueInfo(loopNames.stacked(n), stacked(inputOf(n)))),
+      ],
+      output: [
+        ...layout.carried.map((c) => valueInfo(loopNames.end(c.input), inputOf(c.input))),
+        ...layout.scans.map((n) => valueInfo(loopNames.scan(n), stacked(outputOf(n)))),
+      ],
     },
-  });
-  return onnx.ModelProto.encode(model).finish();
+    options,
+  );
 }
 
 export interface DecodedModel {

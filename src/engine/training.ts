@@ -5,17 +5,18 @@
 
 import { type Graph, type Value, type DType, formatShape, isStatic } from "./graph.js";
 import { gradients } from "./autodiff.js";
-import { encodeModel } from "./onnx.js";
+import { encodeLoopModel, encodeModel, loopNames } from "./onnx.js";
 import {
   type OptimizerConfig,
   clipByGlobalNorm,
   emitUpdate,
   globalNorm,
+  foldMomentumIntoGemm,
   optimizerScalarNames,
   optimizerStateNames,
   stepScalars,
 } from "./optimizers.js";
-import { type HostTensor, Session, type RuntimeOptions } from "./runtime.js";
+import { type HostTensor, Session, type RuntimeOptions, type TypedArray } from "./runtime.js";
 
 export interface StateTensor {
   shape: number[];
@@ -40,8 +41,18 @@ export interface TrainGraphSpec {
 
 const NEXT = "next:";
 
+export interface CompiledTrainStep {
+  /** One optimizer step per run. */
+  model: Uint8Array;
+  /** The same step as the body of an ONNX Loop: K steps per run (see `TrainingSession.runMany`). */
+  loopModel: Uint8Array;
+  stateNames: string[];
+  scalarNames: string[];
+  outputNames: string[];
+}
+
 /** Builds the step graph in place and returns its ONNX bytes plus the layout of its state. */
-export function compileTrainStep(spec: TrainGraphSpec): { model: Uint8Array; stateNames: string[]; scalarNames: string[]; outputNames: string[] } {
+export function compileTrainStep(spec: TrainGraphSpec): CompiledTrainStep {
   const g = spec.graph;
   const names = [...spec.params.keys()];
   const paramValues = names.map((n) => spec.params.get(n)!);
@@ -69,6 +80,7 @@ export function compileTrainStep(spec: TrainGraphSpec): { model: Uint8Array; sta
     stateNames.push(param.name);
     for (const k of stateKinds) g.output(upd.state[k]!, `${NEXT}${name}.${k}`);
   });
+  foldMomentumIntoGemm(g);
   for (const [, { input, next }] of spec.bufferUpdates ?? []) {
     g.output(next, NEXT + input.name);
     stateNames.push(input.name);
@@ -83,7 +95,11 @@ export function compileTrainStep(spec: TrainGraphSpec): { model: Uint8Array; sta
     g.output(v, k);
     outputNames.push(k);
   }
-  return { model: encodeModel(g), stateNames, scalarNames: Object.keys(scalars), outputNames };
+  const carried = stateNames.map((n) => ({ input: n, next: NEXT + n }));
+  const stateSet = new Set(stateNames);
+  const perStep = g.inputs.map((v) => v.name).filter((n) => !stateSet.has(n));
+  const loopModel = encodeLoopModel(g, { carried, perStep, scans: outputNames });
+  return { model: encodeModel(g), loopModel, stateNames, scalarNames: Object.keys(scalars), outputNames };
 }
 
 export interface StepResult {
@@ -97,35 +113,38 @@ export interface StepResult {
 
 /**
  * Runs a compiled training step. `state` holds every parameter, optimizer slot and buffer by
- * graph-input name; after each step it holds the updated values.
+ * graph-input name; after each step it holds the updated values. `run` takes one step per
+ * onnxruntime call; `runMany` takes K steps in one call through the Loop model, which copies the
+ * state out of onnxruntime once per K steps instead of once per step.
  */
 export class TrainingSession {
   private current: Map<string, StateTensor>;
   private spare: Map<string, StateTensor>;
   private step = 0;
+  private loopSession: Promise<Session> | undefined;
+  /** Reused [K, …] buffers for stacked per-step inputs, by input name. */
+  private readonly stackBuffers = new Map<string, TypedArray>();
 
   private constructor(
     private readonly session: Session,
+    private readonly compiled: CompiledTrainStep,
     private readonly optimizer: OptimizerConfig,
-    readonly stateNames: string[],
-    private readonly scalarNames: string[],
-    private readonly outputNames: string[],
+    private readonly options: RuntimeOptions,
     initial: Map<string, StateTensor>,
   ) {
     this.current = initial;
     this.spare = new Map([...initial].map(([k, t]) => [k, { shape: t.shape, data: new Float32Array(t.data.length) }]));
   }
 
-  static async create(
-    compiled: ReturnType<typeof compileTrainStep>,
-    optimizer: OptimizerConfig,
-    initial: Map<string, StateTensor>,
-    options: RuntimeOptions = {},
-  ): Promise<TrainingSession> {
+  static async create(compiled: CompiledTrainStep, optimizer: OptimizerConfig, initial: Map<string, StateTensor>, options: RuntimeOptions = {}): Promise<TrainingSession> {
     for (const n of compiled.stateNames) if (!initial.has(n)) throw new Error(`training state ${n} has no initial value`);
     const session = await Session.create(compiled.model, options);
     const own = new Map([...initial].filter(([k]) => compiled.stateNames.includes(k)).map(([k, t]) => [k, { shape: t.shape, data: t.data.slice() }]));
-    return new TrainingSession(session, optimizer, compiled.stateNames, compiled.scalarNames, compiled.outputNames, own);
+    return new TrainingSession(session, compiled, optimizer, options, own);
+  }
+
+  get stateNames(): string[] {
+    return this.compiled.stateNames;
   }
 
   /** Number of optimizer steps taken (Adam's bias correction counts from here). */
@@ -160,31 +179,101 @@ export class TrainingSession {
     this.step += 1;
     const all: Record<string, HostTensor> = { ...feeds };
     const scalars = stepScalars(this.optimizer, lr, this.step);
-    for (const s of this.scalarNames) all[`opt:${s}`] = { dtype: "float32", shape: [], data: Float32Array.of(scalars[s]!) };
+    for (const s of this.compiled.scalarNames) all[`opt:${s}`] = { dtype: "float32", shape: [], data: Float32Array.of(scalars[s]!) };
     const into: Record<string, HostTensor> = {};
     for (const [k, t] of this.current) {
       all[k] = { dtype: "float32", shape: t.shape, data: t.data };
-      const spare = this.spare.get(k)!;
-      into[NEXT + k] = { dtype: "float32", shape: spare.shape, data: spare.data };
+      into[NEXT + k] = this.spareOf(k);
     }
-    const hasNorm = this.outputNames.includes("grad_norm");
-    const wanted = [...Object.keys(into), "loss", ...(hasNorm ? ["grad_norm"] : []), ...fetch];
+    const scalarOutputs = this.scalarOutputs();
     const t0 = performance.now();
-    const res = await this.session.run(all, into, wanted);
+    const res = await this.session.run(all, into, [...Object.keys(into), ...scalarOutputs, ...fetch]);
     const runMs = performance.now() - t0;
     [this.current, this.spare] = [this.spare, this.current];
     const outputs: Record<string, HostTensor> = {};
     for (const f of fetch) outputs[f] = res[f]!;
-    return { loss: (res["loss"]!.data as Float32Array)[0]!, gradNorm: hasNorm ? (res["grad_norm"]!.data as Float32Array)[0]! : NaN, runMs, outputs };
+    return { loss: firstFloat(res["loss"]!), gradNorm: res["grad_norm"] ? firstFloat(res["grad_norm"]) : NaN, runMs, outputs };
+  }
+
+  /**
+   * Takes `lrs.length` optimizer steps in one onnxruntime call; step i uses `feedsList[i]` and
+   * learning rate `lrs[i]`. Results are bit-identical to as many `run` calls. Every step's feeds
+   * must have the same shapes. `runMs` of each result is the call's time divided by K.
+   */
+  async runMany(feedsList: Record<string, HostTensor>[], lrs: number[], fetch: string[] = []): Promise<StepResult[]> {
+    const k = lrs.length;
+    if (feedsList.length !== k) throw new Error(`runMany: ${feedsList.length} feeds for ${k} learning rates`);
+    if (k === 0) return [];
+    const session = await (this.loopSession ??= Session.create(this.compiled.loopModel, this.options));
+    const all: Record<string, HostTensor> = { [loopNames.tripCount]: { dtype: "int64", shape: [], data: BigInt64Array.of(BigInt(k)) } };
+    for (const name of Object.keys(feedsList[0]!)) all[loopNames.stacked(name)] = this.stack(name, feedsList.map((f) => f[name]));
+    for (const s of this.compiled.scalarNames) {
+      const data = new Float32Array(k);
+      for (let i = 0; i < k; i++) data[i] = stepScalars(this.optimizer, lrs[i]!, this.step + 1 + i)[s]!;
+      all[loopNames.stacked(`opt:${s}`)] = { dtype: "float32", shape: [k], data };
+    }
+    const into: Record<string, HostTensor> = {};
+    for (const [name, t] of this.current) {
+      all[loopNames.start(name)] = { dtype: "float32", shape: t.shape, data: t.data };
+      into[loopNames.end(name)] = this.spareOf(name);
+    }
+    const scans = [...this.scalarOutputs(), ...fetch];
+    const t0 = performance.now();
+    const res = await session.run(all, into, [...Object.keys(into), ...scans.map(loopNames.scan)]);
+    const runMs = (performance.now() - t0) / k;
+    this.step += k;
+    [this.current, this.spare] = [this.spare, this.current];
+    const stepOf = (name: string, i: number): HostTensor => {
+      const t = res[loopNames.scan(name)]!;
+      const size = t.shape.slice(1).reduce((a, b) => a * b, 1);
+      return { dtype: t.dtype, shape: t.shape.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
+    };
+    return lrs.map((_, i) => ({
+      loss: firstFloat(stepOf("loss", i)),
+      gradNorm: this.compiled.outputNames.includes("grad_norm") ? firstFloat(stepOf("grad_norm", i)) : NaN,
+      runMs,
+      outputs: Object.fromEntries(fetch.map((f) => [f, stepOf(f, i)])),
+    }));
   }
 
   get availableOutputs(): string[] {
-    return this.outputNames;
+    return this.compiled.outputNames;
   }
 
   async dispose(): Promise<void> {
     await this.session.dispose();
+    if (this.loopSession) await (await this.loopSession).dispose();
   }
+
+  private scalarOutputs(): string[] {
+    return this.compiled.outputNames.includes("grad_norm") ? ["loss", "grad_norm"] : ["loss"];
+  }
+
+  private spareOf(name: string): HostTensor {
+    const t = this.spare.get(name)!;
+    return { dtype: "float32", shape: t.shape, data: t.data };
+  }
+
+  /** The per-step tensors of one input stacked into a reused [K, …] buffer. */
+  private stack(name: string, steps: (HostTensor | undefined)[]): HostTensor {
+    const first = steps[0]!;
+    const size = first.data.length;
+    let buffer = this.stackBuffers.get(name);
+    if (!buffer || buffer.length < size * steps.length || buffer.constructor !== first.data.constructor) {
+      buffer = new (first.data.constructor as new (n: number) => TypedArray)(size * steps.length);
+      this.stackBuffers.set(name, buffer);
+    }
+    steps.forEach((t, i) => {
+      if (!t || t.data.length !== size || t.shape.join() !== first.shape.join())
+        throw new Error(`runMany: input ${name} of step ${i + 1} is missing or shaped unlike step 1's ${formatShape(first.shape)}`);
+      (buffer as Float32Array).set(t.data as Float32Array, i * size);
+    });
+    return { dtype: first.dtype, shape: [steps.length, ...first.shape], data: buffer.subarray(0, size * steps.length) };
+  }
+}
+
+function firstFloat(t: HostTensor): number {
+  return (t.data as Float32Array)[0]!;
 }
 
 export type { DType };

@@ -133,8 +133,8 @@ export class GELU extends Activation {
 
 /**
  * Inverted dropout: in training, elements are kept with probability 1−p and scaled by 1/(1−p);
- * in eval it is the identity. The keep-mask is an input drawn by the trainer from (seed, step),
- * so a resumed run draws exactly the masks an uninterrupted run would.
+ * in eval it is the identity. The keep-mask is made in the graph from (seed, step, layer), so a
+ * resumed run draws exactly the masks an uninterrupted run would.
  */
 export class Dropout extends Module {
   readonly kind = "dropout";
@@ -144,7 +144,7 @@ export class Dropout extends Module {
   }
   protected build(ctx: ForwardContext, x: Value): Value {
     if (!ctx.training || this.opts.p === 0) return x;
-    const mask = ctx.randomMask(`${this.path || "dropout"}.mask`, x.shape, 1 - this.opts.p);
+    const mask = ctx.randomMask(`${this.path || "dropout"}.mask`, x, 1 - this.opts.p);
     return F.mul(x, mask);
   }
 }

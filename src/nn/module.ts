@@ -2,8 +2,8 @@
 // Parameters are declared where they are used (`ctx.param`), so a layer may infer its input
 // width from the incoming value, and one trace of the model lists every parameter in order.
 
-import { type Graph, type Value, type Shape, formatShape, isStatic } from "../engine/graph.js";
-import { Rng } from "./random.js";
+import { type Graph, type Value, formatShape } from "../engine/graph.js";
+import { Rng, RANDOM_STREAM, hashString, keepMask } from "./random.js";
 
 export type Init =
   | { kind: "uniform"; bound: number }
@@ -18,16 +18,6 @@ export interface ParamDecl {
   role: "param" | "buffer";
 }
 
-/**
- * A randomly drawn input the training step needs each step: a dropout keep-mask, fed as float32
- * holding 0 or 1/keepProbability so that dropout is a single multiply (and so is its gradient).
- */
-export interface RandomInput {
-  name: string;
-  shape: Shape;
-  keepProbability: number;
-}
-
 export type Mode = "train" | "eval";
 
 /**
@@ -37,7 +27,11 @@ export type Mode = "train" | "eval";
  */
 export class ForwardContext {
   readonly declared: ParamDecl[] = [];
-  readonly randomInputs: RandomInput[] = [];
+  /**
+   * The training step's random stream (int64 scalar input "random:stream"), declared by the first
+   * layer that draws random numbers; the trainer feeds a value derived from (seed, step).
+   */
+  randomStream: Value | undefined;
   /** New values for buffers computed in train mode (BatchNorm running mean/var). */
   readonly bufferUpdates = new Map<string, Value>();
   private readonly declaredNames = new Set<string>();
@@ -60,10 +54,14 @@ export class ForwardContext {
     return this.provide(decl);
   }
 
-  /** A scaled keep-mask input (0 or 1/keep) drawn fresh each training step. */
-  randomMask(name: string, shape: Shape, keepProbability: number): Value {
-    this.randomInputs.push({ name, shape, keepProbability });
-    return this.graph.input(name, shape, "float32");
+  /**
+   * A scaled keep-mask (0 or 1/keepProbability) shaped like `like`, made in the graph from the
+   * step's random stream and `name`, so it depends on (seed, step, layer) alone: a resumed run
+   * draws exactly the masks an uninterrupted run would.
+   */
+  randomMask(name: string, like: Value, keepProbability: number): Value {
+    this.randomStream ??= this.graph.input(RANDOM_STREAM, [], "int64");
+    return keepMask(like, this.randomStream, hashString(name), keepProbability);
   }
 
   tap(name: string, v: Value): void {
@@ -152,16 +150,4 @@ export function initialValue(decl: ParamDecl, seed: number): Float32Array {
   if (init.kind === "uniform") for (let i = 0; i < n; i++) out[i] = rng.uniform(-init.bound, init.bound);
   else for (let i = 0; i < n; i++) out[i] = rng.normal() * init.std;
   return out;
-}
-
-/** Traces `model` on an input of `inputShape` to list its parameters, without keeping the graph. */
-export function traceParams(model: Module, g: Graph, input: Value): ParamDecl[] {
-  const ctx = new ForwardContext(g, "train", (d) => g.input(`param:${d.name}`, d.shape));
-  model.forward(ctx, input);
-  return ctx.declared;
-}
-
-export function checkStaticFeatures(shape: Shape, what: string): number[] {
-  if (!isStatic(shape.slice(1))) throw new Error(`${what}: all but the batch dimension must be static, got ${formatShape(shape)}`);
-  return shape.slice(1) as number[];
 }

@@ -5,8 +5,8 @@ import { compileTrainStep, TrainingSession, type StateTensor, type StepResult } 
 import { type OptimizerConfig, optimizerStateNames } from "../engine/optimizers.js";
 import type { HostTensor } from "../engine/runtime.js";
 import { type Model } from "./model.js";
-import { ParameterSet, type RandomInput } from "./module.js";
-import { Rng } from "./random.js";
+import { ParameterSet } from "./module.js";
+import { RANDOM_STREAM, randomStreamValue } from "./random.js";
 
 export interface LossContext {
   graph: Graph;
@@ -40,10 +40,13 @@ export interface ModelTrainerOptions {
   fetchLogits?: boolean;
 }
 
+export type TrainerStepResult = StepResult & { terms: Record<string, number> };
+
 export class ModelTrainer {
   private constructor(
     private readonly session: TrainingSession,
-    private readonly randomInputs: RandomInput[],
+    /** Whether the step graph draws random numbers (dropout) from a per-step random stream. */
+    private readonly random: boolean,
     private readonly paramsTemplate: ParameterSet,
     readonly extraParams: Map<string, StateTensor>,
     private readonly termNames: string[],
@@ -85,7 +88,7 @@ export class ModelTrainer {
       for (const k of optimizerStateNames(o.optimizer)) initial.set(`${name}.${k}`, { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
     }
     const session = await TrainingSession.create(compiled, o.optimizer, initial, { threads: o.threads });
-    return new ModelTrainer(session, ctx.randomInputs, o.params, extraParams, Object.keys(terms), o.seed ?? 0, o.fetchLogits ?? false);
+    return new ModelTrainer(session, ctx.randomStream !== undefined, o.params, extraParams, Object.keys(terms), o.seed ?? 0, o.fetchLogits ?? false);
   }
 
   get stepsTaken(): number {
@@ -93,21 +96,33 @@ export class ModelTrainer {
   }
 
   /** One optimizer step on a batch. `feeds` holds "input" and whatever the loss declared. */
-  async step(feeds: Record<string, HostTensor>, lr: number): Promise<StepResult & { terms: Record<string, number> }> {
-    const batch = feeds["input"]!.shape[0]!;
-    const all = { ...feeds };
-    const stepIndex = this.session.stepsTaken; // masks for step t depend on (seed, t, layer) alone
-    for (const r of this.randomInputs) {
-      const shape = r.shape.map((d) => (typeof d === "number" ? d : batch));
-      const n = shape.reduce((a, b) => a * b, 1);
-      const rng = new Rng(this.seed, `${stepIndex}:${r.name}`);
-      const mask = new Float32Array(n);
-      const kept = 1 / r.keepProbability;
-      for (let i = 0; i < n; i++) mask[i] = rng.next() < r.keepProbability ? kept : 0;
-      all[r.name] = { dtype: "float32", shape, data: mask };
-    }
-    const fetch = [...this.termNames, ...(this.fetchLogits ? ["logits"] : [])];
-    const res = await this.session.run(all, lr, fetch);
+  async step(feeds: Record<string, HostTensor>, lr: number): Promise<TrainerStepResult> {
+    const all = { ...feeds, ...this.randomFeeds(this.session.stepsTaken) };
+    return this.withTerms(await this.session.run(all, lr, this.fetchNames()));
+  }
+
+  /**
+   * `lrs.length` optimizer steps in one onnxruntime call (the step graph run by an ONNX Loop);
+   * the same results, bit for bit, as calling `step` with each feed and learning rate in turn, at
+   * a fraction of the per-step overhead. All batches must have the same size.
+   */
+  async stepMany(feedsList: Record<string, HostTensor>[], lrs: number[]): Promise<TrainerStepResult[]> {
+    const first = this.session.stepsTaken;
+    const all = feedsList.map((f, i) => ({ ...f, ...this.randomFeeds(first + i) }));
+    return (await this.session.runMany(all, lrs, this.fetchNames())).map((r) => this.withTerms(r));
+  }
+
+  /** The random stream of step `stepIndex` (dropout masks): it depends on (seed, step) alone. */
+  private randomFeeds(stepIndex: number): Record<string, HostTensor> {
+    if (!this.random) return {};
+    return { [RANDOM_STREAM]: { dtype: "int64", shape: [], data: BigInt64Array.of(randomStreamValue(this.seed, stepIndex)) } };
+  }
+
+  private fetchNames(): string[] {
+    return [...this.termNames, ...(this.fetchLogits ? ["logits"] : [])];
+  }
+
+  private withTerms(res: StepResult): TrainerStepResult {
     const terms: Record<string, number> = {};
     for (const t of this.termNames) terms[t] = (res.outputs[t]!.data as Float32Array)[0]!;
     return { ...res, terms };

@@ -1,0 +1,121 @@
+// Convolution gradients, built from onnxruntime's fast kernels: the input gradient as a forward
+// Conv (stride 1) or a ConvTranspose, the weight gradient as shifted GEMMs (stride 1) or a Conv
+// over batch-swapped tensors. Measured choices are in docs/results.md ("Engine II").
+
+import type { Attrs, Dim, Graph, Value } from "./graph.js";
+import { concat, emit, gather, gemm, intAttr, intsAttr, one, reduceSum, reshape, slice, transpose, unsqueeze } from "./ops.js";
+
+export function convTransposeTo(g: Graph, dy: Value, w: Value, like: Value, o: { strides: number[]; pads: number[]; group: number }): Value {
+  // output_padding makes ConvTranspose land exactly on the forward input size when a stride
+  // dropped trailing rows/columns.
+  const [sh, sw] = o.strides as [number, number];
+  const [pt, pl, pb, pr] = o.pads as [number, number, number, number];
+  const kh = w.shape[2] as number, kw = w.shape[3] as number;
+  const h = like.shape[2] as number, wd = like.shape[3] as number;
+  const ho = dy.shape[2] as number, wo = dy.shape[3] as number;
+  const oph = h - (sh * (ho - 1) + kh - pt - pb), opw = wd - (sw * (wo - 1) + kw - pl - pr);
+  const attrs: Attrs = { strides: { ints: o.strides }, pads: { ints: o.pads }, group: { i: o.group } };
+  if (oph || opw) attrs["output_padding"] = { ints: [oph, opw] };
+  return one("ConvTranspose", [dy, w], attrs, like.shape);
+}
+
+/**
+ * Stride-1 Conv weight gradient as kh·kw GEMMs: dW[:, :, i, j] = Σ dY · X shifted by (i, j).
+ * The reduction over batch and pixels becomes the long inner dimension of a well-shaped GEMM —
+ * several times faster in onnxruntime than the swapped-axes Conv, whose output is only kh×kw
+ * wide. To make each shifted X a contiguous run, rows are kept at the padded width Wp: X is
+ * [C, N, Hp·Wp] flattened (one spare row so the last shift stays in range), dY is zero-padded
+ * from Wo to Wp columns, and the (i, j) shift is the slice starting at i·Wp + j. The spare
+ * columns meet zeros in dY and add nothing.
+ */
+function weightGradByShifts(g: Graph, x: Value, dy: Value, kh: number, kw: number, pads: number[]): Value {
+  const [, c, h, wd] = x.shape as [Dim, number, number, number];
+  const [, m, ho, wo] = dy.shape as [Dim, number, number, number];
+  const hp = h + pads[0]! + pads[2]!, wp = wd + pads[1]! + pads[3]!;
+  const batch = x.shape[0]!;
+  const pixels = `${String(batch)}*${ho}*${wp}`;
+  // [C, N, Hp + 1, Wp] → [C, N, (Hp + 1)·Wp]
+  const xt = emit("Pad", [transpose(x, [1, 0, 2, 3]), g.constInt64([0, 0, pads[0]!, pads[1]!, 0, 0, pads[2]! + 1, pads[3]!])])[0]!;
+  const xFlat = reshape(xt, [c, -1, (hp + 1) * wp], [c, batch, (hp + 1) * wp]);
+  // dY [N, M, Ho, Wo] → [N, Ho, Wp, M] (zero columns Wo..Wp) → [N·Ho·Wp, M]
+  const dyWide = wp === wo ? dy : emit("Pad", [dy, g.constInt64([0, 0, 0, 0, 0, 0, 0, wp - wo])])[0]!;
+  const dyFlat = reshape(transpose(dyWide, [0, 2, 3, 1]), [-1, m], [pixels, m]);
+  const taps: Value[] = [];
+  for (let i = 0; i < kh; i++)
+    for (let j = 0; j < kw; j++) {
+      const start = i * wp + j;
+      const shifted = slice(xFlat, [start], [start + ho * wp], [2]); // [C, N, Ho·Wp], contiguous runs
+      taps.push(unsqueeze(gemm(reshape(shifted, [c, -1], [c, pixels]), dyFlat), [2])); // [C, M, 1]
+    }
+  // [C, M, kh·kw] → [M, C, kh, kw]
+  return reshape(transpose(concat(taps, 2), [1, 0, 2]), [m, c, kh, kw]);
+}
+
+export function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y: Value, dy: Value, attrs: Attrs): (Value | undefined)[] {
+  const strides = intsAttr(attrs, "strides", [1, 1]);
+  const pads = intsAttr(attrs, "pads", [0, 0, 0, 0]);
+  const group = intAttr(attrs, "group", 1);
+  if (intsAttr(attrs, "dilations", [1, 1]).some((d) => d !== 1)) throw g.shapeError("Conv gradient: dilation is not supported");
+  const [m, cPerGroup, kh, kw] = w.shape as number[];
+  const c = cPerGroup! * group;
+
+  const dx = strides.every((v) => v === 1) && group === 1 && pads.every((p, i) => p <= [kh!, kw!][i % 2]! - 1)
+    ? inputGradByConv(g, dy, w, pads)
+    : convTransposeTo(g, dy, w, x, { strides, pads, group });
+
+  // Weight gradient as a convolution of the input with the output gradient, batch and channel
+  // axes swapped so the batch is summed over by the convolution itself; the forward stride
+  // becomes the dilation.
+  const h = x.shape[2] as number, wd = x.shape[3] as number;
+  const ho = dy.shape[2] as number, wo = dy.shape[3] as number;
+  // Full correlation extent; can exceed the kernel when the stride dropped trailing input rows.
+  const fullH = h + pads[0]! + pads[2]! - strides[0]! * (ho - 1), fullW = wd + pads[1]! + pads[3]! - strides[1]! * (wo - 1);
+  const cropKernel = (v: Value): Value => (fullH === kh && fullW === kw ? v : slice(v, [0, 0], [kh!, kw!], [2, 3]));
+  // Conv's static channel check cannot see through the symbolic batch that becomes the channel
+  // axis here, so these nodes are added with their (known) output shape directly.
+  const weightGradConv = (input: Value, kernel: Value, grp: number, outChannels: number, outBatch: number): Value =>
+    g.addNode("Conv", [input, kernel], { dilations: { ints: strides }, pads: { ints: pads }, group: { i: grp } }, [
+      { shape: [outBatch, outChannels, fullH, fullW], dtype: "float32" },
+    ])[0]!;
+  let dw: Value;
+  if (group === 1 && strides.every((v) => v === 1)) {
+    dw = weightGradByShifts(g, x, dy, kh!, kw!, pads);
+  } else if (group === 1) {
+    const xt = transpose(x, [1, 0, 2, 3]); // [C, N, H, W]
+    const dyt = transpose(dy, [1, 0, 2, 3]); // [M, N, Ho, Wo]
+    dw = transpose(cropKernel(weightGradConv(xt, dyt, 1, m!, c)), [1, 0, 2, 3]);
+  } else if (cPerGroup === 1) {
+    // Depthwise: every input channel is its own group; the batch becomes the group's channels.
+    const xt = reshape(transpose(x, [1, 0, 2, 3]), [1, -1, h, wd], [1, `${c}*N`, h, wd]);
+    const dyt = transpose(dy, [1, 0, 2, 3]); // [M, N, Ho, Wo]: group g reads its N channels
+    dw = cropKernel(reshape(weightGradConv(xt, dyt, group, m!, 1), [m!, 1, fullH, fullW]));
+  } else {
+    // General grouped convolution: one groups=1 weight gradient per group, concatenated.
+    const mPerGroup = m! / group;
+    const parts: Value[] = [];
+    for (let gi = 0; gi < group; gi++) {
+      const xs = transpose(slice(x, [gi * cPerGroup!], [(gi + 1) * cPerGroup!], [1]), [1, 0, 2, 3]);
+      const dys = transpose(slice(dy, [gi * mPerGroup], [(gi + 1) * mPerGroup], [1]), [1, 0, 2, 3]);
+      parts.push(transpose(cropKernel(weightGradConv(xs, dys, 1, mPerGroup, cPerGroup!)), [1, 0, 2, 3]));
+    }
+    dw = concat(parts, 0);
+  }
+  const db = b ? reduceSum(dy, [0, 2, 3]) : undefined;
+  return [dx, dw, db];
+}
+
+/**
+ * Input gradient of a stride-1, ungrouped convolution as a forward `Conv` of dY with the kernel
+ * flipped in space and its channel axes swapped, padded by k−1−p. Whole CNN training step at two
+ * threads: 1.28× faster than with ConvTranspose (at one thread ConvTranspose was 1.11× faster;
+ * docs/results.md, Engine II).
+ */
+function inputGradByConv(g: Graph, dy: Value, w: Value, pads: number[]): Value {
+  const [m, c, kh, kw] = w.shape as [number, number, number, number];
+  // [M, C, kh, kw] → [kh·kw, C, M], taps reversed (a flip of both spatial axes) → [C, M, kh, kw]
+  const taps = reshape(transpose(w, [2, 3, 1, 0]), [kh * kw, c, m]);
+  const reversed = gather(taps, g.constInt64(Array.from({ length: kh * kw }, (_, i) => kh * kw - 1 - i)));
+  const kernel = transpose(reshape(reversed, [kh, kw, c, m]), [2, 3, 0, 1]);
+  const [pt, pl, pb, pr] = pads as [number, number, number, number];
+  return one("Conv", [dy, kernel], { kernel_shape: { ints: [kh, kw] }, pads: { ints: [kh - 1 - pt, kw - 1 - pl, kh - 1 - pb, kw - 1 - pr] } });
+}
