@@ -7,6 +7,7 @@ import type { KdTerm, TrainSpec } from "../config/schema.js";
 import type { ImageSet } from "../data/datasets.js";
 import { ImageBatches, type ImageBatch } from "../data/batches.js";
 import type { OptimizerConfig } from "../engine/optimizers.js";
+import type { HostTensor } from "../engine/runtime.js";
 import { UserError } from "../errors.js";
 import { OnnxClassifier } from "../eval/evaluate.js";
 import { accuracy, meanNll } from "../eval/metrics.js";
@@ -96,7 +97,7 @@ class EpochTally {
   seen = 0;
   readonly termSums: Record<string, number> = {};
 
-  add(batch: ImageBatch, loss: number, terms: Record<string, number>, logits: Float32Array, k: number): void {
+  add(batch: Pick<ImageBatch, "labels" | "size">, loss: number, terms: Record<string, number>, logits: Float32Array, k: number): void {
     this.lossSum += loss * batch.size;
     for (const [name, v] of Object.entries(terms)) this.termSums[name] = (this.termSums[name] ?? 0) + v * batch.size;
     for (let i = 0; i < batch.size; i++) {
@@ -113,21 +114,40 @@ class EpochTally {
 }
 
 /** One pass over the training batches, then validation; returns the epoch's metrics line. */
+/** Optimizer steps per onnxruntime call: the MLP step measured 1.27× faster at 16 (docs/results.md, Engine II). */
+const STEPS_PER_CALL = 16;
+
 async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedTerms, batches: ImageBatches, epoch: number, epochsKept: number): Promise<EpochMetric> {
   const { train, model } = job;
   const started = performance.now();
   const task = job.progress.task(`${job.stage}${job.seed ? ` seed ${job.seed}` : ""} epoch ${epoch + 1}/${train.epochs}`, batches.batchCount);
   const tally = new EpochTally();
   let lr = 0, b = 0;
+  // K optimizer steps per onnxruntime call (an ONNX Loop, bit-identical to K single steps). The batch
+  // iterator and the method's feeds reuse their buffers, so a step waiting in the group holds copies.
+  const group: { feeds: Record<string, HostTensor>; lr: number; labels: BigInt64Array; size: number }[] = [];
+  const flush = async () => {
+    if (!group.length) return;
+    const results = await trainer.stepMany(group.map((p) => p.feeds), group.map((p) => p.lr));
+    results.forEach((res, j) => {
+      if (!Number.isFinite(res.loss)) throw lossDiverged(job, res.loss, epoch, b - group.length + j, epochsKept);
+      const { labels, size } = group[j]!;
+      tally.add({ labels, size }, res.loss, res.terms, res.outputs["logits"]!.data as Float32Array, model.numClasses);
+    });
+    group.length = 0;
+    task.update(b, { loss: tally.lossSum / tally.seen, acc: tally.correct / tally.seen });
+  };
   for (const batch of batches.epoch(epoch)) {
+    // One Loop call takes batches of one size: a short batch first runs what is waiting.
+    if (group.length && batch.size !== group[0]!.size) await flush();
     lr = learningRate(train.optimizer.lr, train.schedule, train.epochs, epoch, b / batches.batchCount);
     const feeds = { input: { dtype: "float32" as const, shape: [batch.size, ...model.input.shape], data: batch.input }, ...terms.feeds(batch.indices, batch.labels, job.teacher) };
-    const res = await trainer.step(feeds, lr);
-    if (!Number.isFinite(res.loss)) throw lossDiverged(job, res.loss, epoch, b, epochsKept);
-    tally.add(batch, res.loss, res.terms, res.outputs["logits"]!.data as Float32Array, model.numClasses);
+    const held = Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, { ...t, data: t.data.slice() } as HostTensor]));
+    group.push({ feeds: held, lr, labels: batch.labels.slice(), size: batch.size });
     b++;
-    if (b % 8 === 0 || b === batches.batchCount) task.update(b, { loss: tally.lossSum / tally.seen, acc: tally.correct / tally.seen });
+    if (group.length === STEPS_PER_CALL) await flush();
   }
+  await flush();
   const val = await validate(model, trainer.parameters(), job.set, job.validationIndices);
   const metric: EpochMetric = {
     stage: job.stage,
