@@ -137,7 +137,43 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       await shiftCommand(teacherPath, { transfer: opts.transfer, reference: opts.reference, invert: opts.invert, limit: opts.limit ?? 5000, json: opts.json === true });
     });
 
+  addCompressCommands(program, io);
   return program;
+}
+
+/** quantize, prune, compare, export-web: the after-distillation commands (src/compress, src/web). */
+function addCompressCommands(program: Command, io: CliIo): void {
+  program
+    .command("quantize")
+    .description("quantize an ONNX classifier (dynamic int8, static int8 QDQ, or fp16 weights) and check it against the source")
+    .argument("<model.onnx>", "ONNX model taking images and returning class logits")
+    .addOption(new Option("--mode <mode>", "quantization").choices(["dynamic", "static", "fp16"]).makeOptionMandatory())
+    .requiredOption("-o, --output <file>", "quantized model to write")
+    .addOption(new Option("--format <form>", "dynamic int8 form: integer ops, QDQ, weight-only, or auto (integer Gemm, weight-only Conv)").choices(["auto", "integer", "qdq", "weights"]).default("auto"))
+    .addOption(new Option("--data <dataset>", "calibration (training images) and check (test images) data; default: the model's distill.dataset").choices(["mnist", "fashion-mnist"]))
+    .addOption(new Option("--calibration <method>", "static: how activation ranges are chosen").choices(["minmax", "percentile"]).default("percentile"))
+    .option("--percentile <p>", "static, percentile: central share of values kept, in %", percentArg, 99.99)
+    .option("--calibration-samples <n>", "static: training images to calibrate on", positiveIntArg, 512)
+    .option("--limit <n>", "check on the first n test images only", positiveIntArg)
+    .option("--no-check", "write the model without measuring it")
+    .option("--wasm", "also time both models under onnxruntime-web (wasm)")
+    .option("--json", "print the result as JSON")
+    .option("--debug", "print stack traces of errors")
+    .action(async (modelPath: string, opts: { mode: "dynamic" | "static" | "fp16"; output: string; format: "auto" | "integer" | "qdq" | "weights"; data?: EvalOptions["data"]; calibration: "minmax" | "percentile"; percentile: number; calibrationSamples: number; limit?: number; check: boolean; wasm?: boolean; json?: boolean }) => {
+      const { quantizeFile, formatQuantizeResult } = await import("../compress/commands.js");
+      const result = await quantizeFile(modelPath, {
+        mode: opts.mode, output: opts.output, format: opts.format, method: opts.calibration, percentile: opts.percentile,
+        calibrationSamples: opts.calibrationSamples, check: opts.check, wasm: opts.wasm === true,
+        ...(opts.data ? { data: opts.data } : {}), ...(opts.limit ? { limit: opts.limit } : {}),
+      });
+      io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatQuantizeResult(result));
+    });
+}
+
+function percentArg(value: string): number {
+  const p = Number(value);
+  if (!(p > 50 && p <= 100)) throw new InvalidArgumentError("expected a percentage in (50, 100].");
+  return p;
 }
 
 function reportWhere(io: CliIo, runDir: string): void {
