@@ -168,6 +168,36 @@ function addCompressCommands(program: Command, io: CliIo): void {
       });
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatQuantizeResult(result));
     });
+
+  program
+    .command("prune")
+    .description("prune an ONNX classifier: unstructured (zero the smallest weights) or structured (remove whole units/channels)")
+    .argument("<model.onnx>", "ONNX model taking images and returning class logits")
+    .requiredOption("-o, --output <file>", "pruned model to write")
+    .option("--sparsity <s>", "unstructured: share of Conv/Gemm weights to zero, 0–1", shareArg)
+    .addOption(new Option("--scope <scope>", "unstructured: one threshold over all layers, or the same share in each").choices(["global", "layer"]).default("global"))
+    .option("--keep <r>", "structured: share of channels/units kept in every inner layer, 0–1", shareArg)
+    .option("--params <n>", "structured: keep about n parameters (e.g. a student's count)", positiveIntArg)
+    .addOption(new Option("--data <dataset>", "check data (test images); default: the model's distill.dataset").choices(["mnist", "fashion-mnist"]))
+    .option("--limit <n>", "check on the first n test images only", positiveIntArg)
+    .option("--no-check", "write the model without measuring it")
+    .option("--json", "print the result as JSON")
+    .option("--debug", "print stack traces of errors")
+    .action(async (modelPath: string, opts: { output: string; sparsity?: number; scope: "global" | "layer"; keep?: number; params?: number; data?: EvalOptions["data"]; limit?: number; check: boolean; json?: boolean }) => {
+      const { pruneFile, formatPruneResult } = await import("../compress/commands.js");
+      const result = await pruneFile(modelPath, {
+        output: opts.output, scope: opts.scope, check: opts.check,
+        ...(opts.sparsity !== undefined ? { sparsity: opts.sparsity } : {}), ...(opts.keep !== undefined ? { keep: opts.keep } : {}),
+        ...(opts.params !== undefined ? { params: opts.params } : {}), ...(opts.data ? { data: opts.data } : {}), ...(opts.limit ? { limit: opts.limit } : {}),
+      });
+      io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatPruneResult(result));
+    });
+}
+
+function shareArg(value: string): number {
+  const v = Number(value);
+  if (!(v > 0 && v < 1)) throw new InvalidArgumentError("expected a number between 0 and 1 (exclusive).");
+  return v;
 }
 
 function percentArg(value: string): number {

@@ -10,6 +10,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { calibrate, type CalibrationMethod } from "./calibrate.js";
 import { checkModel, floatParameterCount, sampleBatch, type VariantCheck } from "./check.js";
 import { metadataOf, readModelProto } from "./onnx-model.js";
+import { keepForParams, pruneStructured, pruneUnstructured, type PruneReport } from "./prune.js";
 import { calibrationTensors, convertFp16, quantizeDynamic, quantizeStatic, type DynamicFormat, type QuantizeReport } from "./quantize.js";
 
 export type QuantizeMode = "dynamic" | "static" | "fp16";
@@ -110,6 +111,64 @@ export function formatQuantizeResult(r: QuantizeResult): string {
     lines.push(`  ${"model".padEnd(10)} ${"accuracy".padStart(8)} ${"agree".padStart(8)} ${"bytes".padStart(10)} ${"p50 ms".padStart(8)} ${"p95 ms".padStart(8)} ${"b128 /s".padStart(9)}` + (s.wasm ? ` ${"wasm p50".padStart(8)} ${"wasm /s".padStart(9)}` : ""));
     lines.push(row("source", s), row(r.report.mode, q));
     lines.push(`  ${(s.metrics.onnxBytes / q.metrics.onnxBytes).toFixed(2)}× smaller, accuracy ${((q.metrics.accuracy - s.metrics.accuracy) * 100).toFixed(2)} points`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+export interface PruneOptions {
+  output: string;
+  /** Unstructured: share of weights zeroed. */
+  sparsity?: number;
+  scope?: "global" | "layer";
+  /** Structured: share of channels kept, or a parameter budget. */
+  keep?: number;
+  params?: number;
+  data?: DatasetName;
+  limit?: number;
+  check?: boolean;
+}
+
+export interface PruneResult {
+  source: string;
+  output: string;
+  report: PruneReport;
+  check?: { source: VariantCheck; pruned: VariantCheck; data: string; testSamples: number };
+}
+
+/** `distill prune`: exactly one of sparsity (unstructured), keep or params (structured). */
+export async function pruneFile(modelPath: string, o: PruneOptions): Promise<PruneResult> {
+  const given = [o.sparsity, o.keep, o.params].filter((v) => v !== undefined).length;
+  if (given !== 1) throw new UserError("distill prune", "give exactly one of --sparsity (unstructured), --keep or --params (structured)");
+  if (resolve(modelPath) === resolve(o.output)) throw new UserError(o.output, "the output would overwrite the source model; choose another -o");
+  const source = readModel(modelPath);
+  let pruned: { bytes: Uint8Array; report: PruneReport };
+  if (o.sparsity !== undefined) pruned = pruneUnstructured(source, modelPath, o.sparsity, o.scope ?? "global");
+  else {
+    const keep = o.keep ?? keepForParams(source, modelPath, o.params!);
+    pruned = pruneStructured(source, modelPath, keep);
+    if (Object.keys(pruned.report.layers).length === 0) throw new UserError(modelPath, "no layer can lose channels: structured pruning needs a Conv/Gemm whose output feeds another one");
+  }
+  writeFileAtomic(o.output, pruned.bytes);
+  const result: PruneResult = { source: modelPath, output: o.output, report: pruned.report };
+  if (o.check === false) return result;
+  const dataName = datasetFor(modelPath, source, o.data, "the check measures it on its test images; or pass --no-check");
+  const test = loadDataset(dataName).test;
+  const indices = firstN(allIndices(test.count), o.limit);
+  const ref = await checkModel(source, modelPath, { set: test, indices });
+  const p = await checkModel(pruned.bytes, o.output, { set: test, indices, referenceLogits: ref.logits });
+  result.check = { source: { metrics: ref.metrics }, pruned: { metrics: p.metrics }, data: dataName, testSamples: indices.length };
+  writeFileAtomic(`${o.output}.json`, JSON.stringify(result, null, 2) + "\n");
+  return result;
+}
+
+export function formatPruneResult(r: PruneResult): string {
+  const layers = Object.entries(r.report.layers).map(([k, [a, b]]) => `${k} ${a}/${b}`).join(", ");
+  const lines = [`${r.output}: ${r.report.kind}, sparsity ${(r.report.sparsity * 100).toFixed(1)} %, parameters ${r.report.paramsBefore} → ${r.report.paramsAfter} (${r.report.kind === "structured" ? "channels kept" : "zeros"}: ${layers})`];
+  if (r.check) {
+    const s = r.check.source.metrics, p = r.check.pruned.metrics;
+    const row = (name: string, v: typeof s) => `  ${name.padEnd(8)} ${(v.accuracy * 100).toFixed(2).padStart(6)} % ${String(v.onnxBytes).padStart(9)} ${String(v.onnxGzipBytes).padStart(9)} ${v.latencyP50Ms.toFixed(3).padStart(8)} ${String(Math.round(v.throughput)).padStart(9)}`;
+    lines.push(`  check on ${r.check.testSamples} ${r.check.data} test images; agreement with the source ${((p.agreement ?? 0) * 100).toFixed(2)} %`);
+    lines.push(`  ${"model".padEnd(8)} ${"accuracy".padStart(8)} ${"bytes".padStart(9)} ${"gzip".padStart(9)} ${"p50 ms".padStart(8)} ${"b128 /s".padStart(9)}`, row("source", s), row("pruned", p));
   }
   return lines.join("\n") + "\n";
 }

@@ -60,7 +60,7 @@ export function node(opType: string, inputs: string[], outputs: string[], attrs:
   const attribute = Object.entries(attrs).map(([name, v]) =>
     Array.isArray(v) ? { name, type: A.INTS, ints: v } : Number.isInteger(v) ? { name, type: A.INT, i: v } : { name, type: A.FLOAT, f: v },
   );
-  return onnx.NodeProto.create({ opType, input: inputs, output: outputs, attribute, domain, name: `${opType}_${outputs[0]}` });
+  return onnx.NodeProto.create({ opType, input: inputs, output: outputs, attribute, domain });
 }
 
 export function intAttr(n: NodeProto, name: string, fallback: number): number {
