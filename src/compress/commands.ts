@@ -126,6 +126,10 @@ export interface PruneOptions {
   data?: DatasetName;
   limit?: number;
   check?: boolean;
+  /** Structured: fine-tune with KD against this run folder's teacher for `finetuneEpochs`. */
+  finetune?: string;
+  finetuneEpochs?: number;
+  onEpoch?: (epoch: number, loss: number) => void;
 }
 
 export interface PruneResult {
@@ -138,6 +142,7 @@ export interface PruneResult {
 /** `distill prune`: exactly one of sparsity (unstructured), keep or params (structured). */
 export async function pruneFile(modelPath: string, o: PruneOptions): Promise<PruneResult> {
   const given = [o.sparsity, o.keep, o.params].filter((v) => v !== undefined).length;
+  if (o.finetune && o.sparsity !== undefined) throw new UserError("distill prune", "--finetune works with structured pruning (--keep or --params)");
   if (given !== 1) throw new UserError("distill prune", "give exactly one of --sparsity (unstructured), --keep or --params (structured)");
   if (resolve(modelPath) === resolve(o.output)) throw new UserError(o.output, "the output would overwrite the source model; choose another -o");
   const source = readModel(modelPath);
@@ -147,6 +152,10 @@ export async function pruneFile(modelPath: string, o: PruneOptions): Promise<Pru
     const keep = o.keep ?? keepForParams(source, modelPath, o.params!);
     pruned = pruneStructured(source, modelPath, keep);
     if (Object.keys(pruned.report.layers).length === 0) throw new UserError(modelPath, "no layer can lose channels: structured pruning needs a Conv/Gemm whose output feeds another one");
+    if (o.finetune) {
+      const { finetunePruned } = await import("./finetune.js");
+      pruned.bytes = await finetunePruned(o.finetune, pruned.bytes, modelPath, { epochs: o.finetuneEpochs ?? 2, ...(o.onEpoch ? { onEpoch: o.onEpoch } : {}) });
+    }
   }
   writeFileAtomic(o.output, pruned.bytes);
   const result: PruneResult = { source: modelPath, output: o.output, report: pruned.report };
