@@ -196,6 +196,26 @@ function addCompressCommands(program: Command, io: CliIo): void {
       });
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatPruneResult(result));
     });
+
+  program
+    .command("compare")
+    .description("measure teacher, baseline, student and their int8/fp16/pruned variants side by side; writes compare.json and compare.html")
+    .argument("<run-dir>", "run folder written by `distill run`")
+    .option("--limit <n>", "use only the first n test images", positiveIntArg)
+    .option("--rounds <n>", "latency rounds per model, interleaved across models", positiveIntArg, 3)
+    .option("--finetune-epochs <n>", "KD fine-tune epochs of the pruned teacher (0: none)", nonNegativeIntArg, 2)
+    .option("--json", "print the result as JSON")
+    .option("--debug", "print stack traces of errors")
+    .action(async (runDir: string, opts: { limit?: number; rounds: number; finetuneEpochs: number; json?: boolean }) => {
+      const { compareRun, formatCompare } = await import("../compress/compare.js");
+      const result = await compareRun(runDir, { rounds: opts.rounds, finetuneEpochs: opts.finetuneEpochs, log: (l) => io.writeErr(l + "\n"), ...(opts.limit ? { limit: opts.limit } : {}) });
+      io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatCompare(result) + `compare: ${join(runDir, "compare.html")}\n`);
+    });
+}
+
+function nonNegativeIntArg(value: string): number {
+  if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError("expected a non-negative integer.");
+  return Number(value);
 }
 
 function shareArg(value: string): number {

@@ -5,7 +5,7 @@
 // Every rewrite keeps the model's inputs, outputs and metadata: raw pixels in, logits out.
 
 import {
-  DT, type ModelProto, type NodeProto, type TensorProto, consumers, ensureOpset, floatAttr, floatInitializer, intAttr, node,
+  DT, compactNames, type ModelProto, type NodeProto, type TensorProto, consumers, ensureOpset, floatAttr, floatInitializer, intAttr, node,
   readModelProto, replaceInitializers, setMetadata, tensor, toHalf, writeModelProto,
 } from "./onnx-model.js";
 import type { ActivationRanges } from "./calibrate.js";
@@ -187,6 +187,7 @@ export function quantizeDynamic(bytes: Uint8Array, where: string, format: Dynami
   replaceInitializers(m, removed, added);
   ensureOpset(m, 13);
   const report: QuantizeReport = { mode: "dynamic", format, quantized: countBy(sites), skipped };
+  compactNames(m);
   setMetadata(m, { "distill.quantization": JSON.stringify({ mode: "dynamic", format, weights: "int8 per-channel symmetric", activations: "uint8 per-tensor, at run time" }) });
   return { bytes: writeModelProto(m), report };
 }
@@ -275,6 +276,7 @@ export function quantizeStatic(bytes: Uint8Array, where: string, ranges: Activat
   rewriteNodes(m, rewrite);
   replaceInitializers(m, removed, added);
   ensureOpset(m, 13);
+  compactNames(m);
   setMetadata(m, { "distill.quantization": JSON.stringify({ mode: "static", format: "qdq", calibration: method, weights: "int8 per-channel symmetric", activations: "uint8 per-tensor, calibrated" }) });
   return { bytes: writeModelProto(m), report: { mode: "static", format: "qdq", quantized: countBy(sites), skipped } };
 }
@@ -317,6 +319,7 @@ export function convertFp16(bytes: Uint8Array, where: string): { bytes: Uint8Arr
   const castNames = new Set(casts.map((c) => c.output![0]!));
   g.input = (g.input ?? []).filter((i) => !castNames.has(i.name ?? ""));
   g.node = [...casts, ...(g.node ?? [])];
+  compactNames(m);
   setMetadata(m, { "distill.quantization": JSON.stringify({ mode: "fp16", weights: "float16, cast to float32 at load", compute: "float32" }) });
   return { bytes: writeModelProto(m), report: { mode: "fp16", quantized, skipped: [] } };
 }
