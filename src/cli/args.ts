@@ -211,6 +211,21 @@ function addCompressCommands(program: Command, io: CliIo): void {
       const result = await compareRun(runDir, { rounds: opts.rounds, finetuneEpochs: opts.finetuneEpochs, log: (l) => io.writeErr(l + "\n"), ...(opts.limit ? { limit: opts.limit } : {}) });
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatCompare(result) + `compare: ${join(runDir, "compare.html")}\n`);
     });
+
+  program
+    .command("export-web")
+    .description("write a static page that runs teacher, student and int8 student in the browser (onnxruntime-web, wasm)")
+    .argument("<run-dir>", "run folder written by `distill run`")
+    .option("-o, --output <dir>", "folder to write (default: <run-dir>/web)")
+    .option("--samples <n>", "test images offered on the page", positiveIntArg, 24)
+    .option("--debug", "print stack traces of errors")
+    .action(async (runDir: string, opts: { output?: string; samples: number }) => {
+      const { exportWeb } = await import("../web/export.js");
+      const { dir, manifest } = exportWeb(runDir, { samples: opts.samples, ...(opts.output ? { output: opts.output } : {}) });
+      const wasm = manifest.runtime.files.reduce((a, f) => a + f.gzipBytes, 0);
+      io.writeOut(`page: ${join(dir, "index.html")} (${manifest.models.map((m) => `${m.name} ${Math.round(m.gzipBytes / 1024)} KiB gzip`).join(", ")}; runtime ${Math.round(wasm / 1024)} KiB gzip)\n` +
+        `serve it over http, e.g.: python3 -m http.server -d ${dir} 8000   (a file:// page cannot fetch its models)\n`);
+    });
 }
 
 function nonNegativeIntArg(value: string): number {

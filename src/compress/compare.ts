@@ -57,6 +57,7 @@ export interface CompareOptions {
   /** Latency rounds per model, interleaved across models; the median round is reported. */
   rounds?: number;
   finetuneEpochs?: number;
+  cacheDir?: string;
   log?: (line: string) => void;
 }
 
@@ -114,7 +115,7 @@ async function makeVariants(runDir: string, results: RunResults, o: CompareOptio
         const pruned = pruneStructured(src, teacher.file, keepForParams(src, teacher.file, target)).bytes;
         if (!canFinetune || epochs === 0) return pruned;
         const { finetunePruned } = await import("./finetune.js");
-        return finetunePruned(runDir, pruned, teacher.file, { epochs, onEpoch: (e, l) => log(`  fine-tune epoch ${e}/${epochs}: KD loss ${l.toFixed(4)}`) });
+        return finetunePruned(runDir, pruned, teacher.file, { epochs, ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}), onEpoch: (e, l) => log(`  fine-tune epoch ${e}/${epochs}: KD loss ${l.toFixed(4)}`) });
       });
       out.push({ name: "teacher pruned", how: `structured L1 pruning to ≈ the student's ${target} parameters${canFinetune && epochs ? ` + ${epochs} epochs KD fine-tune` : ", no fine-tune"}`, file });
     }

@@ -25,6 +25,8 @@ export interface FinetuneOptions {
   epochs: number;
   lr?: number;
   batchSize?: number;
+  /** Soft-target cache folder (default: the pipeline's, $DISTILL_CACHE or .cache/distill). */
+  cacheDir?: string;
   onEpoch?: (epoch: number, loss: number) => void;
 }
 
@@ -58,7 +60,7 @@ export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, wh
   const teacher = await OnnxClassifier.fromFile(join(runDir, "teacher.onnx"));
   let soft;
   try {
-    soft = await teacherSoftTargets({ teacher, set: dataset.train, indices: trainIndices, cacheDir: defaultCacheDir() });
+    soft = await teacherSoftTargets({ teacher, set: dataset.train, indices: trainIndices, cacheDir: o.cacheDir ?? defaultCacheDir() });
   } finally {
     await teacher.dispose();
   }
