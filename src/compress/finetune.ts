@@ -83,7 +83,7 @@ export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, wh
     },
   });
   try {
-    const batchSize = o.batchSize ?? 128, lr0 = o.lr ?? 1e-3;
+    const batchSize = o.batchSize ?? 128, lr0 = o.lr ?? 3e-3;
     const batches = new ImageBatches(dataset.train, trainIndices, { batchSize, shuffle: true, seed: 0, dropLast: true });
     const rowOf = new Map<number, number>();
     trainIndices.forEach((idx, row) => rowOf.set(idx, row));

@@ -20,7 +20,7 @@ export function readModelProto(bytes: Uint8Array, where: string): ModelProto {
   } catch (e) {
     throw new UserError(where, `not a readable ONNX model (${(e as Error).message.split("\n")[0]}); is the file truncated?`);
   }
-  if (!m.graph) throw new UserError(where, "the ONNX file has no graph");
+  if (!m.graph) throw new UserError(where, "not a readable ONNX model (it has no graph); is the file truncated?");
   return m;
 }
 
