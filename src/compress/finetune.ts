@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ModelSpec } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
+import { validationSize } from "../config/schema.js";
 import { ImageBatches } from "../data/batches.js";
 import { loadDataset } from "../data/datasets.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
@@ -15,7 +16,7 @@ import { decodeModel } from "../engine/onnx.js";
 import { UserError } from "../errors.js";
 import { OnnxClassifier } from "../eval/evaluate.js";
 import { exportOnnx } from "../nn/model.js";
-import { kdLoss } from "../nn/losses.js";
+import { kdLossGraph } from "../nn/losses.js";
 import { ParameterSet } from "../nn/module.js";
 import { buildModel, pixelStatistics } from "../nn/spec.js";
 import { ModelTrainer } from "../nn/train-step.js";
@@ -55,7 +56,7 @@ export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, wh
   const dataset = loadDataset(config.data.dataset, config.data.dir ?? undefined);
   // The run's split, exactly as the pipeline makes it.
   const pool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
-  const split = splitTrainValidation(pool.length, config.data.validation, 0);
+  const split = splitTrainValidation(pool.length, validationSize(config.data, pool.length), 0);
   const trainIndices = Int32Array.from(split.train, (p) => pool[p]!);
   const teacher = await OnnxClassifier.fromFile(join(runDir, "teacher.onnx"));
   let soft;
@@ -78,7 +79,7 @@ export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, wh
   const trainer = await ModelTrainer.create({
     model, params: new ParameterSet(fresh.decls, values), optimizer: { kind: "adam" }, seed: 0,
     loss: (ctx) => {
-      const t = kdLoss(ctx.logits, ctx.input("teacher_logits", ["N", k]), ctx.input("labels", ["N"], "int64"), temperature, alpha);
+      const t = kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", k]), ctx.input("labels", ["N"], "int64"), temperature, alpha);
       return { loss: t.loss };
     },
   });
