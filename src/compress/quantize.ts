@@ -261,15 +261,19 @@ export function quantizeStatic(bytes: Uint8Array, where: string, ranges: Activat
       nodes.push(node("DequantizeLinear", [`${s.bias}_int32`, `${s.bias}_scale`], [`${s.bias}_dq`], { axis: 0 }));
       copy.input![2] = `${s.bias}_dq`;
     }
-    const out = n.output![0]!;
+    const { tensor: out, producer } = quantizedOutput(n, uses, graphOutputs);
     if (!graphOutputs.has(out) && ranges.has(out)) {
       // The float result gets a new name; Q → DQ produce what the rest of the graph reads.
-      copy.output![0] = `${out}_float`;
-      nodes.push(copy);
       const tail: NodeProto[] = [];
       qdq(out, tail, `${out}_float`);
       for (const c of uses.get(out) ?? []) c.input = c.input!.map((i) => (i === out ? `${out}_dq` : i));
-      nodes.push(...tail);
+      if (producer === n) {
+        copy.output![0] = `${out}_float`;
+        nodes.push(copy, ...tail);
+      } else {
+        nodes.push(copy);
+        rewrite.set(producer, [{ ...producer, output: [`${out}_float`] } as NodeProto, ...tail]);
+      }
     } else nodes.push(copy);
     rewrite.set(n, nodes);
   }
@@ -286,12 +290,24 @@ export function calibrationTensors(bytes: Uint8Array, where: string): string[] {
   const m = readModelProto(bytes, where);
   const graphOutputs = new Set((m.graph!.output ?? []).map((o) => o.name ?? ""));
   const names = new Set<string>();
+  const uses = consumers(m);
   for (const s of weightSites(m, [])) {
     names.add(s.activation);
-    const out = s.node.output![0]!;
+    const out = quantizedOutput(s.node, uses, graphOutputs).tensor;
     if (!graphOutputs.has(out)) names.add(out);
   }
   return [...names];
+}
+
+/**
+ * Where a layer's output is quantized: after its ReLU when the ReLU is its only reader (onnxruntime
+ * then fuses Conv + ReLU into one QLinearConv and the range is the ReLU's, half as wide), else its own.
+ */
+function quantizedOutput(n: NodeProto, uses: Map<string, NodeProto[]>, graphOutputs: Set<string>): { tensor: string; producer: NodeProto } {
+  const out = n.output![0]!;
+  const next = uses.get(out) ?? [];
+  if (!graphOutputs.has(out) && next.length === 1 && next[0]!.opType === "Relu") return { tensor: next[0]!.output![0]!, producer: next[0]! };
+  return { tensor: out, producer: n };
 }
 
 /**
