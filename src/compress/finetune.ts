@@ -75,7 +75,10 @@ export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, wh
     return [d.name, { shape: d.shape, data: Float32Array.from(t.data) }];
   }));
   const k = model.numClasses;
-  const { temperature, alpha } = config.kd;
+  // The run's logit-KD term sets T and α; a run without one (other methods) gets Hinton's T = 4, α = 0.9.
+  const logitKd = config.kd.terms.find((t) => t.method === "logit-kd");
+  const temperature = typeof logitKd?.["temperature"] === "number" ? logitKd["temperature"] : 4;
+  const alpha = typeof logitKd?.["alpha"] === "number" ? logitKd["alpha"] : 0.9;
   const trainer = await ModelTrainer.create({
     model, params: new ParameterSet(fresh.decls, values), optimizer: { kind: "adam" }, seed: 0,
     loss: (ctx) => {
