@@ -137,7 +137,112 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       await shiftCommand(teacherPath, { transfer: opts.transfer, reference: opts.reference, invert: opts.invert, limit: opts.limit ?? 5000, json: opts.json === true });
     });
 
+  addCompressCommands(program, io);
   return program;
+}
+
+/** quantize, prune, compare, export-web: the after-distillation commands (src/compress, src/web). */
+function addCompressCommands(program: Command, io: CliIo): void {
+  program
+    .command("quantize")
+    .description("quantize an ONNX classifier (dynamic int8, static int8 QDQ, or fp16 weights) and check it against the source")
+    .argument("<model.onnx>", "ONNX model taking images and returning class logits")
+    .addOption(new Option("--mode <mode>", "quantization").choices(["dynamic", "static", "fp16"]).makeOptionMandatory())
+    .requiredOption("-o, --output <file>", "quantized model to write")
+    .addOption(new Option("--format <form>", "dynamic int8 form: integer ops, QDQ, weight-only, or auto (integer Gemm, weight-only Conv)").choices(["auto", "integer", "qdq", "weights"]).default("auto"))
+    .addOption(new Option("--data <dataset>", "calibration (training images) and check (test images) data; default: the model's distill.dataset").choices(["mnist", "fashion-mnist"]))
+    .addOption(new Option("--calibration <method>", "static: how activation ranges are chosen").choices(["minmax", "percentile"]).default("percentile"))
+    .option("--percentile <p>", "static, percentile: central share of values kept, in %", percentArg, 99.99)
+    .option("--calibration-samples <n>", "static: training images to calibrate on", positiveIntArg, 512)
+    .option("--limit <n>", "check on the first n test images only", positiveIntArg)
+    .option("--no-check", "write the model without measuring it")
+    .option("--wasm", "also time both models under onnxruntime-web (wasm)")
+    .option("--json", "print the result as JSON")
+    .option("--debug", "print stack traces of errors")
+    .action(async (modelPath: string, opts: { mode: "dynamic" | "static" | "fp16"; output: string; format: "auto" | "integer" | "qdq" | "weights"; data?: EvalOptions["data"]; calibration: "minmax" | "percentile"; percentile: number; calibrationSamples: number; limit?: number; check: boolean; wasm?: boolean; json?: boolean }) => {
+      const { quantizeFile, formatQuantizeResult } = await import("../compress/commands.js");
+      const result = await quantizeFile(modelPath, {
+        mode: opts.mode, output: opts.output, format: opts.format, method: opts.calibration, percentile: opts.percentile,
+        calibrationSamples: opts.calibrationSamples, check: opts.check, wasm: opts.wasm === true,
+        ...(opts.data ? { data: opts.data } : {}), ...(opts.limit ? { limit: opts.limit } : {}),
+      });
+      io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatQuantizeResult(result));
+    });
+
+  program
+    .command("prune")
+    .description("prune an ONNX classifier: unstructured (zero the smallest weights) or structured (remove whole units/channels)")
+    .argument("<model.onnx>", "ONNX model taking images and returning class logits")
+    .requiredOption("-o, --output <file>", "pruned model to write")
+    .option("--sparsity <s>", "unstructured: share of Conv/Gemm weights to zero, 0–1", shareArg)
+    .addOption(new Option("--scope <scope>", "unstructured: one threshold over all layers, or the same share in each").choices(["global", "layer"]).default("global"))
+    .option("--keep <r>", "structured: share of channels/units kept in every inner layer, 0–1", shareArg)
+    .option("--params <n>", "structured: keep about n parameters (e.g. a student's count)", positiveIntArg)
+    .option("--finetune <run-dir>", "structured: fine-tune with the KD loss against this run's teacher (the model must be that teacher)")
+    .option("--finetune-epochs <n>", "epochs of KD fine-tuning", positiveIntArg, 2)
+    .addOption(new Option("--data <dataset>", "check data (test images); default: the model's distill.dataset").choices(["mnist", "fashion-mnist"]))
+    .option("--limit <n>", "check on the first n test images only", positiveIntArg)
+    .option("--no-check", "write the model without measuring it")
+    .option("--json", "print the result as JSON")
+    .option("--debug", "print stack traces of errors")
+    .action(async (modelPath: string, opts: { output: string; sparsity?: number; scope: "global" | "layer"; keep?: number; params?: number; data?: EvalOptions["data"]; limit?: number; check: boolean; json?: boolean; finetune?: string; finetuneEpochs: number }) => {
+      const { pruneFile, formatPruneResult } = await import("../compress/commands.js");
+      const result = await pruneFile(modelPath, {
+        output: opts.output, scope: opts.scope, check: opts.check, finetuneEpochs: opts.finetuneEpochs,
+        onEpoch: (e, loss) => io.writeErr(`fine-tune epoch ${e}/${opts.finetuneEpochs}: KD loss ${loss.toFixed(4)}\n`),
+        ...(opts.finetune ? { finetune: opts.finetune } : {}),
+        ...(opts.sparsity !== undefined ? { sparsity: opts.sparsity } : {}), ...(opts.keep !== undefined ? { keep: opts.keep } : {}),
+        ...(opts.params !== undefined ? { params: opts.params } : {}), ...(opts.data ? { data: opts.data } : {}), ...(opts.limit ? { limit: opts.limit } : {}),
+      });
+      io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatPruneResult(result));
+    });
+
+  program
+    .command("compare")
+    .description("measure teacher, baseline, student and their int8/fp16/pruned variants side by side; writes compare.json and compare.html")
+    .argument("<run-dir>", "run folder written by `distill run`")
+    .option("--limit <n>", "use only the first n test images", positiveIntArg)
+    .option("--rounds <n>", "latency rounds per model, interleaved across models", positiveIntArg, 3)
+    .option("--finetune-epochs <n>", "KD fine-tune epochs of the pruned teacher (0: none)", nonNegativeIntArg, 2)
+    .option("--json", "print the result as JSON")
+    .option("--debug", "print stack traces of errors")
+    .action(async (runDir: string, opts: { limit?: number; rounds: number; finetuneEpochs: number; json?: boolean }) => {
+      const { compareRun, formatCompare } = await import("../compress/compare.js");
+      const result = await compareRun(runDir, { rounds: opts.rounds, finetuneEpochs: opts.finetuneEpochs, log: (l) => io.writeErr(l + "\n"), ...(opts.limit ? { limit: opts.limit } : {}) });
+      io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatCompare(result) + `compare: ${join(runDir, "compare.html")}\n`);
+    });
+
+  program
+    .command("export-web")
+    .description("write a static page that runs teacher, student and int8 student in the browser (onnxruntime-web, wasm)")
+    .argument("<run-dir>", "run folder written by `distill run`")
+    .option("-o, --output <dir>", "folder to write (default: <run-dir>/web)")
+    .option("--samples <n>", "test images offered on the page", positiveIntArg, 24)
+    .option("--debug", "print stack traces of errors")
+    .action(async (runDir: string, opts: { output?: string; samples: number }) => {
+      const { exportWeb } = await import("../web/export.js");
+      const { dir, manifest } = exportWeb(runDir, { samples: opts.samples, ...(opts.output ? { output: opts.output } : {}) });
+      const wasm = manifest.runtime.files.reduce((a, f) => a + f.gzipBytes, 0);
+      io.writeOut(`page: ${join(dir, "index.html")} (${manifest.models.map((m) => `${m.name} ${Math.round(m.gzipBytes / 1024)} KiB gzip`).join(", ")}; runtime ${Math.round(wasm / 1024)} KiB gzip)\n` +
+        `serve it over http, e.g.: python3 -m http.server -d ${dir} 8000   (a file:// page cannot fetch its models)\n`);
+    });
+}
+
+function nonNegativeIntArg(value: string): number {
+  if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError("expected a non-negative integer.");
+  return Number(value);
+}
+
+function shareArg(value: string): number {
+  const v = Number(value);
+  if (!(v > 0 && v < 1)) throw new InvalidArgumentError("expected a number between 0 and 1 (exclusive).");
+  return v;
+}
+
+function percentArg(value: string): number {
+  const p = Number(value);
+  if (!(p > 50 && p <= 100)) throw new InvalidArgumentError("expected a percentage in (50, 100].");
+  return p;
 }
 
 function reportWhere(io: CliIo, runDir: string): void {

@@ -1,0 +1,54 @@
+// Small MNIST classifiers trained in a few seconds with the engine (for compression tests): an MLP
+// and a CNN, exported as distill exports them (raw pixels in, normalisation in the graph, metadata).
+
+import { loadDataset, type ImageSet } from "../../src/data/datasets.js";
+import { Model, exportOnnx } from "../../src/nn/model.js";
+import * as L from "../../src/nn/layers.js";
+import { ModelTrainer } from "../../src/nn/train-step.js";
+import { crossEntropy } from "../../src/nn/losses.js";
+
+export const LABELS = [..."0123456789"];
+
+export function mnist(): { train: ImageSet; test: ImageSet } {
+  const d = loadDataset("mnist");
+  return { train: d.train, test: d.test };
+}
+
+export function mlpModel(hidden = 128): Model {
+  return new Model(new L.Sequential([new L.Linear({ outFeatures: hidden }), new L.ReLU(), new L.Linear({ outFeatures: 10 })]), { shape: [784], scale: 1 / 255, mean: [0.1307], std: [0.3081] }, LABELS);
+}
+
+export function cnnModel(): Model {
+  const net = new L.Sequential([
+    new L.Conv2d({ outChannels: 8, kernelSize: 3, padding: 1 }),
+    new L.ReLU(),
+    new L.MaxPool2d({ kernelSize: 2 }),
+    new L.Conv2d({ outChannels: 16, kernelSize: 3, padding: 1 }),
+    new L.ReLU(),
+    new L.MaxPool2d({ kernelSize: 2 }),
+    new L.Flatten(),
+    new L.Linear({ outFeatures: 32 }),
+    new L.ReLU(),
+    new L.Linear({ outFeatures: 10 }),
+  ]);
+  return new Model(net, { shape: [1, 28, 28], layout: "NCHW", scale: 1 / 255, mean: [0.1307], std: [0.3081] }, LABELS);
+}
+
+/** Trains `model` with Adam on the first `count` training images for `epochs`; returns the .onnx bytes. */
+export async function trainAndExport(model: Model, count: number, epochs: number, lr = 2e-3): Promise<Uint8Array> {
+  const { train } = mnist();
+  const trainer = await ModelTrainer.create({
+    model, params: model.initParameters(0), optimizer: { kind: "adam" }, seed: 1,
+    loss: (ctx) => ({ loss: crossEntropy(ctx.logits, ctx.input("labels", ["N"], "int64")) }),
+  });
+  const batch = 64, pixels = 784;
+  for (let e = 0; e < epochs; e++)
+    for (let i = 0; i + batch <= count; i += batch)
+      await trainer.step({
+        input: { dtype: "float32", shape: [batch, ...model.input.shape], data: Float32Array.from(train.images.subarray(i * pixels, (i + batch) * pixels)) },
+        labels: { dtype: "int64", shape: [batch], data: BigInt64Array.from(train.labels.subarray(i, i + batch), BigInt) },
+      }, lr);
+  const params = trainer.parameters();
+  await trainer.dispose();
+  return exportOnnx(model, params, { probabilitiesName: "probabilities", metadata: { "distill.dataset": "mnist", "distill.stage": "test" } });
+}
