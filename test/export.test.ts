@@ -97,7 +97,13 @@ describe("exported metadata", () => {
   it("every key is written and holds the right value", () => {
     const extra = { "distill.stage": "student", "distill.seed": "2", "distill.run": "my-run", "distill.dataset": "mnist" };
     const nhwc = decodeModel(identityExport({ shape: [H, W, C], layout: "NHWC", scale: 1 / 255, mean: MEAN, std: STD }, extra));
-    assert.deepEqual(nhwc.metadata, {
+    const { "distill.taps": taps, ...meta } = nhwc.metadata;
+    // Layer outputs by name: the last layer's is the logits output itself.
+    const tapTable = JSON.parse(taps!) as Record<string, { tensor: string; shape: (number | string)[] }>;
+    assert.deepEqual(Object.keys(tapTable).sort(), ["flatten1", "linear1"]);
+    assert.deepEqual(tapTable["linear1"], { tensor: "logits", shape: ["N", PIXELS] });
+    assert.deepEqual(tapTable["flatten1"]!.shape, ["N", PIXELS]);
+    assert.deepEqual(meta, {
       "distill.input_name": "input",
       "distill.output_name": "logits",
       "distill.probabilities_name": "probabilities",
@@ -106,6 +112,7 @@ describe("exported metadata", () => {
       "distill.input_dtype": "float32",
       "distill.input_preprocessing": JSON.stringify({ scale: 1 / 255, mean: MEAN, std: STD }),
       "distill.class_labels": JSON.stringify(labels),
+      "distill.parameters": String(PIXELS * PIXELS + PIXELS),
       ...extra,
     });
     // The names in the metadata are the graph's real input and outputs.
