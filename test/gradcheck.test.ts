@@ -1,5 +1,6 @@
 // Finite-difference gradient checks for every differentiable op and every layer, both modes of
-// BatchNorm and Dropout, with the symbolic batch dimension the training graphs use.
+// BatchNorm and Dropout, with the symbolic batch dimension the training graphs use. Each check
+// probes random coordinates and one random direction over all coordinates (helpers/gradcheck.ts).
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -44,6 +45,13 @@ describe("op gradients", () => {
     ["Relu", F.relu, -1, 1],
     ["Erf", F.erf, -2, 2],
     ["Pow(x, 3)", (x) => F.pow(x, 3), -1, 1],
+    ["Pow(x, 2)", (x) => F.pow(x, 2), -1, 1],
+    ["Pow(x, 0.5)", (x) => F.pow(x, 0.5), 0.5, 2],
+    ["Pow(x, -0.5)", (x) => F.pow(x, -0.5), 0.5, 2],
+    ["Pow(x, -2)", (x) => F.pow(x, -2), 0.5, 2],
+    ["Pow(x, 1.5)", (x) => F.pow(x, 1.5), 0.5, 2],
+    ["Identity", (x) => F.mul(F.identity(x), x), -1, 1],
+    ["Cast float32 → float32", (x) => F.mul(F.cast(x, "float32"), x), -1, 1],
     ["Reciprocal", (x) => F.unary("Reciprocal", x), 0.5, 2],
     ["Abs", (x) => F.unary("Abs", x), -1, 1],
   ];
@@ -80,6 +88,16 @@ describe("op gradients", () => {
       return { inputs: [a, b], output: F.matmul(a.value, b.value) };
     });
   });
+  it("MatMul with broadcast batch axes", async () => {
+    await gradCheck("MatMul3d×2d", (g) => {
+      const a = inp(g, "a", [2, 3, 5], 7), b = inp(g, "b", [5, 4], 8); // b is shared by both batches
+      return { inputs: [a, b], output: F.matmul(a.value, b.value) };
+    });
+    await gradCheck("MatMul batch 1 vs 2", (g) => {
+      const a = inp(g, "a", [2, 1, 3, 5], 7), b = inp(g, "b", [3, 5, 2], 8); // [2,1] vs [3] → [2,3]
+      return { inputs: [a, b], output: F.matmul(a.value, b.value) };
+    });
+  });
   it("Transpose, Reshape, Flatten, Unsqueeze, Squeeze", async () => {
     await gradCheck("shape ops", (g) => {
       const x = inp(g, "x", [2, 3, 4], 9);
@@ -94,6 +112,14 @@ describe("op gradients", () => {
       const a = inp(g, "a", [2, 3], 10), b = inp(g, "b", [2, 4], 11);
       const c = F.concat([a.value, b.value], 1);
       return { inputs: [a, b], output: F.mul(F.slice(c, [1], [6], [1]), F.slice(c, [0], [5], [1])) };
+    });
+  });
+  it("Slice on several axes, negative axes and negative ends", async () => {
+    await gradCheck("slice multi", (g) => {
+      const x = inp(g, "x", [4, 5, 6], 18);
+      // rows 1..2 of axis 0, columns 2..4 of the last axis (written −1), axis 1 from 1 to −1.
+      const s1 = F.slice(x.value, [1, 2, 1], [3, 5, -1], [0, -1, 1]); // [2, 3, 3]
+      return { inputs: [x], output: F.mul(s1, s1) };
     });
   });
   it("Expand, ReduceSum, ReduceMean (static and symbolic batch)", async () => {
@@ -115,6 +141,14 @@ describe("op gradients", () => {
       const x = inp(g, "x", [4, 7], 14, -3, 3);
       return { inputs: [x], output: F.add(F.softmax(x.value), F.scale(F.logSoftmax(x.value), 0.3)) };
     });
+  });
+  it("Softmax and LogSoftmax on a non-last axis", async () => {
+    for (const axis of [0, 1]) {
+      await gradCheck(`softmax axis ${axis}`, (g) => {
+        const x = inp(g, "x", [3, 4, 5], 19, -3, 3);
+        return { inputs: [x], output: F.add(F.softmax(x.value, axis), F.scale(F.logSoftmax(x.value, axis), 0.3)) };
+      });
+    }
   });
   it("Where", async () => {
     await gradCheck("where", (g) => {
@@ -164,6 +198,12 @@ describe("layer gradients", () => {
     await layerCheck("conv1x1", new L.Conv2d({ outChannels: 2, kernelSize: 1 }), [3, 4, 4], "train");
   });
   it("Conv2d stride 2 (dropped trailing rows)", () => layerCheck("conv_s2", new L.Conv2d({ outChannels: 2, kernelSize: 3, stride: 2 }), [2, 6, 6], "train"));
+  it("Conv2d without bias", () => layerCheck("conv_nobias", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1, bias: false }), [2, 5, 5], "train"));
+  it("Conv2d groups 1, stride 2 with padding (even and odd sizes)", async () => {
+    await layerCheck("conv_s2p1", new L.Conv2d({ outChannels: 3, kernelSize: 3, stride: 2, padding: 1 }), [2, 6, 6], "train");
+    await layerCheck("conv_s2p1_odd", new L.Conv2d({ outChannels: 2, kernelSize: 3, stride: 2, padding: 1 }), [3, 7, 5], "train");
+    await layerCheck("conv_s3p2", new L.Conv2d({ outChannels: 2, kernelSize: 5, stride: 3, padding: 2, bias: false }), [2, 8, 7], "train");
+  });
   it("Conv2d depthwise (groups = channels)", () => layerCheck("dwconv", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1, groups: 3 }), [3, 5, 5], "train"));
   it("Conv2d depthwise with multiplier 2, stride 2", () => layerCheck("dwconv2", new L.Conv2d({ outChannels: 6, kernelSize: 3, stride: 2, padding: 1, groups: 3 }), [3, 6, 6], "train"));
   it("Conv2d grouped (2 groups)", () => layerCheck("gconv", new L.Conv2d({ outChannels: 4, kernelSize: 3, padding: 1, groups: 2 }), [4, 4, 4], "train"));

@@ -4,12 +4,12 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { kdLoss } from "../src/index.js";
 
-function softmax(row: number[], t: number): number[] {
+/** log softmax(row / t), stable: z − max − log Σ exp(z − max), finite for any finite logits. */
+function logSoftmax(row: number[], t: number): number[] {
   const z = row.map((x) => x / t);
   const m = Math.max(...z);
-  const e = z.map((x) => Math.exp(x - m));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / s);
+  const lse = m + Math.log(z.reduce((a, x) => a + Math.exp(x - m), 0));
+  return z.map((x) => x - lse);
 }
 
 function reference(s: number[][], t: number[][], labels: number[], T: number, alpha: number) {
@@ -17,12 +17,11 @@ function reference(s: number[][], t: number[][], labels: number[], T: number, al
   let ce = 0, kl = 0;
   const grad = s.map(() => [] as number[]);
   s.forEach((row, i) => {
-    const p1 = softmax(row, 1), ps = softmax(row, T), pt = softmax(t[i]!, T);
-    ce += -Math.log(p1[labels[i]!]!);
-    pt.forEach((p, k) => {
-      if (p > 0) kl += p * (Math.log(p) - Math.log(ps[k]!));
-    });
-    grad[i] = row.map((_, k) => ((1 - alpha) * (p1[k]! - (k === labels[i] ? 1 : 0)) + alpha * T * (ps[k]! - pt[k]!)) / n);
+    const lp1 = logSoftmax(row, 1), lps = logSoftmax(row, T), lpt = logSoftmax(t[i]!, T);
+    ce += -lp1[labels[i]!]!;
+    // p·(log p − log q) with log-probabilities only: p = 0 contributes 0, never 0·∞.
+    lpt.forEach((lp, k) => (kl += Math.exp(lp) * (lp - lps[k]!)));
+    grad[i] = row.map((_, k) => ((1 - alpha) * (Math.exp(lp1[k]!) - (k === labels[i] ? 1 : 0)) + alpha * T * (Math.exp(lps[k]!) - Math.exp(lpt[k]!))) / n);
   });
   return { loss: (1 - alpha) * (ce / n) + alpha * T * T * (kl / n), grad };
 }
@@ -84,7 +83,10 @@ describe("kdLoss", () => {
       assert.ok(Number.isFinite(r.loss), `loss ${r.loss}`);
       r.gradStudent.flat().forEach((g) => assert.ok(Number.isFinite(g)));
       const want = reference(s, t, [1, 0], T, alpha);
+      // The reference must itself be finite, or |x − ∞| ≤ tol·∞ would pass for any x.
+      assert.ok(Number.isFinite(want.loss) && want.loss > 1e3, `reference loss ${want.loss}`);
       close(r.loss, want.loss, 1e-4, "confident loss");
+      r.gradStudent.forEach((row, i) => row.forEach((g, k) => close(g, want.grad[i]![k]!, 1e-4, `confident grad[${i}][${k}]`)));
     }
   });
   it("rejects bad input with a message naming the field", async () => {

@@ -1,21 +1,24 @@
-// `distill run` end to end on a small slice of real MNIST: artefacts, soft-target caching (the
-// teacher runs N forward passes for N samples, not N × epochs), kill -9 + resume equal to an
-// uninterrupted run, refusal to overwrite, and one-line errors for bad input.
+// `distill run` end to end on a small slice of real MNIST: artefacts and their metadata, the
+// teacher's forward passes counted where they run (once per transfer sample over every stage, seed
+// and later run), kill -9 mid-stage + resume that must skip finished work and restore Adam,
+// dropout and jitter exactly, refusal to overwrite, and one-line errors for bad input and
+// damaged run folders.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../src/config/load.js";
 import { runDistillation } from "../src/distill/pipeline.js";
-import { teacherSoftTargets } from "../src/distill/soft-targets.js";
-import { OnnxClassifier } from "../src/eval/evaluate.js";
+import { readCheckpoint } from "../src/distill/checkpoint.js";
+import { forwardPassesOn, OnnxClassifier } from "../src/eval/evaluate.js";
 import type { EpochMetric, RunResults } from "../src/eval/types.js";
 import { loadDataset } from "../src/data/datasets.js";
-import { allIndices, firstN, splitTrainValidation } from "../src/data/split.js";
+import { splitTrainValidation } from "../src/data/split.js";
+import { decodeModel } from "../src/engine/onnx.js";
 import { buildModel } from "../src/nn/spec.js";
 import { exportOnnx } from "../src/nn/model.js";
 import { createProgress } from "../src/util/progress.js";
@@ -24,7 +27,12 @@ import { Writable } from "node:stream";
 const dir = mkdtempSync(join(tmpdir(), "distill-pipeline-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
 const silent = () => createProgress({ quiet: true, stream: new Writable({ write: (_c, _e, cb) => cb() }) as never });
+const mnist = loadDataset("mnist");
+// The transfer set of every config below: the training part of the first 2500 images.
+const transfer = splitTrainValidation(2500, 500, 0).train;
 
+// The student trains with Adam, dropout and pixel jitter: resuming it must restore the step count
+// (Adam's bias correction), the moments, and the mask and jitter streams.
 function config(name: string, extra = ""): string {
   const path = join(dir, `${name}.yaml`);
   writeFileSync(path, `
@@ -35,8 +43,8 @@ teacher:
   model: { layers: [ {type: linear, units: 128}, {type: relu}, {type: dropout, p: 0.2}, {type: linear, units: 10} ] }
   train: { epochs: 2, batchSize: 64, jitter: 1, optimizer: {kind: sgd, lr: 0.05, momentum: 0.9} }
 student:
-  model: { layers: [ {type: linear, units: 16}, {type: relu}, {type: linear, units: 10} ] }
-  train: { epochs: 4, batchSize: 64, optimizer: {kind: sgd, lr: 0.05, momentum: 0.9} }
+  model: { layers: [ {type: linear, units: 24}, {type: relu}, {type: dropout, p: 0.1}, {type: linear, units: 10} ] }
+  train: { epochs: 4, batchSize: 64, jitter: 1, optimizer: {kind: adam, lr: 0.005} }
 kd: { temperature: 4, alpha: 0.9 }
 ${extra}`);
   return path;
@@ -48,10 +56,26 @@ function cli(args: string[], env: Record<string, string> = {}) {
 
 const readJsonl = (p: string) => readFileSync(p, "utf8").trim().split("\n").map((l) => JSON.parse(l) as EpochMetric);
 const withoutTimes = (ms: EpochMetric[]) => ms.map(({ seconds: _s, ...rest }) => rest);
+/** Logits of the transfer set from a fresh session of `bytes`, bypassing every cache. */
+async function transferLogits(bytes: Uint8Array): Promise<Float32Array> {
+  const c = await OnnxClassifier.fromBytes(bytes, "reference teacher");
+  try {
+    return await c.logits(mnist.train, transfer);
+  } finally {
+    await c.dispose();
+  }
+}
+
+/** The logits in a soft-target cache file (after its 40-byte header: magic + SHA-256). */
+function cachedLogits(path: string): Float32Array {
+  const payload = readFileSync(path).subarray(40);
+  return new Float32Array(payload.buffer.slice(payload.byteOffset, payload.byteOffset + payload.byteLength));
+}
 
 let uninterrupted: string;
+let midRunCheckpoint: Buffer; // the killed run's baseline checkpoint (finished runs drop theirs)
 
-test("distill run writes every artefact; the teacher runs once per transfer sample, then the cache answers", async () => {
+test("distill run writes every artefact, each model with its metadata", async () => {
   const cacheDir = join(dir, "cache-api");
   const cfg = loadConfig(config("full"), { output: join(dir, "full") });
   const { runDir, results } = await runDistillation(cfg, { configPath: "full.yaml", quiet: true, cacheDir, progress: silent() });
@@ -74,45 +98,87 @@ test("distill run writes every artefact; the teacher runs once per transfer samp
   assert.deepEqual(lines.map((l) => `${l.stage}${l.epoch}`), ["teacher1", "teacher2", "baseline1", "baseline2", "baseline3", "baseline4", "student1", "student2", "student3", "student4"]);
   assert.deepEqual(Object.keys(lines[9]!.terms).sort(), ["loss_ce", "loss_kd"]);
 
-  // Soft targets: 2000 transfer samples, 4 student epochs → 2000 teacher passes, not 8000.
-  const state = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")) as { softTargets: { samples: number; computedSamples: number } };
-  assert.deepEqual({ ...state.softTargets, key: undefined }, { key: undefined, samples: 2000, computedSamples: 2000 });
+  // Every exported model says what it is and how it wants its input. MNIST's pixel statistics
+  // over the 60,000 training images are the well-known 0.1307 and 0.3081.
+  for (const stage of ["teacher", "baseline", "student"]) {
+    const meta = decodeModel(readFileSync(join(runDir, "models", `${stage}-s0.onnx`))).metadata;
+    assert.deepEqual(
+      [meta["distill.stage"], meta["distill.seed"], meta["distill.run"], meta["distill.dataset"]],
+      [stage, "0", "full", "mnist"],
+    );
+    assert.deepEqual([meta["distill.input_layout"], meta["distill.input_shape"], meta["distill.input_dtype"]], ["flat", '["batch",784]', "float32"]);
+    assert.deepEqual([meta["distill.output_name"], meta["distill.probabilities_name"]], ["logits", "probabilities"]);
+    assert.deepEqual(JSON.parse(meta["distill.class_labels"]!), mnist.classLabels);
+    const pre = JSON.parse(meta["distill.input_preprocessing"]!) as { scale: number; mean: number[]; std: number[] };
+    assert.equal(pre.scale, 1 / 255);
+    assert.ok(Math.abs(pre.mean[0]! - 0.1307) < 1e-4 && Math.abs(pre.std[0]! - 0.3081) < 1e-4, `mean ${pre.mean}, std ${pre.std}`);
+    assert.deepEqual(readFileSync(join(runDir, `${stage}.onnx`)), readFileSync(join(runDir, "models", `${stage}-s0.onnx`)));
+  }
+
+  // The teacher ran forward once per transfer sample (2000), though the student trained 4 epochs;
+  // counted on the classifier sessions themselves, whichever object the pipeline loaded.
+  const teacherBytes = readFileSync(join(runDir, "teacher.onnx"));
+  assert.equal(forwardPassesOn(mnist.train, teacherBytes), 2000);
   const cached = readdirSync(join(cacheDir, "soft-targets"));
   assert.equal(cached.length, 1);
-  assert.equal(statSync(join(cacheDir, "soft-targets", cached[0]!)).size, 40 + 2000 * 10 * 4); // magic + SHA-256 + logits
-
-  // The same teacher and data again: all from the cache, no forward pass.
-  const data = loadDataset("mnist");
-  const teacher = await OnnxClassifier.fromFile(join(runDir, "teacher.onnx"));
-  // The transfer set: the training part of the first 2500 images (500 went to validation).
-  const indices = splitTrainValidation(2500, 500, 0).train;
-  const again = await teacherSoftTargets({ teacher, set: data.train, indices, cacheDir });
-  assert.equal(again.computedSamples, 0);
-  assert.equal(teacher.samplesRun, 0);
-  // A different transfer set is a different key: computed, exactly once per sample.
-  const other = await teacherSoftTargets({ teacher, set: data.train, indices: firstN(allIndices(data.train.count), 300), cacheDir });
-  assert.equal(other.computedSamples, 300);
-  assert.equal(teacher.samplesRun, 300);
-  const direct = await teacher.logits(data.train, firstN(allIndices(data.train.count), 300));
-  assert.deepEqual(other.logits, direct);
-  await teacher.dispose();
+  assert.deepEqual(cachedLogits(join(cacheDir, "soft-targets", cached[0]!)), await transferLogits(teacherBytes));
 });
 
-test("kill -9 during training, then distill resume: same models and metrics as the uninterrupted run", async () => {
+test("the teacher runs once per transfer sample across stages, seeds and later runs", async () => {
+  // One epoch everywhere: a teacher (trained in the run, no adapter) that no earlier test ran.
+  const cacheDir = join(dir, "cache-seeds");
+  const run = async (name: string, seeds: number) => {
+    const cfg = loadConfig(config(name), { output: join(dir, name), seeds, epochs: 1, set: ["data.testLimit=200"] });
+    return runDistillation(cfg, { configPath: `${name}.yaml`, quiet: true, cacheDir, progress: silent() });
+  };
+  const two = await run("two-seeds", 2);
+  assert.deepEqual(two.results.models.map((m) => [m.role, m.perSeed.length]), [["teacher", 1], ["baseline", 2], ["student", 2]]);
+  const bytes = readFileSync(join(dir, "two-seeds", "teacher.onnx"));
+  assert.equal(forwardPassesOn(mnist.train, bytes), 2000, "2 seeds × (baseline + student): one pass per transfer sample");
+  await run("again", 1);
+  assert.equal(forwardPassesOn(mnist.train, bytes), 2000, "a later run reads the cache");
+  const [file] = readdirSync(join(cacheDir, "soft-targets")).filter((f) => f.endsWith(".bin"));
+  assert.deepEqual(cachedLogits(join(cacheDir, "soft-targets", file!)), await transferLogits(bytes));
+});
+
+test("kill -9 mid-stage, then distill resume: finished work is kept, the rest trains once, the result is bit-identical", async () => {
   const runDir = join(dir, "killed");
   const child = spawn(process.execPath, [CLI, "run", config("full"), "--quiet", "--output", runDir], { env: { ...process.env, DISTILL_CACHE: join(dir, "cache") }, stdio: "ignore" });
-  const exited = new Promise<void>((res) => child.on("exit", () => res()));
-  // Kill once the baseline has checkpointed an epoch: mid-run, with finished and unfinished stages.
-  const deadline = Date.now() + 120_000;
-  while (!existsSync(join(runDir, "checkpoints", "baseline-s0.ckpt")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const exited = new Promise<NodeJS.Signals | null>((res) => child.on("exit", (_code, signal) => res(signal)));
+  // Kill once the baseline has checkpointed an epoch: the teacher finished, the baseline mid-way.
+  const ckpt = join(runDir, "checkpoints", "baseline-s0.ckpt");
+  const deadline = Date.now() + 300_000;
+  while (!existsSync(ckpt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   child.kill("SIGKILL");
-  await exited;
-  assert.ok(!existsSync(join(runDir, "results.json")), "killed before the end");
+  assert.equal(await exited, "SIGKILL", "the child died by SIGKILL");
+  const saved = readCheckpoint(ckpt)!;
+  midRunCheckpoint = readFileSync(ckpt);
+  assert.ok(saved.epochsDone > 0 && saved.epochsDone < 4, `killed mid-stage: ${saved.epochsDone} of 4 baseline epochs done`);
+  assert.ok(!existsSync(join(runDir, "stages", "baseline-s0.json")) && !existsSync(join(runDir, "results.json")), "killed before the baseline finished");
+  const teacherRecord = readFileSync(join(runDir, "stages", "teacher-s0.json"));
+  const teacherModel = readFileSync(join(runDir, "models", "teacher-s0.onnx"));
+  // What was finished at the kill: the teacher's record and the checkpointed baseline epochs.
+  const finished = [...(JSON.parse(teacherRecord.toString()) as { history: EpochMetric[] }).history, ...saved.history];
+  assert.ok(finished.every((m) => m.seconds > 0));
+
   const r = cli(["resume", runDir, "--quiet"]);
   assert.equal(r.status, 0, r.stderr);
+  // Epochs trained by the resumed process, from its one-line-per-epoch log: only the missing ones.
+  const trained = r.stderr.split("\n").filter((l) => /^(teacher|baseline|student) epoch \d+\/\d+: /.test(l)).map((l) => l.split(":")[0]);
+  const missing = Array.from({ length: 4 - saved.epochsDone }, (_, i) => `baseline epoch ${saved.epochsDone + i + 1}/4`);
+  assert.deepEqual(trained, [...missing, "student epoch 1/4", "student epoch 2/4", "student epoch 3/4", "student epoch 4/4"]);
+  // The finished stage is untouched, and the epochs done before the kill keep their timings.
+  const historyOf = (b: Buffer) => (JSON.parse(b.toString()) as { history: EpochMetric[] }).history;
+  assert.deepEqual(historyOf(readFileSync(join(runDir, "stages", "teacher-s0.json"))), historyOf(teacherRecord));
+  assert.deepEqual(readFileSync(join(runDir, "models", "teacher-s0.onnx")), teacherModel);
+  const after = readJsonl(join(runDir, "metrics.jsonl"));
+  assert.deepEqual(finished.map((m) => `${m.stage}${m.epoch}`), ["teacher1", "teacher2", ...saved.history.map((m) => `baseline${m.epoch}`)]);
+  assert.deepEqual(after.slice(0, finished.length), finished, "records and seconds of finished epochs survive");
+  // And the outcome equals the uninterrupted run: Adam's step count and moments, the dropout
+  // masks and the jitter stream were all restored.
   for (const f of ["teacher.onnx", "baseline.onnx", "student.onnx"])
     assert.deepEqual(readFileSync(join(runDir, f)), readFileSync(join(uninterrupted, f)), `${f} is bit-identical`);
-  assert.deepEqual(withoutTimes(readJsonl(join(runDir, "metrics.jsonl"))), withoutTimes(readJsonl(join(uninterrupted, "metrics.jsonl"))));
+  assert.deepEqual(withoutTimes(after), withoutTimes(readJsonl(join(uninterrupted, "metrics.jsonl"))));
   const a = JSON.parse(readFileSync(join(runDir, "results.json"), "utf8")) as RunResults;
   const b = JSON.parse(readFileSync(join(uninterrupted, "results.json"), "utf8")) as RunResults;
   for (const role of [0, 1, 2]) {
@@ -120,6 +186,47 @@ test("kill -9 during training, then distill resume: same models and metrics as t
     const o = b.models[role]!.perSeed[0]!;
     assert.deepEqual({ accuracy, nll, ece, agreement, onnxBytes }, { accuracy: o.accuracy, nll: o.nll, ece: o.ece, agreement: o.agreement, onnxBytes: o.onnxBytes });
   }
+});
+
+test("resume and report on a folder that is not a run, a damaged checkpoint, a broken run.json: one line, exit 2", () => {
+  // (--quiet progress lines may come first; the error is the one last line.)
+  const oneLine = (r: ReturnType<typeof cli>, pattern: RegExp) => {
+    assert.equal(r.status, 2, r.stderr);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.filter((l) => l.startsWith("distill:")).length, 1, r.stderr);
+    assert.match(lines[lines.length - 1]!, pattern);
+    assert.doesNotMatch(r.stderr, /internal error|at .*\.js:\d+/);
+  };
+  const empty = mkdtempSync(join(dir, "not-a-run-"));
+  oneLine(cli(["resume", empty]), new RegExp(`^distill: ${empty}: not a run folder \\(no run\\.json\\)`));
+  oneLine(cli(["report", empty]), new RegExp(`^distill: ${join(empty, "results.json")}: not found`));
+  assert.deepEqual(readdirSync(empty), [], "nothing written");
+
+  // A run stopped mid-baseline (a copy of the uninterrupted run without its last stages), then damaged.
+  const partial = join(dir, "partial");
+  cpSync(uninterrupted, partial, { recursive: true });
+  for (const f of ["results.json", "report.html", "baseline.onnx", "student.onnx", "stages/baseline-s0.json", "stages/student-s0.json", "models/baseline-s0.onnx", "models/student-s0.onnx", "checkpoints/student-s0.ckpt"])
+    rmSync(join(partial, f), { force: true });
+  const ckpt = join(partial, "checkpoints", "baseline-s0.ckpt");
+  const whole = midRunCheckpoint;
+  mkdirSync(dirname(ckpt), { recursive: true });
+  writeFileSync(ckpt, whole.subarray(0, whole.length - 100));
+  oneLine(cli(["resume", partial, "--quiet"]), new RegExp(`^distill: ${ckpt}: damaged checkpoint \\(tensor .* runs past the end\\); delete it to restart this stage from scratch$`));
+  writeFileSync(ckpt, "not a checkpoint");
+  oneLine(cli(["resume", partial, "--quiet"]), new RegExp(`^distill: ${ckpt}: damaged checkpoint \\(no checkpoint header\\)`));
+  assert.ok(!existsSync(join(partial, "results.json")));
+
+  // run.json that is not JSON, or JSON that is not a run state.
+  const state = join(partial, "run.json");
+  writeFileSync(state, "{ not json");
+  oneLine(cli(["resume", partial, "--quiet"]), new RegExp(`^distill: ${state}: not valid JSON`));
+  for (const bad of ["[]", "null", '{"configPath": 7}'])  {
+    writeFileSync(state, bad);
+    oneLine(cli(["resume", partial, "--quiet"]), new RegExp(`^distill: ${state}: not a distill run state`));
+  }
+  // report on a run whose results.json is broken.
+  writeFileSync(join(partial, "results.json"), "{");
+  oneLine(cli(["report", partial]), new RegExp(`^distill: ${join(partial, "results.json")}: is not valid JSON`));
 });
 
 test("an existing run folder is never overwritten", () => {
@@ -152,6 +259,19 @@ test("bad input: one line naming the file, exit code 2, no stack trace", async (
   assert.match(r.stderr.trim(), /five\.onnx: the teacher outputs 5 classes, but the student and mnist have 10$/);
   assert.ok(!existsSync(join(dir, "five")), "no run folder left behind");
   void data;
+
+  // A teacher whose weights hold a NaN: its soft targets are not finite.
+  const ten = buildModel({ input: "flat", layers: [{ type: "linear", units: 10 }] }, mnist.classLabels, { height: 28, width: 28, mean: 0.13, std: 0.31 });
+  const tenParams = ten.initParameters(0);
+  tenParams.get("linear1.weight").data[300] = NaN;
+  const nanPath = join(dir, "nan-teacher.onnx");
+  writeFileSync(nanPath, exportOnnx(ten, tenParams));
+  r = cli(["run", config("nanteacher"), "--quiet", "--output", join(dir, "nanteacher"), "--set", `teacher=${JSON.stringify({ onnx: nanPath })}`]);
+  assert.equal(r.status, 2, r.stderr);
+  const last = r.stderr.trim().split("\n").at(-1)!;
+  assert.match(last, new RegExp(`^distill: ${nanPath.replace(/[.]/g, "\\.")}: the teacher's output logits is NaN \\(not a finite logit\\) for training example \\d+; fix or replace the teacher$`));
+  assert.equal(r.stderr.split("\n").filter((l) => l.startsWith("distill:")).length, 1);
+  assert.ok(!existsSync(join(dir, "nanteacher")), "no run folder left behind");
 
   // Missing data folder.
   r = cli(["run", config("nodata"), "--quiet", "--output", join(dir, "nodata"), "--set", `data.dir=${join(dir, "no-such-folder")}`]);

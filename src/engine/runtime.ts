@@ -76,7 +76,7 @@ export class Session {
     for (const [k, t] of Object.entries(res)) {
       const target = into?.[k];
       if (target) {
-        // onnxruntime-node writes into the pre-allocated buffer (checked by test/engine.test.ts).
+        // onnxruntime-node writes into the pre-allocated buffer (checked by test/runtime.test.ts).
         out[k] = target;
       } else {
         out[k] = { dtype: (t as ort.Tensor).type as DType, shape: (t as ort.Tensor).dims.slice(), data: (t as ort.Tensor).data as TypedArray };

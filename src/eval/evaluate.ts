@@ -2,6 +2,7 @@
 // quality (accuracy, F1, NLL, calibration, agreement with the teacher) and cost (size, latency).
 // Models take raw pixels 0–255 (normalisation is inside the graph, as distill exports them).
 
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { decodeModel } from "../engine/onnx.js";
 import { Session } from "../engine/runtime.js";
@@ -37,6 +38,7 @@ export class OnnxClassifier {
 
   /** Samples this classifier has run forward (so tests can count teacher passes). */
   samplesRun = 0;
+  private digest?: string;
 
   static async fromFile(path: string, threads?: number): Promise<OnnxClassifier> {
     let bytes: Uint8Array;
@@ -100,6 +102,9 @@ export class OnnxClassifier {
       const res = await this.session.run({ [this.inputName]: { dtype: "float32", shape: [n, ...this.sampleShape], data: x } }, undefined, [this.outputName]);
       out.set(res[this.outputName]!.data as Float32Array, start * k);
       this.samplesRun += n;
+      this.digest ??= createHash("sha256").update(this.bytes).digest("hex");
+      const perModel = forwardLog.get(set.images) ?? new Map<string, number>();
+      forwardLog.set(set.images, perModel.set(this.digest, (perModel.get(this.digest) ?? 0) + n));
       onBatch?.(start + n);
     }
     return out;
@@ -108,6 +113,15 @@ export class OnnxClassifier {
   async dispose(): Promise<void> {
     await this.session.dispose();
   }
+}
+
+// Forward passes per image array and model (sha256 of its bytes), over every classifier in the
+// process: a test counts a teacher's passes wherever and however often the pipeline loads it.
+const forwardLog = new WeakMap<Uint8Array, Map<string, number>>();
+
+/** Samples of `set` that any classifier of the model `bytes` has run forward in this process. */
+export function forwardPassesOn(set: ImageSet, bytes: Uint8Array): number {
+  return forwardLog.get(set.images)?.get(createHash("sha256").update(bytes).digest("hex")) ?? 0;
 }
 
 export interface EvaluationInput {

@@ -1,0 +1,115 @@
+// The soft-target cache on real MNIST images: a hit hands back exactly what the teacher computes,
+// a changed teacher (bytes) or changed pixels of the transfer set is a miss, a wrong-size file is
+// recomputed, and a teacher that produces non-finite logits is a one-line UserError.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { UserError } from "../src/errors.js";
+import { loadDataset, type ImageSet } from "../src/data/datasets.js";
+import { allIndices, firstN } from "../src/data/split.js";
+import { teacherSoftTargets } from "../src/distill/soft-targets.js";
+import { OnnxClassifier } from "../src/eval/evaluate.js";
+import { exportOnnx } from "../src/nn/model.js";
+import { buildModel, pixelStatistics } from "../src/nn/spec.js";
+
+const mnist = loadDataset("mnist");
+const geometry = { height: 28, width: 28, ...pixelStatistics(mnist.train.images.subarray(0, 1000 * 784)) };
+const indices = firstN(allIndices(mnist.train.count), 300).map((i) => 2 * i + 7); // not a prefix: the key must follow the indices
+
+/** A small random-weight teacher; `poison` sets one weight to NaN. */
+function teacherBytes(seed: number, poison = false): Uint8Array {
+  const model = buildModel({ input: "flat", layers: [{ type: "linear", units: 10 }] }, mnist.classLabels, geometry);
+  const params = model.initParameters(seed);
+  if (poison) params.get("linear1.weight").data[123] = NaN;
+  return exportOnnx(model, params);
+}
+
+/** Logits straight from a fresh session, bypassing the cache. */
+async function direct(bytes: Uint8Array, set: ImageSet): Promise<Float32Array> {
+  const c = await OnnxClassifier.fromBytes(bytes, "direct");
+  try {
+    return await c.logits(set, indices);
+  } finally {
+    await c.dispose();
+  }
+}
+
+async function softTargets(bytes: Uint8Array, set: ImageSet, cacheDir: string) {
+  const teacher = await OnnxClassifier.fromBytes(bytes, "teacher.onnx");
+  try {
+    const r = await teacherSoftTargets({ teacher, set, indices, cacheDir });
+    return { ...r, forwardPasses: teacher.samplesRun };
+  } finally {
+    await teacher.dispose();
+  }
+}
+
+describe("soft-target cache", () => {
+  it("a hit runs no teacher pass and returns the teacher's logits bit for bit", async () => {
+    const cache = mkdtempSync(join(tmpdir(), "distill-st-"));
+    const bytes = teacherBytes(0);
+    const miss = await softTargets(bytes, mnist.train, cache);
+    assert.deepEqual([miss.computedSamples, miss.forwardPasses], [300, 300]);
+    const hit = await softTargets(bytes, mnist.train, cache);
+    assert.deepEqual([hit.computedSamples, hit.forwardPasses], [0, 0]);
+    assert.equal(hit.key, miss.key);
+    assert.deepEqual(hit.logits, await direct(bytes, mnist.train), "the cached rows are the teacher's logits, in index order");
+    assert.equal(statSync(hit.file).size, 40 + 300 * 10 * 4); // magic + SHA-256 + logits
+  });
+
+  it("another teacher (different bytes) is a miss with its own logits", async () => {
+    const cache = mkdtempSync(join(tmpdir(), "distill-st-"));
+    const a = await softTargets(teacherBytes(0), mnist.train, cache);
+    const b = await softTargets(teacherBytes(1), mnist.train, cache);
+    assert.notEqual(b.key, a.key);
+    assert.deepEqual([b.computedSamples, b.forwardPasses], [300, 300]);
+    assert.deepEqual(b.logits, await direct(teacherBytes(1), mnist.train));
+    assert.notDeepEqual(b.logits, a.logits);
+    assert.equal(readdirSync(join(cache, "soft-targets")).filter((f) => f.endsWith(".bin")).length, 2);
+  });
+
+  it("changed pixels of a transfer image are a miss; pixels outside the transfer set are not", async () => {
+    const cache = mkdtempSync(join(tmpdir(), "distill-st-"));
+    const bytes = teacherBytes(0);
+    const a = await softTargets(bytes, mnist.train, cache);
+    const images = mnist.train.images.slice(0, 1000 * 784);
+    const copy: ImageSet = { ...mnist.train, images, count: 1000 };
+    images[8 * 784 + 400] = 255 - images[8 * 784 + 400]!; // index 8 is not in the set (odd indices only)
+    const outside = await softTargets(bytes, copy, cache);
+    assert.deepEqual([outside.key, outside.computedSamples], [a.key, 0]);
+    images[indices[150]! * 784 + 400] = 255 - images[indices[150]! * 784 + 400]!;
+    const changed = await softTargets(bytes, copy, cache);
+    assert.notEqual(changed.key, a.key);
+    assert.deepEqual([changed.computedSamples, changed.forwardPasses], [300, 300]);
+    assert.deepEqual(changed.logits, await direct(bytes, copy));
+  });
+
+  it("a cache file of the wrong size is recomputed and rewritten", async () => {
+    const cache = mkdtempSync(join(tmpdir(), "distill-st-"));
+    const bytes = teacherBytes(0);
+    const a = await softTargets(bytes, mnist.train, cache);
+    const whole = readFileSync(a.file);
+    // (A same-size corruption is caught by the file's checksum: test/reliability.test.ts.)
+    for (const damaged of [whole.subarray(0, whole.length - 40), Buffer.concat([whole, Buffer.alloc(4)]), Buffer.alloc(0)]) {
+      writeFileSync(a.file, damaged);
+      const again = await softTargets(bytes, mnist.train, cache);
+      assert.deepEqual([again.computedSamples, again.forwardPasses], [300, 300], `recomputed after a ${damaged.length}-byte file`);
+      assert.deepEqual(again.logits, a.logits);
+      assert.deepEqual(readFileSync(a.file), whole, "the file is whole again");
+    }
+  });
+
+  it("non-finite teacher logits: a UserError naming the teacher and the example, nothing cached", async () => {
+    const cache = mkdtempSync(join(tmpdir(), "distill-st-"));
+    await assert.rejects(softTargets(teacherBytes(0, true), mnist.train, cache), (e: unknown) => {
+      assert.ok(e instanceof UserError, `expected a UserError, got ${String(e)}`);
+      assert.match(e.message, new RegExp(`^teacher\\.onnx: the teacher's output logits is NaN \\(not a finite logit\\) for training example ${indices[0]}; fix or replace the teacher$`));
+      return true;
+    });
+    const written = existsSync(join(cache, "soft-targets")) ? readdirSync(join(cache, "soft-targets")) : [];
+    assert.deepEqual(written, [], "nothing cached, no lock left");
+  });
+});
