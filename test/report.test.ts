@@ -215,6 +215,10 @@ describe("HTML report in Chromium", () => {
     const embedded = html.slice(start, html.indexOf("</script>", start));
     assert.equal(JSON.parse(embedded).tradeoff.length, 4);
 
+    assert.ok(!html.includes('id="compare-link"'), "no link without compare.html");
+    writeFileSync(join(run, "compare.html"), "<!doctype html>");
+    assert.ok(readFileSync(writeReport(run), "utf8").includes('<a href="compare.html">'), "linked once distill compare wrote it");
+
     writeFileSync(join(run, "metrics.jsonl"), JSON.stringify(epochs[0]) + "\n{oops\n");
     assert.throws(() => writeReport(run), (e: unknown) => e instanceof UserError && e.where.endsWith("metrics.jsonl:2"));
   });

@@ -209,6 +209,9 @@ function addCompressCommands(program: Command, io: CliIo): void {
     .action(async (runDir: string, opts: { limit?: number; rounds: number; finetuneEpochs: number; json?: boolean }) => {
       const { compareRun, formatCompare } = await import("../compress/compare.js");
       const result = await compareRun(runDir, { rounds: opts.rounds, finetuneEpochs: opts.finetuneEpochs, log: (l) => io.writeErr(l + "\n"), ...(opts.limit ? { limit: opts.limit } : {}) });
+      // The run's report gains a link to the comparison.
+      const { writeReport } = await import("../report/html.js");
+      writeReport(runDir);
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatCompare(result) + `compare: ${join(runDir, "compare.html")}\n`);
     });
 

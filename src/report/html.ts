@@ -292,7 +292,12 @@ function asset(name: string): string {
   return text;
 }
 
-export function renderReport(results: RunResults, epochs: EpochMetric[]): string {
+export interface ReportLinks {
+  /** `distill compare` has written compare.html next to the report. */
+  compare?: boolean;
+}
+
+export function renderReport(results: RunResults, epochs: EpochMetric[], links: ReportLinks = {}): string {
   const seeds = results.seeds ?? [];
   const facts: [string, string][] = [
     ["Dataset", results.dataset],
@@ -324,6 +329,7 @@ ${headlineSection(results)}
 <dl class="facts">${factsHtml}</dl>
 
 <h2>Comparison</h2>
+${links.compare ? `<p id="compare-link">Quantized and pruned variants, measured side by side: <a href="compare.html">compression comparison</a> (written by <code>distill compare</code>).</p>\n` : ""}
 ${comparisonTable(results)}
 <p class="note">Test-set figures${multi ? `; mean <span class="sd">± sample std</span> over seeds` : ""}. ${escapeHtml(machineNote(results))} Hover a column head for its definition.</p>
 
@@ -404,6 +410,6 @@ export function writeReport(runDir: string): string {
   const results = readResults(join(runDir, "results.json"));
   const epochs = readEpochs(join(runDir, "metrics.jsonl"));
   const out = join(runDir, "report.html");
-  writeFileAtomic(out, renderReport(results, epochs));
+  writeFileAtomic(out, renderReport(results, epochs, { compare: existsSync(join(runDir, "compare.html")) }));
   return out;
 }
