@@ -87,7 +87,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
 
   program
     .command("resume")
-    .description("continue an interrupted run from its run folder (finished stages are kept)")
+    .description("continue an interrupted run, tune or shrink from its folder (finished stages and trials are kept)")
     .argument("<run-dir>", "run folder written by `distill run`")
     .option("-q, --quiet", "no progress bars: one line per finished task")
     .option("--debug", "print stack traces of errors")

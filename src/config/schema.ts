@@ -213,8 +213,8 @@ export const kdSchema = makeKdSchema(modelSchema);
 
 /** A sampled interval (random and halving searches); `log: true` samples evenly in log space. */
 const tuneRangeSchema = obj({ min: z.number(num("a number")), max: z.number(num("a number")), log: bool().default(false) }).superRefine((r, ctx) => {
-  if (!(r.min < r.max)) ctx.addIssue({ code: "custom", path: ["max"], message: `expected a number above min (${r.min}), got ${r.max}` });
-  if (r.log && r.min <= 0) ctx.addIssue({ code: "custom", path: ["min"], message: `expected a number > 0 with log: true, got ${r.min}` });
+  if (!(r.min < r.max)) ctx.addIssue({ code: "custom", path: ["max"], message: `expected a number above min (${r.min})` });
+  if (r.log && r.min <= 0) ctx.addIssue({ code: "custom", path: ["min"], message: "expected a number > 0 with log: true" });
 });
 
 const tuneValuesSchema = z.union(

@@ -96,7 +96,8 @@ export class Runner {
     this.ledger.set(entry.id, entry);
     this.ledgerText += JSON.stringify(entry) + "\n";
     writeFileAtomic(join(this.dir, LEDGER_FILE), this.ledgerText);
-    this.log(`${p.meta.kind} ${entry.id}${Object.keys(p.meta.setting).length ? ` (${describe(p.meta.setting)}, ${p.meta.epochs} epochs)` : ""}: val_acc=${outcome.valAccuracy.toFixed(4)} in ${outcome.seconds.toFixed(1)}s [${this.ledger.size} done]`);
+    const what = p.meta.kind === "teacher" ? `teacher val_acc=${outcome.teacherValAccuracy?.toFixed(4) ?? "—"}` : `val_acc=${outcome.valAccuracy.toFixed(4)}`;
+    this.log(`${p.meta.kind} ${entry.id}${Object.keys(p.meta.setting).length ? ` (${describe(p.meta.setting)}, ${p.meta.epochs} epochs)` : ""}: ${what} in ${outcome.seconds.toFixed(1)}s [${this.ledger.size} done]`);
   }
 }
 

@@ -12,7 +12,7 @@ import type { TuneSpec } from "../config/schema.js";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
 import type { LedgerEntry, Planned } from "./runner.js";
-import { axesOf, checkSpace, gridSettings, randomSettings, type Setting, type SpaceAxis } from "./space.js";
+import { assignments, axesOf, checkSpace, gridSettings, randomSettings, type Setting, type SpaceAxis } from "./space.js";
 import { createState, loadState, saveState, Session, settingOf, TRIAL_TEST_LIMIT, type SessionOptions, type SessionState } from "./session.js";
 import { writeTuneReport } from "./report.js";
 
@@ -116,7 +116,7 @@ async function search(session: Session, tune: TuneSpec, axes: SpaceAxis[]): Prom
     return ok;
   };
   const planTrial = (id: string, setting: Setting, epochs: number, rung: number) =>
-    session.plan(id, [`seeds=[${seed}]`, `student.train.epochs=${epochs}`, `data.testLimit=${TRIAL_TEST_LIMIT}`], { kind: "trial", rung, epochs, setting });
+    session.plan(id, [`seeds=[${seed}]`, `student.train.epochs=${epochs}`, `data.testLimit=${TRIAL_TEST_LIMIT}`, ...assignments(setting)], { kind: "trial", rung, epochs, setting });
 
   const allLists = axes.every((a) => a.values);
   if (tune.strategy !== "halving") {
@@ -177,7 +177,7 @@ async function finish(session: Session, state: TuneState, axes: SpaceAxis[], s: 
   const same = keys.every((k) => configSetting[k] === s.winner.setting[k]);
   const studentEpochs = (state.base["student"] as { train: { epochs: number } }).train.epochs;
   const finals = (who: "config" | "winner", setting: Setting) =>
-    seeds.map((seed) => session.plan(`final-${who}-s${seed}`, [`seeds=[${seed}]`], { kind: "final", rung: 0, epochs: studentEpochs, setting }));
+    seeds.map((seed) => session.plan(`final-${who}-s${seed}`, [`seeds=[${seed}]`, ...assignments(setting)], { kind: "final", rung: 0, epochs: studentEpochs, setting }));
   const configRuns = finals("config", {});
   const winnerRuns = same ? configRuns : finals("winner", s.winner.setting);
   const done = await session.runner.runAll(same ? configRuns : interleave(configRuns, winnerRuns));

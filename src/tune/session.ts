@@ -12,7 +12,7 @@ import { defaultCacheDir } from "../distill/soft-targets.js";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { localExecutor, Runner, type Executor, type Planned } from "./runner.js";
-import { assignments, type Setting } from "./space.js";
+import type { Setting } from "./space.js";
 
 /** Trials measure the test set only because the pipeline always evaluates; nothing reads it, so keep it small. */
 export const TRIAL_TEST_LIMIT = 200;
@@ -66,7 +66,9 @@ export function createState(kind: SessionState["kind"], configPath: string, conf
     throw new UserError(dir, `the ${kind} folder already exists and is not empty; continue it with \`distill resume ${dir}\`, or choose another with --output`);
   const concurrency = opts.concurrency ?? configConcurrency ?? defaultConcurrency();
   // Queued trials run one per worker with one thread, so a result is the same whoever runs it.
-  const threads = opts.queue ? 1 : Math.max(1, Math.floor(availableParallelism() / concurrency));
+  // DISTILL_THREADS, when set, fixes it everywhere (tests compare local and queued results).
+  const fixed = Number(process.env["DISTILL_THREADS"]);
+  const threads = fixed > 0 ? fixed : opts.queue ? 1 : Math.max(1, Math.floor(availableParallelism() / concurrency));
   const createdAt = new Date().toISOString();
   const state: SessionState = {
     kind, configPath, createdAt, base: baseDocument(config),
@@ -133,10 +135,10 @@ export class Session {
     await this.executor.close();
   }
 
-  /** A trial of the base config with `setting` applied (plus run-specific keys), as a planned job. */
+  /** A trial: the base config with `sets` applied (`key=value`, as `distill run --set`), as a planned job. */
   plan(id: string, sets: string[], meta: Planned["meta"]): Planned {
     const config = configFromObject(this.state.base, `${this.state.configPath} (trial ${id})`, {
-      set: [`name=${String(this.state.base["name"])}-${id}`, ...this.teacherSets(), ...sets, ...assignments(meta.setting)],
+      set: [`name=${String(this.state.base["name"])}-${id}`, ...this.teacherSets(), ...sets],
     });
     return {
       job: { id, config: JSON.parse(JSON.stringify(config)) as Record<string, unknown>, output: resolve(this.dir, "trials", id), cacheDir: this.state.cacheDir, threads: this.state.threads },

@@ -101,11 +101,12 @@ async function executeShrink(dir: string, state: ShrinkState, log: (line: string
     log(`teacher: val_acc=${teacherValAccuracy.toFixed(4)}; target ≥ ${(state.keep * teacherValAccuracy).toFixed(4)}`);
     const layers = (state.base["student"] as { model: { layers: LayerSpec[] } }).model.layers;
     const seed = (state.base["seeds"] as number[])[0]!;
+    const studentEpochs = (state.base["student"] as { train: { epochs: number } }).train.epochs;
     const tried = new Map<number, Rung & { teacherParams?: number; teacherLatencyP50Ms: number; testTotal: number }>();
     const train = async (index: number) => {
       const width = state.ladder[index]!;
       const id = `w${width}`;
-      const p = session.plan(id, [`seeds=[${seed}]`, ...widthSets(layers, width, state.configPath)], { kind: "rung", rung: index, epochs: 0, setting: { width } });
+      const p = session.plan(id, [`seeds=[${seed}]`, ...widthSets(layers, width, state.configPath)], { kind: "rung", rung: index, epochs: studentEpochs, setting: { width } });
       const [entry] = await session.runner.runAll([p]);
       const o = entry!.outcome;
       const rung = { width, id, params: o.params, latencyP50Ms: o.latencyP50Ms, valAccuracy: o.valAccuracy, testErrors: o.testErrors[0]!, passes: o.valAccuracy >= state.keep * teacherValAccuracy, pareto: false, ...(o.teacherParams ? { teacherParams: o.teacherParams } : {}), teacherLatencyP50Ms: o.teacherLatencyP50Ms, testTotal: o.testTotal };
