@@ -108,11 +108,12 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .command("tune")
     .description("search the config's tune: space (T, α, lr, …) on validation accuracy; retrain the winner and the config's setting with K seeds and test both")
     .argument("<config>", "YAML config file with a tune: section")
+    .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
     .option("--output <dir>", "tune folder (default: runs/<name>-tune)")
     .option("--concurrency <n>", "trials at once on this machine (default: one per core)", positiveIntArg)
     .option("--queue <redis-url>", "run trials as BullMQ jobs on Redis, e.g. redis://127.0.0.1:6379 (start workers with distill worker)")
     .option("--debug", "print stack traces of errors")
-    .action(async (configPath: string, opts: { output?: string; concurrency?: number; queue?: string }) => {
+    .action(async (configPath: string, opts: { set?: string[]; output?: string; concurrency?: number; queue?: string }) => {
       const { tuneCommand } = await import("../tune/search.js");
       await tuneCommand(configPath, { ...searchOptions(opts), log: (l) => io.writeOut(l + "\n") });
     });
@@ -123,11 +124,12 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .argument("<config>", "YAML config file")
     .requiredOption("--keep <fraction>", "fraction of the teacher's validation accuracy to keep, e.g. 0.99")
     .option("--widths <list>", "width multipliers of the student's hidden layers (default: 0.0625,0.125,0.25,0.5,1)")
+    .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
     .option("--output <dir>", "shrink folder (default: runs/<name>-shrink)")
     .option("--concurrency <n>", "trials at once on this machine", positiveIntArg)
     .option("--queue <redis-url>", "run rungs as BullMQ jobs on Redis")
     .option("--debug", "print stack traces of errors")
-    .action(async (configPath: string, opts: { keep: string; widths?: string; output?: string; concurrency?: number; queue?: string }) => {
+    .action(async (configPath: string, opts: { keep: string; widths?: string; set?: string[]; output?: string; concurrency?: number; queue?: string }) => {
       const { shrinkCommand, parseKeep, parseLadder, DEFAULT_LADDER } = await import("../tune/shrink.js");
       const keep = parseKeep(opts.keep);
       const ladder = opts.widths === undefined ? DEFAULT_LADDER : parseLadder(opts.widths);
@@ -189,8 +191,8 @@ export function buildProgram(io: CliIo = defaultIo): Command {
   return program;
 }
 
-function searchOptions(o: { output?: string; concurrency?: number; queue?: string }) {
-  return { ...(o.output ? { output: o.output } : {}), ...(o.concurrency ? { concurrency: o.concurrency } : {}), ...(o.queue ? { queue: o.queue } : {}) };
+function searchOptions(o: { set?: string[]; output?: string; concurrency?: number; queue?: string }) {
+  return { ...(o.set ? { set: o.set } : {}), ...(o.output ? { output: o.output } : {}), ...(o.concurrency ? { concurrency: o.concurrency } : {}), ...(o.queue ? { queue: o.queue } : {}) };
 }
 
 function reportWhere(io: CliIo, runDir: string): void {

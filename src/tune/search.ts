@@ -47,7 +47,7 @@ export interface TuneResults {
 }
 
 export async function tuneCommand(configPath: string, opts: SessionOptions): Promise<TuneResults> {
-  const config = loadConfig(configPath);
+  const config = loadConfig(configPath, { set: opts.set ?? [] });
   const tune = (config as { tune?: TuneSpec }).tune;
   if (!tune) throw new UserError(configPath, "tune: required by distill tune, e.g. tune: {space: {kd.temperature: [1, 2, 4], kd.alpha: [0.5, 0.9]}}");
   if (opts.concurrency === undefined && tune.concurrency !== undefined) opts = { ...opts, concurrency: tune.concurrency };

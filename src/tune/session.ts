@@ -35,6 +35,8 @@ export interface SessionState {
 }
 
 export interface SessionOptions {
+  /** `distill run --set` overrides of the config file. */
+  set?: string[];
   output?: string;
   queue?: string;
   concurrency?: number;

@@ -77,7 +77,7 @@ export function widthSets(layers: LayerSpec[], width: number, where: string): st
 }
 
 export async function shrinkCommand(configPath: string, keep: number, ladder: number[], opts: SessionOptions): Promise<ShrinkResults> {
-  const config = loadConfig(configPath);
+  const config = loadConfig(configPath, { set: opts.set ?? [] });
   widthSets(config.student.model.layers, 1, configPath);
   if (opts.queue) {
     const { checkRedis } = await import("./queue.js");
