@@ -12,7 +12,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { EpochMetric } from "../src/eval/types.js";
-import { gridSettings, randomSettings, axesOf } from "../src/tune/space.js";
+import { loadConfig } from "../src/config/load.js";
+import type { TuneSpec } from "../src/config/schema.js";
+import { axesOf, checkSpace, gridSettings, randomSettings } from "../src/tune/space.js";
 import type { TuneResults } from "../src/tune/search.js";
 import type { ShrinkResults } from "../src/tune/shrink.js";
 import type { LedgerEntry } from "../src/tune/runner.js";
@@ -77,6 +79,18 @@ test("the search space: a grid in key order, seeded random samples inside their 
   // Log-uniform: about half the samples fall below the geometric midpoint 0.01.
   const below = a.filter((s) => (s["student.train.optimizer.lr"] as number) < 0.01).length;
   assert.ok(below > 10 && below < 40, `${below} of 50 below 0.01`);
+});
+
+test("the tune examples load and their search spaces check out", () => {
+  const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+  for (const file of ["examples/demo-tune.yaml", "examples/fashion-mnist-tune.yaml"]) {
+    const cfg = loadConfig(join(root, file));
+    const { tune, ...rest } = cfg as typeof cfg & { tune?: TuneSpec };
+    assert.ok(tune, `${file} has a tune: section`);
+    const axes = axesOf(tune.space);
+    checkSpace(rest, axes, file);
+    assert.ok(axes.some((a) => a.key === "kd.temperature") && axes.some((a) => a.key === "kd.alpha"));
+  }
 });
 
 let gridDir: string;

@@ -44,12 +44,13 @@ export function parseRedisUrl(url: string, where: string): Connection {
 export async function checkRedis(url: string, where: string): Promise<void> {
   const conn = parseRedisUrl(url, where);
   const client = new Redis({ ...conn, lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on("error", () => undefined); // reported below, once
+  let cause: Error | undefined;
+  client.on("error", (e: Error) => (cause ??= e)); // reported below, once
   try {
     await client.connect();
     await client.ping();
   } catch (e) {
-    throw new UserError(where, `cannot reach Redis at ${url} (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(where, `cannot reach Redis at ${url} (${(cause ?? (e as Error)).message.split("\n")[0]})`);
   } finally {
     client.disconnect();
   }
