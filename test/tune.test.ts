@@ -210,6 +210,8 @@ test("bad input: one line naming the file and key, exit code 2, nothing written"
     [["tune", config("bad-key", STUDY + TRAINED_TEACHER + "tune: { space: { kd.temprature: [1, 2] } }\n")], /bad-key\.yaml: tune\.space\.kd\.temprature: value 1: kd: unknown key "temprature" \(did you mean "temperature"\?/],
     [["tune", config("grid-range", STUDY + TRAINED_TEACHER + "tune: { space: { lr: {min: 0.01, max: 0.1} } }\n")], /grid-range\.yaml: tune\.space\.student\.train\.optimizer\.lr: a range needs strategy random or halving/],
     [["tune", config("bad-range", STUDY + TRAINED_TEACHER + "tune: { strategy: random, space: { lr: {min: 0.1, max: 0.01} } }\n")], /bad-range\.yaml: tune\.space\.lr\.max: expected a number above min/],
+    [["tune", config("grid-trials", STUDY + TRAINED_TEACHER + "tune: { space: { alpha: [0.5] }, trials: 3 }\n")], /grid-trials\.yaml: tune\.trials: only used with strategy random or halving/],
+    [["tune", config("no-budget", STUDY + TRAINED_TEACHER + "tune: { space: { alpha: [0.5] }, budget: {} }\n")], /no-budget\.yaml: tune\.budget: expected epochs or minutes/],
     [["tune", config("queue", STUDY + TRAINED_TEACHER + GRID), "--queue", "redis://127.0.0.1:1"], /--queue: cannot reach Redis at redis:\/\/127\.0\.0\.1:1/],
     [["tune", config("queue2", STUDY + TRAINED_TEACHER + GRID), "--queue", "http://x"], /--queue: expected a URL like redis:\/\/127\.0\.0\.1:6379/],
     [["shrink", config("keep", STUDY + TRAINED_TEACHER), "--keep", "1.5"], /--keep: expected a fraction in \(0, 1\] like 0\.99, got "1\.5"/],

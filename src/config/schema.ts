@@ -233,13 +233,18 @@ export const tuneSchema = obj({
   /** halving: keep the best 1/eta of a rung, train them eta× longer. */
   eta: z.number(num("an integer ≥ 2")).int(num("an integer ≥ 2")).min(2, num("an integer ≥ 2")).default(3),
   /** No trial starts once this much is spent (student epochs summed over trials, or minutes). */
-  budget: obj({ epochs: positiveInt().optional(), minutes: positiveNumber().optional() }).optional(),
+  budget: obj({ epochs: positiveInt().optional(), minutes: positiveNumber().optional() })
+    .refine((b) => b.epochs !== undefined || b.minutes !== undefined, "expected epochs or minutes, e.g. {epochs: 60}")
+    .optional(),
   /** The winner and the config's own setting are each retrained with this many seeds and tested. */
   seeds: positiveInt().default(3),
   /** Trials at once on this machine (default: one per core, one onnxruntime thread each). */
   concurrency: positiveInt().optional(),
   /** Seed of the random and halving samplers. */
   seed: nonNegativeInt().default(0),
+}).superRefine((t, ctx) => {
+  if (t.strategy === "grid" && t.trials !== undefined)
+    ctx.addIssue({ code: "custom", path: ["trials"], message: "only used with strategy random or halving (a grid runs every combination)" });
 });
 
 export type TuneSpec = z.output<typeof tuneSchema>;

@@ -73,7 +73,11 @@ export class QueueExecutor {
    */
   async run(job: TrialJob, key: string): Promise<TrialOutcome> {
     await this.events.waitUntilReady();
-    const added = await this.queue.add(job.id, job, { jobId: `${key}-${job.id}`, attempts: 1, removeOnComplete: false, removeOnFail: false });
+    const jobId = `${key}-${job.id}`;
+    // A job that failed before an earlier `distill resume` (a bug, a dead disk) is tried again.
+    const earlier = await this.queue.getJob(jobId);
+    if (earlier && (await earlier.isFailed())) await earlier.retry();
+    const added = await this.queue.add(job.id, job, { jobId, attempts: 1, removeOnComplete: false, removeOnFail: false });
     return (await added.waitUntilFinished(this.events)) as TrialOutcome;
   }
 

@@ -43,17 +43,20 @@ ${body}
 `;
 }
 
-/** Heat map cells: per (T, α) the best validation accuracy of the longest trials. */
+/**
+ * Heat map cells: per (T, α) the best validation accuracy among that cell's longest trials (so a
+ * setting promoted by successive halving shows its longer run, the others their short one).
+ */
 export function heatMap(r: TuneResults): { ts: number[]; alphas: number[]; cells: Map<string, number> } | undefined {
   if (!r.keys.includes("kd.temperature") || !r.keys.includes("kd.alpha")) return undefined;
-  const maxEpochs = Math.max(...r.trials.map((t) => t.epochs));
-  const cells = new Map<string, number>();
-  for (const t of r.trials.filter((x) => x.epochs === maxEpochs || r.strategy !== "halving")) {
+  const cells = new Map<string, { epochs: number; acc: number }>();
+  for (const t of r.trials) {
     const key = `${t.setting["kd.temperature"]}|${t.setting["kd.alpha"]}`;
-    cells.set(key, Math.max(cells.get(key) ?? -Infinity, t.valAccuracy));
+    const had = cells.get(key);
+    if (!had || t.epochs > had.epochs || (t.epochs === had.epochs && t.valAccuracy > had.acc)) cells.set(key, { epochs: t.epochs, acc: t.valAccuracy });
   }
   const uniq = (k: string) => [...new Set(r.trials.map((t) => Number(t.setting[k])))].sort((a, b) => a - b);
-  return { ts: uniq("kd.temperature"), alphas: uniq("kd.alpha"), cells };
+  return { ts: uniq("kd.temperature"), alphas: uniq("kd.alpha"), cells: new Map([...cells].map(([k, v]) => [k, v.acc])) };
 }
 
 function heatTable(r: TuneResults): string {

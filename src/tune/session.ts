@@ -17,6 +17,8 @@ import type { Setting } from "./space.js";
 /** Trials measure the test set only because the pipeline always evaluates; nothing reads it, so keep it small. */
 export const TRIAL_TEST_LIMIT = 200;
 
+const QUEUED_AT_ONCE = 64;
+
 export interface SessionState {
   kind: "tune" | "shrink";
   configPath: string;
@@ -66,7 +68,8 @@ export function defaultConcurrency(): number {
 export function createState(kind: SessionState["kind"], configPath: string, config: DistillConfig, dir: string, opts: SessionOptions, configConcurrency?: number): SessionState {
   if (existsSync(dir) && readdirSync(dir).length > 0)
     throw new UserError(dir, `the ${kind} folder already exists and is not empty; continue it with \`distill resume ${dir}\`, or choose another with --output`);
-  const concurrency = opts.concurrency ?? configConcurrency ?? defaultConcurrency();
+  // With a queue this is how many trials wait in it at once: the workers decide how many run.
+  const concurrency = opts.concurrency ?? configConcurrency ?? (opts.queue ? QUEUED_AT_ONCE : defaultConcurrency());
   // Queued trials run one per worker with one thread, so a result is the same whoever runs it.
   // DISTILL_THREADS, when set, fixes it everywhere (tests compare local and queued results).
   const fixed = Number(process.env["DISTILL_THREADS"]);
