@@ -71,6 +71,20 @@ function lines(child: ChildProcess) {
   };
 }
 
+function childrenOf(pid: number): number[] {
+  const out = spawnSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" }).stdout;
+  return out.split("\n").map((l) => Number(l.trim())).filter((n) => n > 0);
+}
+
+/** Running (a zombie left to a container's init counts as ended). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
 const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once("exit", (code) => r(code))));
 
 test("two workers on a real Redis, one killed with SIGKILL mid-trial: every trial finishes exactly once and the result equals the local search's", { skip: redisServer ? false : "redis-server is not installed (apt-get install redis-server); skipped" }, async () => {
@@ -106,7 +120,13 @@ test("two workers on a real Redis, one killed with SIGKILL mid-trial: every tria
     // Kill worker a while it runs a trial of the search (not the teacher: it runs before any trial).
     const line = await a.out.waitFor(/trial t\d+ started/);
     const killedTrial = /trial (t\d+) started/.exec(line)![1]!;
+    const trialProcs = childrenOf(a.proc.pid!);
+    assert.equal(trialProcs.length, 1, "the worker runs its trial in one child process");
     a.proc.kill("SIGKILL");
+    // The worker's trial process notices its parent is gone (watchdog thread) and ends too, so it
+    // cannot write the trial folder while the other worker continues it.
+    await new Promise((r) => setTimeout(r, 1500));
+    for (const pid of trialProcs) assert.ok(!alive(pid), `trial process ${pid} of the killed worker ended`);
     assert.equal(await exited(producer), 0, producerErr);
 
     const queued = JSON.parse(readFileSync(join(dir, "queued", "results.json"), "utf8")) as TuneResults;
