@@ -125,7 +125,7 @@ test("two workers on a real Redis, one killed with SIGKILL mid-trial: every tria
     a.proc.kill("SIGKILL");
     // The worker's trial process notices its parent is gone (watchdog thread) and ends too, so it
     // cannot write the trial folder while the other worker continues it.
-    await new Promise((r) => setTimeout(r, 1500));
+    for (let waited = 0; trialProcs.some(alive) && waited < 5000; waited += 200) await new Promise((r) => setTimeout(r, 200));
     for (const pid of trialProcs) assert.ok(!alive(pid), `trial process ${pid} of the killed worker ended`);
     assert.equal(await exited(producer), 0, producerErr);
 

@@ -10,7 +10,9 @@ const watchdog = `
 const { workerData } = require("node:worker_threads");
 setInterval(() => { if (process.ppid !== workerData.parent) process.kill(workerData.pid, "SIGKILL"); }, 300);
 `;
-new Worker(watchdog, { eval: true, workerData: { parent: process.ppid, pid: process.pid } }).unref();
+const parent = Number(process.env["DISTILL_TRIAL_PARENT"]) || process.ppid;
+if (process.ppid !== parent) process.exit(1); // the parent died while this process started
+new Worker(watchdog, { eval: true, workerData: { parent, pid: process.pid } }).unref();
 
 try {
   await runTrialHere(JSON.parse(process.argv[2]!) as TrialJob);

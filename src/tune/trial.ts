@@ -102,7 +102,9 @@ const CHILD = fileURLToPath(new URL("./trial-child.js", import.meta.url));
 export function runTrialChild(job: TrialJob): Promise<TrialOutcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD, JSON.stringify(job)], {
-      env: { ...process.env, DISTILL_THREADS: String(job.threads), DISTILL_CACHE: job.cacheDir },
+      // The parent's pid, not the child's own ppid at start-up: a parent killed while the child is
+      // still starting would otherwise be missed (the child would see init as its parent from the start).
+      env: { ...process.env, DISTILL_THREADS: String(job.threads), DISTILL_CACHE: job.cacheDir, DISTILL_TRIAL_PARENT: String(process.pid) },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
