@@ -52,8 +52,8 @@ export async function tuneCommand(configPath: string, opts: SessionOptions): Pro
   if (!tune) throw new UserError(configPath, "tune: required by distill tune, e.g. tune: {space: {kd.temperature: [1, 2, 4], kd.alpha: [0.5, 0.9]}}");
   if (opts.concurrency === undefined && tune.concurrency !== undefined) opts = { ...opts, concurrency: tune.concurrency };
   const axes = axesOf(tune.space);
-  const { tune: _t, ...withoutTune } = config as typeof config & { tune?: unknown };
-  checkSpace(withoutTune, axes, configPath);
+  const { rawDocument } = await import("./session.js");
+  checkSpace(rawDocument(configPath), axes, configPath, opts.set ?? []);
   if (tune.strategy === "grid") {
     try {
       gridSettings(axes);
@@ -172,7 +172,7 @@ function best(entries: LedgerEntry[], dir: string): LedgerEntry {
 /** K seeds of the winner and of the config's own setting, full epochs, tested once. */
 async function finish(session: Session, state: TuneState, axes: SpaceAxis[], s: Searched): Promise<TuneResults> {
   const keys = axes.map((a) => a.key);
-  const configSetting = settingOf(state.base, keys);
+  const configSetting = settingOf(state.raw, keys);
   const seeds = Array.from({ length: state.tune.seeds }, (_, i) => i);
   const same = keys.every((k) => configSetting[k] === s.winner.setting[k]);
   const studentEpochs = (state.base["student"] as { train: { epochs: number } }).train.epochs;

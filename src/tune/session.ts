@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { configFromObject } from "../config/load.js";
 import type { DistillConfig } from "../config/schema.js";
 import { defaultCacheDir } from "../distill/soft-targets.js";
@@ -25,6 +26,12 @@ export interface SessionState {
   createdAt: string;
   /** The resolved config without `tune` and `output`: every trial's config starts from it. */
   base: Record<string, unknown>;
+  /**
+   * The config file as written (minus `tune` and `output`) and the command line's --set: trials are
+   * made from these, so a searched key such as kd.temperature means what it means in the file.
+   */
+  raw: Record<string, unknown>;
+  sets: string[];
   /** Absolute path of the teacher every trial distils from, once known. */
   teacherOnnx?: string;
   queue?: string;
@@ -48,6 +55,14 @@ export interface SessionOptions {
 
 export function stateFile(kind: SessionState["kind"]): string {
   return `${kind}.json`;
+}
+
+/** The YAML file as parsed (already validated by loadConfig), minus what a trial must not inherit. */
+export function rawDocument(configPath: string): Record<string, unknown> {
+  const doc = parseYaml(readFileSync(configPath, "utf8")) as Record<string, unknown>;
+  delete doc["tune"];
+  delete doc["output"];
+  return doc;
 }
 
 /** The resolved config as a plain document, minus what a trial must not inherit. */
@@ -76,7 +91,7 @@ export function createState(kind: SessionState["kind"], configPath: string, conf
   const threads = fixed > 0 ? fixed : opts.queue ? 1 : Math.max(1, Math.floor(availableParallelism() / concurrency));
   const createdAt = new Date().toISOString();
   const state: SessionState = {
-    kind, configPath, createdAt, base: baseDocument(config),
+    kind, configPath, createdAt, base: baseDocument(config), raw: rawDocument(configPath), sets: opts.set ?? [],
     ...(config.teacher.onnx !== undefined ? { teacherOnnx: resolve(config.teacher.onnx) } : {}),
     ...(opts.queue ? { queue: opts.queue } : {}),
     concurrency, threads,
@@ -142,8 +157,8 @@ export class Session {
 
   /** A trial: the base config with `sets` applied (`key=value`, as `distill run --set`), as a planned job. */
   plan(id: string, sets: string[], meta: Planned["meta"]): Planned {
-    const config = configFromObject(this.state.base, `${this.state.configPath} (trial ${id})`, {
-      set: [`name=${String(this.state.base["name"])}-${id}`, ...this.teacherSets(), ...sets],
+    const config = configFromObject(this.state.raw, `${this.state.configPath} (trial ${id})`, {
+      set: [...this.state.sets, `name=${String(this.state.base["name"])}-${id}`, ...this.teacherSets(), ...sets],
     });
     return {
       job: { id, config: JSON.parse(JSON.stringify(config)) as Record<string, unknown>, output: resolve(this.dir, "trials", id), cacheDir: this.state.cacheDir, threads: this.state.threads },

@@ -74,12 +74,12 @@ function roundSig(x: number): number {
  * Every value of every axis (a range: both ends) applied to the base config and validated, so a bad
  * value (α = 1.5, a key the schema does not know) fails before anything runs, naming the tune key.
  */
-export function checkSpace(base: unknown, axes: SpaceAxis[], where: string): void {
+export function checkSpace(base: unknown, axes: SpaceAxis[], where: string, sets: string[] = []): void {
   for (const axis of axes) {
     const values = axis.values ?? [axis.range!.min, axis.range!.max];
     for (const v of values) {
       try {
-        configFromObject(base, where, { set: assignments({ [axis.key]: v }) });
+        configFromObject(base, where, { set: [...sets, ...assignments({ [axis.key]: v })] });
       } catch (e) {
         if (e instanceof UserError) throw new UserError(where, `tune.space.${axis.key}: value ${JSON.stringify(v)}: ${e.what}`);
         throw e;
