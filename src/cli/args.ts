@@ -87,14 +87,65 @@ export function buildProgram(io: CliIo = defaultIo): Command {
 
   program
     .command("resume")
-    .description("continue an interrupted run from its run folder (finished stages are kept)")
+    .description("continue an interrupted run, tune or shrink from its folder (finished stages and trials are kept)")
     .argument("<run-dir>", "run folder written by `distill run`")
     .option("-q, --quiet", "no progress bars: one line per finished task")
     .option("--debug", "print stack traces of errors")
     .action(async (runDir: string, opts: { quiet?: boolean }) => {
+      // A tune or shrink folder (its state file) continues its search; finished trials are kept.
+      const search = ["tune", "shrink"].find((k) => existsSync(join(runDir, `${k}.json`)));
+      if (search) {
+        const m = search === "tune" ? await import("../tune/search.js") : await import("../tune/shrink.js");
+        const result = await ("resumeTune" in m ? m.resumeTune : m.resumeShrink)(runDir, (l) => io.writeOut(l + "\n"));
+        return void result;
+      }
       const { resumeDistillation } = await import("../distill/pipeline.js");
       const result = await resumeDistillation(runDir, { quiet: opts.quiet === true });
       reportWhere(io, result.runDir);
+    });
+
+  program
+    .command("tune")
+    .description("search the config's tune: space (T, α, lr, …) on validation accuracy; retrain the winner and the config's setting with K seeds and test both")
+    .argument("<config>", "YAML config file with a tune: section")
+    .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
+    .option("--output <dir>", "tune folder (default: runs/<name>-tune)")
+    .option("--concurrency <n>", "trials at once on this machine (default: one per core)", positiveIntArg)
+    .option("--queue <redis-url>", "run trials as BullMQ jobs on Redis, e.g. redis://127.0.0.1:6379 (start workers with distill worker)")
+    .option("--debug", "print stack traces of errors")
+    .action(async (configPath: string, opts: { set?: string[]; output?: string; concurrency?: number; queue?: string }) => {
+      const { tuneCommand } = await import("../tune/search.js");
+      await tuneCommand(configPath, { ...searchOptions(opts), log: (l) => io.writeOut(l + "\n") });
+    });
+
+  program
+    .command("shrink")
+    .description("find the smallest student (width multipliers, bisection) whose validation accuracy is ≥ keep × the teacher's")
+    .argument("<config>", "YAML config file")
+    .requiredOption("--keep <fraction>", "fraction of the teacher's validation accuracy to keep, e.g. 0.99")
+    .option("--widths <list>", "width multipliers of the student's hidden layers (default: 0.0625,0.125,0.25,0.5,1)")
+    .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
+    .option("--output <dir>", "shrink folder (default: runs/<name>-shrink)")
+    .option("--concurrency <n>", "trials at once on this machine", positiveIntArg)
+    .option("--queue <redis-url>", "run rungs as BullMQ jobs on Redis")
+    .option("--debug", "print stack traces of errors")
+    .action(async (configPath: string, opts: { keep: string; widths?: string; set?: string[]; output?: string; concurrency?: number; queue?: string }) => {
+      const { shrinkCommand, parseKeep, parseLadder, DEFAULT_LADDER } = await import("../tune/shrink.js");
+      const keep = parseKeep(opts.keep);
+      const ladder = opts.widths === undefined ? DEFAULT_LADDER : parseLadder(opts.widths);
+      await shrinkCommand(configPath, keep, ladder, { ...searchOptions(opts), log: (l) => io.writeOut(l + "\n") });
+    });
+
+  program
+    .command("worker")
+    .description("run tune/shrink trials from a BullMQ queue on Redis until stopped")
+    .requiredOption("--queue <redis-url>", "Redis URL, e.g. redis://127.0.0.1:6379")
+    .option("--stall-seconds <n>", "a dead worker's trial goes back to the queue after about this long (default 30)", positiveIntArg)
+    .option("--max-jobs <n>", "exit after this many trials", positiveIntArg)
+    .option("--debug", "print stack traces of errors")
+    .action(async (opts: { queue: string; stallSeconds?: number; maxJobs?: number }) => {
+      const { runWorker } = await import("../tune/queue.js");
+      await runWorker(opts.queue, { stallSeconds: opts.stallSeconds ?? 30, ...(opts.maxJobs ? { maxJobs: opts.maxJobs } : {}), log: (l) => io.writeOut(l + "\n") });
     });
 
   program
@@ -246,6 +297,10 @@ function percentArg(value: string): number {
   const p = Number(value);
   if (!(p > 50 && p <= 100)) throw new InvalidArgumentError("expected a percentage in (50, 100].");
   return p;
+}
+
+function searchOptions(o: { set?: string[]; output?: string; concurrency?: number; queue?: string }) {
+  return { ...(o.set ? { set: o.set } : {}), ...(o.output ? { output: o.output } : {}), ...(o.concurrency ? { concurrency: o.concurrency } : {}), ...(o.queue ? { queue: o.queue } : {}) };
 }
 
 function reportWhere(io: CliIo, runDir: string): void {

@@ -209,6 +209,46 @@ export type KdSpec = KdBlock<ModelSpec>;
 
 export const kdSchema = makeKdSchema(modelSchema);
 
+// ---- tune (distill tune: the search space and its budget) --------------------------------------
+
+/** A sampled interval (random and halving searches); `log: true` samples evenly in log space. */
+const tuneRangeSchema = obj({ min: z.number(num("a number")), max: z.number(num("a number")), log: bool().default(false) }).superRefine((r, ctx) => {
+  if (!(r.min < r.max)) ctx.addIssue({ code: "custom", path: ["max"], message: `expected a number above min (${r.min})` });
+  if (r.log && r.min <= 0) ctx.addIssue({ code: "custom", path: ["min"], message: "expected a number > 0 with log: true" });
+});
+
+const tuneValuesSchema = z.union(
+  [z.array(z.union([z.number(), z.string(), z.boolean()]), num("a list of values")).min(1, num("at least one value")), tuneRangeSchema],
+  { error: "expected a list of values like [1, 2, 4] or a range like {min: 0.1, max: 0.9}" },
+);
+
+export const tuneSchema = obj({
+  strategy: enumOf(["grid", "random", "halving"]).default("grid"),
+  /** Config key paths (kd.temperature, kd.alpha, student.train.optimizer.lr, …; or temperature, alpha, lr) → values. */
+  space: z.record(z.string(), tuneValuesSchema, num("a mapping of config keys to values")).refine((s) => Object.keys(s).length > 0, num("at least one key to search (e.g. kd.temperature: [1, 2, 4])")),
+  /** random: settings sampled; halving: settings in the first rung (default: the whole grid, or 9). */
+  trials: positiveInt().optional(),
+  /** Student epochs per trial (halving: of the first rung); default: student.train.epochs. */
+  epochs: positiveInt().optional(),
+  /** halving: keep the best 1/eta of a rung, train them eta× longer. */
+  eta: z.number(num("an integer ≥ 2")).int(num("an integer ≥ 2")).min(2, num("an integer ≥ 2")).default(3),
+  /** No trial starts once this much is spent (student epochs summed over trials, or minutes). */
+  budget: obj({ epochs: positiveInt().optional(), minutes: positiveNumber().optional() })
+    .refine((b) => b.epochs !== undefined || b.minutes !== undefined, "expected epochs or minutes, e.g. {epochs: 60}")
+    .optional(),
+  /** The winner and the config's own setting are each retrained with this many seeds and tested. */
+  seeds: positiveInt().default(3),
+  /** Trials at once on this machine (default: one per core, one onnxruntime thread each). */
+  concurrency: positiveInt().optional(),
+  /** Seed of the random and halving samplers. */
+  seed: nonNegativeInt().default(0),
+}).superRefine((t, ctx) => {
+  if (t.strategy === "grid" && t.trials !== undefined)
+    ctx.addIssue({ code: "custom", path: ["trials"], message: "only used with strategy random or halving (a grid runs every combination)" });
+});
+
+export type TuneSpec = z.output<typeof tuneSchema>;
+
 // ---- whole config -----------------------------------------------------------------------------
 
 const seedsSchema = z
@@ -232,6 +272,8 @@ export const distillConfigSchema = obj({
   kd: kdSchema,
   /** Keep the epoch checkpoints of finished stages (only a stage in progress needs its own to resume). */
   keepCheckpoints: z.boolean(num("true or false")).default(false),
+  /** Only read by `distill tune`; a run ignores it. */
+  tune: tuneSchema.optional(),
 })
   .superRefine((c, ctx) => {
     if (c.data.transfer !== "unlabeled") return;
@@ -249,6 +291,7 @@ export const distillConfigSchema = obj({
   student: c.student,
   // Without labels there is no cross-entropy term to weigh, so all of logit KD's loss is distillation.
   kd: resolveKd(c.kd, c.data.transfer !== "unlabeled"),
+  ...(c.tune ? { tune: c.tune } : {}),
 }));
 
 /** The config after validation: defaults filled, seeds expanded to a list, output resolved. */

@@ -1,0 +1,122 @@
+// report.html of a tune or shrink folder: one self-contained page (Chart.js inlined, data as JSON),
+// like a run's report. The T × α heat map is an HTML table coloured by validation accuracy, so it
+// reads without JavaScript; the progress and size charts are Chart.js scatter plots.
+
+import { createRequire } from "node:module";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { writeFileAtomic } from "../util/fs.js";
+import type { ShrinkResults } from "./shrink.js";
+import type { SeedStats, TuneResults } from "./search.js";
+import type { Setting } from "./space.js";
+
+let chartSource: string | undefined;
+
+function chartJs(): string {
+  if (chartSource === undefined) {
+    const dist = dirname(createRequire(import.meta.url).resolve("chart.js"));
+    const file = ["chart.umd.js", "chart.umd.min.js"].map((f) => join(dist, f)).find((f) => existsSync(f));
+    if (!file) throw new Error(`Chart.js UMD bundle not found in ${dist}`);
+    chartSource = readFileSync(file, "utf8").replace(/<\/(script)/gi, "<\\/$1");
+  }
+  return chartSource;
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+const json = (v: unknown) => JSON.stringify(v).replace(/</g, "\\u003c");
+const settingText = (s: Setting) => Object.entries(s).map(([k, v]) => `${k} = ${v}`).join(", ") || "(the config's own)";
+const seedText = (s: SeedStats) => `${s.mean.toFixed(1)}${s.testErrors.length > 1 ? ` ± ${s.std.toFixed(1)}` : ""}`;
+
+function page(title: string, body: string, script: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
+<style>
+body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}tr.win td{font-weight:600;background:#eef7ee}
+.box{position:relative;height:320px;margin-bottom:1.5em}.answer{font-size:1.1em;background:#f6f8fa;padding:.8em 1em;border-left:4px solid #2a7}
+</style></head><body>
+${body}
+<script>${chartJs()}</script>
+<script>${script}</script>
+</body></html>
+`;
+}
+
+/**
+ * Heat map cells: per (T, α) the best validation accuracy among that cell's longest trials (so a
+ * setting promoted by successive halving shows its longer run, the others their short one).
+ */
+export function heatMap(r: TuneResults): { ts: number[]; alphas: number[]; cells: Map<string, number> } | undefined {
+  if (!r.keys.includes("kd.temperature") || !r.keys.includes("kd.alpha")) return undefined;
+  const cells = new Map<string, { epochs: number; acc: number }>();
+  for (const t of r.trials) {
+    const key = `${t.setting["kd.temperature"]}|${t.setting["kd.alpha"]}`;
+    const had = cells.get(key);
+    if (!had || t.epochs > had.epochs || (t.epochs === had.epochs && t.valAccuracy > had.acc)) cells.set(key, { epochs: t.epochs, acc: t.valAccuracy });
+  }
+  const uniq = (k: string) => [...new Set(r.trials.map((t) => Number(t.setting[k])))].sort((a, b) => a - b);
+  return { ts: uniq("kd.temperature"), alphas: uniq("kd.alpha"), cells: new Map([...cells].map(([k, v]) => [k, v.acc])) };
+}
+
+function heatTable(r: TuneResults): string {
+  const h = heatMap(r);
+  if (!h) return "<p>No heat map: the search does not vary both kd.temperature and kd.alpha.</p>";
+  const values = [...h.cells.values()];
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const colour = (v: number) => `hsl(${hi > lo ? Math.round(((v - lo) / (hi - lo)) * 120) : 120},65%,80%)`;
+  const rows = h.ts.map((t) => {
+    const cells = h.alphas.map((a) => {
+      const v = h.cells.get(`${t}|${a}`);
+      return v === undefined ? "<td>—</td>" : `<td style="background:${colour(v)}" data-t="${t}" data-alpha="${a}">${v.toFixed(4)}</td>`;
+    });
+    return `<tr><th>T = ${t}</th>${cells.join("")}</tr>`;
+  });
+  return `<table id="heatmap"><tr><th></th>${h.alphas.map((a) => `<th>α = ${a}</th>`).join("")}</tr>${rows.join("")}</table>`;
+}
+
+export function writeTuneReport(dir: string, r: TuneResults): string {
+  const trialRows = [...r.trials]
+    .sort((a, b) => b.valAccuracy - a.valAccuracy)
+    .map((t) => `<tr${t.id === r.winner.id ? ' class="win"' : ""}><td class="l">${esc(t.id)}</td><td class="l">${esc(settingText(t.setting))}</td><td>${t.epochs}</td><td>${t.valAccuracy.toFixed(4)}</td><td>${t.baselineValAccuracy?.toFixed(4) ?? "—"}</td><td>${t.seconds.toFixed(1)}</td></tr>`)
+    .join("");
+  const f = r.final;
+  const body = `<h1>Tune: ${esc(r.name)}</h1>
+<p class="answer">Chosen on validation accuracy: <b>${esc(settingText(r.winner.setting))}</b> (trial ${esc(r.winner.id)}, val acc ${r.winner.valAccuracy.toFixed(4)}).
+Retrained with ${f.winner.testErrors.length} seed(s), ${f.epochs} epochs: <b>${seedText(f.winner)}</b> test errors of ${f.testTotal},
+against <b>${seedText(f.config)}</b> for the config's own ${esc(settingText(r.configSetting))}.</p>
+<table id="final"><tr><th class="l">setting</th><th>test errors (mean ± std)</th><th>per seed</th><th>baseline per seed</th></tr>
+<tr class="win"><td class="l">winner: ${esc(settingText(r.winner.setting))}</td><td>${seedText(f.winner)}</td><td>${f.winner.testErrors.join(", ")}</td><td>${f.winner.baselineTestErrors?.join(", ") ?? "—"}</td></tr>
+<tr><td class="l">config: ${esc(settingText(r.configSetting))}</td><td>${seedText(f.config)}</td><td>${f.config.testErrors.join(", ")}</td><td>${f.config.baselineTestErrors?.join(", ") ?? "—"}</td></tr></table>
+<h2>Validation accuracy over T × α</h2>${heatTable(r)}
+<h2>Progress of the search</h2><div class="box"><canvas id="progress"></canvas></div>
+<h2>Trials (${r.trials.length}${r.skipped.length ? `; ${r.skipped.length} not started: budget spent` : ""})</h2>
+<table id="trials"><tr><th class="l">trial</th><th class="l">setting</th><th>epochs</th><th>val acc</th><th>baseline val acc</th><th>seconds</th></tr>${trialRows}</table>
+<p>Strategy ${esc(r.strategy)}${r.budget ? `, budget ${esc(JSON.stringify(r.budget))}` : ""}; ${esc(r.executor)}, ${r.threads} onnxruntime thread(s) per trial; search wall time ${r.wallSeconds.toFixed(1)} s.
+Selection reads validation accuracy only; the test set is read once, for the final runs.</p>`;
+  const data = r.trials.map((t) => ({ x: t.elapsedSeconds, y: t.valAccuracy, id: t.id }));
+  let bestSoFar = -Infinity;
+  const best = [...data].sort((a, b) => a.x - b.x).map((p) => ({ x: p.x, y: (bestSoFar = Math.max(bestSoFar, p.y)) }));
+  const script = `new Chart(document.getElementById("progress"),{type:"scatter",data:{datasets:[{label:"trial",data:${json(data)}},{label:"best so far",data:${json(best)},showLine:true,stepped:true,pointRadius:0}]},options:{maintainAspectRatio:false,animation:false,scales:{x:{title:{display:true,text:"seconds into the search"}},y:{title:{display:true,text:"validation accuracy"}}}}});`;
+  const path = join(dir, "report.html");
+  writeFileAtomic(path, page(`Tune ${r.name}`, body, script));
+  return path;
+}
+
+export function writeShrinkReport(dir: string, r: ShrinkResults): string {
+  const rows = r.rungs
+    .map((g) => `<tr${g.width === r.chosen?.width ? ' class="win"' : ""}><td>${g.width}</td><td>${g.params.toLocaleString("en-US")}</td><td>${g.latencyP50Ms.toFixed(4)}</td><td>${g.valAccuracy.toFixed(4)}</td><td>${(g.valAccuracy / r.teacherValAccuracy).toFixed(4)}</td><td>${g.testErrors}</td><td>${g.pareto ? "yes" : ""}</td><td>${g.passes ? "yes" : "no"}</td></tr>`)
+    .join("");
+  const c = r.chosen;
+  const body = `<h1>Shrink: ${esc(r.name)}</h1>
+<p class="answer">${c ? `Smallest student keeping ≥ ${r.keep} × the teacher's validation accuracy (${r.teacherValAccuracy.toFixed(4)}): <b>width × ${c.width}</b>, ${c.params.toLocaleString("en-US")} parameters (${(c.params / r.teacherParams * 100).toFixed(2)} % of the teacher's), p50 latency ${c.latencyP50Ms.toFixed(4)} ms (teacher ${r.teacherLatencyP50Ms.toFixed(4)} ms), val acc ${c.valAccuracy.toFixed(4)}.` : `No rung of the ladder keeps ${r.keep} × the teacher's validation accuracy (${r.teacherValAccuracy.toFixed(4)}).`}</p>
+<table id="rungs"><tr><th>width ×</th><th>parameters</th><th>p50 ms</th><th>val acc</th><th>÷ teacher</th><th>test errors / ${r.testTotal}</th><th>Pareto</th><th>keeps</th></tr>${rows}</table>
+<div class="box"><canvas id="size"></canvas></div>
+<p>Ladder ${esc(r.ladder.join(", "))}; ${r.rungs.length} of ${r.ladder.length} rungs trained (bisection). Teacher: ${r.teacherParams.toLocaleString("en-US")} parameters. Selection on validation accuracy; test errors shown for reference.</p>`;
+  const pts = r.rungs.map((g) => ({ x: g.params, y: g.valAccuracy }));
+  const script = `new Chart(document.getElementById("size"),{type:"scatter",data:{datasets:[{label:"rung",data:${json(pts)}},{label:"keep × teacher",data:${json([{ x: Math.min(...pts.map((p) => p.x)), y: r.keep * r.teacherValAccuracy }, { x: Math.max(...pts.map((p) => p.x)), y: r.keep * r.teacherValAccuracy }])},showLine:true,pointRadius:0}]},options:{maintainAspectRatio:false,animation:false,scales:{x:{type:"logarithmic",title:{display:true,text:"parameters"}},y:{title:{display:true,text:"validation accuracy"}}}}});`;
+  const path = join(dir, "report.html");
+  writeFileAtomic(path, page(`Shrink ${r.name}`, body, script));
+  return path;
+}

@@ -1,0 +1,199 @@
+// What `distill tune` and `distill shrink` share: the folder and its state file, the executor
+// (local child processes or the BullMQ queue), the one teacher every trial distils from, and the
+// way a trial's config is made from the base config (the same assignments as `distill run --set`).
+
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { configFromObject } from "../config/load.js";
+import type { DistillConfig } from "../config/schema.js";
+import { defaultCacheDir } from "../distill/soft-targets.js";
+import { UserError } from "../errors.js";
+import { writeFileAtomic } from "../util/fs.js";
+import { localExecutor, Runner, type Executor, type Planned } from "./runner.js";
+import type { Setting } from "./space.js";
+
+/** Trials measure the test set only because the pipeline always evaluates; nothing reads it, so keep it small. */
+export const TRIAL_TEST_LIMIT = 200;
+
+const QUEUED_AT_ONCE = 64;
+
+export interface SessionState {
+  kind: "tune" | "shrink";
+  configPath: string;
+  createdAt: string;
+  /** The resolved config without `tune` and `output`: every trial's config starts from it. */
+  base: Record<string, unknown>;
+  /**
+   * The config file as written (minus `tune` and `output`) and the command line's --set: trials are
+   * made from these, so a searched key such as kd.temperature means what it means in the file.
+   */
+  raw: Record<string, unknown>;
+  sets: string[];
+  /** Absolute path of the teacher every trial distils from, once known. */
+  teacherOnnx?: string;
+  queue?: string;
+  concurrency: number;
+  threads: number;
+  cacheDir: string;
+  /** Prefix of the queue's job ids: unique per search folder. */
+  key: string;
+  activeSeconds: number;
+}
+
+export interface SessionOptions {
+  /** `distill run --set` overrides of the config file. */
+  set?: string[];
+  output?: string;
+  queue?: string;
+  concurrency?: number;
+  cacheDir?: string;
+  log: (line: string) => void;
+}
+
+export function stateFile(kind: SessionState["kind"]): string {
+  return `${kind}.json`;
+}
+
+/** The YAML file as parsed (already validated by loadConfig), minus what a trial must not inherit. */
+export function rawDocument(configPath: string): Record<string, unknown> {
+  const doc = parseYaml(readFileSync(configPath, "utf8")) as Record<string, unknown>;
+  delete doc["tune"];
+  delete doc["output"];
+  return doc;
+}
+
+/** The resolved config as a plain document, minus what a trial must not inherit. */
+export function baseDocument(config: DistillConfig): Record<string, unknown> {
+  const { tune: _tune, output: _output, ...rest } = config as DistillConfig & { tune?: unknown };
+  return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
+}
+
+/**
+ * Default concurrency: one trial per core, each with one onnxruntime thread. Students are small, so
+ * one more intra-op thread buys little, while a second process doubles throughput; and a fixed
+ * thread count per trial keeps results independent of how many trials share the machine.
+ */
+export function defaultConcurrency(): number {
+  return Math.max(1, availableParallelism());
+}
+
+export function createState(kind: SessionState["kind"], configPath: string, config: DistillConfig, dir: string, opts: SessionOptions, configConcurrency?: number): SessionState {
+  if (existsSync(dir) && readdirSync(dir).length > 0)
+    throw new UserError(dir, `the ${kind} folder already exists and is not empty; continue it with \`distill resume ${dir}\`, or choose another with --output`);
+  // With a queue this is how many trials wait in it at once: the workers decide how many run.
+  const concurrency = opts.concurrency ?? configConcurrency ?? (opts.queue ? QUEUED_AT_ONCE : defaultConcurrency());
+  // Queued trials run one per worker with one thread, so a result is the same whoever runs it.
+  // DISTILL_THREADS, when set, fixes it everywhere (tests compare local and queued results).
+  const fixed = Number(process.env["DISTILL_THREADS"]);
+  const threads = fixed > 0 ? fixed : opts.queue ? 1 : Math.max(1, Math.floor(availableParallelism() / concurrency));
+  const createdAt = new Date().toISOString();
+  const state: SessionState = {
+    kind, configPath, createdAt, base: baseDocument(config), raw: rawDocument(configPath), sets: opts.set ?? [],
+    ...(config.teacher.onnx !== undefined ? { teacherOnnx: resolve(config.teacher.onnx) } : {}),
+    ...(opts.queue ? { queue: opts.queue } : {}),
+    concurrency, threads,
+    cacheDir: resolve(opts.cacheDir ?? defaultCacheDir()),
+    key: createHash("sha256").update(`${resolve(dir)} ${createdAt}`).digest("hex").slice(0, 12),
+    activeSeconds: 0,
+  };
+  mkdirSync(dir, { recursive: true });
+  saveState(dir, state);
+  return state;
+}
+
+export function loadState(dir: string, kind: SessionState["kind"]): SessionState {
+  const path = join(dir, stateFile(kind));
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as SessionState;
+  } catch (e) {
+    throw new UserError(path, `not a readable ${kind} state file (${(e as Error).message})`);
+  }
+}
+
+export function saveState(dir: string, state: SessionState): void {
+  writeFileAtomic(join(dir, stateFile(state.kind)), JSON.stringify(state, null, 2) + "\n");
+}
+
+/** A live session: runner, clock and executor over a folder. */
+export class Session {
+  readonly runner: Runner;
+  private readonly started = performance.now();
+  private readonly executor: Executor;
+
+  private constructor(
+    readonly dir: string,
+    readonly state: SessionState,
+    executor: Executor,
+    readonly log: (line: string) => void,
+  ) {
+    this.executor = executor;
+    this.runner = new Runner(dir, executor, state.concurrency, () => this.elapsed(), log);
+  }
+
+  static async open(dir: string, state: SessionState, log: (line: string) => void): Promise<Session> {
+    let executor: Executor = localExecutor;
+    if (state.queue) {
+      const { QueueExecutor, checkRedis } = await import("./queue.js");
+      await checkRedis(state.queue, "--queue");
+      const q = new QueueExecutor(state.queue, "--queue");
+      executor = { run: (job) => q.run(job, state.key), close: () => q.close() };
+    }
+    return new Session(dir, state, executor, log);
+  }
+
+  /** Active seconds: earlier sessions' plus this one's. */
+  elapsed(): number {
+    return this.state.activeSeconds + (performance.now() - this.started) / 1000;
+  }
+
+  async close(): Promise<void> {
+    this.state.activeSeconds = this.elapsed();
+    saveState(this.dir, this.state);
+    await this.executor.close();
+  }
+
+  /** A trial: the base config with `sets` applied (`key=value`, as `distill run --set`), as a planned job. */
+  plan(id: string, sets: string[], meta: Planned["meta"]): Planned {
+    const config = configFromObject(this.state.raw, `${this.state.configPath} (trial ${id})`, {
+      set: [...this.state.sets, `name=${String(this.state.base["name"])}-${id}`, ...this.teacherSets(), ...sets],
+    });
+    return {
+      job: { id, config: JSON.parse(JSON.stringify(config)) as Record<string, unknown>, output: resolve(this.dir, "trials", id), cacheDir: this.state.cacheDir, threads: this.state.threads },
+      meta,
+    };
+  }
+
+  private teacherSets(): string[] {
+    return this.state.teacherOnnx ? [`teacher=${JSON.stringify({ onnx: this.state.teacherOnnx })}`] : [];
+  }
+
+  /**
+   * The one teacher of the search: the config's own .onnx, or trained once by a first run (seed =
+   * the config's first, one student epoch: its baseline and student are not used).
+   */
+  async ensureTeacher(): Promise<void> {
+    if (this.state.teacherOnnx) return;
+    const seed = (this.state.base["seeds"] as number[])[0]!;
+    const p = this.plan("teacher", [`seeds=[${seed}]`, "student.train.epochs=1", `data.testLimit=${TRIAL_TEST_LIMIT}`], { kind: "teacher", rung: 0, epochs: 1, setting: {} });
+    await this.runner.runAll([p]);
+    this.state.teacherOnnx = join(p.job.output, "teacher.onnx");
+    saveState(this.dir, this.state);
+  }
+}
+
+/** The value at a config key path ("student.model.layers[0].units") of a document, or undefined. */
+export function valueAt(doc: unknown, keyPath: string): unknown {
+  let node: unknown = doc;
+  for (const part of keyPath.split(/\.|\[(\d+)\]/).filter((p) => p !== undefined && p !== "")) {
+    if (typeof node !== "object" || node === null) return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}
+
+export function settingOf(doc: unknown, keys: string[]): Setting {
+  return Object.fromEntries(keys.map((k) => [k, valueAt(doc, k) as Setting[string]]));
+}

@@ -1,0 +1,125 @@
+// One trial = one `distill run` of a fully resolved config into its own run folder, treated as a
+// black box: the pipeline trains and evaluates, and the trial reads back the student's last-epoch
+// validation accuracy from metrics.jsonl (the test set is never read for selection). A trial folder
+// left by a killed process is continued with the pipeline's own resume, so no epoch is redone twice.
+
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { EpochMetric, RunResults } from "../eval/types.js";
+import { UserError } from "../errors.js";
+
+export interface TrialJob {
+  id: string;
+  /** A resolved config (the schema's output, valid input again); `output` is ignored. */
+  config: Record<string, unknown>;
+  /** Absolute run folder of this trial. */
+  output: string;
+  /** Soft-target cache shared by every trial. */
+  cacheDir: string;
+  /** onnxruntime intra-op threads: fixed by the search, so a result does not depend on who ran it. */
+  threads: number;
+}
+
+export interface TrialOutcome {
+  /** Mean over the run's seeds of the distilled student's last-epoch validation accuracy. */
+  valAccuracy: number;
+  valLoss: number;
+  /** Same for the baseline (hard labels only), when the run has one. */
+  baselineValAccuracy?: number;
+  /** Last-epoch validation accuracy of a teacher trained in this run. */
+  teacherValAccuracy?: number;
+  /** Student errors on the test set, per seed: read only for final runs and shrink rungs. */
+  testErrors: number[];
+  testTotal: number;
+  baselineTestErrors?: number[];
+  params: number;
+  latencyP50Ms: number;
+  teacherParams?: number;
+  teacherLatencyP50Ms: number;
+  seconds: number;
+}
+
+/** Runs (or continues) a trial in this process. */
+export async function runTrialHere(job: TrialJob): Promise<TrialOutcome> {
+  const { validateConfig } = await import("../config/load.js");
+  const { runDistillation, resumeDistillation } = await import("../distill/pipeline.js");
+  if (!existsSync(join(job.output, "results.json"))) {
+    if (existsSync(join(job.output, "run.json"))) await resumeDistillation(job.output, { quiet: true, cacheDir: job.cacheDir });
+    else {
+      rmSync(job.output, { recursive: true, force: true }); // a folder killed before its first state file
+      const config = validateConfig({ ...job.config, output: job.output }, `trial ${job.id}`);
+      await runDistillation(config, { configPath: `trial ${job.id}`, quiet: true, cacheDir: job.cacheDir });
+    }
+  }
+  return readOutcome(job.output);
+}
+
+export function readOutcome(runDir: string): TrialOutcome {
+  const metrics = readFileSync(join(runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as EpochMetric);
+  const results = JSON.parse(readFileSync(join(runDir, "results.json"), "utf8")) as RunResults;
+  const model = (role: string) => results.models.find((m) => m.role === role);
+  const student = model("student")!;
+  const baseline = model("baseline");
+  const teacher = model("teacher")!;
+  const studentLast = lastEpochs(metrics, "student");
+  const baselineLast = lastEpochs(metrics, "baseline");
+  const teacherLast = lastEpochs(metrics, "teacher");
+  return {
+    valAccuracy: mean(studentLast.map((m) => m.valAccuracy)),
+    valLoss: mean(studentLast.map((m) => m.valLoss)),
+    ...(baselineLast.length ? { baselineValAccuracy: mean(baselineLast.map((m) => m.valAccuracy)) } : {}),
+    ...(teacherLast.length ? { teacherValAccuracy: mean(teacherLast.map((m) => m.valAccuracy)) } : {}),
+    testErrors: student.perSeed.map((m) => m.errors),
+    testTotal: student.perSeed[0]!.total,
+    ...(baseline ? { baselineTestErrors: baseline.perSeed.map((m) => m.errors) } : {}),
+    params: student.perSeed[0]!.params,
+    latencyP50Ms: student.summary.latencyP50Ms.mean,
+    ...(teacher.perSeed[0]!.params ? { teacherParams: teacher.perSeed[0]!.params } : {}),
+    teacherLatencyP50Ms: teacher.summary.latencyP50Ms.mean,
+    seconds: results.wallSeconds,
+  };
+}
+
+/** Per seed, the last epoch of a stage. */
+function lastEpochs(metrics: EpochMetric[], stage: string): EpochMetric[] {
+  const last = new Map<number, EpochMetric>();
+  for (const m of metrics) if (m.stage === stage && (last.get(m.seed)?.epoch ?? 0) < m.epoch) last.set(m.seed, m);
+  return [...last.values()];
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+const CHILD = fileURLToPath(new URL("./trial-child.js", import.meta.url));
+
+/**
+ * Runs a trial in a child process (trial-child.js), which dies with its parent. Exit code 2 (a
+ * config the user can fix) comes back as a UserError with the child's own message.
+ */
+export function runTrialChild(job: TrialJob): Promise<TrialOutcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CHILD, JSON.stringify(job)], {
+      // The parent's pid, not the child's own ppid at start-up: a parent killed while the child is
+      // still starting would otherwise be missed (the child would see init as its parent from the start).
+      env: { ...process.env, DISTILL_THREADS: String(job.threads), DISTILL_CACHE: job.cacheDir, DISTILL_TRIAL_PARENT: String(process.pid) },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      const last = stderr.split("\n").find((l) => l.startsWith("distill: ")) ?? stderr.trim().split("\n").pop() ?? "";
+      if (code === 0) {
+        try {
+          resolve(readOutcome(job.output));
+        } catch (e) {
+          reject(e as Error);
+        }
+      } else if (code === 2) reject(new UserError(`trial ${job.id}`, last.replace(/^distill: /, "")));
+      else reject(new Error(`trial ${job.id} stopped (${signal ? `signal ${signal}` : `exit code ${code}`})${last ? `: ${last}` : ""}`));
+    });
+  });
+}
