@@ -20,7 +20,7 @@ import { loadDataset, type ImageDataset } from "../data/datasets.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { UserError } from "../errors.js";
 import { formatShape, ShapeError, type Shape } from "../engine/graph.js";
-import { evaluateClassifier, OnnxClassifier } from "../eval/evaluate.js";
+import { evaluateClassifier, OnnxClassifier, readModelFile } from "../eval/evaluate.js";
 import { machineFacts, runDetails } from "../eval/details.js";
 import { accuracy, summarize } from "../eval/metrics.js";
 import type { ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
@@ -235,13 +235,7 @@ async function loadUserTeacher(plan: Plan, spec: TeacherInterface & { onnx: stri
 /** The user's .onnx teacher in distill's contract; "auto" outputs are judged on 64 training images. */
 async function adaptedTeacher(plan: Plan, spec: TeacherInterface & { onnx: string }): Promise<Uint8Array> {
   const path = spec.onnx;
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(path, code === "ENOENT" ? "no such file" : `cannot read (${code ?? String(e)})`);
-  }
+  const bytes = readModelFile(path);
   const { dataset, trainIndices } = plan;
   const image = { height: dataset.train.height, width: dataset.train.width, channels: 1 };
   return prepareTeacher(bytes, spec, image, path, async (adapted) => {

@@ -14,6 +14,16 @@ import { accuracy, errorCount, expectedCalibrationError, macroF1, meanNll, topOn
 import { formatMs, measureOnnx, sizeOf } from "./latency.js";
 import type { ModelMetrics } from "./types.js";
 
+/** A model file's bytes; a missing or unreadable file is a UserError naming it. */
+export function readModelFile(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(path, code === "ENOENT" ? "no such file" : `cannot read (${code ?? String(e)})`);
+  }
+}
+
 /** A loaded classifier: its session and how it wants its input. */
 export class OnnxClassifier {
   private constructor(
@@ -41,14 +51,7 @@ export class OnnxClassifier {
   private digest?: string;
 
   static async fromFile(path: string, threads?: number): Promise<OnnxClassifier> {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(path);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new UserError(path, code === "ENOENT" ? "no such file" : `cannot read (${code ?? String(e)})`);
-    }
-    return OnnxClassifier.fromBytes(bytes, path, threads);
+    return OnnxClassifier.fromBytes(readModelFile(path), path, threads);
   }
 
   /** `where` names the model in errors (its file). */

@@ -13,8 +13,8 @@ import { headline, type PairedDifference } from "./headline.js";
 
 let chartJsSource: string | undefined;
 
-/** Chart.js's UMD build (defines the global `Chart` with every controller registered). */
-function chartJs(): string {
+/** Chart.js's UMD build (defines the global `Chart` with every controller registered), safe to inline. */
+export function chartJs(): string {
   if (chartJsSource === undefined) {
     // "chart.js" resolves to dist/chart.cjs; the UMD bundle sits next to it.
     const dist = dirname(createRequire(import.meta.url).resolve("chart.js"));

@@ -2,25 +2,12 @@
 // like a run's report. The T × α heat map is an HTML table coloured by validation accuracy, so it
 // reads without JavaScript; the progress and size charts are Chart.js scatter plots.
 
-import { createRequire } from "node:module";
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { chartJs } from "../report/html.js";
 import { writeFileAtomic } from "../util/fs.js";
 import type { ShrinkResults } from "./shrink.js";
 import type { SeedStats, TuneResults } from "./search.js";
 import type { Setting } from "./space.js";
-
-let chartSource: string | undefined;
-
-function chartJs(): string {
-  if (chartSource === undefined) {
-    const dist = dirname(createRequire(import.meta.url).resolve("chart.js"));
-    const file = ["chart.umd.js", "chart.umd.min.js"].map((f) => join(dist, f)).find((f) => existsSync(f));
-    if (!file) throw new Error(`Chart.js UMD bundle not found in ${dist}`);
-    chartSource = readFileSync(file, "utf8").replace(/<\/(script)/gi, "<\\/$1");
-  }
-  return chartSource;
-}
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 const json = (v: unknown) => JSON.stringify(v).replace(/</g, "\\u003c");
