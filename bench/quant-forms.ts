@@ -25,7 +25,7 @@ for (const file of files) {
   const data = loadDataset((d.metadata["distill.dataset"] ?? "mnist") as DatasetName);
   const idx = firstN(allIndices(data.test.count), 256);
   const calib = sampleBatch(data.train, firstN(allIndices(data.train.count), 256), 256, shape);
-  const ranges = await calibrate(src, file, calibrationTensors(src, file), { inputName: input.name, sampleShape: shape, samples: calib.data, count: 256 }, "percentile");
+  const ranges = await calibrate(src, file, calibrationTensors(src, file), { inputName: input.name, sampleShape: shape, samples: calib.data as Float32Array, count: 256 }, "percentile");
   const forms: [string, Uint8Array][] = [
     ["fp32", src],
     ...(["integer", "qdq", "weights", "auto"] as const).map((f): [string, Uint8Array] => [`dynamic-${f}`, quantizeDynamic(src, file, f).bytes]),

@@ -8,7 +8,8 @@
 import { configFromObject, type ConfigOverrides } from "./config/load.js";
 import { loadDataset, type DatasetName } from "./data/datasets.js";
 import { allIndices, firstN } from "./data/split.js";
-import { OnnxClassifier, evaluateClassifier, datasetOfModel } from "./eval/evaluate.js";
+import { OnnxClassifier, evaluateClassifier } from "./eval/evaluate.js";
+import { dataOfModel } from "./data/load.js";
 import type { ModelMetrics, RunResults } from "./eval/types.js";
 import type { Progress } from "./util/progress.js";
 
@@ -45,7 +46,7 @@ export async function resume(runDir: string, opts: { quiet?: boolean; cacheDir?:
 }
 
 export interface EvaluateOptions {
-  /** Test set; default: the dataset named in the model's metadata (`distill.dataset`). */
+  /** Test set; default: the data the model's metadata records (`distill.data`, else the preset `distill.dataset`). */
   data?: DatasetName;
   /** Folder holding the dataset's IDX files, when not the default. */
   dataDir?: string;
@@ -57,9 +58,8 @@ export interface EvaluateOptions {
 export async function evaluate(model: string | Uint8Array, opts: EvaluateOptions = {}): Promise<ModelMetrics> {
   const classifier = typeof model === "string" ? await OnnxClassifier.fromFile(model) : await OnnxClassifier.fromBytes(model, "model");
   try {
-    const name = opts.data ?? datasetOfModel(classifier);
-    const dataset = loadDataset(name, opts.dataDir);
-    classifier.checkFits(dataset.test, `${name} test images`);
+    const dataset = opts.data && opts.dataDir ? loadDataset(opts.data, opts.dataDir) : await dataOfModel(classifier.metadata, opts.data, classifier.where, "the test set to evaluate on");
+    classifier.checkFits(dataset.test, `${dataset.name} test set`);
     const indices = firstN(allIndices(dataset.test.count), opts.limit);
     return (await evaluateClassifier({ classifier, set: dataset.test, indices })).metrics;
   } finally {

@@ -15,9 +15,9 @@ export { distillConfigSchema, type DistillConfig, type DistillConfigInput, type 
 export { UserError } from "./errors.js";
 
 // ---- data ----
-export { loadDataset, DATASET_NAMES, type DatasetName, type ImageDataset, type ImageSet } from "./data/datasets.js";
+export { loadDataset, DATASET_NAMES, type DatasetName, type Dataset, type SampleSet } from "./data/datasets.js";
 export { splitTrainValidation, seededPermutation, allIndices, firstN } from "./data/split.js";
-export { ImageBatches, type ImageBatch, type ImageBatchOptions } from "./data/batches.js";
+export { Batches, type Batch, type BatchOptions } from "./data/batches.js";
 
 // ---- distillation ----
 export { kdLoss, type KdLossInput } from "./distill/kd-loss.js";
@@ -35,7 +35,7 @@ export type { ModelMetrics, ModelResult, RunResults, EpochMetric, MetricSummary,
 export { renderReport, writeReport } from "./report/html.js";
 
 // ---- models ----
-export { buildModel, pixelStatistics, type ImageGeometry } from "./nn/spec.js";
+export { buildModel, pixelStatistics, type DataGeometry, dataGeometry } from "./nn/spec.js";
 export * from "./nn/layers.js";
 export { Module, ForwardContext, ParameterSet, type ParamDecl } from "./nn/module.js";
 export { Model, exportOnnx, type InputSpec, type ExportOptions } from "./nn/model.js";

@@ -74,7 +74,7 @@ describe("quantized MNIST models keep their contract and accuracy", () => {
       const variants: [string, Uint8Array, number, number][] = [];
       for (const format of ["auto", "integer", "qdq", "weights"] as const) variants.push([`dynamic-${format}`, quantizeDynamic(src, kind, format).bytes, 3.3, 0.01]);
       for (const method of ["minmax", "percentile"] as const) {
-        const ranges = await calibrate(src, kind, calibrationTensors(src, kind), { inputName: "input", sampleShape, samples: calib.data, count: 256 }, method);
+        const ranges = await calibrate(src, kind, calibrationTensors(src, kind), { inputName: "input", sampleShape, samples: calib.data as Float32Array, count: 256 }, method);
         variants.push([`static-${method}`, quantizeStatic(src, kind, ranges, method).bytes, 3, 0.015]);
       }
       variants.push(["fp16", convertFp16(src, kind).bytes, 1.9, 0.002]);
@@ -150,7 +150,7 @@ describe("quantized MNIST models keep their contract and accuracy", () => {
     writeFileSync(join(dir, "bare.onnx"), writeModelProto(bare));
     c = io();
     assert.equal(await runCli(["node", "distill", "quantize", join(dir, "bare.onnx"), "--mode", "static", "-o", join(dir, "d.onnx")], c.io), 2);
-    assert.match(c.err.join(""), /bare\.onnx: no distill\.dataset in the model's metadata; pass --data/);
+    assert.match(c.err.join(""), /bare\.onnx: its metadata names no data distill can load; pass --data/);
     for (const f of ["a.onnx", "b.onnx", "c.onnx", "d.onnx"]) assert.ok(!existsSync(join(dir, f)), `${f} not written`);
   });
 });

@@ -61,7 +61,7 @@ test("a valid config gets every default filled", () => {
     output: join("runs", "hinton-mnist"),
     keepCheckpoints: false,
     seeds: [0],
-    data: { dataset: "mnist", dir: null, trainLimit: null, testLimit: null, validation: null, transfer: "labeled" },
+    data: { dataset: "mnist", format: "idx", dir: null, maxTokens: 64, vocabSize: 20000, trainLimit: null, testLimit: null, validation: null, transfer: "labeled" },
     teacher: {
       model: {
         input: "flat",

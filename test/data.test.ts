@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { UserError } from "../src/errors.js";
 import { DataFileError, readIdx } from "../src/data/idx.js";
-import { FASHION_MNIST_DIR, loadDataset, type ImageSet } from "../src/data/datasets.js";
+import { FASHION_MNIST_DIR, loadDataset, type SampleSet } from "../src/data/datasets.js";
 import { allIndices, firstN, seededPermutation, splitTrainValidation } from "../src/data/split.js";
 import { copyInto, jitterInto } from "../src/data/augment.js";
-import { ImageBatches } from "../src/data/batches.js";
+import { Batches } from "../src/data/batches.js";
 
 /** An IDX file of unsigned bytes with the given dimensions. */
 function idx(dims: number[], data: ArrayLike<number>): Buffer {
@@ -84,9 +84,8 @@ describe("loadDataset", () => {
     assert.deepEqual(ds.classLabels, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
     for (const [set, n] of [[ds.train, 60000], [ds.test, 10000]] as const) {
       assert.equal(set.count, n);
-      assert.equal(set.height, 28);
-      assert.equal(set.width, 28);
-      assert.equal(set.images.length, n * 784);
+      assert.deepEqual(set.sampleShape, [1, 28, 28]);
+      assert.equal(set.inputs.length, n * 784);
       assert.equal(set.labels.length, n);
     }
     const hist = new Array(10).fill(0);
@@ -95,7 +94,7 @@ describe("loadDataset", () => {
     assert.equal(ds.train.labels[0], 5);
     assert.equal(ds.test.labels[0], 7);
     // The cache hands back the same parsed arrays.
-    assert.equal(loadDataset("mnist").train.images, ds.train.images);
+    assert.equal(loadDataset("mnist").train.inputs, ds.train.inputs);
   });
 
   it("loads Fashion-MNIST from its default folder when the data is there", (t) => {
@@ -109,8 +108,7 @@ describe("loadDataset", () => {
     const ds = loadDataset("fashion-mnist");
     assert.equal(ds.train.count, 60000);
     assert.equal(ds.test.count, 10000);
-    assert.equal(ds.train.height, 28);
-    assert.equal(ds.train.width, 28);
+    assert.deepEqual(ds.train.sampleShape, [1, 28, 28]);
     assert.equal(ds.classLabels.length, 10);
     assert.equal(ds.classLabels[9], "Ankle boot");
     // The real files: the first training and test images are both ankle boots, classes are balanced.
@@ -125,10 +123,9 @@ describe("loadDataset", () => {
     for (const gz of [false, true]) {
       const ds = loadDataset("fashion-mnist", tinyFolder(5, gz));
       assert.equal(ds.train.count, 5);
-      assert.equal(ds.train.height, 3);
-      assert.equal(ds.train.width, 4);
+      assert.deepEqual(ds.train.sampleShape, [1, 3, 4]);
       assert.deepEqual([...ds.test.labels], [0, 1, 2, 3, 4]);
-      assert.equal(ds.train.images[13], (13 * 7) % 256);
+      assert.equal(ds.train.inputs[13], (13 * 7) % 256);
     }
   });
 
@@ -237,27 +234,27 @@ describe("jitter", () => {
   });
 });
 
-describe("ImageBatches", () => {
+describe("Batches", () => {
   // 50 distinct 2×3 images: pixel values identify the example, label = example mod 10.
   const N = 50;
-  const set: ImageSet = {
-    images: Uint8Array.from({ length: N * 6 }, (_, k) => (Math.floor(k / 6) * 5 + (k % 6)) % 256),
+  const set: SampleSet = {
+    kind: "image",
+    inputs: Uint8Array.from({ length: N * 6 }, (_, k) => (Math.floor(k / 6) * 5 + (k % 6)) % 256),
     labels: Uint8Array.from({ length: N }, (_, i) => i % 10),
     count: N,
-    height: 2,
-    width: 3,
+    sampleShape: [1, 2, 3],
   };
-  const snapshot = (b: ImageBatches, epoch: number) =>
+  const snapshot = (b: Batches, epoch: number) =>
     Array.from(b.epoch(epoch), (x) => ({ input: [...x.input], labels: [...x.labels], indices: [...x.indices], size: x.size }));
 
   it("same (seed, epoch) → same batches; another epoch → another order", () => {
     const idxs = splitTrainValidation(N, 10, 1).train;
-    const mk = () => new ImageBatches(set, idxs, { batchSize: 8, shuffle: true, seed: 5, jitter: 1 });
+    const mk = () => new Batches(set, idxs, { batchSize: 8, shuffle: true, seed: 5, jitter: 1 });
     const a = snapshot(mk(), 3), b = snapshot(mk(), 3);
     assert.deepEqual(a, b);
     const c = snapshot(mk(), 4);
     assert.notDeepEqual(c.map((x) => x.indices), a.map((x) => x.indices));
-    assert.notDeepEqual(snapshot(new ImageBatches(set, idxs, { batchSize: 8, shuffle: true, seed: 6 }), 3).map((x) => x.indices), a.map((x) => x.indices));
+    assert.notDeepEqual(snapshot(new Batches(set, idxs, { batchSize: 8, shuffle: true, seed: 6 }), 3).map((x) => x.indices), a.map((x) => x.indices));
     // Resuming mid-epoch replays the same later batches.
     const resumed = Array.from(mk().epoch(3, 2), (x) => [...x.input]);
     assert.deepEqual(resumed, a.slice(2).map((x) => x.input));
@@ -265,7 +262,7 @@ describe("ImageBatches", () => {
 
   it("visits every index exactly once per epoch, labels and pixels match", () => {
     const idxs = splitTrainValidation(N, 10, 1).train;
-    const batches = new ImageBatches(set, idxs, { batchSize: 7, shuffle: true, seed: 2 });
+    const batches = new Batches(set, idxs, { batchSize: 7, shuffle: true, seed: 2 });
     assert.equal(batches.batchCount, 6);
     for (const epoch of [0, 1]) {
       const seen: number[] = [];
@@ -278,7 +275,7 @@ describe("ImageBatches", () => {
           const ix = b.indices[i]!;
           seen.push(ix);
           assert.equal(b.labels[i], BigInt(set.labels[ix]!));
-          assert.deepEqual([...b.input.subarray(i * 6, i * 6 + 6)], [...set.images.subarray(ix * 6, ix * 6 + 6)]);
+          assert.deepEqual([...b.input.subarray(i * 6, i * 6 + 6)], [...set.inputs.subarray(ix * 6, ix * 6 + 6)]);
         }
       }
       assert.deepEqual(sizes, [7, 7, 7, 7, 7, 5]);
@@ -287,7 +284,7 @@ describe("ImageBatches", () => {
   });
 
   it("jittered images are shifts of the right example", () => {
-    const batches = new ImageBatches(set, allIndices(N), { batchSize: 16, shuffle: true, seed: 9, jitter: 1 });
+    const batches = new Batches(set, allIndices(N), { batchSize: 16, shuffle: true, seed: 9, jitter: 1 });
     const img = new Float32Array(6);
     let shifted = 0;
     for (const b of batches.epoch(0))
@@ -296,7 +293,7 @@ describe("ImageBatches", () => {
         const candidates: number[][] = [];
         for (let dy = -1; dy <= 1; dy++)
           for (let dx = -1; dx <= 1; dx++) {
-            jitterInto(set.images, b.indices[i]! * 6, 2, 3, dx, dy, img, 0);
+            jitterInto(set.inputs as Uint8Array, b.indices[i]! * 6, 2, 3, dx, dy, img, 0);
             candidates.push([...img]);
           }
         assert.ok(candidates.some((c) => c.join() === got.join()), `example ${b.indices[i]}`);
@@ -306,16 +303,16 @@ describe("ImageBatches", () => {
   });
 
   it("dropLast, sequential, and buffer reuse", () => {
-    const d = new ImageBatches(set, allIndices(N), { batchSize: 16, shuffle: false, seed: 0, dropLast: true });
+    const d = new Batches(set, allIndices(N), { batchSize: 16, shuffle: false, seed: 0, dropLast: true });
     assert.equal(d.batchCount, 3);
     assert.deepEqual(Array.from(d.epoch(0), (b) => b.size), [16, 16, 16]);
-    const s = ImageBatches.sequential(set, allIndices(N), 16);
+    const s = Batches.sequential(set, allIndices(N), 16);
     assert.equal(s.batchCount, 4);
     const got = Array.from(s.epoch(0), (b) => ({ first: b.indices[0], size: b.size, input: b.input }));
     assert.deepEqual(got.map((g) => [g.first, g.size]), [[0, 16], [16, 16], [32, 16], [48, 2]]);
     assert.equal(got[0]!.input, got[1]!.input, "full batches share one buffer");
     assert.equal(got[3]!.input.length, 12, "the partial batch has its own exactly-sized buffer");
-    assert.equal(ImageBatches.sequential(set, new Int32Array(0), 4).batchCount, 0);
-    assert.throws(() => new ImageBatches(set, Int32Array.of(N), { batchSize: 4, shuffle: false, seed: 0 }), RangeError);
+    assert.equal(Batches.sequential(set, new Int32Array(0), 4).batchCount, 0);
+    assert.throws(() => new Batches(set, Int32Array.of(N), { batchSize: 4, shuffle: false, seed: 0 }), RangeError);
   });
 });

@@ -116,7 +116,7 @@ describe("exported metadata", () => {
       ...extra,
     });
     // The names in the metadata are the graph's real input and outputs.
-    assert.deepEqual(nhwc.inputs, [{ name: "input", shape: ["batch", H, W, C] }]);
+    assert.deepEqual(nhwc.inputs, [{ name: "input", shape: ["batch", H, W, C], elemType: 1 }]);
     assert.deepEqual(nhwc.outputs.map((o) => o.name), ["logits", "probabilities"]);
     // Layout defaults: a 3-D sample without a stated layout is NCHW, a 1-D one is flat.
     assert.equal(decodeModel(identityExport({ shape: [C, H, W] })).metadata["distill.input_layout"], "NCHW");

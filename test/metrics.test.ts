@@ -3,6 +3,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  binaryMetrics,
+  perClassF1,
+  rocAuc,
   accuracy,
   errorCount,
   expectedCalibrationError,
@@ -15,6 +18,7 @@ import {
   topOneAgreement,
 } from "../src/eval/metrics.js";
 import type { ModelMetrics } from "../src/eval/types.js";
+import { Rng } from "../src/nn/random.js";
 
 const close = (actual: number, expected: number, tol = 1e-6) =>
   assert.ok(Math.abs(actual - expected) <= tol, `expected ${expected}, got ${actual}`);
@@ -142,7 +146,7 @@ describe("mean and std over seeds", () => {
 
   it("summarize leaves null agreements out", () => {
     const m = (accuracy: number, agreement: number | null): ModelMetrics => ({
-      accuracy, errors: 10, total: 100, macroF1: 0.9, nll: 0.3, ece: 0.02, agreement,
+      accuracy, errors: 10, total: 100, macroF1: 0.9, nll: 0.3, ece: 0.02, agreement, precision: null, recall: null, f1: null, rocAuc: null,
       params: 1000, onnxBytes: 5000, onnxGzipBytes: 4000, latencyP50Ms: 0.1, latencyP95Ms: 0.2, throughput: 1e5,
     });
     const teacher = summarize([m(0.9, null), m(0.92, null)]);
@@ -155,5 +159,45 @@ describe("mean and std over seeds", () => {
     close(student.agreement!.mean, 0.96, 1e-12);
     assert.deepEqual(student.agreement!.values, [0.95, 0.97]);
     assert.equal(Object.keys(student).length, 13);
+  });
+});
+
+describe("two-class metrics", () => {
+  it("precision, recall and F1 of the positive class by hand", () => {
+    // Rows as [z0, z1]; predicted positive when z1 > z0. labels: 1 1 1 0 0 0
+    const logits = Float32Array.from([0, 2, 0, 1, 3, 0, 0, 4, 1, 0, 2, 0]);
+    const m = binaryMetrics(logits, [1, 1, 1, 0, 0, 0]);
+    // predictions 1 1 0 1 0 0 → TP 2, FN 1, FP 1
+    assert.equal(m.precision, 2 / 3);
+    assert.equal(m.recall, 2 / 3);
+    assert.equal(m.f1, 2 / 3);
+    // Scores z1 − z0: positives 2, 1, −3; negatives 4, −1, −2 → pairs won: 2>−1,2>−2,1>−1,1>−2 = 4 of 9.
+    assert.equal(m.rocAuc, 4 / 9);
+  });
+
+  it("ROC-AUC equals the pairwise count, ties counted half, on 400 random scores", () => {
+    const rng = new Rng(3, "auc");
+    const scores = Array.from({ length: 400 }, () => Math.round(rng.next() * 20) / 4); // many ties
+    const positive = scores.map((s) => rng.next() < 0.3 + s / 10);
+    let wins = 0, pairs = 0;
+    for (let i = 0; i < 400; i++) for (let j = 0; j < 400; j++) {
+      if (!positive[i] || positive[j]) continue;
+      pairs++;
+      wins += scores[i]! > scores[j]! ? 1 : scores[i] === scores[j] ? 0.5 : 0;
+    }
+    assert.ok(Math.abs(rocAuc(scores, positive)! - wins / pairs) < 1e-12);
+    assert.equal(rocAuc([1, 2], [true, true]), null, "no negatives: undefined");
+  });
+
+  it("per-class F1 from a confusion matrix averages to macro-F1", () => {
+    const logits = Float32Array.from([3, 0, 0, 0, 3, 0, 0, 0, 3, 3, 0, 0, 0, 0, 3, 0, 3, 0]);
+    const labels = [0, 1, 2, 1, 2, 2];
+    const pred = predictions(logits, 3);
+    const confusion = [[0, 0, 0], [0, 0, 0], [0, 0, 0]];
+    pred.forEach((p, i) => confusion[labels[i]!]![p]!++);
+    const f1 = perClassF1(confusion);
+    assert.deepEqual(f1, [2 / 3, 0.5, 0.8]);
+    assert.ok(Math.abs(f1.reduce((a, b) => a! + b!, 0)! / 3 - macroF1(logits, labels, 3)) < 1e-12);
+    assert.deepEqual(perClassF1([[1, 0], [0, 0]]), [1, null]);
   });
 });

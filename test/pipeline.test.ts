@@ -251,7 +251,7 @@ test("bad input: one line naming the file, exit code 2, no stack trace", async (
 
   // A teacher with 5 classes for a 10-class student.
   const data = loadDataset("mnist");
-  const five = buildModel({ input: "flat", layers: [{ type: "linear", units: 5 }] }, ["a", "b", "c", "d", "e"], { height: 28, width: 28, mean: 0.13, std: 0.31 });
+  const five = buildModel({ input: "flat", layers: [{ type: "linear", units: 5 }] }, ["a", "b", "c", "d", "e"], { kind: "image", sampleShape: [1, 28, 28], scale: 1 / 255, mean: [0.13], std: [0.31] });
   const fivePath = join(dir, "five.onnx");
   writeFileSync(fivePath, exportOnnx(five, five.initParameters(0)));
   r = cli(["run", config("five"), "--quiet", "--output", join(dir, "five"), "--set", `teacher=${JSON.stringify({ onnx: fivePath })}`]);
@@ -261,7 +261,7 @@ test("bad input: one line naming the file, exit code 2, no stack trace", async (
   void data;
 
   // A teacher whose weights hold a NaN: its soft targets are not finite.
-  const ten = buildModel({ input: "flat", layers: [{ type: "linear", units: 10 }] }, mnist.classLabels, { height: 28, width: 28, mean: 0.13, std: 0.31 });
+  const ten = buildModel({ input: "flat", layers: [{ type: "linear", units: 10 }] }, mnist.classLabels, { kind: "image", sampleShape: [1, 28, 28], scale: 1 / 255, mean: [0.13], std: [0.31] });
   const tenParams = ten.initParameters(0);
   tenParams.get("linear1.weight").data[300] = NaN;
   const nanPath = join(dir, "nan-teacher.onnx");

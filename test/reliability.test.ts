@@ -63,7 +63,7 @@ function teacherFile(name: string, nan = false, hidden: number[] = []): string {
     writeFileSync(path, encodeModel(g));
   } else {
     const layers = [...hidden.flatMap((units) => [{ type: "linear" as const, units }, { type: "relu" as const }]), { type: "linear" as const, units: 10 }];
-    const m = buildModel({ input: "flat", layers }, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"], { height: 28, width: 28, mean: 0.13, std: 0.31 });
+    const m = buildModel({ input: "flat", layers }, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"], { kind: "image", sampleShape: [1, 28, 28], scale: 1 / 255, mean: [0.13], std: [0.31] });
     writeFileSync(path, exportOnnx(m, m.initParameters(0)));
   }
   return path;

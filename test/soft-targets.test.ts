@@ -8,15 +8,15 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFile
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../src/errors.js";
-import { loadDataset, type ImageSet } from "../src/data/datasets.js";
+import { loadDataset, type SampleSet } from "../src/data/datasets.js";
 import { allIndices, firstN } from "../src/data/split.js";
 import { teacherSoftTargets } from "../src/distill/soft-targets.js";
 import { OnnxClassifier } from "../src/eval/evaluate.js";
 import { exportOnnx } from "../src/nn/model.js";
-import { buildModel, pixelStatistics } from "../src/nn/spec.js";
+import { buildModel, dataGeometry } from "../src/nn/spec.js";
 
 const mnist = loadDataset("mnist");
-const geometry = { height: 28, width: 28, ...pixelStatistics(mnist.train.images.subarray(0, 1000 * 784)) };
+const geometry = dataGeometry({ ...mnist.train, inputs: mnist.train.inputs.subarray(0, 1000 * 784), count: 1000 });
 const indices = firstN(allIndices(mnist.train.count), 300).map((i) => 2 * i + 7); // not a prefix: the key must follow the indices
 
 /** A small random-weight teacher; `poison` sets one weight to NaN. */
@@ -28,7 +28,7 @@ function teacherBytes(seed: number, poison = false): Uint8Array {
 }
 
 /** Logits straight from a fresh session, bypassing the cache. */
-async function direct(bytes: Uint8Array, set: ImageSet): Promise<Float32Array> {
+async function direct(bytes: Uint8Array, set: SampleSet): Promise<Float32Array> {
   const c = await OnnxClassifier.fromBytes(bytes, "direct");
   try {
     return await c.logits(set, indices);
@@ -37,7 +37,7 @@ async function direct(bytes: Uint8Array, set: ImageSet): Promise<Float32Array> {
   }
 }
 
-async function softTargets(bytes: Uint8Array, set: ImageSet, cacheDir: string) {
+async function softTargets(bytes: Uint8Array, set: SampleSet, cacheDir: string) {
   const teacher = await OnnxClassifier.fromBytes(bytes, "teacher.onnx");
   try {
     const r = await teacherSoftTargets({ teacher, set, indices, cacheDir });
@@ -75,8 +75,8 @@ describe("soft-target cache", () => {
     const cache = mkdtempSync(join(tmpdir(), "distill-st-"));
     const bytes = teacherBytes(0);
     const a = await softTargets(bytes, mnist.train, cache);
-    const images = mnist.train.images.slice(0, 1000 * 784);
-    const copy: ImageSet = { ...mnist.train, images, count: 1000 };
+    const images = mnist.train.inputs.slice(0, 1000 * 784);
+    const copy: SampleSet = { ...mnist.train, inputs: images, count: 1000 };
     images[8 * 784 + 400] = 255 - images[8 * 784 + 400]!; // index 8 is not in the set (odd indices only)
     const outside = await softTargets(bytes, copy, cache);
     assert.deepEqual([outside.key, outside.computedSamples], [a.key, 0]);

@@ -54,7 +54,7 @@ test("the adapted teacher takes raw pixels and returns log-probabilities of the 
 
   // Independently: (x/255 − mean)/std in NHWC (one channel: the same order as H×W), the original model.
   const x = new Float32Array(n * 784);
-  for (let i = 0; i < n * 784; i++) x[i] = (data.test.images[i]! / 255 - MEAN) / STD;
+  for (let i = 0; i < n * 784; i++) x[i] = (data.test.inputs[i]! / 255 - MEAN) / STD;
   const s = await Session.create(original);
   const probs = (await s.run({ pixel_values: { dtype: "float32", shape: [n, 28, 28, 1], data: x } }))["probs"]!.data as Float32Array;
   await s.dispose();

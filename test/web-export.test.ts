@@ -60,7 +60,7 @@ describe("distill export-web", () => {
     const run = await tinyRun("web");
     root = run.root;
     web = join(root, "web");
-    manifest = exportWeb(run.runDir, { output: web, samples: 6 }).manifest;
+    manifest = (await exportWeb(run.runDir, { output: web, samples: 6 })).manifest;
     server = await serve(web);
     browser = await launchBrowser();
   });

@@ -275,7 +275,7 @@ function addCompressCommands(program: Command, io: CliIo): void {
     .option("--debug", "print stack traces of errors")
     .action(async (runDir: string, opts: { output?: string; samples: number }) => {
       const { exportWeb } = await import("../web/export.js");
-      const { dir, manifest } = exportWeb(runDir, { samples: opts.samples, ...(opts.output ? { output: opts.output } : {}) });
+      const { dir, manifest } = await exportWeb(runDir, { samples: opts.samples, ...(opts.output ? { output: opts.output } : {}) });
       const wasm = manifest.runtime.files.reduce((a, f) => a + f.gzipBytes, 0);
       io.writeOut(`page: ${join(dir, "index.html")} (${manifest.models.map((m) => `${m.name} ${Math.round(m.gzipBytes / 1024)} KiB gzip`).join(", ")}; runtime ${Math.round(wasm / 1024)} KiB gzip)\n` +
         `serve it over http, e.g.: python3 -m http.server -d ${dir} 8000   (a file:// page cannot fetch its models)\n`);

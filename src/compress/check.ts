@@ -2,7 +2,7 @@
 // source, size, and speed under onnxruntime-node and (optionally) onnxruntime-web's wasm backend.
 
 import { decodeModel } from "../engine/onnx.js";
-import type { ImageSet } from "../data/datasets.js";
+import { gatherSamples, type SampleSet } from "../data/sample-set.js";
 import { evaluateClassifier, OnnxClassifier } from "../eval/evaluate.js";
 import type { LatencyResult } from "../eval/latency.js";
 import type { ModelMetrics } from "../eval/types.js";
@@ -17,7 +17,7 @@ export interface VariantCheck {
 }
 
 export interface CheckOptions {
-  set: ImageSet;
+  set: SampleSet;
   indices: Int32Array;
   /** Also time the model under onnxruntime-web's wasm backend. */
   wasm?: boolean;
@@ -45,15 +45,9 @@ export async function checkModel(bytes: Uint8Array, where: string, o: CheckOptio
   }
 }
 
-/** The first `batch` images of `indices` (cycled) as a float batch of `sampleShape` samples. */
-export function sampleBatch(set: ImageSet, indices: Int32Array, batch: number, sampleShape: number[]): { data: Float32Array; shape: number[] } {
-  const pixels = set.height * set.width;
-  const data = new Float32Array(batch * pixels);
-  for (let i = 0; i < batch; i++) {
-    const idx = indices[i % indices.length]!;
-    for (let p = 0; p < pixels; p++) data[i * pixels + p] = set.images[idx * pixels + p]!;
-  }
-  return { data, shape: [batch, ...sampleShape] };
+/** The first `batch` samples of `indices` (cycled) as a feed batch of `sampleShape` samples. */
+export function sampleBatch(set: SampleSet, indices: Int32Array, batch: number, sampleShape: number[]): { data: Float32Array | BigInt64Array; shape: number[] } {
+  return { data: gatherSamples(set, Int32Array.from({ length: batch }, (_, i) => indices[i % indices.length]!)), shape: [batch, ...sampleShape] };
 }
 
 /** Float parameters of a float model: every element of its float initializers. */

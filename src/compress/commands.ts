@@ -3,7 +3,9 @@
 
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { DATASET_NAMES, loadDataset, type DatasetName } from "../data/datasets.js";
+import type { DatasetName } from "../data/datasets.js";
+import { dataOfModel } from "../data/load.js";
+import type { Dataset } from "../data/sample-set.js";
 import { allIndices, firstN } from "../data/split.js";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
@@ -46,11 +48,8 @@ function readModel(path: string): Uint8Array {
   }
 }
 
-function datasetFor(modelPath: string, bytes: Uint8Array, given: DatasetName | undefined, why: string): DatasetName {
-  if (given) return given;
-  const named = metadataOf(readModelProto(bytes, modelPath))["distill.dataset"];
-  if (named && (DATASET_NAMES as readonly string[]).includes(named)) return named as DatasetName;
-  throw new UserError(modelPath, `no distill.dataset in the model's metadata; pass --data ${DATASET_NAMES.join("|")} (${why})`);
+function datasetFor(modelPath: string, bytes: Uint8Array, given: DatasetName | undefined, why: string): Promise<Dataset> {
+  return dataOfModel(metadataOf(readModelProto(bytes, modelPath)), given, modelPath, why);
 }
 
 /** Quantizes `modelPath` as asked, writes the result atomically, and (by default) checks it. */
@@ -59,16 +58,16 @@ export async function quantizeFile(modelPath: string, o: QuantizeOptions): Promi
   const source = readModel(modelPath);
   const sampleShape = inputSampleShape(source, modelPath);
   let quantized: { bytes: Uint8Array; report: QuantizeReport };
-  let dataName: DatasetName | undefined;
+  let data: Dataset | undefined;
   if (o.mode === "dynamic") quantized = quantizeDynamic(source, modelPath, o.format ?? "auto");
   else if (o.mode === "fp16") quantized = convertFp16(source, modelPath);
   else {
-    dataName = datasetFor(modelPath, source, o.data, "static quantization calibrates on its training images");
-    const data = loadDataset(dataName);
+    data = await datasetFor(modelPath, source, o.data, "static quantization calibrates on its training images");
+    if (data.train.kind === "tokens") throw new UserError(modelPath, "static quantization calibrates activations on float inputs; a text model takes token ids: use --mode dynamic");
     const n = Math.min(o.calibrationSamples ?? 512, data.train.count);
     const batch = sampleBatch(data.train, firstN(allIndices(data.train.count), n), n, sampleShape.shape);
     const method = o.method ?? "percentile";
-    const ranges = await calibrate(source, modelPath, calibrationTensors(source, modelPath), { inputName: sampleShape.inputName, sampleShape: sampleShape.shape, samples: batch.data, count: n }, method, o.percentile ?? 99.99);
+    const ranges = await calibrate(source, modelPath, calibrationTensors(source, modelPath), { inputName: sampleShape.inputName, sampleShape: sampleShape.shape, samples: batch.data as Float32Array, count: n }, method, o.percentile ?? 99.99);
     quantized = quantizeStatic(source, modelPath, ranges, `${method}${method === "percentile" ? ` ${o.percentile ?? 99.99}` : ""}, ${n} training images`);
   }
   if (Object.keys(quantized.report.quantized).length === 0)
@@ -76,12 +75,12 @@ export async function quantizeFile(modelPath: string, o: QuantizeOptions): Promi
   writeFileAtomic(o.output, quantized.bytes);
   const result: QuantizeResult = { source: modelPath, output: o.output, report: quantized.report };
   if (o.check === false || o.limit === 0) return result;
-  dataName ??= datasetFor(modelPath, source, o.data, "the check measures it on its test images; or pass --no-check");
-  const test = loadDataset(dataName).test;
+  data ??= await datasetFor(modelPath, source, o.data, "the check measures it on its test images; or pass --no-check");
+  const test = data.test;
   const indices = firstN(allIndices(test.count), o.limit);
   const ref = await checkModel(source, modelPath, { set: test, indices, wasm: o.wasm === true });
   const q = await checkModel(quantized.bytes, o.output, { set: test, indices, wasm: o.wasm === true, referenceLogits: ref.logits, params: floatParameterCount(source, modelPath) });
-  result.check = { source: { metrics: ref.metrics, ...(ref.wasm ? { wasm: ref.wasm } : {}) }, quantized: { metrics: q.metrics, ...(q.wasm ? { wasm: q.wasm } : {}) }, data: dataName, testSamples: indices.length };
+  result.check = { source: { metrics: ref.metrics, ...(ref.wasm ? { wasm: ref.wasm } : {}) }, quantized: { metrics: q.metrics, ...(q.wasm ? { wasm: q.wasm } : {}) }, data: data.name, testSamples: indices.length };
   writeFileAtomic(`${o.output}.json`, JSON.stringify(result, null, 2) + "\n");
   return result;
 }
@@ -160,12 +159,12 @@ export async function pruneFile(modelPath: string, o: PruneOptions): Promise<Pru
   writeFileAtomic(o.output, pruned.bytes);
   const result: PruneResult = { source: modelPath, output: o.output, report: pruned.report };
   if (o.check === false) return result;
-  const dataName = datasetFor(modelPath, source, o.data, "the check measures it on its test images; or pass --no-check");
-  const test = loadDataset(dataName).test;
+  const data = await datasetFor(modelPath, source, o.data, "the check measures it on its test images; or pass --no-check");
+  const test = data.test;
   const indices = firstN(allIndices(test.count), o.limit);
   const ref = await checkModel(source, modelPath, { set: test, indices });
   const p = await checkModel(pruned.bytes, o.output, { set: test, indices, referenceLogits: ref.logits });
-  result.check = { source: { metrics: ref.metrics }, pruned: { metrics: p.metrics }, data: dataName, testSamples: indices.length };
+  result.check = { source: { metrics: ref.metrics }, pruned: { metrics: p.metrics }, data: data.name, testSamples: indices.length };
   writeFileAtomic(`${o.output}.json`, JSON.stringify(result, null, 2) + "\n");
   return result;
 }

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../config/load.js";
-import { loadDataset } from "../data/datasets.js";
+import { loadData } from "../data/load.js";
 import { allIndices, firstN } from "../data/split.js";
 import { UserError } from "../errors.js";
 import { decodeModel } from "../engine/onnx.js";
@@ -132,7 +132,7 @@ export async function compareRun(runDir: string, o: CompareOptions = {}): Promis
   const results = readResults(runDir);
   const config = loadConfig(join(runDir, "config.yaml"));
   const variants = await makeVariants(runDir, results, o);
-  const data = loadDataset(config.data.dataset, config.data.dir ?? undefined);
+  const data = await loadData(config.data);
   const indices = firstN(allIndices(data.test.count), o.limit ?? config.data.testLimit ?? undefined);
   const log = o.log ?? (() => {});
   // Quality: one pass per model; agreement against the teacher's logits.
@@ -173,7 +173,7 @@ export async function compareRun(runDir: string, o: CompareOptions = {}): Promis
   const row = (n: string) => rows.find((r) => r.name === n);
   const s = row("distilled student"), q = row("student int8"), t = row("teacher");
   const result: CompareResult = {
-    run: results.name, dataset: config.data.dataset, testSamples: indices.length, measuredAt: new Date().toISOString(),
+    run: results.name, dataset: data.name, testSamples: indices.length, measuredAt: new Date().toISOString(),
     loadAverage: loadAverage(), rounds, rows,
     targets: {
       int8SizeRatio: s && q ? s.onnxBytes / q.onnxBytes : NaN,

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import type { ModelSpec } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
 import { validationSize } from "../config/schema.js";
-import { ImageBatches } from "../data/batches.js";
-import { loadDataset } from "../data/datasets.js";
+import { Batches } from "../data/batches.js";
+import { loadData } from "../data/load.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { defaultCacheDir, teacherSoftTargets } from "../distill/soft-targets.js";
 import { decodeModel } from "../engine/onnx.js";
@@ -18,7 +18,7 @@ import { OnnxClassifier } from "../eval/evaluate.js";
 import { exportOnnx } from "../nn/model.js";
 import { kdLossGraph } from "../nn/losses.js";
 import { ParameterSet } from "../nn/module.js";
-import { buildModel, pixelStatistics } from "../nn/spec.js";
+import { buildModel, dataGeometry } from "../nn/spec.js";
 import { ModelTrainer } from "../nn/train-step.js";
 import { metadataOf, readModelProto } from "./onnx-model.js";
 
@@ -53,7 +53,7 @@ export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, wh
   if (!existsSync(configPath)) throw new UserError(runDir, "not a run folder (no config.yaml); fine-tuning needs the run's data, teacher and recipe");
   const config = loadConfig(configPath);
   if (!config.teacher.model) throw new UserError(configPath, "teacher.model: the run's teacher came from an .onnx file, so its architecture is unknown and the pruned model cannot be rebuilt for training");
-  const dataset = loadDataset(config.data.dataset, config.data.dir ?? undefined);
+  const dataset = await loadData(config.data);
   // The run's split, exactly as the pipeline makes it.
   const pool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
   const split = splitTrainValidation(pool.length, validationSize(config.data, pool.length), 0);
@@ -67,7 +67,7 @@ export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, wh
   }
   const decoded = decodeModel(prunedBytes);
   const spec = prunedSpec(config.teacher.model, decoded, prunedBytes, where);
-  const model = buildModel(spec, dataset.classLabels, { height: dataset.train.height, width: dataset.train.width, ...pixelStatistics(dataset.train.images) });
+  const model = buildModel(spec, dataset.classLabels, dataGeometry(dataset.train));
   const fresh = model.initParameters(0);
   const values = new Map(fresh.decls.map((d) => {
     const t = decoded.initializers.get(d.name);
@@ -88,7 +88,7 @@ export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, wh
   });
   try {
     const batchSize = o.batchSize ?? 128, lr0 = o.lr ?? 3e-3;
-    const batches = new ImageBatches(dataset.train, trainIndices, { batchSize, shuffle: true, seed: 0, dropLast: true });
+    const batches = new Batches(dataset.train, trainIndices, { batchSize, shuffle: true, seed: 0, dropLast: true });
     const rowOf = new Map<number, number>();
     trainIndices.forEach((idx, row) => rowOf.set(idx, row));
     const teacherBatch = new Float32Array(batchSize * k);

@@ -19,7 +19,7 @@ async function ortWeb(): Promise<OrtWeb> {
 }
 
 export interface WasmSession {
-  run(input: Float32Array, shape: number[]): Promise<Float32Array>;
+  run(input: Float32Array | BigInt64Array, shape: number[]): Promise<Float32Array>;
   dispose(): Promise<void>;
 }
 
@@ -28,7 +28,7 @@ export async function createWasmSession(bytes: Uint8Array, inputName: string, ou
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
   return {
     async run(input, shape) {
-      const out = await session.run({ [inputName]: new ort.Tensor("float32", input, shape) }, [outputName]);
+      const out = await session.run({ [inputName]: (input instanceof BigInt64Array ? new ort.Tensor("int64", input, shape) : new ort.Tensor("float32", input, shape)) }, [outputName]);
       return out[outputName]!.data as Float32Array;
     },
     dispose: () => session.release(),
@@ -36,7 +36,7 @@ export async function createWasmSession(bytes: Uint8Array, inputName: string, ou
 }
 
 /** Batch-1 latency percentiles and batch-`batch` throughput under the wasm backend (same protocol as measureOnnx). */
-export async function measureWasm(bytes: Uint8Array, inputName: string, outputName: string, makeInput: (batch: number) => { data: Float32Array; shape: number[] }, opts: { runs?: number; warmup?: number; batch?: number } = {}): Promise<LatencyResult> {
+export async function measureWasm(bytes: Uint8Array, inputName: string, outputName: string, makeInput: (batch: number) => { data: Float32Array | BigInt64Array; shape: number[] }, opts: { runs?: number; warmup?: number; batch?: number } = {}): Promise<LatencyResult> {
   const runs = opts.runs ?? 100, warmup = opts.warmup ?? 10, batch = opts.batch ?? 128;
   const s = await createWasmSession(bytes, inputName, outputName);
   try {

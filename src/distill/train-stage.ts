@@ -4,8 +4,8 @@
 // exactly what an uninterrupted run would have done.
 
 import type { KdTerm, TrainSpec } from "../config/schema.js";
-import type { ImageSet } from "../data/datasets.js";
-import { ImageBatches, type ImageBatch } from "../data/batches.js";
+import type { SampleSet } from "../data/datasets.js";
+import { Batches, type Batch } from "../data/batches.js";
 import type { OptimizerConfig } from "../engine/optimizers.js";
 import type { HostTensor } from "../engine/runtime.js";
 import { UserError } from "../errors.js";
@@ -28,7 +28,7 @@ export interface StageJob {
   train: TrainSpec;
   /** The loss: Σ weight · term (e.g. [{method: "cross-entropy", weight: 1}]). */
   terms: KdTerm[];
-  set: ImageSet;
+  set: SampleSet;
   trainIndices: Int32Array;
   validationIndices: Int32Array;
   /** The teacher's cached logits and taps on the transfer set, for terms that use a teacher. */
@@ -55,7 +55,7 @@ export async function trainStage(job: StageJob): Promise<{ params: ParameterSet;
     if (saved) trainer.restore({ state: saved.state, stepsTaken: saved.stepsTaken });
     let history = saved?.history ?? [];
     const train = job.train;
-    const batches = new ImageBatches(job.set, job.trainIndices, { batchSize: train.batchSize, shuffle: true, seed: job.seed, jitter: train.jitter, dropLast: true });
+    const batches = new Batches(job.set, job.trainIndices, { batchSize: train.batchSize, shuffle: true, seed: job.seed, jitter: train.jitter, dropLast: true });
     for (let epoch = saved?.epochsDone ?? 0; epoch < train.epochs; epoch++) {
       const metric = await trainEpoch(job, trainer, terms, batches, epoch, history.length);
       history = [...history, metric];
@@ -97,7 +97,7 @@ class EpochTally {
   seen = 0;
   readonly termSums: Record<string, number> = {};
 
-  add(batch: Pick<ImageBatch, "labels" | "size">, loss: number, terms: Record<string, number>, logits: Float32Array, k: number): void {
+  add(batch: Pick<Batch, "labels" | "size">, loss: number, terms: Record<string, number>, logits: Float32Array, k: number): void {
     this.lossSum += loss * batch.size;
     for (const [name, v] of Object.entries(terms)) this.termSums[name] = (this.termSums[name] ?? 0) + v * batch.size;
     for (let i = 0; i < batch.size; i++) {
@@ -117,7 +117,7 @@ class EpochTally {
 /** Optimizer steps per onnxruntime call: the MLP step measured 1.27× faster at 16 (docs/results.md, Engine II). */
 const STEPS_PER_CALL = 16;
 
-async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedTerms, batches: ImageBatches, epoch: number, epochsKept: number): Promise<EpochMetric> {
+async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedTerms, batches: Batches, epoch: number, epochsKept: number): Promise<EpochMetric> {
   const { train, model } = job;
   const started = performance.now();
   const task = job.progress.task(`${job.stage}${job.seed ? ` seed ${job.seed}` : ""} epoch ${epoch + 1}/${train.epochs}`, batches.batchCount);
@@ -171,7 +171,7 @@ function lossDiverged(job: StageJob, loss: number, epoch: number, batch: number,
 }
 
 /** Validation accuracy and NLL of the current parameters, through the exported inference graph. */
-async function validate(model: Model, params: ParameterSet, set: ImageSet, indices: Int32Array): Promise<{ accuracy: number; loss: number }> {
+async function validate(model: Model, params: ParameterSet, set: SampleSet, indices: Int32Array): Promise<{ accuracy: number; loss: number }> {
   if (indices.length === 0) return { accuracy: NaN, loss: NaN };
   const c = await OnnxClassifier.fromBytes(exportOnnx(model, params), "validation model");
   try {

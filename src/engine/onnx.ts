@@ -204,7 +204,8 @@ export function encodeLoopModel(graph: Graph, layout: LoopLayout, options: Model
 
 export interface DecodedModel {
   metadata: Record<string, string>;
-  inputs: { name: string; shape: Shape }[];
+  /** elemType: ONNX TensorProto.DataType (1 float, 6 int32, 7 int64, 8 string). */
+  inputs: { name: string; shape: Shape; elemType: number }[];
   outputs: { name: string; shape: Shape }[];
   initializers: Map<string, { dims: number[]; data: Float32Array }>;
   opTypes: string[];
@@ -231,7 +232,7 @@ export function decodeModel(bytes: Uint8Array): DecodedModel {
   const initNames = new Set(initializers.keys());
   return {
     metadata: Object.fromEntries((m.metadataProps ?? []).map((p) => [p.key ?? "", p.value ?? ""])),
-    inputs: (g.input ?? []).filter((i) => !initNames.has(i.name ?? "")).map((i) => ({ name: i.name ?? "", shape: dimsOf(i) })),
+    inputs: (g.input ?? []).filter((i) => !initNames.has(i.name ?? "")).map((i) => ({ name: i.name ?? "", shape: dimsOf(i), elemType: i.type?.tensorType?.elemType ?? 0 })),
     outputs: (g.output ?? []).map((o) => ({ name: o.name ?? "", shape: dimsOf(o) })),
     initializers,
     opTypes: (g.node ?? []).map((n) => n.opType ?? ""),

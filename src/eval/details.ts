@@ -3,9 +3,9 @@
 // and the machine the timings were taken on. Computed in one extra test-set pass per model file.
 
 import { availableParallelism, cpus, loadavg } from "node:os";
-import type { ImageSet } from "../data/datasets.js";
+import { imageShape, sampleSize, type SampleSet } from "../data/sample-set.js";
 import { OnnxClassifier } from "./evaluate.js";
-import { predictions } from "./metrics.js";
+import { perClassF1, predictions } from "./metrics.js";
 import type { Disagreement, MachineFacts, RunDetails } from "./types.js";
 
 /** confusion[true][predicted] counts. */
@@ -22,9 +22,9 @@ function addInto(total: number[][] | undefined, m: number[][]): number[][] {
 }
 
 /** Up to `max` test examples where the two models' top-1 predictions differ, in test order. */
-export function disagreements(teacher: Int32Array, student: Int32Array, set: ImageSet, indices: Int32Array, max: number): Disagreement[] {
+export function disagreements(teacher: Int32Array, student: Int32Array, set: SampleSet, indices: Int32Array, max: number): Disagreement[] {
   const out: Disagreement[] = [];
-  const pixels = set.height * set.width;
+  const size = sampleSize(set);
   for (let i = 0; i < indices.length && out.length < max; i++) {
     if (teacher[i] === student[i]) continue;
     const idx = indices[i]!;
@@ -33,7 +33,8 @@ export function disagreements(teacher: Int32Array, student: Int32Array, set: Ima
       label: set.labels[idx]!,
       teacher: teacher[i]!,
       student: student[i]!,
-      pixels: Buffer.from(set.images.subarray(idx * pixels, (idx + 1) * pixels)).toString("base64"),
+      ...(set.kind === "image" ? { pixels: Buffer.from(set.inputs.subarray(idx * size, (idx + 1) * size)).toString("base64") } : {}),
+      ...(set.texts ? { text: set.texts[idx]! } : {}),
     });
   }
   return out;
@@ -53,7 +54,7 @@ export function machineFacts(): MachineFacts {
 export interface DetailsInput {
   /** Model files per role, one per seed (first seed first). The first role is the teacher. */
   files: { role: string; perSeed: string[] }[];
-  set: ImageSet;
+  set: SampleSet;
   indices: Int32Array;
   classLabels: string[];
   /** Disagreement examples kept (student's first seed vs the teacher). */
@@ -65,6 +66,7 @@ export async function runDetails(d: DetailsInput): Promise<RunDetails> {
   const k = d.classLabels.length;
   const labels = Array.from(d.indices, (i) => d.set.labels[i]!);
   const confusion: Record<string, number[][]> = {};
+  const f1: Record<string, (number | null)[]> = {};
   const firstPredictions = new Map<string, Int32Array>();
   for (const { role, perSeed } of d.files) {
     let total: number[][] | undefined;
@@ -78,14 +80,18 @@ export async function runDetails(d: DetailsInput): Promise<RunDetails> {
         await c.dispose();
       }
     }
-    if (total) confusion[role] = total;
+    if (total) {
+      confusion[role] = total;
+      f1[role] = perClassF1(total);
+    }
   }
   const teacher = firstPredictions.get(d.files[0]!.role);
   const student = firstPredictions.get("student");
   return {
     classLabels: d.classLabels,
     confusion,
-    image: { height: d.set.height, width: d.set.width },
+    perClassF1: f1,
+    ...(d.set.kind === "image" ? { image: imageShape(d.set) } : {}),
     disagreements: teacher && student ? disagreements(teacher, student, d.set, d.indices, d.maxExamples ?? 24) : [],
     disagreementCount: teacher && student ? teacher.reduce((n, t, i) => n + (t === student[i] ? 0 : 1), 0) : 0,
   };

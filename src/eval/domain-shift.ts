@@ -4,7 +4,8 @@
 // two-sample Kolmogorov–Smirnov tests. A teacher labelling out-of-domain inputs is unsure (or,
 // worse, confidently wrong), and a student distilled on those labels learns the wrong thing.
 
-import { DATASET_NAMES, loadDataset, type DatasetName, type ImageSet } from "../data/datasets.js";
+import { DATASET_NAMES, loadDataset, type DatasetName } from "../data/datasets.js";
+import { imageShape, sampleSize, type SampleSet } from "../data/sample-set.js";
 import { readIdx } from "../data/idx.js";
 import { allIndices, firstN } from "../data/split.js";
 import { UserError } from "../errors.js";
@@ -164,11 +165,12 @@ export interface ShiftCommandOptions {
   json: boolean;
 }
 
-function transferImages(spec: string, invert: boolean, limit: number): ImageSet {
+function transferImages(spec: string, invert: boolean, limit: number): SampleSet {
   let images: Uint8Array, height: number, width: number;
   if ((DATASET_NAMES as readonly string[]).includes(spec)) {
     const set = loadDataset(spec as DatasetName).train;
-    ({ images, height, width } = set);
+    images = set.inputs as Uint8Array;
+    ({ height, width } = imageShape(set));
   } else {
     const idx = readIdx(spec);
     if (idx.dims.length !== 3) throw new UserError(spec, `expected IDX images [count, rows, cols], got dimensions ${idx.dims.join("×")}`);
@@ -178,7 +180,7 @@ function transferImages(spec: string, invert: boolean, limit: number): ImageSet 
   const count = Math.min(limit, images.length / (height * width));
   let slice = images.subarray(0, count * height * width);
   if (invert) slice = slice.map((v) => 255 - v);
-  return { images: slice, labels: new Uint8Array(count), count, height, width };
+  return { kind: "image", inputs: slice, labels: new Uint8Array(count), count, sampleShape: [1, height, width] };
 }
 
 export async function shiftCommand(teacherPath: string, o: ShiftCommandOptions): Promise<ShiftReport> {
@@ -191,13 +193,13 @@ export async function shiftCommand(teacherPath: string, o: ShiftCommandOptions):
     teacher.checkFits(transfer, `transfer images`);
     const refIdx = firstN(allIndices(reference.count), o.limit);
     const trIdx = allIndices(transfer.count);
-    const pixels = reference.height * reference.width;
+    const pixels = sampleSize(reference);
     const report = domainShift({
       classes: teacher.numClasses,
       referenceLogits: await teacher.logits(reference, refIdx),
       transferLogits: await teacher.logits(transfer, trIdx),
-      referenceInputMeans: imageMeans(reference.images, pixels, refIdx),
-      transferInputMeans: imageMeans(transfer.images, pixels, trIdx),
+      referenceInputMeans: imageMeans(reference.inputs as Uint8Array, pixels, refIdx),
+      transferInputMeans: imageMeans(transfer.inputs as Uint8Array, pixels, trIdx),
     });
     if (o.json) process.stdout.write(JSON.stringify(report) + "\n");
     else {

@@ -1,16 +1,18 @@
-// Running an ONNX classifier over an image set, and the full test-set evaluation of one model:
+// Running an ONNX classifier over a sample set, and the full test-set evaluation of one model:
 // quality (accuracy, F1, NLL, calibration, agreement with the teacher) and cost (size, latency).
-// Models take raw pixels 0–255 (normalisation is inside the graph, as distill exports them).
+// Models take what the user has — raw pixels 0–255, raw feature values, token ids — with
+// normalisation inside the graph, as distill exports them.
 
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { decodeModel } from "../engine/onnx.js";
-import { Session } from "../engine/runtime.js";
+import { Session, type HostTensor } from "../engine/runtime.js";
 import { UserError } from "../errors.js";
-import type { ImageSet } from "../data/datasets.js";
+import { describeSamples, feedDType, gatherLabels, gatherSamples, sampleSize, type SampleSet } from "../data/sample-set.js";
 import { allIndices, firstN } from "../data/split.js";
-import { DATASET_NAMES, loadDataset, type DatasetName } from "../data/datasets.js";
-import { accuracy, errorCount, expectedCalibrationError, macroF1, meanNll, topOneAgreement } from "./metrics.js";
+import { DATASET_NAMES, type DatasetName } from "../data/datasets.js";
+import { dataOfModel } from "../data/load.js";
+import { accuracy, binaryMetrics, errorCount, expectedCalibrationError, macroF1, meanNll, topOneAgreement } from "./metrics.js";
 import { formatMs, measureOnnx, sizeOf } from "./latency.js";
 import type { ModelMetrics } from "./types.js";
 
@@ -34,6 +36,8 @@ export class OnnxClassifier {
     readonly outputName: string,
     /** Per-sample input shape (batch excluded), e.g. [784] or [1, 28, 28]. */
     readonly sampleShape: number[],
+    /** What the input holds: numbers (pixels, features) or token ids. */
+    readonly inputDType: "float32" | "int64",
     readonly numClasses: number,
     readonly initializerCount: number,
     /** The model's metadata_props (distill writes distill.* keys: labels, layout, dataset…). */
@@ -62,8 +66,10 @@ export class OnnxClassifier {
     } catch (e) {
       throw new UserError(where, `not a readable ONNX model (${(e as Error).message.split("\n")[0]}); is the file truncated?`);
     }
-    if (decoded.inputs.length !== 1) throw new UserError(where, `expected a model with one input (images), it has ${decoded.inputs.length}`);
+    if (decoded.inputs.length !== 1) throw new UserError(where, `expected a model with one input, it has ${decoded.inputs.length}`);
     const input = decoded.inputs[0]!;
+    const inputDType = ({ 1: "float32", 7: "int64" } as const)[input.elemType as 1 | 7];
+    if (!inputDType) throw new UserError(where, `input ${input.name}: expected float32 values or int64 token ids (ONNX element type 1 or 7), got element type ${input.elemType}`);
     const output = decoded.outputs.find((o) => o.name === (decoded.metadata["distill.output_name"] ?? o.name)) ?? decoded.outputs[0];
     if (!output) throw new UserError(where, "the model has no outputs");
     const k = output.shape[output.shape.length - 1];
@@ -79,35 +85,34 @@ export class OnnxClassifier {
     }
     let params = 0;
     for (const t of decoded.initializers.values()) params += t.data.length;
-    return new OnnxClassifier(where, bytes, session, input.name, output.name, sampleShape, k, params, decoded.metadata);
+    return new OnnxClassifier(where, bytes, session, input.name, output.name, sampleShape, inputDType, k, params, decoded.metadata);
   }
 
-  /** Checks the model can read `set`'s images: one channel of height × width pixels. */
-  checkFits(set: ImageSet, setName: string): void {
-    const pixels = this.sampleShape.reduce((a, b) => a * b, 1);
-    if (pixels !== set.height * set.width)
-      throw new UserError(this.where, `input ${this.inputName} takes [${this.sampleShape.join(", ")}] per sample, but the ${setName} are ${set.height}×${set.width} pixels, one channel`);
+  /** Checks the model can read `set`'s samples: as many values per sample, of the type it takes. */
+  checkFits(set: SampleSet, setName: string): void {
+    const values = this.sampleShape.reduce((a, b) => a * b, 1);
+    const wanted = this.inputDType === "int64" ? "token ids" : "numbers";
+    if (values !== sampleSize(set) || (this.inputDType === "int64") !== (set.kind === "tokens"))
+      throw new UserError(this.where, `input ${this.inputName} takes [${this.sampleShape.join(", ")}] ${wanted} per sample, but the ${setName} are ${describeSamples(set)}`);
+  }
+
+  /** The samples `indices` of `set` as this model's input tensor. */
+  feed(set: SampleSet, indices: ArrayLike<number>): Record<string, HostTensor> {
+    return { [this.inputName]: { dtype: feedDType(set), shape: [indices.length, ...this.sampleShape], data: gatherSamples(set, indices) } };
   }
 
   /** Logits [indices.length, K] in order. One forward pass per sample. */
-  async logits(set: ImageSet, indices: Int32Array, batchSize = 500, onBatch?: (done: number) => void): Promise<Float32Array> {
-    const pixels = set.height * set.width;
+  async logits(set: SampleSet, indices: Int32Array, batchSize = 500, onBatch?: (done: number) => void): Promise<Float32Array> {
     const k = this.numClasses;
     const out = new Float32Array(indices.length * k);
-    const input = new Float32Array(Math.min(batchSize, indices.length) * pixels);
     for (let start = 0; start < indices.length; start += batchSize) {
       const n = Math.min(batchSize, indices.length - start);
-      const x = n * pixels === input.length ? input : new Float32Array(n * pixels);
-      for (let i = 0; i < n; i++) {
-        const idx = indices[start + i]!;
-        for (let p = 0; p < pixels; p++) x[i * pixels + p] = set.images[idx * pixels + p]!;
-      }
-      const res = await this.session.run({ [this.inputName]: { dtype: "float32", shape: [n, ...this.sampleShape], data: x } }, undefined, [this.outputName]);
+      const res = await this.session.run(this.feed(set, indices.subarray(start, start + n)), undefined, [this.outputName]);
       out.set(res[this.outputName]!.data as Float32Array, start * k);
       this.samplesRun += n;
       this.digest ??= createHash("sha256").update(this.bytes).digest("hex");
-      const perModel = forwardLog.get(set.images) ?? new Map<string, number>();
-      forwardLog.set(set.images, perModel.set(this.digest, (perModel.get(this.digest) ?? 0) + n));
+      const perModel = forwardLog.get(set.inputs) ?? new Map<string, number>();
+      forwardLog.set(set.inputs, perModel.set(this.digest, (perModel.get(this.digest) ?? 0) + n));
       onBatch?.(start + n);
     }
     return out;
@@ -120,16 +125,16 @@ export class OnnxClassifier {
 
 // Forward passes per image array and model (sha256 of its bytes), over every classifier in the
 // process: a test counts a teacher's passes wherever and however often the pipeline loads it.
-const forwardLog = new WeakMap<Uint8Array, Map<string, number>>();
+const forwardLog = new WeakMap<SampleSet["inputs"], Map<string, number>>();
 
 /** Samples of `set` that any classifier of the model `bytes` has run forward in this process. */
-export function forwardPassesOn(set: ImageSet, bytes: Uint8Array): number {
-  return forwardLog.get(set.images)?.get(createHash("sha256").update(bytes).digest("hex")) ?? 0;
+export function forwardPassesOn(set: SampleSet, bytes: Uint8Array): number {
+  return forwardLog.get(set.inputs)?.get(createHash("sha256").update(bytes).digest("hex")) ?? 0;
 }
 
 export interface EvaluationInput {
   classifier: OnnxClassifier;
-  set: ImageSet;
+  set: SampleSet;
   indices: Int32Array;
   /** Trainable parameter count when known (distill's own models); else the initializers' size. */
   params?: number;
@@ -144,13 +149,10 @@ export async function evaluateClassifier(e: EvaluationInput): Promise<{ metrics:
   const { classifier: c, set, indices } = e;
   const k = c.numClasses;
   const logits = await c.logits(set, indices);
-  const labels = new Uint8Array(indices.length);
-  for (let i = 0; i < indices.length; i++) labels[i] = set.labels[indices[i]!]!;
-  const pixels = set.height * set.width;
+  const labels = gatherLabels(set, indices);
   const latency = await measureOnnx(c.bytes, (batch) => {
-    const data = new Float32Array(batch * pixels);
-    for (let i = 0; i < batch; i++) data.set(set.images.subarray(indices[i % indices.length]! * pixels, (indices[i % indices.length]! + 1) * pixels), i * pixels);
-    return { name: c.inputName, dtype: "float32", shape: [batch, ...c.sampleShape], data };
+    const rows = Int32Array.from({ length: batch }, (_, i) => indices[i % indices.length]!);
+    return { name: c.inputName, dtype: feedDType(set), shape: [batch, ...c.sampleShape], data: gatherSamples(set, rows) };
   }, { runs: e.latencyRuns ?? 200 });
   const metrics: ModelMetrics = {
     accuracy: accuracy(logits, labels, k),
@@ -160,6 +162,7 @@ export async function evaluateClassifier(e: EvaluationInput): Promise<{ metrics:
     nll: meanNll(logits, labels, k),
     ece: expectedCalibrationError(logits, labels, k),
     agreement: e.teacherLogits ? topOneAgreement(logits, e.teacherLogits, k) : null,
+    ...(k === 2 ? binaryMetrics(logits, labels) : { precision: null, recall: null, f1: null, rocAuc: null }),
     params: e.params ?? c.parameterCount,
     ...sizeOf(c.bytes),
     ...latency,
@@ -178,8 +181,8 @@ export function datasetOfModel(c: OnnxClassifier): DatasetName {
 export async function evalCommand(modelPath: string, opts: { data?: DatasetName; limit?: number; json: boolean }): Promise<void> {
   const classifier = await OnnxClassifier.fromFile(modelPath);
   try {
-    const data = opts.data ?? datasetOfModel(classifier);
-    const dataset = loadDataset(data);
+    const dataset = await dataOfModel(classifier.metadata, opts.data, modelPath, "the test set to evaluate on");
+    const data = dataset.name;
     classifier.checkFits(dataset.test, `${data} test set`);
     if (classifier.numClasses !== dataset.classLabels.length)
       throw new UserError(modelPath, `outputs ${classifier.numClasses} classes, but ${data} has ${dataset.classLabels.length}`);

@@ -94,6 +94,61 @@ export function macroF1(logits: Float32Array, labels: Labels, k: number): number
   return sum / classes;
 }
 
+/**
+ * Two-class quality of the positive class (index `positive`): precision, recall and F1 of the
+ * arg-max decision, and ROC-AUC of the score z_pos − z_neg (monotone in p(pos), so the same curve
+ * as the probability's) by the rank-sum statistic, ties counted half. A metric with no defined
+ * value (no positive predictions, no positive or negative samples) is null.
+ */
+export function binaryMetrics(logits: Float32Array, labels: Labels, positive = 1): { precision: number | null; recall: number | null; f1: number | null; rocAuc: number | null } {
+  const n = rowsOf(logits, 2);
+  checkLabels(labels, n, 2);
+  const neg = 1 - positive;
+  let tp = 0, fp = 0, fn = 0;
+  const scores = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    scores[i] = logits[2 * i + positive]! - logits[2 * i + neg]!;
+    // Ties go to class 0, as predictions() does.
+    const predicted = logits[2 * i + 1]! > logits[2 * i]! ? 1 : 0;
+    const isPos = labels[i] === positive;
+    if (predicted === positive && isPos) tp++;
+    else if (predicted === positive) fp++;
+    else if (isPos) fn++;
+  }
+  const precision = tp + fp ? tp / (tp + fp) : null;
+  const recall = tp + fn ? tp / (tp + fn) : null;
+  const f1 = 2 * tp + fp + fn ? (2 * tp) / (2 * tp + fp + fn) : null;
+  return { precision, recall, f1, rocAuc: rocAuc(scores, Array.from(labels, (y) => y === positive)) };
+}
+
+/** P(score of a random positive > score of a random negative) + ½ P(tie): Mann–Whitney U / (n₊·n₋). */
+export function rocAuc(scores: ArrayLike<number>, isPositive: boolean[]): number | null {
+  const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
+  let pos = 0, rankSum = 0;
+  for (let start = 0; start < order.length; ) {
+    let end = start;
+    while (end + 1 < order.length && scores[order[end + 1]!] === scores[order[start]!]) end++;
+    const averageRank = (start + end) / 2 + 1; // 1-based ranks, ties share their mean
+    for (let j = start; j <= end; j++) if (isPositive[order[j]!]) {
+      pos++;
+      rankSum += averageRank;
+    }
+    start = end + 1;
+  }
+  const negatives = order.length - pos;
+  if (pos === 0 || negatives === 0) return null;
+  return (rankSum - (pos * (pos + 1)) / 2) / (pos * negatives);
+}
+
+/** F1 of each class from a confusion matrix [true][predicted]; null for a class neither present nor predicted. */
+export function perClassF1(confusion: number[][]): (number | null)[] {
+  return confusion.map((row, c) => {
+    const tp = row[c]!;
+    const denom = row.reduce((a, b) => a + b, 0) + confusion.reduce((a, r) => a + r[c]!, 0);
+    return denom ? (2 * tp) / denom : null;
+  });
+}
+
 /** Mean −log p(label), via log-sum-exp so ±1e4 logits stay finite. */
 export function meanNll(logits: Float32Array, labels: Labels, k: number): number {
   const n = rowsOf(logits, k);
@@ -169,6 +224,10 @@ const METRIC_KEYS: Record<MetricName, true> = {
   nll: true,
   ece: true,
   agreement: true,
+  precision: true,
+  recall: true,
+  f1: true,
+  rocAuc: true,
   params: true,
   onnxBytes: true,
   onnxGzipBytes: true,
@@ -179,8 +238,9 @@ const METRIC_KEYS: Record<MetricName, true> = {
 export const METRIC_NAMES = Object.keys(METRIC_KEYS) as MetricName[];
 
 /**
- * Per-metric mean ± std over seeds. Null agreements (the teacher's) are left out; when all are
- * null the key is absent — never a made-up 0, and never NaN (which JSON cannot hold).
+ * Per-metric mean ± std over seeds. Null values (the teacher's agreement, binary metrics of a
+ * multi-class model) are left out; when all are null the key is absent — never a made-up 0, and
+ * never NaN (which JSON cannot hold).
  */
 export function summarize(perSeed: ModelMetrics[]): MetricSummary {
   if (perSeed.length === 0) throw new RangeError("summarize needs at least one seed");

@@ -10,6 +10,11 @@ export interface ModelMetrics {
   nll: number; // mean negative log-likelihood (nats)
   ece: number; // expected calibration error, 15 equal-width bins
   agreement: number | null; // top-1 agreement with the teacher (null for the teacher itself)
+  // Two classes only (null otherwise); the positive class is the second (class index 1):
+  precision: number | null; // of the positive class
+  recall: number | null;
+  f1: number | null;
+  rocAuc: number | null; // area under the ROC curve of the positive class's score
   params: number;
   onnxBytes: number;
   onnxGzipBytes: number;
@@ -20,8 +25,11 @@ export interface ModelMetrics {
 
 export type MetricName = keyof ModelMetrics;
 
-/** Mean ± std per metric over seeds; `agreement` is absent for the teacher (no agreement with itself). */
-export type MetricSummary = Record<Exclude<MetricName, "agreement">, MeanStd> & { agreement?: MeanStd };
+/** Metrics that may be null: agreement (the teacher has none with itself), the binary ones (more than two classes). */
+export type OptionalMetric = "agreement" | "precision" | "recall" | "f1" | "rocAuc";
+
+/** Mean ± std per metric over seeds; a metric that is null in every seed is absent. */
+export type MetricSummary = Record<Exclude<MetricName, OptionalMetric>, MeanStd> & Partial<Record<OptionalMetric, MeanStd>>;
 
 export interface MeanStd {
   mean: number;
@@ -73,15 +81,20 @@ export interface Disagreement {
   label: number;
   teacher: number;
   student: number;
-  /** Raw 0–255 pixels, [height, width], base64. */
-  pixels: string;
+  /** Images: raw 0–255 pixels, [channels, height, width], base64. */
+  pixels?: string;
+  /** Texts: the raw text. */
+  text?: string;
 }
 
 export interface RunDetails {
   classLabels: string[];
   /** Per role: confusion[true][predicted], summed over seeds. */
   confusion: Record<string, number[][]>;
-  image: { height: number; width: number };
+  /** Per role: F1 of each class from the summed confusion matrix (null where a class is neither present nor predicted). */
+  perClassF1?: Record<string, (number | null)[]>;
+  /** Absent for tables and texts (their examples are shown as text). */
+  image?: { height: number; width: number; channels?: number };
   disagreements: Disagreement[];
   /** All disagreements of the student's first seed with the teacher (the list keeps the first few). */
   disagreementCount: number;

@@ -3,18 +3,33 @@
 // inside, with the dataset's mean and std.
 
 import type { LayerSpec, ModelSpec } from "../config/schema.js";
+import { ShapeError } from "../engine/graph.js";
+import type { InputKind, SampleSet } from "../data/sample-set.js";
 import { Model } from "./model.js";
 import type { Module } from "./module.js";
 import {
   AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, GELU, GlobalAvgPool, LayerNorm, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh,
 } from "./layers.js";
 
-export interface ImageGeometry {
-  height: number;
-  width: number;
-  /** Per-dataset pixel statistics on the 0–1 scale, for normalisation inside the graph. */
-  mean: number;
-  std: number;
+/** What a model needs to know about its data: the samples' kind and shape, and the normalisation
+ * that goes inside its graph (x ↦ (x·scale − mean) / std, per channel for images, per feature for tables). */
+export interface DataGeometry {
+  kind: InputKind;
+  /** Per-sample shape: [C, H, W], [features] or [maxTokens]. */
+  sampleShape: number[];
+  scale: number;
+  mean: number[];
+  std: number[];
+  /** tokens: ids are below this (padding 0, unknown 1, then the vocabulary). */
+  vocabSize?: number;
+}
+
+/** The geometry of a training set, normalisation statistics taken from it. */
+export function dataGeometry(train: SampleSet, vocabSize?: number): DataGeometry {
+  const { kind, sampleShape } = train;
+  if (kind === "image") return { kind, sampleShape, scale: 1 / 255, ...channelStatistics(train.inputs as Uint8Array, sampleShape) };
+  if (kind === "table") return { kind, sampleShape, scale: 1, ...featureStatistics(train.inputs as Float32Array, sampleShape[0]!) };
+  return { kind, sampleShape, scale: 1, mean: [], std: [], ...(vocabSize !== undefined ? { vocabSize } : {}) };
 }
 
 function layerOf(spec: LayerSpec): Module {
@@ -39,29 +54,54 @@ function layerOf(spec: LayerSpec): Module {
  * Builds the network. An image model whose layers end while still 4-D gets no implicit flatten:
  * the config says where to flatten, and a missing one is a build-time shape error naming the layer.
  */
-export function buildModel(spec: ModelSpec, classLabels: string[], geometry: ImageGeometry): Model {
+export function buildModel(spec: ModelSpec, classLabels: string[], geometry: DataGeometry): Model {
   const layers = spec.layers.map(layerOf);
   const net = new Sequential(layers, spec.layers.map((l) => l.name));
-  const shape = spec.input === "flat" ? [geometry.height * geometry.width] : [1, geometry.height, geometry.width];
-  return new Model(net, {
-    shape,
-    dtype: "float32",
-    ...(spec.input === "image" ? { layout: "NCHW" as const } : {}),
-    scale: 1 / 255,
-    mean: [geometry.mean],
-    std: [geometry.std],
-  }, classLabels);
+  const { kind, sampleShape, scale, mean, std } = geometry;
+  if (spec.input === "image" && kind !== "image")
+    throw new ShapeError(`the model starts with ${spec.layers[0]!.type} layers that want images, but the data holds ${kind === "table" ? "table rows" : "token ids"}`);
+  const values = sampleShape.reduce((a, b) => a * b, 1);
+  if (spec.input === "image") return new Model(net, { shape: sampleShape, dtype: "float32", layout: "NCHW", scale, mean, std }, classLabels);
+  // Flat input: an image's per-channel statistics repeat over its pixels; a table's are per feature already.
+  const perValue = (v: number[]) => (kind === "image" && v.length > 1 ? v.flatMap((x) => Array<number>(values / v.length).fill(x)) : v);
+  return new Model(net, { shape: [values], dtype: "float32", scale, mean: perValue(mean), std: perValue(std) }, classLabels);
 }
 
 /** Mean and std of the pixels (0–1 scale) of a uint8 image array. */
 export function pixelStatistics(images: Uint8Array): { mean: number; std: number } {
-  let s = 0, s2 = 0;
-  for (let i = 0; i < images.length; i++) {
-    const v = images[i]! / 255;
-    s += v;
-    s2 += v * v;
-  }
-  const n = images.length;
-  const mean = s / n;
-  return { mean, std: Math.sqrt(Math.max(s2 / n - mean * mean, 1e-12)) };
+  const { mean, std } = channelStatistics(images, [1, images.length, 1]);
+  return { mean: mean[0]!, std: std[0]! };
+}
+
+/** Per-channel mean and std on the 0–1 scale of uint8 images laid out [N, C, H, W]. */
+export function channelStatistics(images: Uint8Array, [channels, height, width]: number[]): { mean: number[]; std: number[] } {
+  const plane = height! * width!;
+  const s = new Float64Array(channels!), s2 = new Float64Array(channels!);
+  // Plane after plane: plane p of the array is channel p mod C of some image.
+  for (let at = 0, c = 0; at < images.length; at += plane, c = (c + 1) % channels!)
+    for (let i = at; i < at + plane; i++) {
+      const v = images[i]! / 255;
+      s[c]! += v;
+      s2[c]! += v * v;
+    }
+  const n = images.length / channels!;
+  const mean = Array.from(s, (x) => x / n);
+  return { mean, std: Array.from(s2, (x, c) => Math.sqrt(Math.max(x / n - mean[c]! ** 2, 1e-12))) };
+}
+
+/** Per-feature mean and std of float rows [N, F]; a constant feature gets std 1 (it passes through centred). */
+export function featureStatistics(rows: Float32Array, features: number): { mean: number[]; std: number[] } {
+  const n = rows.length / features;
+  const s = new Float64Array(features), s2 = new Float64Array(features);
+  for (let r = 0; r < n; r++)
+    for (let f = 0; f < features; f++) {
+      const v = rows[r * features + f]!;
+      s[f]! += v;
+      s2[f]! += v * v;
+    }
+  const mean = Array.from(s, (x) => x / n);
+  return { mean, std: Array.from(s2, (x, f) => {
+    const variance = x / n - mean[f]! ** 2;
+    return variance > 1e-12 * Math.max(1, mean[f]! ** 2) ? Math.sqrt(variance) : 1;
+  }) };
 }

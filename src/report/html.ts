@@ -80,6 +80,8 @@ interface Column {
   stdFmt?: (x: number) => string;
   /** Size-like metrics are identical across seeds by construction; a "± 0" there is noise. */
   stdOnlyIfNonzero?: boolean;
+  /** Shown only in two-class runs. */
+  binary?: boolean;
 }
 
 const percent = (x: number) => `${fixed(x * 100, 2)} %`;
@@ -92,6 +94,11 @@ const COLUMNS: Column[] = [
   { head: "NLL", sub: "nats", title: "Mean negative log-likelihood of the label", metrics: ["nll"], fmt: (x) => fixed(x, 4) },
   { head: "ECE", title: "Expected calibration error, 15 equal-width confidence bins", metrics: ["ece"], fmt: (x) => fixed(x, 4) },
   { head: "Agreement", sub: "with teacher", title: "Top-1 agreement with the teacher's predictions", metrics: ["agreement"], fmt: percent, stdFmt: percentPoints },
+  // Two-class runs only (the columns are left out when no model has them).
+  { head: "Precision", sub: "positive class", title: "Precision of the positive (second) class", metrics: ["precision"], fmt: (x) => fixed(x, 4), binary: true },
+  { head: "Recall", sub: "positive class", title: "Recall of the positive (second) class", metrics: ["recall"], fmt: (x) => fixed(x, 4), binary: true },
+  { head: "F1", sub: "positive class", title: "F1 of the positive (second) class", metrics: ["f1"], fmt: (x) => fixed(x, 4), binary: true },
+  { head: "ROC-AUC", title: "Area under the ROC curve of the positive class's score", metrics: ["rocAuc"], fmt: (x) => fixed(x, 4), binary: true },
   { head: "Params", title: "Trainable parameters", metrics: ["params"], fmt: grouped, stdOnlyIfNonzero: true },
   { head: "ONNX size", sub: "raw / gzip", title: "Model file size, and after gzip -9", metrics: ["onnxBytes", "onnxGzipBytes"], fmt: bytes, stdOnlyIfNonzero: true },
   { head: "Latency", sub: "p50 / p95", title: "Batch-1 latency percentiles under onnxruntime-node", metrics: ["latencyP50Ms", "latencyP95Ms"], fmt: (x) => formatMs(x) },
@@ -120,11 +127,13 @@ function cell(model: ModelResult, col: Column): string {
 }
 
 function comparisonTable(results: RunResults): string {
-  const head = COLUMNS.map((c) => `<th scope="col" title="${escapeHtml(c.title)}">${escapeHtml(c.head)}${c.sub ? `<span class="unit">${escapeHtml(c.sub)}</span>` : ""}</th>`).join("");
+  const binary = results.models.some((m) => m.perSeed.some((s) => typeof s.f1 === "number"));
+  const columns = COLUMNS.filter((c) => binary || !c.binary);
+  const head = columns.map((c) => `<th scope="col" title="${escapeHtml(c.title)}">${escapeHtml(c.head)}${c.sub ? `<span class="unit">${escapeHtml(c.sub)}</span>` : ""}</th>`).join("");
   const rows = results.models
     .map((m, i) => {
       const name = `<th scope="row"><span class="swatch" style="background:${color(i)}"></span>${escapeHtml(m.role)}<span class="file">${escapeHtml(m.file)}</span></th>`;
-      return `<tr>${name}${COLUMNS.map((c) => cell(m, c)).join("")}</tr>`;
+      return `<tr>${name}${columns.map((c) => cell(m, c)).join("")}</tr>`;
     })
     .join("\n");
   return `<div class="table-wrap"><table id="comparison">
@@ -246,15 +255,29 @@ function confusionTable(role: string, m: number[][], labels: string[]): string {
   return `<table class="confusion" data-role="${escapeHtml(role)}"><caption>${escapeHtml(role)}</caption><thead><tr><th>true ↓ / pred →</th>${head}<th>errors</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
+/** Per-class F1 of every model (from its confusion matrix summed over seeds). */
+function perClassF1Table(d: RunDetails): string {
+  const perRole = Object.entries(d.perClassF1 ?? {});
+  if (!perRole.length) return "";
+  const head = perRole.map(([role]) => `<th scope="col">${escapeHtml(role)}</th>`).join("");
+  const rows = d.classLabels.map((label, c) => `<tr><th scope="row">${escapeHtml(label)}</th>${perRole.map(([, f1]) => `<td>${f1[c] === null || f1[c] === undefined ? DASH : fixed(f1[c]!, 4)}</td>`).join("")}</tr>`).join("");
+  return `<div class="table-wrap"><table id="per-class-f1"><caption>F1 per class</caption><thead><tr><th scope="col">class</th>${head}</tr></thead><tbody>${rows}</tbody></table></div>`;
+}
+
 function detailsSections(results: RunResults, d: RunDetails | undefined): string {
   if (!d) return `<p class="note">This results.json has no per-class details (written by an older distill).</p>`;
   const seeds = results.models.find((m) => m.role === "student")?.perSeed.length ?? 1;
   const matrices = results.models.filter((m) => d.confusion[m.role]).map((m) => confusionTable(m.role, d.confusion[m.role]!, d.classLabels)).join("\n");
   const label = (c: number) => escapeHtml(d.classLabels[c] ?? String(c));
+  const shown = (x: (typeof d.disagreements)[number]) =>
+    d.image && x.pixels
+      ? `<canvas class="thumb" data-width="${d.image.width}" data-height="${d.image.height}" data-channels="${d.image.channels ?? 1}" data-pixels="${x.pixels}" aria-label="test image ${x.index}"></canvas>`
+      : x.text !== undefined ? `<q class="text-example">${escapeHtml(x.text)}</q><br>` : "";
   const examples = d.disagreements.map((x) =>
-    `<div class="example"><canvas class="thumb" data-width="${d.image.width}" data-height="${d.image.height}" data-pixels="${x.pixels}" aria-label="test image ${x.index}"></canvas>#${x.index} true ${label(x.label)}<br>teacher ${label(x.teacher)} · student ${label(x.student)}</div>`).join("");
+    `<div class="example">${shown(x)}#${x.index} true ${label(x.label)}<br>teacher ${label(x.teacher)} · student ${label(x.student)}</div>`).join("");
   return `<h2>Per class</h2>
 <figure><figcaption>Test errors per true class</figcaption><div class="chart-box"><canvas id="chart-per-class" role="img" aria-label="Test errors per class for each model"></canvas></div></figure>
+${perClassF1Table(d)}
 <div class="confusions">${matrices}</div>
 <p class="note">Confusion matrices: rows are true classes, columns predictions${seeds > 1 ? `, summed over ${seeds} seeds` : ""}; off-diagonal cells are shaded by count.</p>
 

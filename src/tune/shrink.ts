@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { loadConfig } from "../config/load.js";
 import type { LayerSpec } from "../config/schema.js";
 import { validationSize, type DataSpec } from "../config/schema.js";
-import { loadDataset } from "../data/datasets.js";
+import { loadData } from "../data/load.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { UserError } from "../errors.js";
 import { OnnxClassifier } from "../eval/evaluate.js";
@@ -144,7 +144,7 @@ async function executeShrink(dir: string, state: ShrinkState, log: (line: string
 /** The teacher's accuracy on the run's validation split (the split every stage of a run uses). */
 async function teacherValidationAccuracy(base: Record<string, unknown>, teacherOnnx: string): Promise<number> {
   const data = base["data"] as DataSpec;
-  const dataset = loadDataset(data.dataset, data.dir ?? undefined);
+  const dataset = await loadData(data);
   const pool = firstN(allIndices(dataset.train.count), data.trainLimit ?? undefined);
   const split = splitTrainValidation(pool.length, validationSize(data, pool.length), 0);
   const indices = new Int32Array(split.validation.length);

@@ -9,7 +9,8 @@ import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { quantizeDynamic } from "../compress/quantize.js";
 import { loadConfig } from "../config/load.js";
-import { loadDataset } from "../data/datasets.js";
+import { loadData } from "../data/load.js";
+import { describeSamples, imageShape, sampleSize } from "../data/sample-set.js";
 import { decodeModel } from "../engine/onnx.js";
 import { UserError } from "../errors.js";
 import type { RunResults } from "../eval/types.js";
@@ -74,11 +75,15 @@ export interface ExportWebOptions {
   samples?: number;
 }
 
-export function exportWeb(runDir: string, o: ExportWebOptions = {}): { dir: string; manifest: WebManifest } {
+export async function exportWeb(runDir: string, o: ExportWebOptions = {}): Promise<{ dir: string; manifest: WebManifest }> {
   const resultsPath = join(runDir, "results.json");
   if (!existsSync(resultsPath)) throw new UserError(runDir, "no results.json: not a finished run folder (finish it with `distill resume`)");
   const results = JSON.parse(readFileSync(resultsPath, "utf8")) as RunResults;
   const config = loadConfig(join(runDir, "config.yaml"));
+  // The page's drawing pad and sample strip show one-channel images; other data has no pad to draw on.
+  const { name, test } = await loadData(config.data);
+  if (test.kind !== "image" || test.sampleShape[0] !== 1)
+    throw new UserError(join(runDir, "config.yaml"), `data: export-web builds a drawing page for one-channel images; this run's data is ${describeSamples(test)}`);
   const out = o.output ?? join(runDir, "web");
   mkdirSync(join(out, "models"), { recursive: true });
   mkdirSync(join(out, "ort"), { recursive: true });
@@ -102,12 +107,12 @@ export function exportWeb(runDir: string, o: ExportWebOptions = {}): { dir: stri
     copyFileSync(join(dist, f), join(out, "ort", f));
     return { name: `ort/${f}`, bytes: bytes.byteLength, gzipBytes: gzipSync(bytes, { level: 6 }).byteLength };
   });
-  const test = loadDataset(config.data.dataset, config.data.dir ?? undefined).test;
-  const pixels = test.height * test.width;
+  const pixels = sampleSize(test);
   const samples = Array.from({ length: Math.min(o.samples ?? 24, test.count) }, (_, i) => ({
-    index: i, label: test.labels[i]!, pixels: Array.from(test.images.subarray(i * pixels, (i + 1) * pixels)),
+    index: i, label: test.labels[i]!, pixels: Array.from(test.inputs.subarray(i * pixels, (i + 1) * pixels)),
   }));
-  const manifest: WebManifest = { run: results.name, dataset: config.data.dataset, models, runtime: { files: runtime }, samples, height: test.height, width: test.width };
+  const { height, width } = imageShape(test);
+  const manifest: WebManifest = { run: results.name, dataset: name, models, runtime: { files: runtime }, samples, height, width };
   writeFileAtomic(join(out, "model.json"), JSON.stringify(manifest) + "\n");
   writeFileSync(join(out, "index.html"), INDEX_HTML);
   writeFileSync(join(out, "app.js"), APP_JS);

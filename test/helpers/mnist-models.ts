@@ -1,7 +1,7 @@
 // Small MNIST classifiers trained in a few seconds with the engine (for compression tests): an MLP
 // and a CNN, exported as distill exports them (raw pixels in, normalisation in the graph, metadata).
 
-import { loadDataset, type ImageSet } from "../../src/data/datasets.js";
+import { loadDataset, type SampleSet } from "../../src/data/datasets.js";
 import { Model, exportOnnx } from "../../src/nn/model.js";
 import * as L from "../../src/nn/layers.js";
 import { ModelTrainer } from "../../src/nn/train-step.js";
@@ -9,7 +9,7 @@ import { crossEntropy } from "../../src/nn/losses.js";
 
 export const LABELS = [..."0123456789"];
 
-export function mnist(): { train: ImageSet; test: ImageSet } {
+export function mnist(): { train: SampleSet; test: SampleSet } {
   const d = loadDataset("mnist");
   return { train: d.train, test: d.test };
 }
@@ -45,7 +45,7 @@ export async function trainAndExport(model: Model, count: number, epochs: number
   for (let e = 0; e < epochs; e++)
     for (let i = 0; i + batch <= count; i += batch)
       await trainer.step({
-        input: { dtype: "float32", shape: [batch, ...model.input.shape], data: Float32Array.from(train.images.subarray(i * pixels, (i + batch) * pixels)) },
+        input: { dtype: "float32", shape: [batch, ...model.input.shape], data: Float32Array.from(train.inputs.subarray(i * pixels, (i + batch) * pixels)) },
         labels: { dtype: "int64", shape: [batch], data: BigInt64Array.from(train.labels.subarray(i, i + batch), BigInt) },
       }, lr);
   const params = trainer.parameters();

@@ -154,13 +154,17 @@
   // Thumbnails of the examples the student and teacher disagree on: raw pixels from the JSON.
   document.querySelectorAll("canvas.thumb").forEach(function (canvas) {
     var bytes = atob(canvas.dataset.pixels);
-    var w = Number(canvas.dataset.width), h = Number(canvas.dataset.height);
+    var w = Number(canvas.dataset.width), h = Number(canvas.dataset.height), channels = Number(canvas.dataset.channels || 1);
     canvas.width = w; canvas.height = h;
     var ctx = canvas.getContext("2d");
     var img = ctx.createImageData(w, h);
     for (var i = 0; i < w * h; i++) {
-      var v = bytes.charCodeAt(i);
-      img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = 255 - v; // ink dark on white
+      if (channels === 3) { // planes [R, G, B], as models see them
+        for (var c = 0; c < 3; c++) img.data[4 * i + c] = bytes.charCodeAt(c * w * h + i);
+      } else {
+        var v = bytes.charCodeAt(i);
+        img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = 255 - v; // ink dark on white
+      }
       img.data[4 * i + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);

@@ -1,0 +1,90 @@
+// A config's `data:` block → a Dataset, whatever the format: the IDX presets, image folders, CSV
+// tables or texts. Everything after this point sees SampleSets only.
+
+import { resolve } from "node:path";
+import { UserError } from "../errors.js";
+import type { DataSpec } from "../config/schema.js";
+import { dataName } from "../config/schema.js";
+import { Rng } from "../nn/random.js";
+import { DATASET_NAMES, loadDataset, type DatasetName } from "./datasets.js";
+import { sampleSize, type Dataset, type SampleSet } from "./sample-set.js";
+import { loadImageFolders } from "./sources/image-folder.js";
+import { loadRecords } from "./sources/records.js";
+
+/** The fields of `data:` a loader reads (so callers holding a partial spec, e.g. model metadata, can load too). */
+export type DataSource = Pick<DataSpec, "dataset" | "train" | "test" | "testFraction" | "image" | "label" | "features" | "text"> & Partial<Pick<DataSpec, "format" | "dir" | "maxTokens" | "vocabSize">>;
+
+export async function loadData(data: DataSource): Promise<Dataset> {
+  const name = dataName(data);
+  const format = data.format ?? "idx";
+  if (format === "idx") return loadDataset(data.dataset!, data.dir ?? undefined);
+  if (format === "image-folder") {
+    const train = data.train as string;
+    if (data.test !== undefined) return { name, ...(await loadImageFolders(train, data.test as string, data.image ?? {})) };
+    // No test folder: the whole training folder is read (test = a held-out share of it).
+    const all = await loadImageFolders(train, train, data.image ?? {});
+    return { name, classLabels: all.classLabels, ...holdOut(all.train, data.testFraction!) };
+  }
+  const records = loadRecords({ format, train: data.train!, test: data.test, label: data.label!, features: data.features, text: data.text });
+  if (records.kind === "table") {
+    const splits = records.test ? { train: records.train, test: records.test } : holdOut(records.train, data.testFraction!);
+    return { name, classLabels: records.classLabels, featureNames: records.featureNames, ...splits };
+  }
+  throw new UserError(`data.text`, "text data needs the tokenizer (not wired yet)");
+}
+
+/**
+ * Model metadata for data other than the presets: where it came from (absolute paths, so `distill
+ * eval <model>` can reload the test set from anywhere) and, for tables, the feature names in input order.
+ */
+export function dataMetadata(data: DataSource, dataset: Dataset): Record<string, string> {
+  if ((data.format ?? "idx") === "idx") return data.dir ? { "distill.data": JSON.stringify({ format: "idx", dataset: data.dataset, dir: resolve(data.dir) }) } : {};
+  const abs = (p: string | string[] | undefined) => (p === undefined ? undefined : Array.isArray(p) ? p.map((x) => resolve(x)) : resolve(p));
+  const source = Object.fromEntries(Object.entries({ ...data, train: abs(data.train), test: abs(data.test) }).filter(([k, v]) => v !== undefined && v !== null && k in SOURCE_KEYS));
+  return {
+    "distill.data": JSON.stringify(source),
+    ...(dataset.featureNames ? { "distill.feature_names": JSON.stringify(dataset.featureNames) } : {}),
+  };
+}
+
+const SOURCE_KEYS = { format: 1, dataset: 1, dir: 1, train: 1, test: 1, testFraction: 1, image: 1, label: 1, features: 1, text: 1, maxTokens: 1, vocabSize: 1 };
+
+/**
+ * The dataset to test a model on: the preset `given` (--data), else the one its metadata records
+ * (distill.data, else the preset distill.dataset); a UserError naming the model when neither.
+ */
+export async function dataOfModel(metadata: Readonly<Record<string, string>>, given: DatasetName | undefined, where: string, why: string): Promise<Dataset> {
+  if (given) return loadDataset(given);
+  const recorded = metadata["distill.data"];
+  if (recorded) return loadData(JSON.parse(recorded) as DataSource);
+  const preset = metadata["distill.dataset"];
+  if ((DATASET_NAMES as readonly string[]).includes(preset ?? "")) return loadDataset(preset as DatasetName);
+  throw new UserError(where, `its metadata names no data distill can load${preset ? ` (it says ${JSON.stringify(preset)})` : ""}; pass --data ${DATASET_NAMES.join("|")} (${why})`);
+}
+
+/**
+ * Splits one set in two: a seeded share (the same every run, every seed) becomes the test set.
+ * Samples keep their relative order within each part.
+ */
+export function holdOut(set: SampleSet, fraction: number): { train: SampleSet; test: SampleSet } {
+  const testCount = Math.round(set.count * fraction);
+  if (testCount < 1 || testCount >= set.count)
+    throw new UserError("data.testFraction", `${fraction} of ${set.count} samples leaves ${testCount < 1 ? "no test samples" : "no training samples"}`);
+  const order = Int32Array.from({ length: set.count }, (_, i) => i);
+  new Rng(0, "test-holdout").shuffle(order);
+  const test = order.subarray(0, testCount).slice().sort();
+  const train = order.subarray(testCount).slice().sort();
+  return { train: subset(set, train), test: subset(set, test) };
+}
+
+/** The samples `indices` of `set` as a set of their own. */
+export function subset(set: SampleSet, indices: Int32Array): SampleSet {
+  const size = sampleSize(set);
+  const inputs = new (set.inputs.constructor as new (n: number) => SampleSet["inputs"])(indices.length * size);
+  const labels = new Int32Array(indices.length);
+  indices.forEach((idx, i) => {
+    inputs.set(set.inputs.subarray(idx * size, (idx + 1) * size), i * size);
+    labels[i] = set.labels[idx]!;
+  });
+  return { kind: set.kind, inputs, labels, count: indices.length, sampleShape: set.sampleShape, ...(set.texts ? { texts: Array.from(indices, (i) => set.texts![i]!) } : {}) };
+}

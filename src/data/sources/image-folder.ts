@@ -1,0 +1,119 @@
+// `format: image-folder`: `<split>/<class>/<file>.png|.jpg|.jpeg`, class names = sub-folder names,
+// sorted. Decoding and resizing are sharp's (libvips, shipped as a native binary inside its npm
+// packages — no apt step): it reads PNG and JPEG, converts colour spaces and resizes fast.
+
+import { readdirSync, statSync } from "node:fs";
+import { extname, join } from "node:path";
+import sharp, { type OutputInfo } from "sharp";
+import { UserError } from "../../errors.js";
+import type { SampleSet } from "../sample-set.js";
+
+const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg"]);
+
+export interface ImageSize {
+  width?: number | undefined;
+  height?: number | undefined;
+  channels?: 1 | 3 | undefined;
+}
+
+interface Listing {
+  files: string[];
+  labels: number[];
+}
+
+function folderEntries(dir: string, field: string): string[] {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new UserError(dir, `${field}: no such folder`);
+  }
+  if (!st.isDirectory()) throw new UserError(dir, `${field}: is not a folder (an image folder holds one sub-folder per class)`);
+  return readdirSync(dir).sort();
+}
+
+/** Class names of a training folder: its sub-folders, sorted. */
+export function imageFolderClasses(dir: string, field = "data.train"): string[] {
+  const classes = folderEntries(dir, field).filter((name) => !name.startsWith(".") && statSync(join(dir, name)).isDirectory());
+  if (classes.length === 0) throw new UserError(dir, `${field}: no class sub-folders (expected ${dir}/<class>/<image>.png)`);
+  if (classes.length < 2) throw new UserError(dir, `${field}: only one class sub-folder (${classes[0]}); a classifier needs at least two`);
+  return classes;
+}
+
+function listImages(dir: string, classes: string[], field: string, requireEvery: boolean): Listing {
+  const present = folderEntries(dir, field).filter((name) => !name.startsWith(".") && statSync(join(dir, name)).isDirectory());
+  const unknown = present.find((name) => !classes.includes(name));
+  if (unknown !== undefined) throw new UserError(join(dir, unknown), `${field}: class "${unknown}" is not among the training classes (${classes.join(", ")})`);
+  if (present.length === 0) throw new UserError(dir, `${field}: no class sub-folders (expected ${dir}/<class>/<image>.png)`);
+  const files: string[] = [], labels: number[] = [];
+  classes.forEach((name, label) => {
+    if (!present.includes(name)) return;
+    const folder = join(dir, name);
+    const images = readdirSync(folder).filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
+    if (images.length === 0 && requireEvery) throw new UserError(folder, `${field}: class folder has no .png, .jpg or .jpeg images`);
+    for (const f of images) {
+      files.push(join(folder, f));
+      labels.push(label);
+    }
+  });
+  return { files, labels };
+}
+
+/** The size and channels every image becomes: the config's, else the first training image's. */
+async function targetSize(first: string, size: ImageSize): Promise<Required<ImageSize>> {
+  if (size.width && size.height && size.channels) return size as Required<ImageSize>;
+  let meta;
+  try {
+    meta = await sharp(first).metadata();
+  } catch (e) {
+    throw new UserError(first, `cannot read the image (${(e as Error).message})`);
+  }
+  const channels = size.channels ?? ((meta.channels ?? 3) - (meta.hasAlpha ? 1 : 0) >= 3 ? 3 : 1);
+  return { width: size.width ?? meta.width!, height: size.height ?? meta.height!, channels };
+}
+
+/**
+ * One image as [C, H, W] uint8. Without a configured size, an image of another size than the
+ * target is an error (silently squashing a dataset of mixed shapes hides a data problem).
+ */
+async function decode(file: string, target: Required<ImageSize>, resize: boolean, out: Uint8Array, at: number): Promise<void> {
+  const { width, height, channels } = target;
+  let data: Buffer, info: OutputInfo;
+  try {
+    let img = sharp(file).removeAlpha();
+    if (resize) img = img.resize(width, height, { fit: "fill" });
+    img = channels === 1 ? img.greyscale() : img.toColourspace("srgb");
+    ({ data, info } = await img.raw().toBuffer({ resolveWithObject: true }));
+  } catch (e) {
+    throw new UserError(file, `cannot read the image (${(e as Error).message})`);
+  }
+  if (info.width !== width || info.height !== height)
+    throw new UserError(file, `is ${info.width}×${info.height} pixels but the first training image is ${width}×${height}; set data.image.width and data.image.height to resize every image`);
+  // sharp gives interleaved [H, W, C]; models take [C, H, W].
+  const plane = width * height;
+  if (info.channels === 1) out.set(data.subarray(0, plane), at);
+  else for (let p = 0; p < plane; p++) for (let c = 0; c < channels; c++) out[at + c * plane + p] = data[p * info.channels + c]!;
+}
+
+async function decodeAll(listing: Listing, target: Required<ImageSize>, resize: boolean): Promise<SampleSet> {
+  const size = target.channels * target.height * target.width;
+  const inputs = new Uint8Array(listing.files.length * size);
+  // sharp decodes on libuv's thread pool; a bounded number in flight keeps memory flat.
+  const inFlight = 16;
+  for (let start = 0; start < listing.files.length; start += inFlight) {
+    const chunk = listing.files.slice(start, start + inFlight);
+    await Promise.all(chunk.map((file, i) => decode(file, target, resize, inputs, (start + i) * size)));
+  }
+  return { kind: "image", inputs, labels: Int32Array.from(listing.labels), count: listing.files.length, sampleShape: [target.channels, target.height, target.width] };
+}
+
+/** Both splits of an image folder dataset; classes come from the training folder. */
+export async function loadImageFolders(trainDir: string, testDir: string, size: ImageSize = {}): Promise<{ train: SampleSet; test: SampleSet; classLabels: string[] }> {
+  const classLabels = imageFolderClasses(trainDir);
+  const trainList = listImages(trainDir, classLabels, "data.train", true);
+  const testList = listImages(testDir, classLabels, "data.test", false);
+  if (testList.files.length === 0) throw new UserError(testDir, "data.test: no .png, .jpg or .jpeg images in its class folders");
+  const target = await targetSize(trainList.files[0]!, size);
+  const resize = size.width !== undefined && size.height !== undefined;
+  return { train: await decodeAll(trainList, target, resize), test: await decodeAll(testList, target, resize), classLabels };
+}

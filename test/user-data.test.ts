@@ -1,0 +1,250 @@
+// Your own data: image folders (PNG written from real MNIST digits) and CSV tables (real MNIST
+// digits pooled to 7×7 = 49 features) — loaded pixel-exact, run end to end through `distill run`,
+// the exported model taking raw values; and every bad input one line naming file and field, exit 2,
+// nothing written.
+
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import sharp from "sharp";
+import { loadDataset } from "../src/data/datasets.js";
+import { holdOut, loadData } from "../src/data/load.js";
+import { configFromObject } from "../src/config/load.js";
+import { decodeModel } from "../src/engine/onnx.js";
+import { OnnxClassifier } from "../src/eval/evaluate.js";
+import type { RunResults } from "../src/eval/types.js";
+
+const dir = mkdtempSync(join(tmpdir(), "distill-userdata-"));
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
+const mnist = loadDataset("mnist");
+const digit = (i: number, set = mnist.train) => set.inputs.subarray(i * 784, (i + 1) * 784) as Uint8Array;
+
+function cli(args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, DISTILL_CACHE: join(dir, "cache") } });
+}
+
+/** The first `n` digits of `set` as `<root>/<digit>/<i>.png`; `rgb` writes three equal channels. */
+async function writeFolder(root: string, n: number, set = mnist.train, rgb = false): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const folder = join(root, String(set.labels[i]));
+    mkdirSync(folder, { recursive: true });
+    const px = digit(i, set);
+    const raw = rgb ? Uint8Array.from({ length: 784 * 3 }, (_, k) => px[Math.floor(k / 3)]!) : px;
+    // sharp writes one raw channel as an RGB PNG unless told the colour space is grey ("b-w").
+    const img = sharp(raw, { raw: { width: 28, height: 28, channels: rgb ? 3 : 1 } });
+    await (rgb ? img : img.toColourspace("b-w")).png().toFile(join(folder, `${String(i).padStart(5, "0")}.png`));
+  }
+}
+
+/** MNIST digits averaged over 4×4 blocks: 49 real numeric features per row, with the digit as label. */
+function pooledCsv(path: string, from: number, n: number, set = mnist.train, edit?: (rows: string[][]) => void): void {
+  const header = [...Array.from({ length: 49 }, (_, f) => `p${f}`), "digit"];
+  const rows: string[][] = [];
+  for (let i = from; i < from + n; i++) {
+    const px = digit(i, set);
+    const feats = Array.from({ length: 49 }, (_, f) => {
+      const by = Math.floor(f / 7) * 4, bx = (f % 7) * 4;
+      let s = 0;
+      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) s += px[(by + y) * 28 + bx + x]!;
+      return String(s / 16);
+    });
+    rows.push([...feats, String(set.labels[i])]);
+  }
+  edit?.(rows);
+  writeFileSync(path, [header, ...rows].map((r) => r.join(",")).join("\n") + "\n");
+}
+
+const tinyModels = (student: string, teacher: string, epochs = 2) => `
+teacher:
+  model: { layers: ${teacher} }
+  train: { epochs: ${epochs}, batchSize: 32, optimizer: {kind: adam, lr: 0.003} }
+student:
+  model: { layers: ${student} }
+  train: { epochs: ${epochs}, batchSize: 32, optimizer: {kind: adam, lr: 0.01} }
+kd: { temperature: 2, alpha: 0.5 }
+`;
+
+describe("image folders", () => {
+  const grey = join(dir, "grey");
+  const rgb = join(dir, "rgb");
+  test("PNG folders load pixel-exact, grey or RGB, and resize on request", async () => {
+    await writeFolder(join(grey, "train"), 300);
+    await writeFolder(join(grey, "test"), 100, mnist.test);
+    await writeFolder(join(rgb, "train"), 300, mnist.train, true);
+    await writeFolder(join(rgb, "test"), 100, mnist.test, true);
+    const ds = await loadData({ format: "image-folder", train: join(grey, "train"), test: join(grey, "test") });
+    assert.deepEqual(ds.classLabels, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    assert.equal(ds.train.count, 300);
+    assert.deepEqual(ds.train.sampleShape, [1, 28, 28]);
+    // Sorted by class then file: find each written digit and compare its pixels with the IDX bytes.
+    const written = new Map<string, number>();
+    for (let i = 0; i < 300; i++) written.set(Buffer.from(digit(i)).toString("base64"), mnist.train.labels[i]!);
+    for (let j = 0; j < ds.train.count; j++) {
+      const px = Buffer.from(ds.train.inputs.subarray(j * 784, (j + 1) * 784)).toString("base64");
+      assert.equal(written.get(px), ds.train.labels[j], `image ${j} is one of the written digits, with its label`);
+    }
+    const colour = await loadData({ format: "image-folder", train: join(rgb, "train"), test: join(rgb, "test") });
+    assert.deepEqual(colour.train.sampleShape, [3, 28, 28]);
+    // Planes [R, G, B]: three copies of the grey image.
+    assert.deepEqual([...colour.train.inputs.subarray(2 * 784, 3 * 784)], [...ds.train.inputs.subarray(0, 784)]);
+    const asGrey = await loadData({ format: "image-folder", train: join(rgb, "train"), test: join(rgb, "test"), image: { channels: 1 } });
+    assert.deepEqual([...asGrey.train.inputs.subarray(0, 784 * 5)], [...ds.train.inputs.subarray(0, 784 * 5)]);
+    const small = await loadData({ format: "image-folder", train: join(grey, "train"), test: join(grey, "test"), image: { width: 14, height: 14 } });
+    assert.deepEqual(small.test.sampleShape, [1, 14, 14]);
+    assert.equal(small.test.inputs.length, 100 * 196);
+  });
+
+  test("an RGB folder distils end to end with conv layers; the export takes raw 0–255 [N, 3, 28, 28]", async () => {
+    const cfg = join(dir, "rgb.yaml");
+    writeFileSync(cfg, `name: rgb-folder\noutput: ${join(dir, "runs", "rgb")}\ndata: { format: image-folder, train: ${join(rgb, "train")}, test: ${join(rgb, "test")}, validation: 50 }\n` +
+      tinyModels("[ {type: conv, filters: 4, kernel: 5}, {type: relu}, {type: maxpool, size: 4}, {type: flatten}, {type: linear, units: 10} ]",
+        "[ {type: conv, filters: 8, kernel: 5}, {type: relu}, {type: maxpool, size: 2}, {type: flatten}, {type: linear, units: 10} ]"));
+    const r = cli(["run", cfg, "--quiet"]);
+    assert.equal(r.status, 0, r.stderr);
+    const results = JSON.parse(readFileSync(join(dir, "runs", "rgb", "results.json"), "utf8")) as RunResults;
+    assert.equal(results.dataset, "train");
+    assert.equal(results.data?.test, 100);
+    const student = readFileSync(join(dir, "runs", "rgb", "student.onnx"));
+    const m = decodeModel(student);
+    assert.deepEqual(m.inputs[0]!.shape, ["batch", 3, 28, 28]);
+    assert.equal(JSON.parse(m.metadata["distill.data"]!).format, "image-folder");
+    // `distill eval` finds the test folder through the model's metadata.
+    const ev = cli(["eval", join(dir, "runs", "rgb", "student.onnx"), "--json"]);
+    assert.equal(ev.status, 0, ev.stderr);
+    assert.equal(JSON.parse(ev.stdout).errors, results.models.find((x) => x.role === "student")!.perSeed[0]!.errors);
+  });
+
+  test("bad folders: one line naming the folder or file, exit 2, nothing written", async () => {
+    const bad = join(dir, "bad");
+    const cases: [string, () => Promise<void> | void, RegExp][] = [
+      ["empty", () => void mkdirSync(join(bad, "empty", "train"), { recursive: true }), /empty\/train: data\.train: no class sub-folders/],
+      ["noimages", async () => {
+        await writeFolder(join(bad, "noimages", "train"), 30);
+        mkdirSync(join(bad, "noimages", "train", "extra"));
+      }, /noimages\/train\/extra: data\.train: class folder has no \.png, \.jpg or \.jpeg images/],
+      ["unreadable", async () => {
+        await writeFolder(join(bad, "unreadable", "train"), 30);
+        writeFileSync(join(bad, "unreadable", "train", "3", "broken.png"), "not a png at all");
+      }, /unreadable\/train\/3\/broken\.png: cannot read the image/],
+      ["mixed", async () => {
+        await writeFolder(join(bad, "mixed", "train"), 30);
+        await sharp(new Uint8Array(600), { raw: { width: 20, height: 30, channels: 1 } }).toColourspace("b-w").png().toFile(join(bad, "mixed", "train", "5", "zz-odd.png"));
+      }, /mixed\/train\/5\/zz-odd\.png: is 20×30 pixels but the first training image is 28×28; set data\.image\.width/],
+      ["newclass", async () => {
+        await writeFolder(join(bad, "newclass", "train"), 30);
+        await writeFolder(join(bad, "newclass", "test"), 5, mnist.test);
+        // A class folder training does not have (one image inside, so only the name is wrong).
+        await writeFolder(join(bad, "newclass", "test", "cat"), 1);
+      }, /newclass\/test\/cat: data\.test: class "cat" is not among the training classes/],
+    ];
+    for (const [name, make, message] of cases) {
+      await make();
+      if (!existsSync(join(bad, name, "test"))) await writeFolder(join(bad, name, "test"), 10, mnist.test);
+      const cfg = join(bad, `${name}.yaml`);
+      const out = join(bad, "runs", name);
+      writeFileSync(cfg, `name: ${name}\noutput: ${out}\ndata: { format: image-folder, train: ${join(bad, name, "train")}, test: ${join(bad, name, "test")} }\n` +
+        tinyModels("[ {type: linear, units: 10} ]", "[ {type: linear, units: 10} ]"));
+      const r = cli(["run", cfg]);
+      assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, message, name);
+      assert.equal(r.stderr.trim().split("\n").length, 1, `${name}: one line: ${r.stderr}`);
+      assert.ok(!existsSync(out), `${name}: no run folder left behind`);
+    }
+  });
+});
+
+describe("CSV tables", () => {
+  const csvDir = join(dir, "csv");
+  mkdirSync(csvDir, { recursive: true });
+  const train = join(csvDir, "train.csv"), testFile = join(csvDir, "test.csv");
+
+  test("a numeric CSV distils end to end; standardisation is inside the exported graph", async () => {
+    pooledCsv(train, 0, 1500);
+    pooledCsv(testFile, 0, 400, mnist.test);
+    const ds = await loadData({ format: "csv", train, test: testFile, label: "digit" });
+    assert.equal(ds.featureNames!.length, 49);
+    assert.deepEqual(ds.train.sampleShape, [49]);
+    assert.equal(ds.train.kind, "table");
+    const cfg = join(csvDir, "run.yaml");
+    writeFileSync(cfg, `name: pooled\noutput: ${join(dir, "runs", "csv")}\nseeds: 2\ndata: { format: csv, train: ${train}, test: ${testFile}, label: digit, validation: 150 }\n` +
+      tinyModels("[ {type: linear, units: 10} ]", "[ {type: linear, units: 64}, {type: relu}, {type: linear, units: 10} ]", 4));
+    const r = cli(["run", cfg, "--quiet"]);
+    assert.equal(r.status, 0, r.stderr);
+    const results = JSON.parse(readFileSync(join(dir, "runs", "csv", "results.json"), "utf8")) as RunResults;
+    const student = results.models.find((x) => x.role === "student")!;
+    assert.ok(student.summary.accuracy.mean > 0.75, `a linear model on pooled digits learns: ${student.summary.accuracy.mean}`);
+    // Raw feature values in (no preprocessing of ours), the same errors as the run measured.
+    const bytes = readFileSync(join(dir, "runs", "csv", "student.onnx"));
+    const meta = decodeModel(bytes).metadata;
+    assert.equal(JSON.parse(meta["distill.feature_names"]!)[48], "p48");
+    const c = await OnnxClassifier.fromBytes(bytes, "student");
+    const logits = await c.logits(ds.test, Int32Array.from({ length: 400 }, (_, i) => i));
+    await c.dispose();
+    let errors = 0;
+    for (let i = 0; i < 400; i++) {
+      const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
+      if (row.indexOf(Math.max(...row)) !== ds.test.labels[i]) errors++;
+    }
+    assert.equal(errors, student.perSeed[0]!.errors);
+    const ev = cli(["eval", join(dir, "runs", "csv", "student.onnx"), "--json"]);
+    assert.equal(ev.status, 0, ev.stderr);
+    assert.equal(JSON.parse(ev.stdout).errors, errors);
+  });
+
+  test("testFraction holds out a seeded share of the training file", async () => {
+    const ds = await loadData({ format: "csv", train, testFraction: 0.2, label: "digit" });
+    assert.equal(ds.test.count, 300);
+    assert.equal(ds.train.count, 1200);
+    const again = await loadData({ format: "csv", train, testFraction: 0.2, label: "digit" });
+    assert.deepEqual([...again.test.labels], [...ds.test.labels]);
+    assert.throws(() => holdOut(ds.train, 0.0001), /leaves no test samples/);
+  });
+
+  test("bad CSVs: one line naming file, row and column, exit 2, nothing written", () => {
+    const cases: [string, (rows: string[][]) => void, string, RegExp][] = [
+      ["ragged", (rows) => rows[6]!.pop(), "", /ragged\.csv: row 8: has 49 cells, the header has 50 columns/],
+      ["textcell", (rows) => (rows[2]![10] = "n/a"), "", /textcell\.csv: row 4: column "p10": "n\/a" is not a number/],
+      ["missingcell", (rows) => (rows[3]![0] = ""), "", /missingcell\.csv: row 5: column "p0" is missing or empty/],
+      ["nolabel", () => {}, "label: kind", /nolabel\.csv: data\.label: no column or field "kind"/],
+    ];
+    for (const [name, edit, extra, message] of cases) {
+      const file = join(csvDir, `${name}.csv`);
+      pooledCsv(file, 0, 60, mnist.train, edit);
+      const cfg = join(csvDir, `${name}.yaml`);
+      const out = join(csvDir, "runs", name);
+      writeFileSync(cfg, `name: ${name}\noutput: ${out}\ndata: { format: csv, train: ${file}, test: ${testFile}, ${extra || "label: digit"} }\n` + tinyModels("[ {type: linear, units: 10} ]", "[ {type: linear, units: 10} ]"));
+      const r = cli(["run", cfg]);
+      assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, message, name);
+      assert.equal(r.stderr.trim().split("\n").length, 1, `${name}: ${r.stderr}`);
+      assert.ok(!existsSync(out), name);
+    }
+    // A test label the training data never had.
+    const few = join(csvDir, "few.csv");
+    pooledCsv(few, 0, 200, mnist.train, (rows) => rows.splice(0, rows.length, ...rows.filter((r) => r[49] !== "9")));
+    const r = cli(["run", (() => {
+      const cfg = join(csvDir, "few.yaml");
+      writeFileSync(cfg, `name: few\noutput: ${join(csvDir, "runs", "few")}\ndata: { format: csv, train: ${few}, test: ${testFile}, label: digit }\n` + tinyModels("[ {type: linear, units: 10} ]", "[ {type: linear, units: 10} ]"));
+      return cfg;
+    })()]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /test\.csv: row \d+: label "9" \(column digit\) does not occur in the training data/);
+    assert.ok(!existsSync(join(csvDir, "runs", "few")));
+  });
+
+  test("the data block's own mistakes are config errors naming the key", () => {
+    const base = { name: "x", teacher: { model: { layers: [{ type: "linear", units: 2 }] }, train: { epochs: 1, optimizer: { kind: "sgd", lr: 0.1 } } }, student: { model: { layers: [{ type: "linear", units: 2 }] }, train: { epochs: 1, optimizer: { kind: "sgd", lr: 0.1 } } } };
+    const bad = (data: object, message: RegExp) => assert.throws(() => configFromObject({ ...base, data }, "c.yaml"), message);
+    bad({ format: "csv", train: "a.csv", test: "b.csv" }, /data\.label: required with format: csv/);
+    bad({ format: "csv", train: "a.csv", label: "y" }, /data\.test: required with format: csv \(or testFraction/);
+    bad({ dataset: "mnist", train: "a.csv" }, /data\.train: only used with format/);
+    bad({ format: "image-folder", train: "t", test: "u", image: { width: 10 } }, /data\.image: give both width and height/);
+    bad({}, /data: needs dataset \(mnist, fashion-mnist\) or format/);
+  });
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
