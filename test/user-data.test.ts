@@ -6,7 +6,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +21,7 @@ import type { RunResults } from "../src/eval/types.js";
 const dir = mkdtempSync(join(tmpdir(), "distill-userdata-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
 const mnist = loadDataset("mnist");
+const cacheDir = join(dir, "cache");
 const digit = (i: number, set = mnist.train) => set.inputs.subarray(i * 784, (i + 1) * 784) as Uint8Array;
 
 function cli(args: string[]) {
@@ -76,7 +77,7 @@ describe("image folders", () => {
     await writeFolder(join(grey, "test"), 100, mnist.test);
     await writeFolder(join(rgb, "train"), 300, mnist.train, true);
     await writeFolder(join(rgb, "test"), 100, mnist.test, true);
-    const ds = await loadData({ format: "image-folder", train: join(grey, "train"), test: join(grey, "test") });
+    const ds = await loadData({ format: "image-folder", train: join(grey, "train"), test: join(grey, "test") }, { cacheDir });
     assert.deepEqual(ds.classLabels, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
     assert.equal(ds.train.count, 300);
     assert.deepEqual(ds.train.sampleShape, [1, 28, 28]);
@@ -87,15 +88,32 @@ describe("image folders", () => {
       const px = Buffer.from(ds.train.inputs.subarray(j * 784, (j + 1) * 784)).toString("base64");
       assert.equal(written.get(px), ds.train.labels[j], `image ${j} is one of the written digits, with its label`);
     }
-    const colour = await loadData({ format: "image-folder", train: join(rgb, "train"), test: join(rgb, "test") });
+    const colour = await loadData({ format: "image-folder", train: join(rgb, "train"), test: join(rgb, "test") }, { cacheDir });
     assert.deepEqual(colour.train.sampleShape, [3, 28, 28]);
     // Planes [R, G, B]: three copies of the grey image.
     assert.deepEqual([...colour.train.inputs.subarray(2 * 784, 3 * 784)], [...ds.train.inputs.subarray(0, 784)]);
-    const asGrey = await loadData({ format: "image-folder", train: join(rgb, "train"), test: join(rgb, "test"), image: { channels: 1 } });
+    const asGrey = await loadData({ format: "image-folder", train: join(rgb, "train"), test: join(rgb, "test"), image: { channels: 1 } }, { cacheDir });
     assert.deepEqual([...asGrey.train.inputs.subarray(0, 784 * 5)], [...ds.train.inputs.subarray(0, 784 * 5)]);
-    const small = await loadData({ format: "image-folder", train: join(grey, "train"), test: join(grey, "test"), image: { width: 14, height: 14 } });
+    const small = await loadData({ format: "image-folder", train: join(grey, "train"), test: join(grey, "test"), image: { width: 14, height: 14 } }, { cacheDir });
     assert.deepEqual(small.test.sampleShape, [1, 14, 14]);
     assert.equal(small.test.inputs.length, 100 * 196);
+  });
+
+  test("decoded images are cached; replacing an image decodes afresh", async () => {
+    const cached = readdirSync(join(cacheDir, "decoded-images"));
+    assert.ok(cached.length >= 2, `train and test splits cached: ${cached}`);
+    const before = await loadData({ format: "image-folder", train: join(grey, "train"), test: join(grey, "test") }, { cacheDir });
+    // Test image 0 (a 7) becomes test image 1's pixels (a 2), in the same file.
+    const sevenFolder = join(grey, "test", "7");
+    const file = join(sevenFolder, readdirSync(sevenFolder).sort()[0]!);
+    await sharp(digit(1, mnist.test), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace("b-w").png().toFile(file + ".new.png");
+    renameSync(file + ".new.png", file);
+    const after = await loadData({ format: "image-folder", train: join(grey, "train"), test: join(grey, "test") }, { cacheDir });
+    const row = (ds: typeof after, i: number) => [...ds.test.inputs.subarray(i * 784, (i + 1) * 784)];
+    const at = after.test.labels.indexOf(7);
+    assert.deepEqual(row(after, at), [...digit(1, mnist.test)]);
+    assert.notDeepEqual(row(before, at), row(after, at));
+    assert.deepEqual([...after.train.inputs], [...before.train.inputs]);
   });
 
   test("an RGB folder distils end to end with conv layers; the export takes raw 0–255 [N, 3, 28, 28]", async () => {

@@ -14,15 +14,22 @@ import { loadRecords } from "./sources/records.js";
 /** The fields of `data:` a loader reads (so callers holding a partial spec, e.g. model metadata, can load too). */
 export type DataSource = Pick<DataSpec, "dataset" | "train" | "test" | "testFraction" | "image" | "label" | "features" | "text"> & Partial<Pick<DataSpec, "format" | "dir" | "maxTokens" | "vocabSize">>;
 
-export async function loadData(data: DataSource): Promise<Dataset> {
+export interface LoadOptions {
+  /** Where decoded images are cached (default: $DISTILL_CACHE or .cache/distill). */
+  cacheDir?: string;
+  /** Decoding progress of an image folder's splits. */
+  onProgress?: (split: string, done: number, total: number) => void;
+}
+
+export async function loadData(data: DataSource, o: LoadOptions = {}): Promise<Dataset> {
   const name = dataName(data);
   const format = data.format ?? "idx";
   if (format === "idx") return loadDataset(data.dataset!, data.dir ?? undefined);
   if (format === "image-folder") {
     const train = data.train as string;
-    if (data.test !== undefined) return { name, ...(await loadImageFolders(train, data.test as string, data.image ?? {})) };
+    if (data.test !== undefined) return { name, ...(await loadImageFolders(train, data.test as string, data.image ?? {}, o)) };
     // No test folder: the whole training folder is read (test = a held-out share of it).
-    const all = await loadImageFolders(train, train, data.image ?? {});
+    const all = await loadImageFolders(train, train, data.image ?? {}, o);
     return { name, classLabels: all.classLabels, ...holdOut(all.train, data.testFraction!) };
   }
   const records = loadRecords({ format, train: data.train!, test: data.test, label: data.label!, features: data.features, text: data.text });

@@ -148,7 +148,16 @@ async function executeStages(run: RunFolder, config: DistillConfig, opts: Pipeli
 
 /** Data, split and models; everything a config can get wrong fails here, before any training. */
 async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOptions): Promise<Plan> {
-  const dataset = await loadData(config.data);
+  const progress = opts.progress ?? createProgress({ quiet: opts.quiet });
+  const tasks = new Map<string, ReturnType<Progress["task"]>>();
+  const dataset = await loadData(config.data, {
+    ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+    onProgress: (split, done, total) => {
+      const task = tasks.get(split) ?? tasks.set(split, progress.task(`decode ${split} images`, total)).get(split)!;
+      task.update(done);
+      if (done === total) task.finish(`${total} images`);
+    },
+  });
   const trainPool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
   const validation = validationSize(config.data, trainPool.length);
   if (validation >= trainPool.length)
@@ -165,7 +174,7 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
   const labeled = config.data.transfer === "labeled";
   const plan: Plan = {
     config, opts, dataset, labeled,
-    progress: opts.progress ?? createProgress({ quiet: opts.quiet }),
+    progress,
     trainIndices: pick(trainPool, split.train),
     validationIndices: pick(trainPool, split.validation),
     testIndices: firstN(allIndices(dataset.test.count), config.data.testLimit ?? undefined),

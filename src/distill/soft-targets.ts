@@ -43,10 +43,7 @@ export function softTargetKey(teacherBytes: Uint8Array, set: SampleSet, indices:
   return h.digest("hex").slice(0, 32);
 }
 
-/** Default cache folder: $DISTILL_CACHE, else .cache/distill under the working directory. */
-export function defaultCacheDir(): string {
-  return process.env["DISTILL_CACHE"] ?? join(process.cwd(), ".cache", "distill");
-}
+export { defaultCacheDir } from "../util/cache-file.js";
 
 export async function teacherSoftTargets(o: {
   teacher: OnnxClassifier;

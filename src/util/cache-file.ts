@@ -8,9 +8,14 @@
 
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { hostname } from "node:os";
 import { writeFileAtomic } from "./fs.js";
+
+/** Default cache folder: $DISTILL_CACHE, else .cache/distill under the working directory. */
+export function defaultCacheDir(): string {
+  return process.env["DISTILL_CACHE"] ?? join(process.cwd(), ".cache", "distill");
+}
 
 const MAGIC = Buffer.from("DSTLCAC1", "latin1");
 const HEADER = MAGIC.length + 32;
