@@ -15,6 +15,13 @@ export function folderName(label: string): string {
   return label.replace(/[/\\:*?"<>|]/g, "_");
 }
 
+/** [C, H, W] planes (as models see images) → the [H, W, C] pixels sharp's raw input takes. */
+function interleaved(planes: Uint8Array, channels: number): Uint8Array {
+  if (channels === 1) return planes;
+  const plane = planes.length / channels;
+  return Uint8Array.from({ length: planes.length }, (_, k) => planes[(k % channels) * plane + Math.floor(k / channels)]!);
+}
+
 export async function writeImageFolders(set: SampleSet, classLabels: string[], root: string, limit = set.count): Promise<number> {
   const { channels, height, width } = imageShape(set);
   const size = sampleSize(set);
@@ -25,7 +32,7 @@ export async function writeImageFolders(set: SampleSet, classLabels: string[], r
   for (let start = 0; start < n; start += 64) {
     await Promise.all(Array.from({ length: Math.min(64, n - start) }, (_, j) => {
       const i = start + j;
-      const image = sharp(set.inputs.subarray(i * size, (i + 1) * size) as Uint8Array, { raw: { width, height, channels: channels as 1 | 3 } });
+      const image = sharp(interleaved(set.inputs.subarray(i * size, (i + 1) * size) as Uint8Array, channels), { raw: { width, height, channels: channels as 1 | 3 } });
       const file = join(root, folderName(classLabels[set.labels[i]!]!), `${String(i).padStart(pad, "0")}.png`);
       return (channels === 1 ? image.toColourspace("b-w") : image).png().toFile(file);
     }));

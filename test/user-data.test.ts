@@ -12,7 +12,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { loadDataset } from "../src/data/datasets.js";
-import { holdOut, loadData } from "../src/data/load.js";
+import { pooledDigitRows, toCsv } from "../examples/write-digits-csv.js";
+import { writeImageFolders } from "../examples/write-image-folders.js";
+import { holdOut, loadData, subset } from "../src/data/load.js";
 import { configFromObject } from "../src/config/load.js";
 import { decodeModel } from "../src/engine/onnx.js";
 import { OnnxClassifier } from "../src/eval/evaluate.js";
@@ -30,33 +32,17 @@ function cli(args: string[]) {
 
 /** The first `n` digits of `set` as `<root>/<digit>/<i>.png`; `rgb` writes three equal channels. */
 async function writeFolder(root: string, n: number, set = mnist.train, rgb = false): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const folder = join(root, String(set.labels[i]));
-    mkdirSync(folder, { recursive: true });
-    const px = digit(i, set);
-    const raw = rgb ? Uint8Array.from({ length: 784 * 3 }, (_, k) => px[Math.floor(k / 3)]!) : px;
-    // sharp writes one raw channel as an RGB PNG unless told the colour space is grey ("b-w").
-    const img = sharp(raw, { raw: { width: 28, height: 28, channels: rgb ? 3 : 1 } });
-    await (rgb ? img : img.toColourspace("b-w")).png().toFile(join(folder, `${String(i).padStart(5, "0")}.png`));
-  }
+  const first = subset(set, Int32Array.from({ length: n }, (_, i) => i));
+  // RGB: the grey plane three times, as [C, H, W] planes.
+  const inputs = rgb ? Uint8Array.from({ length: n * 3 * 784 }, (_, k) => first.inputs[Math.floor(k / (3 * 784)) * 784 + (k % 784)]!) : first.inputs;
+  await writeImageFolders({ ...first, inputs, sampleShape: rgb ? [3, 28, 28] : [1, 28, 28] }, mnist.classLabels, root);
 }
 
-/** MNIST digits averaged over 4×4 blocks: 49 real numeric features per row, with the digit as label. */
+/** The digits CSV of examples/write-digits-csv.ts (49 real pooled features per row), rows edited on request. */
 function pooledCsv(path: string, from: number, n: number, set = mnist.train, edit?: (rows: string[][]) => void): void {
-  const header = [...Array.from({ length: 49 }, (_, f) => `p${f}`), "digit"];
-  const rows: string[][] = [];
-  for (let i = from; i < from + n; i++) {
-    const px = digit(i, set);
-    const feats = Array.from({ length: 49 }, (_, f) => {
-      const by = Math.floor(f / 7) * 4, bx = (f % 7) * 4;
-      let s = 0;
-      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) s += px[(by + y) * 28 + bx + x]!;
-      return String(s / 16);
-    });
-    rows.push([...feats, String(set.labels[i])]);
-  }
+  const [header, ...rows] = pooledDigitRows(set, from, n);
   edit?.(rows);
-  writeFileSync(path, [header, ...rows].map((r) => r.join(",")).join("\n") + "\n");
+  writeFileSync(path, toCsv([header!, ...rows]));
 }
 
 const tinyModels = (student: string, teacher: string, epochs = 2) => `

@@ -21,8 +21,8 @@ const defaultIo: CliIo = {
 
 /** What `distill eval` calls; the module is loaded on demand (../eval/evaluate.js). */
 export interface EvalOptions {
-  /** Default: the dataset named in the model's metadata. */
-  data?: "mnist" | "fashion-mnist";
+  /** A preset name or a config file; default: the data named in the model's metadata. */
+  data?: string;
   limit?: number;
   json: boolean;
 }
@@ -162,7 +162,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .command("eval")
     .description("measure an ONNX classifier on a test set: accuracy, F1, NLL, calibration, size, latency")
     .argument("<model.onnx>", "ONNX model taking images and returning class logits")
-    .addOption(new Option("--data <dataset>", "test set (default: the dataset in the model's metadata)").choices(["mnist", "fashion-mnist"]))
+    .option("--data <dataset|config.yaml>", "test set: mnist, fashion-mnist, or a run config whose data: block names it (default: the data in the model's metadata)")
     .option("--limit <n>", "use only the first n test samples", positiveIntArg)
     .option("--json", "print the metrics as JSON")
     .option("--debug", "print stack traces of errors")
@@ -210,7 +210,7 @@ function addCompressCommands(program: Command, io: CliIo): void {
     .option("--wasm", "also time both models under onnxruntime-web (wasm)")
     .option("--json", "print the result as JSON")
     .option("--debug", "print stack traces of errors")
-    .action(async (modelPath: string, opts: { mode: "dynamic" | "static" | "fp16"; output: string; format: "auto" | "integer" | "qdq" | "weights"; data?: EvalOptions["data"]; calibration: "minmax" | "percentile"; percentile: number; calibrationSamples: number; limit?: number; check: boolean; wasm?: boolean; json?: boolean }) => {
+    .action(async (modelPath: string, opts: { mode: "dynamic" | "static" | "fp16"; output: string; format: "auto" | "integer" | "qdq" | "weights"; data?: "mnist" | "fashion-mnist"; calibration: "minmax" | "percentile"; percentile: number; calibrationSamples: number; limit?: number; check: boolean; wasm?: boolean; json?: boolean }) => {
       const { quantizeFile, formatQuantizeResult } = await import("../compress/commands.js");
       const result = await quantizeFile(modelPath, {
         mode: opts.mode, output: opts.output, format: opts.format, method: opts.calibration, percentile: opts.percentile,
@@ -236,7 +236,7 @@ function addCompressCommands(program: Command, io: CliIo): void {
     .option("--no-check", "write the model without measuring it")
     .option("--json", "print the result as JSON")
     .option("--debug", "print stack traces of errors")
-    .action(async (modelPath: string, opts: { output: string; sparsity?: number; scope: "global" | "layer"; keep?: number; params?: number; data?: EvalOptions["data"]; limit?: number; check: boolean; json?: boolean; finetune?: string; finetuneEpochs: number }) => {
+    .action(async (modelPath: string, opts: { output: string; sparsity?: number; scope: "global" | "layer"; keep?: number; params?: number; data?: "mnist" | "fashion-mnist"; limit?: number; check: boolean; json?: boolean; finetune?: string; finetuneEpochs: number }) => {
       const { pruneFile, formatPruneResult } = await import("../compress/commands.js");
       const result = await pruneFile(modelPath, {
         output: opts.output, scope: opts.scope, check: opts.check, finetuneEpochs: opts.finetuneEpochs,

@@ -11,7 +11,8 @@ import { UserError } from "../errors.js";
 import { describeSamples, feedDType, gatherLabels, gatherSamples, sampleSize, type SampleSet } from "../data/sample-set.js";
 import { allIndices, firstN } from "../data/split.js";
 import { DATASET_NAMES, type DatasetName } from "../data/datasets.js";
-import { dataOfModel } from "../data/load.js";
+import { dataOfModel, loadData } from "../data/load.js";
+import { loadConfig } from "../config/load.js";
 import { accuracy, binaryMetrics, errorCount, expectedCalibrationError, macroF1, meanNll, topOneAgreement } from "./metrics.js";
 import { formatMs, measureOnnx, sizeOf } from "./latency.js";
 import type { ModelMetrics } from "./types.js";
@@ -178,10 +179,15 @@ export function datasetOfModel(c: OnnxClassifier): DatasetName {
 }
 
 /** `distill eval <model.onnx> [--data mnist]`: prints the metrics (a table, or JSON). */
-export async function evalCommand(modelPath: string, opts: { data?: DatasetName; limit?: number; json: boolean }): Promise<void> {
+export async function evalCommand(modelPath: string, opts: { data?: string; limit?: number; json: boolean }): Promise<void> {
+  const given = opts.data;
+  if (given !== undefined && !(DATASET_NAMES as readonly string[]).includes(given) && !/\.ya?ml$/i.test(given))
+    throw new UserError("--data", `expected ${DATASET_NAMES.join(", ")} or a config file (.yaml) with a data: block, got ${JSON.stringify(given)}`);
   const classifier = await OnnxClassifier.fromFile(modelPath);
   try {
-    const dataset = await dataOfModel(classifier.metadata, opts.data, modelPath, "the test set to evaluate on");
+    const dataset = given !== undefined && /\.ya?ml$/i.test(given)
+      ? await loadData(loadConfig(given).data)
+      : await dataOfModel(classifier.metadata, given as DatasetName | undefined, modelPath, "the test set to evaluate on");
     const data = dataset.name;
     classifier.checkFits(dataset.test, `${data} test set`);
     if (classifier.numClasses !== dataset.classLabels.length)
