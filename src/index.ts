@@ -18,6 +18,8 @@ export { UserError } from "./errors.js";
 export { loadDataset, DATASET_NAMES, type DatasetName, type Dataset, type SampleSet } from "./data/datasets.js";
 export { splitTrainValidation, seededPermutation, allIndices, firstN } from "./data/split.js";
 export { Batches, type Batch, type BatchOptions } from "./data/batches.js";
+export { loadData, holdOut, subset, type DataSource, type LoadOptions } from "./data/load.js";
+export { sampleSize, imageShape, gatherSamples, gatherLabels, type InputKind } from "./data/sample-set.js";
 
 // ---- distillation ----
 export { kdLoss, type KdLossInput } from "./distill/kd-loss.js";
@@ -26,6 +28,11 @@ export { METHODS, methodNamed, type DistillMethod, type MethodNeeds, type TermIn
 export { teacherSoftTargets, softTargetKey, defaultCacheDir, type SoftTargets } from "./distill/soft-targets.js";
 export { trainStage, type StageJob } from "./distill/train-stage.js";
 export { learningRate } from "./distill/schedule.js";
+
+// ---- tuning: T and α search, the smallest student that keeps X% (as `distill tune` / `distill shrink`) ----
+export { tuneCommand as tune, resumeTune, type TuneResults } from "./tune/search.js";
+export { shrinkCommand as shrink, resumeShrink, DEFAULT_LADDER, type ShrinkResults } from "./tune/shrink.js";
+export type { SessionOptions as TuneOptions } from "./tune/session.js";
 
 // ---- evaluation and report ----
 export { OnnxClassifier, evaluateClassifier, type EvaluationInput } from "./eval/evaluate.js";
