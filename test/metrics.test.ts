@@ -19,6 +19,7 @@ import {
 } from "../src/eval/metrics.js";
 import type { ModelMetrics } from "../src/eval/types.js";
 import { Rng } from "../src/nn/random.js";
+import { teacherReport, withBaseline } from "../src/eval/teacher-report.js";
 
 const close = (actual: number, expected: number, tol = 1e-6) =>
   assert.ok(Math.abs(actual - expected) <= tol, `expected ${expected}, got ${actual}`);
@@ -199,5 +200,18 @@ describe("two-class metrics", () => {
     assert.deepEqual(f1, [2 / 3, 0.5, 0.8]);
     assert.ok(Math.abs(f1.reduce((a, b) => a! + b!, 0)! / 3 - macroF1(logits, labels, 3)) < 1e-12);
     assert.deepEqual(perClassF1([[1, 0], [0, 0]]), [1, null]);
+  });
+});
+
+describe("teacher report", () => {
+  it("scores, bins confidence and warns only when the teacher does not beat the baseline", () => {
+    // Rows [z0, z1]: confidences softmax(2,0)=0.881, softmax(0,4)=0.982, softmax(0,0)=0.5; labels 0 1 1.
+    const r = teacherReport(Float32Array.from([2, 0, 0, 4, 0, 0]), [0, 1, 1], 2);
+    assert.equal(r.samples, 3);
+    assert.ok(Math.abs(r.accuracy - 2 / 3) < 1e-12, "the tie predicts class 0");
+    assert.deepEqual(r.confidenceHistogram, [0, 0, 0, 0, 1, 0, 0, 0, 1, 1]);
+    assert.equal(withBaseline(r, 0.6).warning, undefined);
+    assert.match(withBaseline(r, r.accuracy).warning!, /^weak teacher: validation accuracy 66\.67 % is not above the label-only baseline's 66\.67 %/);
+    assert.equal(withBaseline(withBaseline(r, 0.9), 0.1).warning, undefined, "a re-judged report drops the old warning");
   });
 });

@@ -97,6 +97,15 @@ test("distill run writes every artefact, each model with its metadata", async ()
   const lines = readJsonl(join(runDir, "metrics.jsonl"));
   assert.deepEqual(lines.map((l) => `${l.stage}${l.epoch}`), ["teacher1", "teacher2", "baseline1", "baseline2", "baseline3", "baseline4", "student1", "student2", "student3", "student4"]);
   assert.deepEqual(Object.keys(lines[9]!.terms).sort(), ["loss_ce", "loss_kd"]);
+  // Teacher quality first: scored on the 500 validation samples, the same accuracy its last epoch
+  // measured there, against the baseline's last epoch. (This 2-epoch teacher with dropout and jitter
+  // is in fact no better than the 4-epoch baseline, and is told so.)
+  const report = results.teacherReport!;
+  assert.equal(report.samples, 500);
+  assert.equal(report.accuracy, lines[1]!.valAccuracy);
+  assert.equal(report.confidenceHistogram.reduce((a, b) => a + b, 0), 500);
+  assert.equal(report.baselineAccuracy, lines[5]!.valAccuracy);
+  assert.equal(report.warning !== undefined, report.accuracy <= report.baselineAccuracy!);
 
   // Every exported model says what it is and how it wants its input. MNIST's pixel statistics
   // over the 60,000 training images are the well-known 0.1307 and 0.3081.
@@ -115,10 +124,11 @@ test("distill run writes every artefact, each model with its metadata", async ()
     assert.deepEqual(readFileSync(join(runDir, `${stage}.onnx`)), readFileSync(join(runDir, "models", `${stage}-s0.onnx`)));
   }
 
-  // The teacher ran forward once per transfer sample (2000), though the student trained 4 epochs;
-  // counted on the classifier sessions themselves, whichever object the pipeline loaded.
+  // The teacher ran forward once per transfer sample (2000), though the student trained 4 epochs,
+  // and once per validation sample (500) for the teacher report; counted on the classifier sessions
+  // themselves, whichever object the pipeline loaded.
   const teacherBytes = readFileSync(join(runDir, "teacher.onnx"));
-  assert.equal(forwardPassesOn(mnist.train, teacherBytes), 2000);
+  assert.equal(forwardPassesOn(mnist.train, teacherBytes), 2500);
   const cached = readdirSync(join(cacheDir, "soft-targets"));
   assert.equal(cached.length, 1);
   assert.deepEqual(cachedLogits(join(cacheDir, "soft-targets", cached[0]!)), await transferLogits(teacherBytes));
@@ -134,9 +144,9 @@ test("the teacher runs once per transfer sample across stages, seeds and later r
   const two = await run("two-seeds", 2);
   assert.deepEqual(two.results.models.map((m) => [m.role, m.perSeed.length]), [["teacher", 1], ["baseline", 2], ["student", 2]]);
   const bytes = readFileSync(join(dir, "two-seeds", "teacher.onnx"));
-  assert.equal(forwardPassesOn(mnist.train, bytes), 2000, "2 seeds × (baseline + student): one pass per transfer sample");
+  assert.equal(forwardPassesOn(mnist.train, bytes), 2500, "2 seeds × (baseline + student): one pass per transfer and validation sample");
   await run("again", 1);
-  assert.equal(forwardPassesOn(mnist.train, bytes), 2000, "a later run reads the cache");
+  assert.equal(forwardPassesOn(mnist.train, bytes), 2500, "a later run reads the cache");
   const [file] = readdirSync(join(cacheDir, "soft-targets")).filter((f) => f.endsWith(".bin"));
   assert.deepEqual(cachedLogits(join(cacheDir, "soft-targets", file!)), await transferLogits(bytes));
 });
@@ -285,6 +295,21 @@ test("bad input: one line naming the file, exit code 2, no stack trace", async (
   assert.match(r.stderr.trim(), /^distill: .*shape\.yaml: student\.model: .*conv1: Conv2d expects \[batch, channels, height, width\], got \[N, 784\]$/);
   assert.ok(!existsSync(join(dir, "shape")), "failed before training anything, and left no run folder");
   assert.equal(r.stderr.trim().split("\n").length, 1);
+});
+
+test("a teacher no better than labels alone is called weak: printed, in results.json and the report", async () => {
+  // An untrained (random-weight) teacher: chance accuracy, far below the baseline.
+  const weak = buildModel({ input: "flat", layers: [{ type: "linear", units: 10 }] }, mnist.classLabels, { kind: "image", sampleShape: [1, 28, 28], scale: 1 / 255, mean: [0.13], std: [0.31] });
+  const weakPath = join(dir, "weak.onnx");
+  writeFileSync(weakPath, exportOnnx(weak, weak.initParameters(3)));
+  const out = join(dir, "weak");
+  const r = cli(["run", config("weak"), "--output", out, "--epochs", "1", "--set", `teacher=${JSON.stringify({ onnx: weakPath })}`, "--set", "data.testLimit=200"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr + r.stdout, /warning: weak teacher: validation accuracy \d+\.\d+ % is not above the label-only baseline's/);
+  const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as RunResults;
+  assert.ok(results.teacherReport!.accuracy < results.teacherReport!.baselineAccuracy!);
+  assert.match(results.teacherReport!.warning!, /^weak teacher/);
+  assert.match(readFileSync(join(out, "report.html"), "utf8"), /id="teacher-warning">weak teacher/);
 });
 
 test("a diverging loss stops the run with a one-line message saying what to change", () => {

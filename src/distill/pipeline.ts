@@ -16,7 +16,8 @@ import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
 import { dataName, validationSize, type DistillConfig } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
-import { imageShape, sampleSize, type Dataset } from "../data/sample-set.js";
+import { gatherLabels, imageShape, sampleSize, type Dataset } from "../data/sample-set.js";
+import { teacherReport, withBaseline } from "../eval/teacher-report.js";
 import { dataMetadata, loadData } from "../data/load.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { UserError } from "../errors.js";
@@ -24,7 +25,7 @@ import { formatShape, ShapeError, type Shape } from "../engine/graph.js";
 import { evaluateClassifier, OnnxClassifier, readModelFile } from "../eval/evaluate.js";
 import { machineFacts, runDetails } from "../eval/details.js";
 import { accuracy, summarize } from "../eval/metrics.js";
-import type { ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
+import type { EpochMetric, ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
 import type { Model } from "../nn/model.js";
 import { buildModel, dataGeometry } from "../nn/spec.js";
 import { writeReport } from "../report/html.js";
@@ -340,6 +341,7 @@ async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutput
       if (config.kd.teachers) logits = await ensembleLogits(plan, run, teacher, logits, cacheDir);
     }
     const taps = await teacherTaps(plan, run, teacher, cacheDir);
+    await reportOnTeacher(plan, run, teacher, cacheDir);
     run.saveState();
     return new TeacherOutputs(TeacherOutputs.rowsFor(trainIndices, dataset.train.count), logits, taps);
   } finally {
@@ -430,12 +432,38 @@ async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOutputs): 
   return current;
 }
 
+/**
+ * Teacher quality first: the teacher scored on the validation split (logits cached like soft
+ * targets, so a later run spends no passes on it). Judged against the baseline once that has trained.
+ */
+async function reportOnTeacher(plan: Plan, run: RunFolder, teacher: OnnxClassifier, cacheDir: string): Promise<void> {
+  const { dataset, validationIndices, progress } = plan;
+  if (run.state.teacherReport || validationIndices.length === 0) return;
+  const scored = await teacherSoftTargets({ teacher, set: dataset.train, indices: validationIndices, cacheDir, folder: "teacher-validation", onWarning: (m) => progress.log(`warning: ${m}`) });
+  const report = teacherReport(scored.logits, gatherLabels(dataset.train, validationIndices), scored.classes);
+  run.state.teacherReport = { ...report, computedSamples: scored.computedSamples };
+  progress.log(`teacher on ${report.samples} validation samples: accuracy ${(report.accuracy * 100).toFixed(2)} %, macro-F1 ${report.macroF1.toFixed(4)}, ECE ${report.ece.toFixed(4)}, mean confidence ${report.meanConfidence.toFixed(3)}`);
+}
+
+/** Once the first seed's baseline has trained: is the teacher any better than labels alone? */
+function judgeTeacher(plan: Plan, run: RunFolder, baseline: EpochMetric[]): void {
+  const report = run.state.teacherReport;
+  const last = baseline[baseline.length - 1];
+  if (!report || report.baselineAccuracy !== undefined || !last || !Number.isFinite(last.valAccuracy)) return;
+  run.state.teacherReport = { ...withBaseline(report, last.valAccuracy), computedSamples: report.computedSamples };
+  if (run.state.teacherReport.warning) plan.progress.log(`warning: ${run.state.teacherReport.warning}`);
+  run.saveState();
+}
+
 /** 3, 4. Per seed: the baseline on hard labels, and the student with the configured terms, same budget. */
 async function trainStudents(plan: Plan, run: RunFolder, teacher: TeacherOutputs): Promise<void> {
   const { config, labeled } = plan;
   for (const seed of config.seeds) {
     for (const stage of studentStages(plan)) {
-      if (run.finished(stage, seed)) continue;
+      if (run.finished(stage, seed)) {
+        if (stage === "baseline" && seed === config.seeds[0]) judgeTeacher(plan, run, run.readRecord(stage, seed).history);
+        continue;
+      }
       const model = plan.studentModel();
       const { params, history } = await trainStage({
         stage, seed, model, train: config.student.train,
@@ -447,6 +475,7 @@ async function trainStudents(plan: Plan, run: RunFolder, teacher: TeacherOutputs
       });
       run.finishStage(stage, seed, model, params, history, runMetadata(plan));
       run.saveState();
+      if (stage === "baseline" && seed === config.seeds[0]) judgeTeacher(plan, run, history);
     }
   }
 }
@@ -504,6 +533,7 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     setup: { teacher: config.teacher, student: config.student, kd: config.kd, seeds: config.seeds },
     machine,
     details,
+    ...(run.state.teacherReport ? { teacherReport: run.state.teacherReport } : {}),
   };
 }
 

@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EpochMetric, ModelMetrics } from "../eval/types.js";
+import type { TeacherReport } from "../eval/teacher-report.js";
 import { exportOnnx, type Model } from "../nn/model.js";
 import type { ParameterSet } from "../nn/module.js";
 import { writeFileAtomic } from "../util/fs.js";
@@ -32,6 +33,8 @@ export interface RunState {
   teacherTaps?: { taps: string[]; samples: number; computedSamples: number };
   /** Several teachers: their weights and the forward passes their soft targets (and accuracies) cost. */
   ensemble?: { weights: number[]; computedSamples: number };
+  /** The teacher on the validation split (computedSamples: forward passes this run spent on it). */
+  teacherReport?: TeacherReport & { computedSamples: number };
   /** Each teacher assistant's or born-again generation's logits on the transfer set. */
   chain?: Record<string, { samples: number; computedSamples: number }>;
 }

@@ -53,10 +53,12 @@ export async function teacherSoftTargets(o: {
   onProgress?: (done: number, total: number) => void;
   /** Damaged cache files and waits on another process's computation are reported here. */
   onWarning?: (message: string) => void;
+  /** Sub-folder of the cache (default soft-targets; the teacher report's validation logits keep to their own). */
+  folder?: string;
 }): Promise<SoftTargets> {
   const key = softTargetKey(o.teacher.bytes, o.set, o.indices);
   const k = o.teacher.numClasses;
-  const file = join(o.cacheDir, "soft-targets", `${key}.bin`);
+  const file = join(o.cacheDir, o.folder ?? "soft-targets", `${key}.bin`);
   const before = o.teacher.samplesRun;
   let waited = false;
   const { payload, computed } = await cachedPayload(file, o.indices.length * k * 4, async () => {

@@ -1,6 +1,8 @@
 // The shapes of what a run writes: per-epoch metrics (metrics.jsonl) and final results
 // (results.json). The report and the CLI read these and nothing else.
 
+import type { TeacherReport } from "./teacher-report.js";
+
 /** Test-set quality and cost of one model (one seed). */
 export interface ModelMetrics {
   accuracy: number; // fraction correct, 0..1
@@ -65,6 +67,8 @@ export interface RunResults {
   /** Where latency and throughput were measured. */
   machine?: MachineFacts;
   details?: RunDetails;
+  /** The teacher on the validation split, and the weak-teacher warning when it does not beat the baseline. */
+  teacherReport?: TeacherReport & { computedSamples: number };
 }
 
 export interface MachineFacts {

@@ -255,6 +255,19 @@ function confusionTable(role: string, m: number[][], labels: string[]): string {
   return `<table class="confusion" data-role="${escapeHtml(role)}"><caption>${escapeHtml(role)}</caption><thead><tr><th>true ↓ / pred →</th>${head}<th>errors</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
+/** Teacher quality first: the teacher on the validation split, its confidence, and the weak-teacher check. */
+function teacherSection(results: RunResults): string {
+  const t = results.teacherReport;
+  if (!t) return "";
+  const peak = Math.max(1, ...t.confidenceHistogram);
+  const bars = t.confidenceHistogram.map((n, b) =>
+    `<tr><th scope="row">${fixed(b / 10, 1)}–${fixed((b + 1) / 10, 1)}</th><td><span class="bar" style="width:${Math.round((n / peak) * 240)}px"></span> ${grouped(n)}</td></tr>`).join("");
+  const versus = t.baselineAccuracy === undefined ? "" : ` The label-only baseline reached ${percent(t.baselineAccuracy)} on the same split (first seed, last epoch)${t.warning ? ": <strong class=\"bad\">the teacher is not better</strong>." : "."}`;
+  return `<h2>The teacher</h2>
+<p id="teacher-report">On ${grouped(t.samples)} validation samples (never trained on): accuracy <strong>${percent(t.accuracy)}</strong>, macro-F1 ${fixed(t.macroF1, 4)}, ECE ${fixed(t.ece, 4)}, mean confidence ${fixed(t.meanConfidence, 3)}.${versus}</p>
+<div class="table-wrap"><table id="teacher-confidence"><caption>Teacher confidence (max softmax probability) on the validation split</caption><tbody>${bars}</tbody></table></div>`;
+}
+
 /** Per-class F1 of every model (from its confusion matrix summed over seeds). */
 function perClassF1Table(d: RunDetails): string {
   const perRole = Object.entries(d.perClassF1 ?? {});
@@ -348,7 +361,8 @@ export function renderReport(results: RunResults, epochs: EpochMetric[], links: 
 <body>
 <h1>${escapeHtml(results.name)}</h1>
 <p class="sub">Knowledge-distillation run report</p>
-${headlineSection(results)}
+${results.teacherReport?.warning ? `<p class="warning" id="teacher-warning">${escapeHtml(results.teacherReport.warning)}</p>
+` : ""}${headlineSection(results)}
 <dl class="facts">${factsHtml}</dl>
 
 <h2>Comparison</h2>
@@ -370,6 +384,7 @@ ${comparisonTable(results)}
 </div>
 ${epochs.length ? "" : `<p class="note">No per-epoch metrics were recorded for this run (metrics.jsonl is missing or empty).</p>\n`}<p class="note">Lines are means over seeds${multi ? "; shaded bands span the seeds' min to max" : ""}. Validation loss is the same quantity for every stage (NLL of the true label), unlike training losses, whose objectives differ.</p>
 
+${teacherSection(results)}
 ${detailsSections(results, results.details)}
 
 ${setupSection(results)}
