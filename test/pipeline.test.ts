@@ -312,6 +312,23 @@ test("a teacher no better than labels alone is called weak: printed, in results.
   assert.match(readFileSync(join(out, "report.html"), "utf8"), /id="teacher-warning">weak teacher/);
 });
 
+test("compress: the distilled student quantized as the run's last stage, evaluated beside the others", async () => {
+  const out = join(dir, "compressed");
+  const r = cli(["run", config("compressed", "compress: { quantize: [dynamic, static, fp16], calibrationSamples: 256 }"), "--quiet", "--output", out, "--epochs", "1", "--set", "data.testLimit=500"]);
+  assert.equal(r.status, 0, r.stderr);
+  const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as RunResults;
+  assert.deepEqual(results.models.map((m) => m.role), ["teacher", "baseline", "student", "student-int8", "student-int8-static", "student-fp16"]);
+  const student = results.models[2]!.perSeed[0]!;
+  for (const m of results.models.slice(3)) {
+    const v = m.perSeed[0]!;
+    assert.ok(existsSync(join(out, m.file)), m.file);
+    assert.ok(Math.abs(v.accuracy - student.accuracy) < 0.02, `${m.role}: ${v.accuracy} vs ${student.accuracy}`);
+    assert.equal(v.params, student.params, "parameters are the student's, whatever their precision");
+    assert.ok(v.onnxBytes < (m.role === "student-fp16" ? 0.6 : 0.4) * student.onnxBytes, `${m.role}: ${v.onnxBytes} vs ${student.onnxBytes} bytes`);
+  }
+  assert.match(readFileSync(join(out, "report.html"), "utf8"), /student-int8-static/);
+});
+
 test("a diverging loss stops the run with a one-line message saying what to change", () => {
   const runDir = join(dir, "nan");
   const r = cli(["run", config("nan"), "--quiet", "--output", runDir, "--set", "teacher.train.optimizer.lr=1e30"]);

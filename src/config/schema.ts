@@ -328,6 +328,12 @@ export const distillConfigSchema = obj({
   kd: kdSchema,
   /** Keep the epoch checkpoints of finished stages (only a stage in progress needs its own to resume). */
   keepCheckpoints: z.boolean(num("true or false")).default(false),
+  /** After the run: the distilled student quantized each way listed, evaluated beside the others. */
+  compress: obj({
+    quantize: z.array(enumOf(["dynamic", "static", "fp16"]), num("a list like [dynamic, fp16]")).min(1, num("at least one of dynamic, static, fp16")),
+    /** static: training samples the activation ranges are calibrated on. */
+    calibrationSamples: positiveInt().default(512),
+  }).optional(),
   /** Only read by `distill tune`; a run ignores it. */
   tune: tuneSchema.optional(),
 })
@@ -341,6 +347,7 @@ export const distillConfigSchema = obj({
   name: c.name,
   output: c.output ?? defaultRunDir(c),
   keepCheckpoints: c.keepCheckpoints,
+  ...(c.compress ? { compress: c.compress } : {}),
   seeds: c.seeds,
   data: c.data,
   teacher: c.teacher,

@@ -37,6 +37,7 @@ import { checkTermTaps, modelTapShapes } from "./tap-check.js";
 import { averageSoftTargets, MAX_TAP_CACHE_BYTES, probeTapShapes, TeacherOutputs, teacherTapTargets, teacherTapsOf, type CachedTensor } from "./teacher-outputs.js";
 import { prepareTeacher, type TeacherInterface } from "./teacher-adapter.js";
 import { Interrupted, trainStage } from "./train-stage.js";
+import { quantizeStudent, variantRole } from "../compress/stage.js";
 import { WeightedTerms } from "./weighted-terms.js";
 
 export interface PipelineOptions {
@@ -510,8 +511,23 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     if (!existsSync(top)) copyFileSync(run.modelPath(stage, config.seeds[0]!), top);
     roles.push({ role: stage, file: `${stage}.onnx`, perSeed, summary: summarize(perSeed) });
   }
+  // compress: the first seed's distilled student, quantized each way asked for.
+  const compressed = new Map<string, string>();
+  for (const mode of config.compress?.quantize ?? []) {
+    const role = variantRole(mode), file = join(run.dir, "compressed", `${role}.onnx`);
+    if (!existsSync(file)) {
+      const source = run.modelPath("student", config.seeds[0]!);
+      const student = await OnnxClassifier.fromFile(source);
+      await student.dispose();
+      const calibration = { set: plan.dataset.train, indices: plan.trainIndices, samples: config.compress!.calibrationSamples, sampleShape: student.sampleShape, inputName: student.inputName };
+      writeFileAtomic(file, await quantizeStudent(readFileSync(source), source, mode, calibration));
+    }
+    const m = (await evaluateOnce(plan, run, role, teacherSeed, file, studentParams, teacherEval.logits)).metrics;
+    roles.push({ role, file: `compressed/${role}.onnx`, perSeed: [m], summary: summarize([m]) });
+    compressed.set(role, file);
+  }
   const details = await runDetails({
-    files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [run.teacherFile] : chainStage(r.role) ? [run.modelPath(r.role, teacherSeed)] : config.seeds.map((seed) => run.modelPath(r.role, seed)) })),
+    files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [run.teacherFile] : chainStage(r.role) ? [run.modelPath(r.role, teacherSeed)] : compressed.has(r.role) ? [compressed.get(r.role)!] : config.seeds.map((seed) => run.modelPath(r.role, seed)) })),
     set: plan.dataset.test, indices: plan.testIndices, classLabels: plan.dataset.classLabels,
   });
   run.writeMetricsLog();
