@@ -129,7 +129,7 @@ test('"800x" units: one message naming file, key path, expectation and value', (
 test("unknown keys are errors that list the allowed keys", () => {
   const p = file("unknown.yaml", VALID + "foo: 1\n");
   assert.throws(() => loadConfig(p), {
-    message: `${p}: unknown key "foo" (allowed: name, output, seeds, data, teacher, student, kd, keepCheckpoints, tune)`,
+    message: `${p}: unknown key "foo" (allowed: name, output, seeds, data, teacher, student, kd, keepCheckpoints, compress, tune)`,
   });
   // A typo next to the key it replaces reports the typo, not the missing key.
   const typo = file("typo.yaml", VALID.replace("epochs: 12", "epoch: 12"));
@@ -284,7 +284,7 @@ test("runCli: exit codes 0 (help), 2 (user errors, usage errors)", async () => {
   assert.match(c.err.join(""), /--epochs/);
   c = capture();
   assert.equal(await runCli(["node", "distill", "eval", "m.onnx", "--data", "cifar"], c.io), 2);
-  assert.match(c.err.join(""), /Allowed choices are mnist, fashion-mnist/);
+  assert.match(c.err.join(""), /--data: expected mnist, fashion-mnist or a config file \(\.yaml\) with a data: block, got "cifar"/);
 });
 
 function cli(...args: string[]) {
