@@ -110,7 +110,7 @@ describe("image folders", () => {
     const r = cli(["run", cfg, "--quiet"]);
     assert.equal(r.status, 0, r.stderr);
     const results = JSON.parse(readFileSync(join(dir, "runs", "rgb", "results.json"), "utf8")) as RunResults;
-    assert.equal(results.dataset, "train");
+    assert.equal(results.dataset, "rgb");
     assert.equal(results.data?.test, 100);
     const student = readFileSync(join(dir, "runs", "rgb", "student.onnx"));
     const m = decodeModel(student);

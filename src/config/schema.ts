@@ -3,7 +3,7 @@
 // output is itself valid input (no added keys), so a resolved config can be written back and reloaded.
 // Messages: each schema carries an "expected …" text; load.ts appends ", got <value>".
 
-import { basename, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { makeKdSchema, resolveKd, termsNeedingLabels, type KdSpec as KdBlock } from "./kd.js";
 import { bool, enumOf, nonNegativeInt, nonNegativeNumber, num, obj, positiveInt, positiveNumber, str, unitClosed, unitOpen } from "./fields.js";
@@ -249,10 +249,15 @@ const dataSchema = obj({
 
 export type DataSpec = z.output<typeof dataSchema>;
 
-/** The data's name in results and model metadata: the preset's, else the training source's file or folder name. */
+/**
+ * The data's name in results and model metadata: the preset's, else the training source's file or
+ * folder name — its parent's when that name only says "train" (data/digits/train.csv → digits).
+ */
 export function dataName(data: Pick<DataSpec, "dataset" | "train">): string {
-  const first = Array.isArray(data.train) ? data.train[0]! : data.train;
-  return data.dataset ?? basename(first ?? "data").replace(/\.(csv|jsonl|json)$/i, "");
+  if (data.dataset) return data.dataset;
+  const first = Array.isArray(data.train) ? data.train[0]! : data.train ?? "data";
+  const own = basename(first).replace(/\.(csv|jsonl|json)$/i, "");
+  return /^(train|training)$/i.test(own) ? basename(resolve(dirname(first))) : own;
 }
 
 /** The validation split's size: the configured one, else min(5,000, pool / 12). */
