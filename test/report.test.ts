@@ -107,7 +107,7 @@ describe("HTML report in Chromium", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("answers the question at the top, draws five charts, per-class errors and disagreements, escapes names, needs no network", async () => {
+  it("answers the question at the top, draws six charts, per-class errors and disagreements, escapes names, needs no network", async () => {
     const { results, epochs } = fixture();
     const html = renderReport(results, epochs);
     assert.ok(!html.includes("<b>bold</b>"), "raw markup from a model name reached the page");
@@ -123,7 +123,7 @@ describe("HTML report in Chromium", () => {
     page.on("pageerror", (e) => errors.push(String(e)));
     page.on("console", (m) => void (m.type() === "error" && errors.push(m.text())));
     await page.goto(pathToFileURL(file).href);
-    await page.waitForFunction(() => document.body.dataset["chartsRendered"] === "5", undefined, { timeout: 15000 }).catch((e) => {
+    await page.waitForFunction(() => document.body.dataset["chartsRendered"] === "6", undefined, { timeout: 15000 }).catch((e) => {
       throw new Error(`charts not rendered (page errors: ${errors.join("; ") || "none"}): ${e}`);
     });
     assert.deepEqual(errors, [], "no page or console errors");
@@ -214,7 +214,11 @@ describe("HTML report in Chromium", () => {
     // The embedded data never closes its own <script> early.
     const start = html.indexOf('id="report-data">') + 'id="report-data">'.length;
     const embedded = html.slice(start, html.indexOf("</script>", start));
-    assert.equal(JSON.parse(embedded).tradeoff.length, 4);
+    const data = JSON.parse(embedded);
+    assert.equal(data.tradeoff.length, 4);
+    // The student's loss terms per epoch: one series per term, the mean over its two seeds.
+    assert.deepEqual(data.studentTerms.map((s: { label: string }) => s.label), ["loss_ce"]);
+    assert.deepEqual(data.studentTerms[0].points.map((p: { epoch: number; mean: number; n: number }) => [p.epoch, p.mean, p.n]), [[1, 0.5, 2], [2, 0.25, 2], [3, 0.5 / 3, 2]]);
 
     assert.ok(!html.includes('id="compare-link"'), "no link without compare.html");
     writeFileSync(join(run, "compare.html"), "<!doctype html>");

@@ -157,16 +157,16 @@ interface Series {
 }
 
 /** Per stage and epoch: mean over seeds, with the seed range for the band. */
-function curves(epochs: EpochMetric[], stageOrder: string[], pick: (e: EpochMetric) => number): Series[] {
+/** One line per series (a stage, or a loss term): mean, min and max over seeds at each epoch. */
+function curves(points: { series: string; epoch: number; value: number }[], stageOrder: string[]): Series[] {
   const byStage = new Map<string, Map<number, number[]>>();
-  for (const e of epochs) {
-    const v = pick(e);
+  for (const { series, epoch, value: v } of points) {
     if (!Number.isFinite(v)) continue;
-    let stage = byStage.get(e.stage);
-    if (!stage) byStage.set(e.stage, (stage = new Map()));
-    const list = stage.get(e.epoch) ?? [];
+    let stage = byStage.get(series);
+    if (!stage) byStage.set(series, (stage = new Map()));
+    const list = stage.get(epoch) ?? [];
     list.push(v);
-    stage.set(e.epoch, list);
+    stage.set(epoch, list);
   }
   return [...byStage.keys()]
     .sort((a, b) => stageIndex(stageOrder, a) - stageIndex(stageOrder, b))
@@ -198,8 +198,10 @@ function chartData(results: RunResults, epochs: EpochMetric[]) {
   }));
   const d = results.details;
   return {
-    valAccuracy: curves(epochs, order, (e) => e.valAccuracy * 100),
-    valLoss: curves(epochs, order, (e) => e.valLoss),
+    valAccuracy: curves(epochs.map((e) => ({ series: e.stage, epoch: e.epoch, value: e.valAccuracy * 100 })), order),
+    valLoss: curves(epochs.map((e) => ({ series: e.stage, epoch: e.epoch, value: e.valLoss })), order),
+    // The distilled student's loss, term by term (as logged in metrics.jsonl), to see which part of the objective moves.
+    studentTerms: curves(epochs.filter((e) => e.stage === "student").flatMap((e) => Object.entries(e.terms ?? {}).map(([term, value]) => ({ series: term, epoch: e.epoch, value }))), []),
     tradeoff,
     perClass: d
       ? {
@@ -381,6 +383,7 @@ ${comparisonTable(results)}
 <div class="charts">
 <figure><figcaption>Validation accuracy per epoch</figcaption><div class="chart-box"><canvas id="chart-val-accuracy" role="img" aria-label="Validation accuracy per epoch for each stage"></canvas></div></figure>
 <figure><figcaption>Validation loss per epoch</figcaption><div class="chart-box"><canvas id="chart-val-loss" role="img" aria-label="Validation loss per epoch for each stage"></canvas></div></figure>
+<figure><figcaption>The distilled student's training loss, term by term</figcaption><div class="chart-box"><canvas id="chart-student-terms" role="img" aria-label="Training loss terms of the distilled student per epoch"></canvas></div></figure>
 </div>
 ${epochs.length ? "" : `<p class="note">No per-epoch metrics were recorded for this run (metrics.jsonl is missing or empty).</p>\n`}<p class="note">Lines are means over seeds${multi ? "; shaded bands span the seeds' min to max" : ""}. Validation loss is the same quantity for every stage (NLL of the true label), unlike training losses, whose objectives differ.</p>
 

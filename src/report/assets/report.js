@@ -137,6 +137,7 @@
 
   lineChart("chart-val-accuracy", data.valAccuracy, "validation accuracy (%)", 2);
   lineChart("chart-val-loss", data.valLoss, "validation loss (NLL, nats)", 4);
+  lineChart("chart-student-terms", data.studentTerms, "training loss term (mean over the epoch)", 4);
   tradeoffChart("chart-accuracy-latency", data.tradeoff, "latency", "p50 latency at batch 1 (log scale)", ms);
   tradeoffChart("chart-accuracy-size", data.tradeoff, "onnxBytes", "ONNX file size (log scale)", kib);
 
