@@ -1,7 +1,7 @@
 // `node dist/bench/pool-grad-variants.js`: forward 2×2 max-pool + its input gradient on
-// [128, 32, 28, 28], today's MaxPool-with-Indices + ScatterElements against Indices-free
+// [128, 32, 28, 28]: MaxPool-with-Indices + ScatterElements or + MaxUnpool against Indices-free
 // formulations (an Equal mask of input and pooled output), alternated; ms per run (JSON lines).
-// Kept as the evidence for keeping the scatter (docs/results.md, Engine II).
+// The evidence for MaxUnpool in the engine's MaxPool gradient (docs/results.md, Engine II).
 
 import os from "node:os";
 import { Graph, type Value } from "../src/engine/graph.js";
@@ -18,10 +18,14 @@ const pool = (x: Value, withIndices: boolean) => F.emit("MaxPool", [x], { kernel
 const mask = (a: Value, b: Value) => F.cast(F.one("Equal", [a, b]), "float32");
 
 const variants: Record<string, (g: Graph, x: Value, dy: Value) => Value> = {
-  "indices+scatter (kept)": (_g, x, dy) => {
+  "indices+scatter (before)": (_g, x, dy) => {
     const [, indices] = pool(x, true);
     const flat = F.one("ScatterElements", [F.reshape(F.zerosLike(x), [-1]), F.reshape(indices!, [-1]), F.reshape(dy, [-1])], { axis: { i: 0 }, reduction: { s: "add" } });
     return F.reshape(flat, [N, C, H, W]);
+  },
+  "indices+MaxUnpool (kept)": (_g, x, dy) => {
+    const [, indices] = pool(x, true);
+    return F.one("MaxUnpool", [dy, indices!, F.one("Shape", [x])], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } }, x.shape);
   },
   "spaceToDepth mask": (_g, x, dy) => {
     const [y] = pool(x, false);

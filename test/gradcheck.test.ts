@@ -192,7 +192,7 @@ describe("layer gradients", () => {
 
   it("Linear", () => layerCheck("linear", new L.Linear({ outFeatures: 4 }), [5], "train"));
   it("Conv2d 3×3 pad 1", () => layerCheck("conv", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1 }), [2, 5, 5], "train"));
-  it("Conv2d 3×3 no padding on a non-square input (shifted-GEMM weight gradient)", () => layerCheck("conv_np", new L.Conv2d({ outChannels: 3, kernelSize: 3 }), [2, 5, 7], "train"));
+  it("Conv2d 3×3 no padding on a non-square input", () => layerCheck("conv_np", new L.Conv2d({ outChannels: 3, kernelSize: 3 }), [2, 5, 7], "train"));
   it("Conv2d 5×5 pad 2, 1×1", async () => {
     await layerCheck("conv5", new L.Conv2d({ outChannels: 2, kernelSize: 5, padding: 2 }), [3, 6, 5], "train");
     await layerCheck("conv1x1", new L.Conv2d({ outChannels: 2, kernelSize: 1 }), [3, 4, 4], "train");
@@ -204,11 +204,19 @@ describe("layer gradients", () => {
     await layerCheck("conv_s2p1_odd", new L.Conv2d({ outChannels: 2, kernelSize: 3, stride: 2, padding: 1 }), [3, 7, 5], "train");
     await layerCheck("conv_s3p2", new L.Conv2d({ outChannels: 2, kernelSize: 5, stride: 3, padding: 2, bias: false }), [2, 8, 7], "train");
   });
+  it("Conv2d with ≥ 4 input channels (im2col weight gradient): pad 1, none on a non-square input, stride 2 on odd sizes", async () => {
+    await layerCheck("conv_i2c", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1 }), [4, 5, 5], "train");
+    await layerCheck("conv_i2c_np", new L.Conv2d({ outChannels: 2, kernelSize: 3, bias: false }), [5, 5, 7], "train");
+    await layerCheck("conv_i2c_s2", new L.Conv2d({ outChannels: 3, kernelSize: 3, stride: 2, padding: 1 }), [4, 7, 6], "train");
+  });
   it("Conv2d depthwise (groups = channels)", () => layerCheck("dwconv", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1, groups: 3 }), [3, 5, 5], "train"));
   it("Conv2d depthwise with multiplier 2, stride 2", () => layerCheck("dwconv2", new L.Conv2d({ outChannels: 6, kernelSize: 3, stride: 2, padding: 1, groups: 3 }), [3, 6, 6], "train"));
   it("Conv2d grouped (2 groups)", () => layerCheck("gconv", new L.Conv2d({ outChannels: 4, kernelSize: 3, padding: 1, groups: 2 }), [4, 4, 4], "train"));
-  it("MaxPool2d 2×2 and overlapping 3×3 stride 2", async () => {
+  it("MaxPool2d 2×2 (also on odd sizes and padded) and overlapping 3×3 stride 2", async () => {
     await layerCheck("maxpool", new L.MaxPool2d({ kernelSize: 2 }), [2, 4, 4], "train");
+    await layerCheck("maxpool_odd", new L.MaxPool2d({ kernelSize: 2 }), [2, 5, 7], "train");
+    // Two inputs of one window lie 0.007 apart here: a smaller step keeps the probe off that kink.
+    await layerCheck("maxpool_pad", new L.MaxPool2d({ kernelSize: 2, padding: 1 }), [2, 5, 4], "train", { step: 1e-3 });
     await layerCheck("maxpool3", new L.MaxPool2d({ kernelSize: 3, stride: 2 }), [2, 7, 7], "train");
   });
   it("AvgPool2d, also padded", async () => {

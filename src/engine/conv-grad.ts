@@ -1,9 +1,9 @@
 // Convolution gradients, built from onnxruntime's fast kernels: the input gradient as a forward
-// Conv (stride 1) or a ConvTranspose, the weight gradient as shifted GEMMs (stride 1) or a Conv
-// over batch-swapped tensors. Measured choices are in docs/results.md ("Engine II").
+// Conv (stride 1) or a ConvTranspose, the weight gradient as im2col + one GEMM or a Conv over
+// batch-swapped tensors. Measured choices are in docs/results.md ("Engine II").
 
 import type { Attrs, Dim, Graph, Value } from "./graph.js";
-import { concat, emit, gather, gemm, intAttr, intsAttr, one, reduceSum, reshape, slice, transpose, unsqueeze } from "./ops.js";
+import { concat, emit, gather, gemm, intAttr, intsAttr, one, reduceSum, reshape, slice, transpose } from "./ops.js";
 
 export function convTransposeTo(g: Graph, dy: Value, w: Value, like: Value, o: { strides: number[]; pads: number[]; group: number }): Value {
   // output_padding makes ConvTranspose land exactly on the forward input size when a stride
@@ -20,35 +20,37 @@ export function convTransposeTo(g: Graph, dy: Value, w: Value, like: Value, o: {
 }
 
 /**
- * Stride-1 Conv weight gradient as kh·kw GEMMs: dW[:, :, i, j] = Σ dY · X shifted by (i, j).
- * The reduction over batch and pixels becomes the long inner dimension of a well-shaped GEMM —
- * several times faster in onnxruntime than the swapped-axes Conv, whose output is only kh×kw
- * wide. To make each shifted X a contiguous run, rows are kept at the padded width Wp: X is
- * [C, N, Hp·Wp] flattened (one spare row so the last shift stays in range), dY is zero-padded
- * from Wo to Wp columns, and the (i, j) shift is the slice starting at i·Wp + j. The spare
- * columns meet zeros in dY and add nothing.
+ * Input channels from which the weight gradient is im2col + GEMM rather than a Conv over
+ * batch-swapped tensors. im2col's Gather copies blocks of C floats, slow for a handful; the
+ * swapped Conv runs C thin GEMMs only kh·kw wide, slow for many. Measured crossover at C = 4
+ * (bench/conv-weight-grad-variants.ts, docs/results.md "Engine II").
  */
-function weightGradByShifts(g: Graph, x: Value, dy: Value, kh: number, kw: number, pads: number[]): Value {
+const IM2COL_MIN_CHANNELS = 4;
+
+/**
+ * Ungrouped Conv weight gradient as im2col + one GEMM: one Gather over an NHWC copy of the
+ * padded input picks, for every output pixel, its kh·kw taps of C contiguous floats, which makes
+ * the [N·Ho·Wo, kh·kw·C] matrix; dW = colsᵀ · dY with dY as [N·Ho·Wo, M]. The reduction over
+ * batch and pixels is the GEMM's long inner dimension. Any stride and padding.
+ */
+function weightGradByIm2col(g: Graph, x: Value, dy: Value, kh: number, kw: number, strides: number[], pads: number[]): Value {
   const [, c, h, wd] = x.shape as [Dim, number, number, number];
   const [, m, ho, wo] = dy.shape as [Dim, number, number, number];
-  const hp = h + pads[0]! + pads[2]!, wp = wd + pads[1]! + pads[3]!;
-  const batch = x.shape[0]!;
-  const pixels = `${String(batch)}*${ho}*${wp}`;
-  // [C, N, Hp + 1, Wp] → [C, N, (Hp + 1)·Wp]
-  const xt = emit("Pad", [transpose(x, [1, 0, 2, 3]), g.constInt64([0, 0, pads[0]!, pads[1]!, 0, 0, pads[2]! + 1, pads[3]!])])[0]!;
-  const xFlat = reshape(xt, [c, -1, (hp + 1) * wp], [c, batch, (hp + 1) * wp]);
-  // dY [N, M, Ho, Wo] → [N, Ho, Wp, M] (zero columns Wo..Wp) → [N·Ho·Wp, M]
-  const dyWide = wp === wo ? dy : emit("Pad", [dy, g.constInt64([0, 0, 0, 0, 0, 0, 0, wp - wo])])[0]!;
-  const dyFlat = reshape(transpose(dyWide, [0, 2, 3, 1]), [-1, m], [pixels, m]);
-  const taps: Value[] = [];
-  for (let i = 0; i < kh; i++)
-    for (let j = 0; j < kw; j++) {
-      const start = i * wp + j;
-      const shifted = slice(xFlat, [start], [start + ho * wp], [2]); // [C, N, Ho·Wp], contiguous runs
-      taps.push(unsqueeze(gemm(reshape(shifted, [c, -1], [c, pixels]), dyFlat), [2])); // [C, M, 1]
-    }
-  // [C, M, kh·kw] → [M, C, kh, kw]
-  return reshape(transpose(concat(taps, 2), [1, 0, 2]), [m, c, kh, kw]);
+  const [sh, sw] = strides as [number, number];
+  const [pt, pl, pb, pr] = pads as [number, number, number, number];
+  const wp = wd + pl + pr;
+  const padded = emit("Pad", [transpose(x, [0, 2, 3, 1]), g.constInt64([0, pt, pl, 0, 0, pb, pr, 0])])[0]!; // [N, Hp, Wp, C]
+  const taps: number[] = [];
+  for (let i = 0; i < ho; i++)
+    for (let j = 0; j < wo; j++)
+      for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) taps.push((i * sh + a) * wp + j * sw + b);
+  const pixelRows = reshape(padded, [0, -1, c], [x.shape[0]!, (h + pt + pb) * wp, c]);
+  const cols = gather(pixelRows, g.constInt64(taps, [ho * wo, kh * kw]), 1); // [N, Ho·Wo, kh·kw, C]
+  const pixels = `${String(x.shape[0])}*${ho}*${wo}`;
+  const colsFlat = reshape(cols, [-1, kh * kw * c], [pixels, kh * kw * c]);
+  const dyFlat = reshape(transpose(dy, [0, 2, 3, 1]), [-1, m], [pixels, m]);
+  // [kh·kw·C, M] → [M, C, kh, kw]
+  return transpose(reshape(gemm(colsFlat, dyFlat, { transA: 1 }), [kh, kw, c, m]), [3, 2, 0, 1]);
 }
 
 export function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y: Value, dy: Value, attrs: Attrs): (Value | undefined)[] {
@@ -63,9 +65,10 @@ export function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y:
     ? inputGradByConv(g, dy, w, pads)
     : convTransposeTo(g, dy, w, x, { strides, pads, group });
 
-  // Weight gradient as a convolution of the input with the output gradient, batch and channel
-  // axes swapped so the batch is summed over by the convolution itself; the forward stride
-  // becomes the dilation.
+  // Weight gradient: im2col + GEMM for ungrouped convolutions of ≥ IM2COL_MIN_CHANNELS inputs;
+  // otherwise a convolution of the input with the output gradient, batch and channel axes
+  // swapped so the batch is summed over by the convolution itself (the forward stride becomes
+  // the dilation).
   const h = x.shape[2] as number, wd = x.shape[3] as number;
   const ho = dy.shape[2] as number, wo = dy.shape[3] as number;
   // Full correlation extent; can exceed the kernel when the stride dropped trailing input rows.
@@ -78,8 +81,8 @@ export function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y:
       { shape: [outBatch, outChannels, fullH, fullW], dtype: "float32" },
     ])[0]!;
   let dw: Value;
-  if (group === 1 && strides.every((v) => v === 1)) {
-    dw = weightGradByShifts(g, x, dy, kh!, kw!, pads);
+  if (group === 1 && c >= IM2COL_MIN_CHANNELS) {
+    dw = weightGradByIm2col(g, x, dy, kh!, kw!, strides, pads);
   } else if (group === 1) {
     const xt = transpose(x, [1, 0, 2, 3]); // [C, N, H, W]
     const dyt = transpose(dy, [1, 0, 2, 3]); // [M, N, Ho, Wo]

@@ -30,7 +30,7 @@ export const logSoftmax = (x: Value, axis = -1) => one("LogSoftmax", [x], { axis
 export const flatten = (x: Value, axis = 1) => one("Flatten", [x], { axis: { i: axis } });
 export const argmax = (x: Value, axis = -1) => one("ArgMax", [x], { axis: { i: axis }, keepdims: { i: 0 } });
 export const concat = (xs: Value[], axis: number) => one("Concat", xs, { axis: { i: axis } });
-export const gather = (table: Value, indices: Value) => one("Gather", [table, indices], { axis: { i: 0 } });
+export const gather = (table: Value, indices: Value, axis = 0) => one("Gather", [table, indices], { axis: { i: axis } });
 export const identity = (x: Value) => one("Identity", [x]);
 
 export function gemm(a: Value, b: Value, opts: { c?: Value; transA?: number; transB?: number; alpha?: number; beta?: number } = {}): Value {

@@ -409,13 +409,14 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   Gather: {
-    // Embedding lookup: rows of `data` picked by integer `indices` (axis 0).
-    infer: (g, [data, idx], attrs) => {
-      if (intAttr(attrs, "axis", 0) !== 0) throw g.shapeError("Gather: only axis 0 is supported");
-      return [{ shape: [...idx!.shape, ...data!.shape.slice(1)], dtype: data!.dtype }];
+    // Embedding lookup (axis 0), or im2col's taps picked along a pixel axis (conv-grad.ts).
+    infer: (_g, [data, idx], attrs) => {
+      const axis = normAxis(intAttr(attrs, "axis", 0), data!.rank);
+      return [{ shape: [...data!.shape.slice(0, axis), ...idx!.shape, ...data!.shape.slice(axis + 1)], dtype: data!.dtype }];
     },
-    grad: ({ g, x: table, dy, input }) => {
+    grad: ({ g, x: table, dy, attrs, input }) => {
       // Rows picked several times receive the sum of their gradients (ScatterND, reduction add).
+      if (intAttr(attrs, "axis", 0) !== 0) throw g.shapeError("Gather gradient: only axis 0 is supported");
       if (!isStatic(table.shape)) throw g.shapeError("Gather gradient needs a static table shape");
       const index = unsqueeze(input(1), [-1]);
       return [one("ScatterND", [zerosLike(table), index, dy], { reduction: { s: "add" } }), undefined];
@@ -461,12 +462,20 @@ export const OPS: Record<string, OpDef> = {
         { shape, dtype: "int64" },
       ];
     },
-    grad: ({ x, dy, outputs: [, indices] }) => {
-      // Measured against an Indices-free gradient for 2×2 pools (Equal mask of the input and the
-      // pooled output, laid out by SpaceToDepth or a 6-D view): in onnxruntime's CPU build every
-      // such formulation was 1.4–4× slower than MaxPool-with-Indices + ScatterElements (docs/results.md).
-      // Indices address the flattened input (batch and channel included), so the gradient is
-      // dY scattered into a zero tensor at those positions; overlapping windows add up.
+    grad: ({ x, dy, attrs, outputs: [, indices] }) => {
+      // Indices address the flattened input (batch and channel included). Where windows do not
+      // overlap, each input element receives at most one output's gradient: MaxUnpool places dY
+      // there (1.6× faster than the scatter for 2×2 pools, bit-identical; docs/results.md).
+      // Overlapping windows must add up: dY scattered with reduction add into zeros.
+      // Indices-free forms (an Equal mask of the input and the pooled output) were 1.4–4× slower
+      // than either in onnxruntime's CPU build (bench/pool-grad-variants.ts).
+      const kernel = intsAttr(attrs, "kernel_shape", []), strides = intsAttr(attrs, "strides", [1, 1]);
+      const dilated = intsAttr(attrs, "dilations", [1, 1]).some((d) => d !== 1);
+      if (!dilated && strides.every((s, i) => s >= kernel[i]!)) {
+        // MaxUnpool checks the given output shape against the one its pads imply.
+        const unpoolAttrs: Attrs = { kernel_shape: { ints: kernel }, strides: { ints: strides }, pads: { ints: intsAttr(attrs, "pads", [0, 0, 0, 0]) } };
+        return [one("MaxUnpool", [dy, indices!, one("Shape", [x])], unpoolAttrs, x.shape)];
+      }
       const flatZeros = reshape(zerosLike(x), [-1], ["numel"]);
       const scattered = one("ScatterElements", [flatZeros, reshape(indices!, [-1], ["numel"]), reshape(dy, [-1], ["numel"])], {
         axis: { i: 0 },
@@ -475,6 +484,8 @@ export const OPS: Record<string, OpDef> = {
       return [reshapeLike(scattered, x)];
     },
   },
+  // Only in MaxPool's gradient: its output shape is the pooled input's, given as the hint.
+  MaxUnpool: { shapeFromHint: true, infer: (_g, _inputs, _attrs, hint) => [{ shape: hint!, dtype: "float32" }] },
   AveragePool: {
     infer: (g, [x], attrs) => {
       const [kh, kw] = intsAttr(attrs, "kernel_shape", []);
