@@ -11,11 +11,32 @@ import { Session } from "../src/engine/runtime.js";
 
 // Layout ops only this measurement uses, declared here rather than in the engine's op table.
 F.OPS["SpaceToDepth"] ??= { infer: (_g, [x]) => [{ shape: [x!.shape[0]!, (x!.shape[1] as number) * 4, (x!.shape[2] as number) / 2, (x!.shape[3] as number) / 2], dtype: "float32" }] };
+F.OPS["And"] ??= { infer: (_g, [a]) => [{ shape: a!.shape, dtype: "bool" }] };
+F.OPS["Or"] ??= { infer: (_g, [a]) => [{ shape: a!.shape, dtype: "bool" }] };
 F.OPS["DepthToSpace"] ??= { infer: (_g, [x]) => [{ shape: [x!.shape[0]!, (x!.shape[1] as number) / 4, (x!.shape[2] as number) * 2, (x!.shape[3] as number) * 2], dtype: "float32" }] };
 
 const N = 128, C = 32, H = 28, W = 28, h = 14, w = 14;
 const pool = (x: Value, withIndices: boolean) => F.emit("MaxPool", [x], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } }).slice(0, withIndices ? 2 : 1);
 const mask = (a: Value, b: Value) => F.cast(F.one("Equal", [a, b]), "float32");
+
+/**
+ * The four window positions as stride-2 slices (each [N, C, h, w], no broadcasting anywhere);
+ * position k takes dY where it equals the maximum and no earlier position did (first maximum in
+ * row-major order, as the Indices); DepthToSpace interleaves the four back into [N, C, H, W].
+ */
+function firstMaxByQuarters(g: Graph, x: Value, dy: Value, masked: (m: Value) => Value): Value {
+  const [y] = pool(x, false);
+  const quarters = [[0, 0], [0, 1], [1, 0], [1, 1]].map(([a, b]) =>
+    g.addNode("Slice", [x, g.constInt64([a!, b!]), g.constInt64([H, W]), g.constInt64([2, 3]), g.constInt64([2, 2])], {}, [{ shape: [N, C, h, w], dtype: "float32" }])[0]!);
+  const hits = quarters.map((q) => F.one("Equal", [q, y!]));
+  const parts = [masked(hits[0]!)];
+  let taken = hits[0]!;
+  for (let k = 1; k < 4; k++) {
+    parts.push(masked(F.one("And", [hits[k]!, F.one("Not", [taken])])));
+    if (k < 3) taken = F.one("Or", [taken, hits[k]!]);
+  }
+  return F.one("DepthToSpace", [F.concat(parts, 1)], { blocksize: { i: 2 }, mode: { s: "DCR" } });
+}
 
 const variants: Record<string, (g: Graph, x: Value, dy: Value) => Value> = {
   "indices+scatter (before)": (_g, x, dy) => {
@@ -27,6 +48,8 @@ const variants: Record<string, (g: Graph, x: Value, dy: Value) => Value> = {
     const [, indices] = pool(x, true);
     return F.one("MaxUnpool", [dy, indices!, F.one("Shape", [x])], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } }, x.shape);
   },
+  "strided quarters, first-max masks (Where), DepthToSpace": (g, x, dy) => firstMaxByQuarters(g, x, dy, (m) => F.where(m, dy, g.constFloat([0]))),
+  "strided quarters, first-max masks (Cast·Mul), DepthToSpace": (g, x, dy) => firstMaxByQuarters(g, x, dy, (m) => F.mul(F.cast(m, "float32"), dy)),
   "spaceToDepth mask": (_g, x, dy) => {
     const [y] = pool(x, false);
     const windows = F.reshape(F.one("SpaceToDepth", [x], { blocksize: { i: 2 } }), [N, 4, C, h, w]);

@@ -74,7 +74,7 @@ function sameDim(a: Dim, b: Dim): boolean {
   return a === b;
 }
 
-export function broadcastShapes(g: Graph, a: Shape, b: Shape, what: string): Shape {
+function broadcastShapes(g: Graph, a: Shape, b: Shape, what: string): Shape {
   const rank = Math.max(a.length, b.length);
   const out: Shape = [];
   for (let i = 0; i < rank; i++) {
@@ -512,7 +512,7 @@ export const OPS: Record<string, OpDef> = {
   },
 };
 
-export const DTYPE_BY_ONNX: Record<number, DType> = { 1: "float32", 2: "uint8", 6: "int32", 7: "int64", 9: "bool" };
+const DTYPE_BY_ONNX: Record<number, DType> = { 1: "float32", 2: "uint8", 6: "int32", 7: "int64", 9: "bool" };
 export const ONNX_BY_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9 };
 
 // ---------------------------------------------------------------- emission
