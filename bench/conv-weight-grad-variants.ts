@@ -1,9 +1,9 @@
 // `node dist/bench/conv-weight-grad-variants.js [ROUNDS]`: the weight gradient of the bench CNN's
 // two 3×3, pad-1 convolutions (conv1 [128,1,28,28] → 32, conv2 [128,32,14,14] → 64) in several
 // formulations, alternated round by round; ms per run, median (JSON lines). Each variant is checked
-// against the engine's (engine/conv-grad.ts) to float tolerance before it is timed. LAYERS='[{"name",
-// "c","m","h"}, …]' times other channel counts (where conv-grad.ts's IM2COL_MIN_CHANNELS comes from). The evidence for
-// the formulation conv-grad.ts uses (docs/results.md, Engine II).
+// against the engine's (engine/conv-grad.ts) to float tolerance before it is timed.
+// LAYERS='[{"name":"c8","c":8,"m":64,"h":14}, …]' times other channel counts (where conv-grad.ts's
+// IM2COL_MIN_CHANNELS comes from). The evidence for conv-grad.ts's choice (docs/results.md, Engine II).
 
 import os from "node:os";
 import { Graph, type Value } from "../src/engine/graph.js";
@@ -22,12 +22,9 @@ const convAttrs = { pads: { ints: [PAD, PAD, PAD, PAD] }, kernel_shape: { ints: 
 
 type Variant = (g: Graph, x: Value, dy: Value, c: number, m: number, h: number) => Value;
 
-/** Gather along `axis` (the engine's op table declares axis 0 only; these nodes carry their shape). */
-function gatherAxis(g: Graph, data: Value, indices: number[][], axis: number): Value {
-  const idx = g.constInt64(indices.flat(), [indices.length, indices[0]!.length]);
-  const shape = [...data.shape.slice(0, axis), indices.length, indices[0]!.length, ...data.shape.slice(axis + 1)];
-  return g.addNode("Gather", [data, idx], { axis: { i: axis } }, [{ shape, dtype: data.dtype }])[0]!;
-}
+/** Gather along `axis` with a constant [rows, columns] index table. */
+const gatherAxis = (g: Graph, data: Value, indices: number[][], axis: number): Value =>
+  F.gather(data, g.constInt64(indices.flat(), [indices.length, indices[0]!.length]), axis);
 
 /** For every output pixel (row-major), the positions its K×K taps read in the padded image. */
 function tapPositions(h: number, w: number): number[][] {
