@@ -382,6 +382,12 @@ export const OPS: Record<string, OpDef> = {
   },
   ReduceMax: {
     infer: (g, [x, axesV], attrs) => [{ shape: reducedShape(x!, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x!.dtype }],
+    grad: ({ x, y, dy, attrs, input }) => {
+      // The gradient goes to the maxima, shared evenly where several tie (as torch.amax).
+      const axes = constInts(input(1))!, keepdims = intAttr(attrs, "keepdims", 1);
+      const winners = cast(one("Equal", [x, restoreReducedAxes(y, x, axes, keepdims)]), "float32");
+      return [mul(restoreReducedAxes(dy, x, axes, keepdims), div(winners, reduceSum(winners, axes, true))), undefined];
+    },
   },
   ArgMax: {
     infer: (g, [x], attrs) => [{ shape: reducedShape(x!, [intAttr(attrs, "axis", 0)], intAttr(attrs, "keepdims", 1)), dtype: "int64" }],
