@@ -51,7 +51,11 @@ export interface VocabularyOptions {
   maxTokens: number;
   /** Add word bigrams (default true). */
   bigrams?: boolean;
-  /** Tokens seen fewer times than this in the training texts are left out (default 1). */
+  /**
+   * Tokens seen fewer times than this in the training texts are left out (default 2): a word seen
+   * once gets an embedding fitted to one example, which on held-out UCI sentences cost 3–4 points
+   * of accuracy against treating it as unknown (docs/text.md).
+   */
   minCount?: number;
 }
 
@@ -72,7 +76,7 @@ const bigramOf = (left: string, right: string) => `${left} ${right}`;
  * bigram's id from its word ids.
  */
 export function buildVocabulary(texts: readonly string[], opts: VocabularyOptions): Vocabulary {
-  const { vocabSize, maxTokens, bigrams = true, minCount = 1 } = opts;
+  const { vocabSize, maxTokens, bigrams = true, minCount = 2 } = opts;
   if (!Number.isInteger(vocabSize) || vocabSize < 2) throw new RangeError(`vocabSize must be an integer ≥ 2, got ${vocabSize}`);
   if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
   const counts = new Map<string, number>();
