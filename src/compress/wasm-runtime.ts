@@ -42,7 +42,7 @@ export async function createWasmSession<Output extends Float32Array | BigInt64Ar
 }
 
 /** Batch-1 latency percentiles and batch-`batch` throughput under the wasm backend (same protocol as measureOnnx). */
-export async function measureWasm(bytes: Uint8Array, inputName: string, outputName: string, makeInput: (batch: number) => { data: Float32Array | BigInt64Array; shape: number[] }, opts: { runs?: number; warmup?: number; batch?: number } = {}): Promise<LatencyResult> {
+export async function measureWasm(bytes: Uint8Array, inputName: string, outputName: string, makeInput: (batch: number) => { data: WasmInput; shape: number[] }, opts: { runs?: number; warmup?: number; batch?: number } = {}): Promise<LatencyResult> {
   const runs = opts.runs ?? 100, warmup = opts.warmup ?? 10, batch = opts.batch ?? 128;
   const s = await createWasmSession(bytes, inputName, outputName);
   try {
