@@ -9,7 +9,7 @@ import { encodeModel } from "../engine/onnx.js";
 import * as F from "../engine/ops.js";
 import { type ExportOptions, type Model, exportOnnx } from "../nn/model.js";
 import type { ParameterSet } from "../nn/module.js";
-import { PAD_ID, UNKNOWN_ID, WORD_PATTERN, type Vocabulary } from "./tokenizer.js";
+import { PAD_ID, UNKNOWN_ID, WORD_PATTERN, type Vocabulary, vocabularyIndex } from "./tokenizer.js";
 
 /** Columns start..end (end may pass the last) of [N, W] with a run-time width, as `width` columns. */
 function columns(x: Value, start: number, end: number, width: Dim): Value {
@@ -24,45 +24,59 @@ function padColumns(x: Value, count: number, width: Dim): Value {
   return g.addNode("Pad", [x, g.constInt64([0, 0, 0, count])], {}, [{ shape: [x.shape[0]!, width], dtype: x.dtype }])[0]!;
 }
 
+/** The lower-cased words of strings [N] as word ids [N, most words in the batch], 0 after a text's last word. */
+function wordIdsOf(text: Value, vocab: Vocabulary): Value {
+  const g = text.graph;
+  const matched = F.one("Tokenizer", [text], { tokenexp: { s: vocab.rules.words }, mark: { i: 0 }, pad_value: { s: "" }, mincharnum: { i: 1 } }); // [N, W]
+  // StringNormalizer takes a 1-D input and fails on an empty one (a batch without a single word),
+  // so one "" rides along and is cut off after. Words are ASCII: in the "C" locale (which every C
+  // library has) lower-casing them is A–Z → a–z.
+  const flat = F.concat([F.reshape(matched, [-1], ["N*matches"]), g.constString([""])], 0);
+  const lowered = F.one("StringNormalizer", [flat], { case_change_action: { s: "LOWER" }, locale: { s: "C" } });
+  const wordsOnly = g.addNode("Slice", [lowered, g.constInt64([0]), g.constInt64([-1]), g.constInt64([0])], {}, [{ shape: ["N*matches"], dtype: "string" }])[0]!;
+  // allowzero: a batch without words is [N, 0], and a 0 in Reshape's shape would otherwise mean "keep".
+  const words = F.one("Reshape", [wordsOnly, F.one("Shape", [matched])], { allowzero: { i: 1 } }, matched.shape);
+  const known = [...vocabularyIndex(vocab)].filter(([token]) => !token.includes(" "));
+  return F.one("LabelEncoder", [words], {
+    // "" is the Tokenizer's padding; no word is empty.
+    keys_strings: { strings: ["", ...known.map(([token]) => token)] },
+    values_int64s: { ints: [PAD_ID, ...known.map(([, id]) => id)] },
+    default_int64: { i: UNKNOWN_ID },
+  });
+}
+
+/**
+ * The id of the bigram each word starts, [N, W]: a lookup of the key word·V + next word (next is
+ * padding after the last word). Only known words make a known bigram (buildVocabulary guarantees
+ * it), so padding and unknown words give a missing key: id 0.
+ */
+function bigramIdsOf(wordIds: Value, vocab: Vocabulary): Value {
+  const g = wordIds.graph;
+  const size = vocab.tokens.length, index = vocabularyIndex(vocab);
+  const next = columns(padColumns(wordIds, 1, "matches+1"), 1, Number.MAX_SAFE_INTEGER, "matches");
+  const key = F.add(F.mul(wordIds, g.constInt64([size], [])), next);
+  const bigrams = [...index].filter(([token]) => token.includes(" "));
+  const keyOf = (bigram: string) => {
+    const [left, right] = bigram.split(" ") as [string, string];
+    return index.get(left)! * size + index.get(right)!;
+  };
+  return F.one("LabelEncoder", [key], {
+    keys_int64s: { ints: bigrams.map(([token]) => keyOf(token)) },
+    values_int64s: { ints: bigrams.map(([, id]) => id) },
+    default_int64: { i: PAD_ID },
+  });
+}
+
 /** The ids of strings [N] as int64 [N, maxTokens], exactly as tokenizeAll computes them. */
 export function tokenIdsFromText(text: Value, vocab: Vocabulary): Value {
-  const g = text.graph;
   if (vocab.rules.words !== WORD_PATTERN || vocab.rules.lowercase !== "ascii")
     throw new Error(`this version of distill reproduces the tokenizer rules {words: ${WORD_PATTERN}, lowercase: ascii} only`);
-  return g.withScope("tokenizer", () => {
-    const matched = F.one("Tokenizer", [text], { tokenexp: { s: vocab.rules.words }, mark: { i: 0 }, pad_value: { s: "" }, mincharnum: { i: 1 } }); // [N, W]
-    // StringNormalizer takes a 1-D input and fails on an empty one (a batch without a single
-    // word), so one "" rides along and is cut off after. Words are ASCII: in the "C" locale (which
-    // every C library has) lower-casing them is A–Z → a–z.
-    const flat = F.concat([F.reshape(matched, [-1], ["N*matches"]), g.constString([""])], 0);
-    const lowered = F.one("StringNormalizer", [flat], { case_change_action: { s: "LOWER" }, locale: { s: "C" } });
-    const wordsOnly = g.addNode("Slice", [lowered, g.constInt64([0]), g.constInt64([-1]), g.constInt64([0])], {}, [{ shape: ["N*matches"], dtype: "string" }])[0]!;
-    // allowzero: a batch without words is [N, 0], and a 0 in Reshape's shape would otherwise mean "keep".
-    const words = F.one("Reshape", [wordsOnly, F.one("Shape", [matched])], { allowzero: { i: 1 } }, matched.shape);
-    const wordIds = F.one("LabelEncoder", [words], {
-      // "" is the Tokenizer's padding; no word is empty.
-      keys_strings: { strings: ["", ...vocab.tokens.slice(2)] },
-      values_int64s: { ints: [PAD_ID, ...vocab.tokens.slice(2).map((_, i) => i + 2)] },
-      default_int64: { i: UNKNOWN_ID },
-    });
-    let ids = wordIds;
-    if (vocab.rules.bigrams) {
-      // The bigram a word starts has key word·V + next word over word ids (next is padding after
-      // the last word). Only known words make a known bigram (buildVocabulary guarantees it), so
-      // padding and unknown words give a missing key: id 0.
-      const size = vocab.tokens.length;
-      const next = columns(padColumns(wordIds, 1, "matches+1"), 1, Number.MAX_SAFE_INTEGER, "matches");
-      const key = F.add(F.mul(wordIds, g.constInt64([size], [])), next);
-      const bigrams = vocab.tokens.map((t, id) => ({ t, id })).filter(({ t, id }) => id > UNKNOWN_ID && t.includes(" "));
-      const index = new Map(vocab.tokens.map((t, id) => [t, id]));
-      const bigramIds = F.one("LabelEncoder", [key], {
-        keys_int64s: { ints: bigrams.map(({ t }) => { const [l, r] = t.split(" "); return index.get(l!)! * size + index.get(r!)!; }) },
-        values_int64s: { ints: bigrams.map(({ id }) => id) },
-        default_int64: { i: PAD_ID },
-      });
-      // w0, b01, w1, b12, … row by row.
-      ids = F.reshape(F.concat([F.unsqueeze(wordIds, [2]), F.unsqueeze(bigramIds, [2])], 2), [0, -1], [text.shape[0]!, "2*matches"]);
-    }
+  return text.graph.withScope("tokenizer", () => {
+    const wordIds = wordIdsOf(text, vocab);
+    // With bigrams: w0, b01, w1, b12, … row by row.
+    const ids = vocab.rules.bigrams
+      ? F.reshape(F.concat([F.unsqueeze(wordIds, [2]), F.unsqueeze(bigramIdsOf(wordIds, vocab), [2])], 2), [0, -1], [text.shape[0]!, "2*matches"])
+      : wordIds;
     // Pad by maxTokens, then keep the first maxTokens: truncates long texts and pads short ones.
     return columns(padColumns(ids, vocab.maxTokens, "padded"), 0, vocab.maxTokens, vocab.maxTokens);
   });
