@@ -152,10 +152,11 @@ describe("text classifier on UCI sentences", () => {
     const decoded = decodeModel(bytes);
     assert.deepEqual(readVocabulary(decoded.metadata), vocab);
     assert.equal(decoded.metadata["distill.input_dtype"], "string");
+    assert.deepEqual(decoded.inputs, [{ name: "input", shape: ["batch"], elemType: 8 }]); // string
     assert.deepEqual(JSON.parse(decoded.metadata["distill.class_labels"]!), ["negative", "positive"]);
     // The fallback: token ids in, vocabulary and rules in the metadata all the same.
     const ids = decodeModel(exportTextOnnx(student, params, vocab, { input: "tokens" }));
-    assert.deepEqual(ids.inputs, [{ name: "input", shape: ["batch", maxTokens] }]);
+    assert.deepEqual(ids.inputs, [{ name: "input", shape: ["batch", maxTokens], elemType: 7 }]); // int64
     assert.deepEqual(readVocabulary(ids.metadata), vocab);
   });
 
