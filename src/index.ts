@@ -20,6 +20,8 @@ export { splitTrainValidation, seededPermutation, allIndices, firstN } from "./d
 export { Batches, type Batch, type BatchOptions } from "./data/batches.js";
 export { loadData, holdOut, subset, type DataSource, type LoadOptions } from "./data/load.js";
 export { sampleSize, imageShape, gatherSamples, gatherLabels, type InputKind } from "./data/sample-set.js";
+export { buildVocabulary, tokenize, tokenizeAll, words, PAD_ID, UNKNOWN_ID, type Vocabulary, type VocabularyOptions, type TokenizerRules } from "./data/tokenizer.js";
+export { exportTextOnnx, tokenizerOnnx, readVocabulary, type TextExportOptions } from "./data/text-onnx.js";
 
 // ---- distillation ----
 export { kdLoss, type KdLossInput } from "./distill/kd-loss.js";

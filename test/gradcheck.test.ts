@@ -136,6 +136,12 @@ describe("op gradients", () => {
       return { inputs: [x], output: F.mul(F.sub(x.value, m), x.value), outputShape: [4, 6] };
     });
   });
+  it("ReduceMax over one and two axes, kept and dropped", async () => {
+    await gradCheck("reducemax", (g) => {
+      const x = inp(g, "x", [3, 4, 5], 20);
+      return { inputs: [x], output: F.add(F.unsqueeze(F.reduceMax(x.value, [1]), [1]), F.reduceMax(x.value, [0, 2], true)) };
+    });
+  });
   it("Softmax and LogSoftmax", async () => {
     await gradCheck("softmax", (g) => {
       const x = inp(g, "x", [4, 7], 14, -3, 3);
@@ -241,24 +247,28 @@ describe("layer gradients", () => {
     await layerCheck("dropout_eval", new L.Sequential([new L.Dropout({ p: 0.3 }), new L.Tanh()]), [8], "eval");
   });
   it("Flatten + Linear on an image", () => layerCheck("flat", new L.Sequential([new L.Flatten(), new L.Linear({ outFeatures: 3 })]), [2, 3, 3], "train"));
-  it("Embedding and EmbeddingMean", async () => {
-    for (const [label, layer] of [
-      ["emb", new L.Embedding({ vocabSize: 7, dim: 3 })],
-      ["embmean", new L.EmbeddingMean({ vocabSize: 7, dim: 3 })],
-    ] as const) {
-      await gradCheck(label, (g) => {
-        const ids = { value: g.input("ids", ["N", 4], "int64"), data: BigInt64Array.from([1, 2, 2, 0, 6, 0, 0, 0, 3, 3, 5, 1].map(BigInt)), wrt: false, shape: [3, 4] };
-        const params: CheckInput[] = [];
-        const ctx = new ForwardContext(g, "train", (d) => {
-          const v = g.input(d.name, d.shape);
-          params.push({ value: v, data: initialValue(d, 3) });
-          return v;
-        });
-        layer.path = label;
-        const y = layer.forward(ctx, ids.value);
-        return { inputs: [ids, ...params], output: y, outputShape: y.shape.map((d) => (typeof d === "number" ? d : 3)) };
+  // Ids with padding inside a text (an unknown bigram), at the end, and one text with no tokens.
+  const ids = [1, 2, 0, 2, 6, 0, 0, 0, 3, 3, 5, 1, 0, 0, 0, 0];
+  async function tokenLayerCheck(label: string, layers: Module[]) {
+    await gradCheck(label, (g) => {
+      const x = { value: g.input("ids", ["N", 4], "int64"), data: BigInt64Array.from(ids.map(BigInt)), wrt: false, shape: [4, 4] };
+      const params: CheckInput[] = [];
+      const ctx = new ForwardContext(g, "train", (d) => {
+        const v = g.input(d.name, d.shape);
+        params.push({ value: v, data: initialValue(d, 3) });
+        return v;
       });
-    }
+      const net = new L.Sequential(layers);
+      net.path = label;
+      const y = net.forward(ctx, x.value);
+      return { inputs: [x, ...params], output: y, outputShape: y.shape.map((d) => (typeof d === "number" ? d : 4)) };
+    });
+  }
+  it("Embedding (padding embeds to zeros)", () => tokenLayerCheck("emb", [new L.Embedding({ vocabSize: 7, dim: 3 })]));
+  it("Embedding + MeanPool (mask-aware mean)", () => tokenLayerCheck("embmean", [new L.Embedding({ vocabSize: 7, dim: 3 }), new L.MeanPool()]));
+  it("Embedding + Conv1d (odd and even kernels) + MaxOverTime", async () => {
+    await tokenLayerCheck("conv1d_k3", [new L.Embedding({ vocabSize: 7, dim: 3 }), new L.Conv1d({ outChannels: 4, kernelSize: 3 }), new L.MaxOverTime()]);
+    await tokenLayerCheck("conv1d_k2", [new L.Embedding({ vocabSize: 7, dim: 3 }), new L.Conv1d({ outChannels: 2, kernelSize: 2 }), new L.Tanh(), new L.MeanPool()]);
   });
   it("Residual block with 1×1 shortcut, and Concat branches", async () => {
     const res = new L.Residual(

@@ -18,25 +18,31 @@ async function ortWeb(): Promise<OrtWeb> {
   return loaded;
 }
 
-export interface WasmSession {
-  run(input: Float32Array | BigInt64Array, shape: number[]): Promise<Float32Array>;
+/** Pixels, token ids or raw strings; the dtype follows from the array. */
+export type WasmInput = Float32Array | BigInt64Array | string[];
+
+/** `Output` is the output's array type: Float32Array for logits, BigInt64Array for token ids. */
+export interface WasmSession<Output extends Float32Array | BigInt64Array = Float32Array> {
+  run(input: WasmInput, shape: number[]): Promise<Output>;
   dispose(): Promise<void>;
 }
 
-export async function createWasmSession(bytes: Uint8Array, inputName: string, outputName: string): Promise<WasmSession> {
+const dtypeOf = (input: WasmInput) => (Array.isArray(input) ? "string" : input instanceof BigInt64Array ? "int64" : "float32");
+
+export async function createWasmSession<Output extends Float32Array | BigInt64Array = Float32Array>(bytes: Uint8Array, inputName: string, outputName: string): Promise<WasmSession<Output>> {
   const ort = await ortWeb();
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
   return {
     async run(input, shape) {
-      const out = await session.run({ [inputName]: (input instanceof BigInt64Array ? new ort.Tensor("int64", input, shape) : new ort.Tensor("float32", input, shape)) }, [outputName]);
-      return out[outputName]!.data as Float32Array;
+      const out = await session.run({ [inputName]: new ort.Tensor(dtypeOf(input), input, shape) }, [outputName]);
+      return out[outputName]!.data as Output;
     },
     dispose: () => session.release(),
   };
 }
 
 /** Batch-1 latency percentiles and batch-`batch` throughput under the wasm backend (same protocol as measureOnnx). */
-export async function measureWasm(bytes: Uint8Array, inputName: string, outputName: string, makeInput: (batch: number) => { data: Float32Array | BigInt64Array; shape: number[] }, opts: { runs?: number; warmup?: number; batch?: number } = {}): Promise<LatencyResult> {
+export async function measureWasm(bytes: Uint8Array, inputName: string, outputName: string, makeInput: (batch: number) => { data: WasmInput; shape: number[] }, opts: { runs?: number; warmup?: number; batch?: number } = {}): Promise<LatencyResult> {
   const runs = opts.runs ?? 100, warmup = opts.warmup ?? 10, batch = opts.batch ?? 128;
   const s = await createWasmSession(bytes, inputName, outputName);
   try {

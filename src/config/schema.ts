@@ -35,6 +35,10 @@ const layerSchema = z.discriminatedUnion(
     obj({ type: z.literal("dropout"), p: unitOpen(), ...named }),
     obj({ type: z.literal("batchnorm"), ...named }),
     obj({ type: z.literal("layernorm"), ...named }),
+    obj({ type: z.literal("embedding"), dims: positiveInt(), ...named }),
+    obj({ type: z.literal("meanpool"), ...named }),
+    obj({ type: z.literal("maxovertime"), ...named }),
+    obj({ type: z.literal("conv1d"), filters: positiveInt(), kernel: positiveInt(), ...named }),
   ],
   {
     // The issue type omits invalid_type, but a non-mapping entry does arrive here with it.
@@ -57,6 +61,10 @@ export const LAYER_TYPES = [
   "dropout",
   "batchnorm",
   "layernorm",
+  "embedding",
+  "meanpool",
+  "maxovertime",
+  "conv1d",
 ] as const;
 
 export type LayerSpec = z.output<typeof layerSchema>;
@@ -64,14 +72,28 @@ export type LayerSpec = z.output<typeof layerSchema>;
 const ELEMENTWISE = new Set<string>(["dropout", ...activationKinds]);
 
 const modelSchema = obj({
-  input: enumOf(["flat", "image"]).optional(),
+  input: enumOf(["flat", "image", "tokens"]).optional(),
   layers: z.array(layerSchema, num("a list of layers")).min(1, num("at least one layer")),
-}).transform((m) => ({
-  // A model whose first shape-changing layer is linear wants [N, 784] (input dropout or an
-  // activation before it changes nothing); anything else wants [N, 1, 28, 28].
-  input: m.input ?? (m.layers.find((l) => !ELEMENTWISE.has(l.type))?.type === "linear" ? ("flat" as const) : ("image" as const)),
-  layers: m.layers,
-}));
+})
+  .superRefine((m, ctx) => {
+    // Token ids only mean something to an embedding, and an embedding reads nothing else.
+    m.layers.forEach((l, i) => {
+      if (l.type === "embedding" && i > 0) ctx.addIssue({ code: "custom", path: ["layers", i], message: "an embedding reads token ids, so it must be the first layer" });
+    });
+    if (m.input === "tokens" && m.layers[0]?.type !== "embedding")
+      ctx.addIssue({ code: "custom", path: ["layers", 0], message: "expected {type: embedding, dims: …} first with input: tokens" });
+    if (m.input !== undefined && m.input !== "tokens" && m.layers[0]?.type === "embedding")
+      ctx.addIssue({ code: "custom", path: ["input"], message: `expected tokens (the first layer is an embedding), got ${m.input}` });
+  })
+  .transform((m) => ({
+    // A model starting with an embedding takes token ids [N, maxTokens]; one whose first
+    // shape-changing layer is linear wants [N, 784] (input dropout or an activation before it
+    // changes nothing); anything else wants [N, 1, 28, 28].
+    input:
+      m.input ??
+      (m.layers[0]?.type === "embedding" ? ("tokens" as const) : m.layers.find((l) => !ELEMENTWISE.has(l.type))?.type === "linear" ? ("flat" as const) : ("image" as const)),
+    layers: m.layers,
+  }));
 
 export type ModelSpec = z.output<typeof modelSchema>;
 

@@ -4,7 +4,7 @@
 
 export type Dim = number | string;
 export type Shape = Dim[];
-export type DType = "float32" | "int64" | "int32" | "bool" | "uint8";
+export type DType = "float32" | "int64" | "int32" | "bool" | "uint8" | "string";
 
 /** An ONNX attribute value, tagged so integers and floats stay distinct on the wire. */
 export type Attr =
@@ -12,13 +12,14 @@ export type Attr =
   | { f: number }
   | { ints: number[] }
   | { floats: number[] }
-  | { s: string };
+  | { s: string }
+  | { strings: string[] };
 export type Attrs = Record<string, Attr>;
 
 export interface TensorData {
   dtype: DType;
   shape: number[];
-  data: Float32Array | BigInt64Array | Int32Array | Uint8Array;
+  data: Float32Array | BigInt64Array | Int32Array | Uint8Array | string[];
 }
 
 export class Value {
@@ -123,6 +124,11 @@ export class Graph {
     const v = this.initializer("const", { dtype: "int64", shape, data: BigInt64Array.from(values.map(BigInt)) });
     this.scalarCache.set(key, v);
     return v;
+  }
+
+  /** A string tensor constant (text front ends). */
+  constString(values: string[], shape: number[] = [values.length]): Value {
+    return this.initializer("const", { dtype: "string", shape, data: values });
   }
 
   output(value: Value, name: string): void {

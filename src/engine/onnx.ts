@@ -2,13 +2,15 @@
 
 import onnxProto from "onnx-proto";
 import { type Graph, type Value, type TensorData, type Shape } from "./graph.js";
-import { ONNX_BY_DTYPE } from "./ops.js";
+import { ONNX_BY_DTYPE, OPS } from "./ops.js";
 
 const { onnx } = onnxProto;
 
 /** ONNX opset all distill graphs target: Reduce* take axes as inputs, ScatterND/ScatterElements reduce. */
 export const OPSET = 18;
 const IR_VERSION = 8;
+/** Versions of the other operator sets a graph may use: LabelEncoder-2 (ai.onnx.ml 3, paired with opset 18), Tokenizer (com.microsoft 1). */
+const DOMAIN_OPSETS = { "ai.onnx.ml": 3, "com.microsoft": 1 } as const;
 
 export interface ModelOptions {
   /** Free-form key/value pairs stored in the model (input layout, class labels…). */
@@ -30,6 +32,7 @@ function valueInfo(name: string, v: Value | { shape: Shape; dtype: Value["dtype"
 }
 
 function tensorProto(name: string, t: TensorData) {
+  if (Array.isArray(t.data)) return { name, dims: t.shape, dataType: ONNX_BY_DTYPE.string, stringData: t.data.map((s) => new TextEncoder().encode(s)) };
   const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   return { name, dims: t.shape, dataType: ONNX_BY_DTYPE[t.dtype], rawData: bytes };
 }
@@ -40,6 +43,7 @@ function attributeProto(name: string, a: import("./graph.js").Attr) {
   if ("f" in a) return { name, type: A.FLOAT, f: a.f };
   if ("ints" in a) return { name, type: A.INTS, ints: a.ints };
   if ("floats" in a) return { name, type: A.FLOATS, floats: a.floats };
+  if ("strings" in a) return { name, type: A.STRINGS, strings: a.strings.map((s) => new TextEncoder().encode(s)) };
   return { name, type: A.STRING, s: new TextEncoder().encode(a.s) };
 }
 
@@ -63,9 +67,10 @@ export function encodeModel(graph: Graph, options: ModelOptions = {}): Uint8Arra
 }
 
 function finishModel(graph: onnxProto.onnx.IGraphProto, options: ModelOptions): Uint8Array {
+  const domains = new Set((graph.node ?? []).map((n) => n.domain).filter((d): d is keyof typeof DOMAIN_OPSETS => !!d));
   const model = onnx.ModelProto.create({
     irVersion: IR_VERSION,
-    opsetImport: [{ domain: "", version: OPSET }],
+    opsetImport: [{ domain: "", version: OPSET }, ...[...domains].map((domain) => ({ domain, version: DOMAIN_OPSETS[domain] }))],
     producerName: "distill",
     producerVersion: "0.1.0",
     docString: options.docString ?? "",
@@ -103,6 +108,7 @@ function encodeGraph(graph: Graph): { node: onnxProto.onnx.INodeProto[]; output:
     .map((n, i) => ({
       name: `${n.scope ? n.scope + "/" : ""}${n.opType}_${i}`,
       opType: n.opType,
+      ...(OPS[n.opType]?.domain ? { domain: OPS[n.opType]!.domain } : {}),
       input: n.inputs.map(nameOf),
       // Trailing outputs nothing reads are left off (they are optional in every op we emit, and
       // e.g. MaxPool without its Indices output runs ~10× faster in onnxruntime).

@@ -18,6 +18,8 @@ export interface OutSpec {
 }
 
 export interface OpDef {
+  /** Operator set domain, for ops outside the default ONNX domain. */
+  domain?: "ai.onnx.ml" | "com.microsoft";
   /**
    * The output shape comes from the caller's hint when the op's own inputs cannot give it (a
    * shape read at run time); for every other op a hint is only a cross-check.
@@ -382,6 +384,12 @@ export const OPS: Record<string, OpDef> = {
   },
   ReduceMax: {
     infer: (g, [x, axesV], attrs) => [{ shape: reducedShape(x!, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x!.dtype }],
+    grad: ({ x, y, dy, attrs, input }) => {
+      // The gradient goes to the maxima, shared evenly where several tie (as torch.amax).
+      const axes = constInts(input(1))!, keepdims = intAttr(attrs, "keepdims", 1);
+      const winners = cast(one("Equal", [x, restoreReducedAxes(y, x, axes, keepdims)]), "float32");
+      return [mul(restoreReducedAxes(dy, x, axes, keepdims), div(winners, reduceSum(winners, axes, true))), undefined];
+    },
   },
   ArgMax: {
     infer: (g, [x], attrs) => [{ shape: reducedShape(x!, [intAttr(attrs, "axis", 0)], intAttr(attrs, "keepdims", 1)), dtype: "int64" }],
@@ -510,10 +518,23 @@ export const OPS: Record<string, OpDef> = {
       return [mul(expandLike(dy, x), g.constFloat([1 / (h * w)]))];
     },
   },
+
+  // ---- text: what a model that takes raw strings needs (data/text-onnx.ts)
+  /** onnxruntime's regex tokenizer (RE2): [N] strings → [N, most matches in the batch], padded with pad_value. */
+  Tokenizer: {
+    domain: "com.microsoft",
+    infer: (g, [x]) => {
+      if (x!.rank !== 1 || x!.dtype !== "string") throw g.shapeError(`Tokenizer expects strings [N], got ${x!.dtype} ${formatShape(x!.shape)}`);
+      return [{ shape: [x!.shape[0]!, "matches"], dtype: "string" }];
+    },
+  },
+  StringNormalizer: { infer: sameAsFirst },
+  /** A lookup table: keys_strings or keys_int64s → values_int64s, default_int64 for a missing key. */
+  LabelEncoder: { domain: "ai.onnx.ml", infer: (_g, [x]) => [{ shape: x!.shape, dtype: "int64" }] },
 };
 
-const DTYPE_BY_ONNX: Record<number, DType> = { 1: "float32", 2: "uint8", 6: "int32", 7: "int64", 9: "bool" };
-export const ONNX_BY_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9 };
+const DTYPE_BY_ONNX: Record<number, DType> = { 1: "float32", 2: "uint8", 6: "int32", 7: "int64", 8: "string", 9: "bool" };
+export const ONNX_BY_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, string: 8, bool: 9 };
 
 // ---------------------------------------------------------------- emission
 

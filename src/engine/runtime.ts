@@ -10,7 +10,8 @@ export type TypedArray = Float32Array | BigInt64Array | Int32Array | Uint8Array;
 export interface HostTensor {
   dtype: DType;
   shape: number[];
-  data: TypedArray;
+  /** string[] for dtype "string" (text inputs). */
+  data: TypedArray | string[];
 }
 
 export interface RuntimeOptions {

@@ -226,7 +226,7 @@ export class TrainingSession {
     const stepOf = (name: string, i: number): HostTensor => {
       const t = res[loopNames.scan(name)]!;
       const size = t.shape.slice(1).reduce((a, b) => a * b, 1);
-      return { dtype: t.dtype, shape: t.shape.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
+      return { dtype: t.dtype, shape: t.shape.slice(1), data: (t.data as TypedArray).subarray(i * size, (i + 1) * size) };
     };
     return lrs.map((_, i) => ({
       loss: firstFloat(stepOf("loss", i)),

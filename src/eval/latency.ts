@@ -7,9 +7,10 @@ import { Session, type HostTensor } from "../engine/runtime.js";
 
 export interface LatencyInput {
   name: string;
-  dtype: "float32" | "int64";
+  /** "string": raw texts for a model with the tokenizer inside. */
+  dtype: "float32" | "int64" | "string";
   shape: number[];
-  data: Float32Array | BigInt64Array;
+  data: Float32Array | BigInt64Array | string[];
 }
 
 export interface MeasureOptions {

@@ -205,37 +205,84 @@ export class LayerNorm extends Module {
   }
 }
 
-/** Token embedding: int64 [N, L] → [N, L, D]; table drawn N(0, 1) as PyTorch does. */
+/**
+ * Token embedding: int64 ids [N, L] → [N, L, D], the table drawn N(0, 1) as PyTorch does. Id 0
+ * is padding: its positions embed to zeros (PyTorch's padding_idx) and the padding mask [N, L]
+ * is left on the context for the pooling layers after it.
+ */
 export class Embedding extends Module {
   readonly kind = "embedding";
   constructor(readonly opts: { vocabSize: number; dim: number }) {
     super();
   }
   protected build(ctx: ForwardContext, x: Value): Value {
-    if (x.dtype !== "int64") throw ctx.graph.shapeError(`Embedding expects int64 token ids, got ${x.dtype}`);
+    const g = ctx.graph;
+    if (x.dtype !== "int64" || x.rank !== 2) throw g.shapeError(`Embedding expects int64 token ids [N, L], got ${x.dtype} ${formatShape(x.shape)} (is it the first layer?)`);
     const table = ctx.param(this.pname("weight"), [this.opts.vocabSize, this.opts.dim], { kind: "normal", std: 1 });
-    return F.gather(table, x);
+    ctx.tokenMask = F.cast(F.greater(x, g.constInt64([0], [])), "float32");
+    return F.mul(F.gather(table, x), F.unsqueeze(ctx.tokenMask, [2]));
+  }
+}
+
+/** The padding mask [N, L] an earlier Embedding recorded, checked against a [N, L, D] input. */
+function tokenMaskFor(ctx: ForwardContext, x: Value, layer: string): Value {
+  const mask = ctx.tokenMask;
+  if (!mask) throw ctx.graph.shapeError(`${layer} pools over tokens, so it needs an embedding layer before it`);
+  if (x.rank !== 3 || x.shape[1] !== mask.shape[1])
+    throw ctx.graph.shapeError(`${layer} expects [N, ${String(mask.shape[1])}, features] (one row per token), got ${formatShape(x.shape)}`);
+  return mask;
+}
+
+/**
+ * Mean over the real tokens, padding excluded: [N, L, D] → [N, D] (an EmbeddingBag "mean"
+ * after an embedding). A text with no tokens gives zeros.
+ */
+export class MeanPool extends Module {
+  readonly kind = "meanpool";
+  protected build(ctx: ForwardContext, x: Value): Value {
+    const mask = tokenMaskFor(ctx, x, "meanpool");
+    const summed = F.reduceSum(F.mul(x, F.unsqueeze(mask, [2])), [1]); // [N, D]
+    const count = F.emit("Max", [F.reduceSum(mask, [1], true), ctx.graph.constFloat([1])])[0]!; // [N, 1]; empty rows divide by 1
+    return F.div(summed, count);
   }
 }
 
 /**
- * Mean of token embeddings per sequence, ignoring padding id 0 (an EmbeddingBag "mean"):
- * int64 [N, L] → [N, D]. The usual small text student.
+ * Maximum over the real tokens, per feature: [N, L, D] → [N, D] (max-over-time pooling, Kim 2014).
+ * Padded positions never win; a text with no tokens gives zeros.
  */
-export class EmbeddingMean extends Module {
-  readonly kind = "embmean";
-  constructor(readonly opts: { vocabSize: number; dim: number }) {
+export class MaxOverTime extends Module {
+  readonly kind = "maxovertime";
+  protected build(ctx: ForwardContext, x: Value): Value {
+    const g = ctx.graph;
+    const mask = tokenMaskFor(ctx, x, "maxovertime");
+    const isToken = F.greater(F.unsqueeze(mask, [2]), g.constFloat([0])); // [N, L, 1]
+    const max = F.reduceMax(F.where(isToken, x, g.constFloat([-3.4e38])), [1]); // [N, D]
+    return F.mul(max, F.reduceMax(mask, [1], true)); // 0 for a text without tokens
+  }
+}
+
+/**
+ * 1-D convolution along the tokens: [N, L, D] → [N, L, filters], "same" padding (an even kernel
+ * gets the extra position at the end, as PyTorch's padding="same"), so position t stays token t
+ * and the padding mask still applies. Runs as a [1, k] Conv2d on [N, D, 1, L].
+ */
+export class Conv1d extends Module {
+  readonly kind = "conv1d";
+  constructor(readonly opts: { outChannels: number; kernelSize: number }) {
     super();
   }
   protected build(ctx: ForwardContext, x: Value): Value {
-    const g = ctx.graph;
-    if (x.dtype !== "int64" || x.rank !== 2) throw g.shapeError(`EmbeddingMean expects int64 [N, L] token ids, got ${x.dtype} ${formatShape(x.shape)}`);
-    const table = ctx.param(this.pname("weight"), [this.opts.vocabSize, this.opts.dim], { kind: "normal", std: 1 });
-    const emb = F.gather(table, x); // [N, L, D]
-    const notPad = F.cast(F.greater(F.cast(x, "float32"), g.constFloat([0])), "float32"); // [N, L]
-    const summed = F.reduceSum(F.mul(emb, F.unsqueeze(notPad, [2])), [1]); // [N, D]
-    const denom = F.emit("Max", [F.reduceSum(notPad, [1], true), g.constFloat([1])])[0]!; // [N, 1], empty rows divide by 1
-    return F.div(summed, denom);
+    if (x.rank !== 3) throw ctx.graph.shapeError(`conv1d expects [N, tokens, features], got ${formatShape(x.shape)} (put it after an embedding)`);
+    const d = this.staticDim(ctx, x, 2, "conv1d input features");
+    const k = this.opts.kernelSize, m = this.opts.outChannels;
+    const bound = kaimingBound(d * k);
+    const w = ctx.param(this.pname("weight"), [m, d, 1, k], { kind: "uniform", bound });
+    const b = ctx.param(this.pname("bias"), [m], { kind: "uniform", bound });
+    const before = Math.floor((k - 1) / 2), after = k - 1 - before;
+    const planes = F.unsqueeze(F.transpose(x, [0, 2, 1]), [2]); // [N, D, 1, L]
+    const y = F.emit("Conv", [planes, w, b], { kernel_shape: { ints: [1, k] }, pads: { ints: [0, before, 0, after] } })[0]!;
+    return F.transpose(F.squeeze(y, [2]), [0, 2, 1]);
   }
 }
 

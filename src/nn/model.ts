@@ -11,8 +11,8 @@ export interface InputSpec {
   /** Shape of one sample as fed, batch excluded: [784], [28, 28, 1] (NHWC) or [1, 28, 28] (NCHW). */
   shape: number[];
   dtype?: Extract<DType, "float32" | "int64">;
-  /** For image inputs: how channels are laid out in what the user feeds. */
-  layout?: "NCHW" | "NHWC";
+  /** For image inputs: how channels are laid out in what the user feeds; "tokens" for int64 token ids. */
+  layout?: "NCHW" | "NHWC" | "tokens";
   /** x ↦ (x·scale − mean[c]) / std[c], applied in the graph. */
   scale?: number;
   mean?: number[];
@@ -102,6 +102,11 @@ export interface ExportOptions {
   /** Also output softmax probabilities under this name. */
   probabilitiesName?: string;
   metadata?: Record<string, string>;
+  /**
+   * What the exported model takes instead of the model's own input (e.g. raw strings for a
+   * token model), and the nodes that turn it into that input.
+   */
+  rawInput?: { dtype: DType; shape: number[]; layout: string; toModelInput: (x: Value) => Value };
 }
 
 /**
@@ -113,16 +118,17 @@ export function exportOnnx(model: Model, params: ParameterSet, opts: ExportOptio
   const g = new Graph();
   const inputName = opts.inputName ?? "input";
   const outputName = opts.outputName ?? "logits";
-  const x = model.inputValue(g, inputName, "batch");
-  const { logits } = model.build(g, "eval", { kind: "initializers", params }, x);
+  const raw = opts.rawInput;
+  const x = raw ? g.input(inputName, ["batch", ...raw.shape], raw.dtype) : model.inputValue(g, inputName, "batch");
+  const { logits } = model.build(g, "eval", { kind: "initializers", params }, raw ? raw.toModelInput(x) : x);
   g.output(logits, outputName);
   if (opts.probabilitiesName) g.output(F.softmax(logits, -1), opts.probabilitiesName);
   const metadata: Record<string, string> = {
     "distill.input_name": inputName,
     "distill.output_name": outputName,
-    "distill.input_shape": JSON.stringify(["batch", ...model.input.shape]),
-    "distill.input_layout": model.input.layout ?? (model.input.shape.length === 3 ? "NCHW" : "flat"),
-    "distill.input_dtype": model.input.dtype ?? "float32",
+    "distill.input_shape": JSON.stringify(["batch", ...(raw?.shape ?? model.input.shape)]),
+    "distill.input_layout": raw?.layout ?? model.input.layout ?? (model.input.shape.length === 3 ? "NCHW" : "flat"),
+    "distill.input_dtype": raw?.dtype ?? model.input.dtype ?? "float32",
     "distill.input_preprocessing": JSON.stringify({ scale: model.input.scale ?? 1, mean: model.input.mean ?? [], std: model.input.std ?? [] }),
     "distill.class_labels": JSON.stringify(model.classLabels),
     // The trained parameter count (what a report calls "parameters"), not the initializers' size,

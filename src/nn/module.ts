@@ -32,6 +32,11 @@ export class ForwardContext {
    * layer that draws random numbers; the trainer feeds a value derived from (seed, step).
    */
   randomStream: Value | undefined;
+  /**
+   * Token models: 1 where the input holds a token, 0 at padding ([N, L], float32), set by the
+   * embedding layer so that pooling over tokens can leave padding out.
+   */
+  tokenMask: Value | undefined;
   /** New values for buffers computed in train mode (BatchNorm running mean/var). */
   readonly bufferUpdates = new Map<string, Value>();
   private readonly declaredNames = new Set<string>();

@@ -1,6 +1,6 @@
 // A model described in a config (ModelSpec) → a Model with its preprocessing. The exported graph
 // takes raw pixels 0–255 ([N, 784] for "flat", [N, 1, H, W] NCHW for "image") and normalises
-// inside, with the dataset's mean and std.
+// inside, with the dataset's mean and std; a "tokens" model takes int64 ids [N, maxTokens].
 
 import type { LayerSpec, ModelSpec } from "../config/schema.js";
 import { ShapeError } from "../engine/graph.js";
@@ -8,7 +8,8 @@ import type { InputKind, SampleSet } from "../data/sample-set.js";
 import { Model } from "./model.js";
 import type { Module } from "./module.js";
 import {
-  AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, GELU, GlobalAvgPool, LayerNorm, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh,
+  AvgPool2d, BatchNorm, Conv1d, Conv2d, Dropout, Embedding, Flatten, GELU, GlobalAvgPool, LayerNorm, Linear, MaxOverTime, MaxPool2d, MeanPool, ReLU,
+  Sequential, Sigmoid, Tanh,
 } from "./layers.js";
 
 /** What a model needs to know about its data: the samples' kind and shape, and the normalisation
@@ -32,7 +33,9 @@ export function dataGeometry(train: SampleSet, vocabSize?: number): DataGeometry
   return { kind, sampleShape, scale: 1, mean: [], std: [], ...(vocabSize !== undefined ? { vocabSize } : {}) };
 }
 
-function layerOf(spec: LayerSpec): Module {
+const DATA_HOLDS = { image: "images", table: "table rows", tokens: "token ids" } as const;
+
+function layerOf(spec: LayerSpec, geometry: DataGeometry): Module {
   switch (spec.type) {
     case "linear": return new Linear({ outFeatures: spec.units });
     case "conv": return new Conv2d({ outChannels: spec.filters, kernelSize: spec.kernel, stride: spec.stride, padding: spec.padding, groups: spec.groups });
@@ -47,6 +50,13 @@ function layerOf(spec: LayerSpec): Module {
     case "dropout": return new Dropout({ p: spec.p });
     case "batchnorm": return new BatchNorm();
     case "layernorm": return new LayerNorm();
+    case "embedding":
+      if (geometry.kind !== "tokens" || geometry.vocabSize === undefined)
+        throw new ShapeError(`the model starts with an embedding, which reads token ids, but the data holds ${DATA_HOLDS[geometry.kind]}`);
+      return new Embedding({ vocabSize: geometry.vocabSize, dim: spec.dims });
+    case "meanpool": return new MeanPool();
+    case "maxovertime": return new MaxOverTime();
+    case "conv1d": return new Conv1d({ outChannels: spec.filters, kernelSize: spec.kernel });
   }
 }
 
@@ -55,9 +65,11 @@ function layerOf(spec: LayerSpec): Module {
  * the config says where to flatten, and a missing one is a build-time shape error naming the layer.
  */
 export function buildModel(spec: ModelSpec, classLabels: string[], geometry: DataGeometry): Model {
-  const layers = spec.layers.map(layerOf);
+  const layers = spec.layers.map((l) => layerOf(l, geometry));
   const net = new Sequential(layers, spec.layers.map((l) => l.name));
   const { kind, sampleShape, scale, mean, std } = geometry;
+  if (spec.input === "tokens") return new Model(net, { shape: sampleShape, dtype: "int64", layout: "tokens" }, classLabels);
+  if (kind === "tokens") throw new ShapeError(`the data holds token ids: a text model starts with {type: embedding, dims: …}, not ${spec.layers[0]!.type}`);
   if (spec.input === "image" && kind !== "image")
     throw new ShapeError(`the model starts with ${spec.layers[0]!.type} layers that want images, but the data holds ${kind === "table" ? "table rows" : "token ids"}`);
   const values = sampleShape.reduce((a, b) => a * b, 1);
