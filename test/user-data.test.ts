@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { loadDataset } from "../src/data/datasets.js";
 import { pooledDigitRows, toCsv } from "../examples/write-digits-csv.js";
+import { uciSplit } from "./helpers/uci-sentences.js";
 import { writeImageFolders } from "../examples/write-image-folders.js";
 import { holdOut, loadData, subset } from "../src/data/load.js";
 import { configFromObject } from "../src/config/load.js";
@@ -248,6 +249,69 @@ describe("CSV tables", () => {
     bad({ dataset: "mnist", train: "a.csv" }, /data\.train: only used with format/);
     bad({ format: "image-folder", train: "t", test: "u", image: { width: 10 } }, /data\.image: give both width and height/);
     bad({}, /data: needs dataset \(mnist, fashion-mnist\) or format/);
+  });
+});
+
+describe("texts (JSON lines)", () => {
+  const textDir = join(dir, "text");
+  mkdirSync(textDir, { recursive: true });
+  const { train, test: held } = uciSplit(900, 1);
+  const jsonl = (path: string, s: { texts: string[]; labels: number[] }, edit?: (lines: string[]) => void) => {
+    const lines = s.texts.map((text, i) => JSON.stringify({ text, sentiment: s.labels[i] ? "positive" : "negative" }));
+    edit?.(lines);
+    writeFileSync(path, lines.join("\n") + "\n");
+  };
+  const trainFile = join(textDir, "train.jsonl"), testFile = join(textDir, "test.jsonl");
+  jsonl(trainFile, train);
+  jsonl(testFile, { texts: held.texts.slice(0, 300), labels: held.labels.slice(0, 300) });
+  const models = tinyModels("[ {type: embedding, dims: 8}, {type: meanpool}, {type: linear, units: 2} ]", "[ {type: embedding, dims: 16}, {type: meanpool}, {type: linear, units: 2} ]", 12);
+
+  test("UCI sentences distil end to end; the exported student takes raw strings; two-class metrics", async () => {
+    const cfg = join(textDir, "run.yaml");
+    writeFileSync(cfg, `name: uci\noutput: ${join(dir, "runs", "text")}\ndata: { format: jsonl, train: ${trainFile}, test: ${testFile}, text: text, label: sentiment, maxTokens: 32, validation: 100 }\n` + models);
+    const r = cli(["run", cfg, "--quiet"]);
+    assert.equal(r.status, 0, r.stderr);
+    const results = JSON.parse(readFileSync(join(dir, "runs", "text", "results.json"), "utf8")) as RunResults;
+    assert.equal(results.dataset, "text", "named after the folder of train.jsonl");
+    const student = results.models.find((m) => m.role === "student")!.perSeed[0]!;
+    assert.ok(student.accuracy > 0.6, `learns sentiment: ${student.accuracy}`);
+    for (const key of ["precision", "recall", "f1", "rocAuc"] as const) assert.ok(typeof student[key] === "number" && student[key]! > 0.5, `${key} ${student[key]}`);
+    assert.deepEqual(results.details!.disagreements.every((d) => typeof d.text === "string" && d.pixels === undefined), true);
+    // The .onnx takes strings: classes in sorted order (negative, positive), the test set's errors reproduced from raw text.
+    const bytes = readFileSync(join(dir, "runs", "text", "student.onnx"));
+    const c = await OnnxClassifier.fromBytes(bytes, "student");
+    assert.equal(c.inputDType, "string");
+    const ds = await loadData({ format: "jsonl", train: trainFile, test: testFile, text: "text", label: "sentiment", maxTokens: 32 }, { cacheDir });
+    assert.deepEqual(ds.classLabels, ["negative", "positive"]);
+    const logits = await c.logits(ds.test, Int32Array.from({ length: 300 }, (_, i) => i));
+    await c.dispose();
+    let errors = 0;
+    for (let i = 0; i < 300; i++) if ((logits[2 * i + 1]! > logits[2 * i]! ? 1 : 0) !== ds.test.labels[i]) errors++;
+    assert.equal(errors, student.errors);
+    const ev = cli(["eval", join(dir, "runs", "text", "student.onnx"), "--json"]);
+    assert.equal(ev.status, 0, ev.stderr);
+    assert.equal(JSON.parse(ev.stdout).errors, errors);
+  });
+
+  test("bad JSON lines: one line naming file and line, exit 2, nothing written", () => {
+    const cases: [string, (lines: string[]) => void, string, RegExp][] = [
+      ["notjson", (l) => (l[4] = "{text: unquoted}"), "", /notjson\.jsonl: line 5: not JSON/],
+      ["notobject", (l) => (l[2] = "[1, 2]"), "", /notobject\.jsonl: line 3: expected a JSON object/],
+      ["nolabel", () => {}, "label: stars", /nolabel\.jsonl: data\.label: no column or field "stars"/],
+      ["nottext", (l) => (l[7] = JSON.stringify({ text: 42, sentiment: "positive" })), "", /nottext\.jsonl: line 8: field "text" is not a string \(42\)/],
+    ];
+    for (const [name, edit, extra, message] of cases) {
+      const file = join(textDir, `${name}.jsonl`);
+      jsonl(file, { texts: train.texts.slice(0, 60), labels: train.labels.slice(0, 60) }, edit);
+      const cfg = join(textDir, `${name}.yaml`);
+      const out = join(textDir, "runs", name);
+      writeFileSync(cfg, `name: ${name}\noutput: ${out}\ndata: { format: jsonl, train: ${file}, test: ${testFile}, text: text, ${extra || "label: sentiment"} }\n` + models);
+      const r = cli(["run", cfg]);
+      assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, message, name);
+      assert.equal(r.stderr.trim().split("\n").length, 1, `${name}: ${r.stderr}`);
+      assert.ok(!existsSync(out), name);
+    }
   });
 });
 

@@ -10,6 +10,7 @@ import { loadConfig } from "../config/load.js";
 import { validationSize } from "../config/schema.js";
 import { Batches } from "../data/batches.js";
 import { loadData } from "../data/load.js";
+import { feedDType } from "../data/sample-set.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { defaultCacheDir, teacherSoftTargets } from "../distill/soft-targets.js";
 import { decodeModel } from "../engine/onnx.js";
@@ -104,7 +105,7 @@ export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, wh
         // Cosine decay from lr0 to 0 over the fine-tune.
         const lr = 0.5 * lr0 * (1 + Math.cos((Math.PI * step++) / steps));
         const r = await trainer.step({
-          input: { dtype: "float32", shape: [batch.size, ...model.input.shape], data: batch.input },
+          input: { dtype: feedDType(dataset.train), shape: [batch.size, ...model.input.shape], data: batch.input },
           labels: { dtype: "int64", shape: [batch.size], data: batch.labels },
           teacher_logits: { dtype: "float32", shape: [batch.size, k], data: teacherBatch.subarray(0, batch.size * k) },
         }, lr);

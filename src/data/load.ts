@@ -10,6 +10,7 @@ import { DATASET_NAMES, loadDataset, type DatasetName } from "./datasets.js";
 import { sampleSize, type Dataset, type SampleSet } from "./sample-set.js";
 import { loadImageFolders } from "./sources/image-folder.js";
 import { loadRecords } from "./sources/records.js";
+import { buildVocabulary, tokenizeAll } from "./tokenizer.js";
 
 /** The fields of `data:` a loader reads (so callers holding a partial spec, e.g. model metadata, can load too). */
 export type DataSource = Pick<DataSpec, "dataset" | "train" | "test" | "testFraction" | "image" | "label" | "features" | "text"> & Partial<Pick<DataSpec, "format" | "dir" | "maxTokens" | "vocabSize">>;
@@ -37,7 +38,20 @@ export async function loadData(data: DataSource, o: LoadOptions = {}): Promise<D
     const splits = records.test ? { train: records.train, test: records.test } : holdOut(records.train, data.testFraction!);
     return { name, classLabels: records.classLabels, featureNames: records.featureNames, ...splits };
   }
-  throw new UserError(`data.text`, "text data needs the tokenizer (not wired yet)");
+  // Texts: the held-out share is chosen first, so the vocabulary is built from training texts only.
+  const all = records.train;
+  let trainTexts = all, testTexts = records.test;
+  if (!testTexts) {
+    const { train, test } = holdOutIndices(all.texts.length, data.testFraction!);
+    const pick = (rows: Int32Array) => ({ texts: Array.from(rows, (i) => all.texts[i]!), labels: Int32Array.from(rows, (i) => all.labels[i]!) });
+    trainTexts = pick(train);
+    testTexts = pick(test);
+  }
+  const vocabulary = buildVocabulary(trainTexts.texts, { vocabSize: data.vocabSize ?? 20000, maxTokens: data.maxTokens ?? 64 });
+  const tokens = (t: { texts: string[]; labels: Int32Array }): SampleSet => ({
+    kind: "tokens", inputs: tokenizeAll(t.texts, vocabulary), labels: t.labels, count: t.texts.length, sampleShape: [vocabulary.maxTokens], texts: t.texts,
+  });
+  return { name, classLabels: records.classLabels, train: tokens(trainTexts), test: tokens(testTexts!), vocabulary, vocabularySize: vocabulary.tokens.length };
 }
 
 /**
@@ -74,14 +88,18 @@ export async function dataOfModel(metadata: Readonly<Record<string, string>>, gi
  * Samples keep their relative order within each part.
  */
 export function holdOut(set: SampleSet, fraction: number): { train: SampleSet; test: SampleSet } {
-  const testCount = Math.round(set.count * fraction);
-  if (testCount < 1 || testCount >= set.count)
-    throw new UserError("data.testFraction", `${fraction} of ${set.count} samples leaves ${testCount < 1 ? "no test samples" : "no training samples"}`);
-  const order = Int32Array.from({ length: set.count }, (_, i) => i);
-  new Rng(0, "test-holdout").shuffle(order);
-  const test = order.subarray(0, testCount).slice().sort();
-  const train = order.subarray(testCount).slice().sort();
+  const { train, test } = holdOutIndices(set.count, fraction);
   return { train: subset(set, train), test: subset(set, test) };
+}
+
+/** The seeded split behind holdOut: which of `count` samples are test, which training (each in order). */
+export function holdOutIndices(count: number, fraction: number): { train: Int32Array; test: Int32Array } {
+  const testCount = Math.round(count * fraction);
+  if (testCount < 1 || testCount >= count)
+    throw new UserError("data.testFraction", `${fraction} of ${count} samples leaves ${testCount < 1 ? "no test samples" : "no training samples"}`);
+  const order = Int32Array.from({ length: count }, (_, i) => i);
+  new Rng(0, "test-holdout").shuffle(order);
+  return { test: order.subarray(0, testCount).slice().sort(), train: order.subarray(testCount).slice().sort() };
 }
 
 /** The samples `indices` of `set` as a set of their own. */

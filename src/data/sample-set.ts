@@ -4,6 +4,7 @@
 // tokenisation rules live in the models' graphs and metadata, not in the feeding code.
 
 import type { DType } from "../engine/graph.js";
+import type { Vocabulary } from "./tokenizer.js";
 
 export type InputKind = "image" | "table" | "tokens";
 
@@ -32,7 +33,7 @@ export interface Dataset {
   /** table: the feature columns in input order. */
   featureNames?: string[];
   /** tokens: the vocabulary and tokenizer rules the token ids were made with (JSON-serialisable). */
-  vocabulary?: unknown;
+  vocabulary?: Vocabulary;
   /** tokens: every id is below this (padding, unknown and the vocabulary). */
   vocabularySize?: number;
 }

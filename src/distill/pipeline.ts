@@ -18,6 +18,8 @@ import { dataName, validationSize, type DistillConfig } from "../config/schema.j
 import { loadConfig } from "../config/load.js";
 import { gatherLabels, imageShape, sampleSize, type Dataset } from "../data/sample-set.js";
 import { teacherReport, withBaseline } from "../eval/teacher-report.js";
+import { exportOnnx } from "../nn/model.js";
+import { exportTextOnnx } from "../data/text-onnx.js";
 import { dataMetadata, loadData } from "../data/load.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { UserError } from "../errors.js";
@@ -320,7 +322,7 @@ async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
       checkpointPath: run.checkpointPath("teacher", teacherSeed), progress: plan.progress,
       onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
     });
-    run.finishStage("teacher", teacherSeed, model, params, history, runMetadata(plan));
+    run.finishStage("teacher", teacherSeed, model, params, history, runMetadata(plan), exporterFor(plan.dataset));
   }
   if (!existsSync(run.teacherFile)) copyFileSync(run.modelPath("teacher", teacherSeed), run.teacherFile);
 }
@@ -416,7 +418,7 @@ async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOutputs): 
         checkpointPath: run.checkpointPath(link.stage, teacherSeed), progress: plan.progress,
         onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
       });
-      run.finishStage(link.stage, teacherSeed, model, params, history, runMetadata(plan));
+      run.finishStage(link.stage, teacherSeed, model, params, history, runMetadata(plan), exporterFor(plan.dataset));
     }
     const classifier = await OnnxClassifier.fromFile(run.modelPath(link.stage, teacherSeed));
     try {
@@ -474,7 +476,7 @@ async function trainStudents(plan: Plan, run: RunFolder, teacher: TeacherOutputs
         checkpointPath: run.checkpointPath(stage, seed), progress: plan.progress,
         onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
       });
-      run.finishStage(stage, seed, model, params, history, runMetadata(plan));
+      run.finishStage(stage, seed, model, params, history, runMetadata(plan), exporterFor(plan.dataset));
       run.saveState();
       if (stage === "baseline" && seed === config.seeds[0]) judgeTeacher(plan, run, history);
     }
@@ -484,6 +486,15 @@ async function trainStudents(plan: Plan, run: RunFolder, teacher: TeacherOutputs
 /** No labels, no hard-label baseline; a benchmark may also reuse one baseline across runs. */
 function studentStages(plan: Plan): ("baseline" | "student")[] {
   return plan.labeled && !plan.opts.skipBaseline ? ["baseline", "student"] : ["student"];
+}
+
+/**
+ * How a stage's model is exported: text models take raw strings, the tokenizer inside the graph
+ * (src/data/text-onnx.ts), so a deployment needs nothing but onnxruntime; the others as exportOnnx.
+ */
+function exporterFor(dataset: Dataset): typeof exportOnnx {
+  const vocabulary = dataset.vocabulary;
+  return vocabulary ? (model, params, opts) => exportTextOnnx(model, params, vocabulary, opts) : exportOnnx;
 }
 
 /** What every exported model records about its run and data (so `distill eval` finds its test set). */

@@ -90,8 +90,9 @@ export class RunFolder {
   }
 
   /** Writes the stage's model and record; from now on the stage counts as done. */
-  finishStage(stage: string, seed: number, model: Model, params: ParameterSet, history: EpochMetric[], metadata: Record<string, string>): void {
-    const bytes = exportOnnx(model, params, { probabilitiesName: "probabilities", metadata: { "distill.stage": stage, "distill.seed": String(seed), ...metadata } });
+  /** Exports the stage's model (with `exporter`: text models export with their tokenizer inside) and its record. */
+  finishStage(stage: string, seed: number, model: Model, params: ParameterSet, history: EpochMetric[], metadata: Record<string, string>, exporter: typeof exportOnnx = exportOnnx): void {
+    const bytes = exporter(model, params, { probabilitiesName: "probabilities", metadata: { "distill.stage": stage, "distill.seed": String(seed), ...metadata } });
     writeFileAtomic(this.modelPath(stage, seed), bytes);
     const record: StageRecord = { stage, seed, history };
     writeFileAtomic(this.recordPath(stage, seed), JSON.stringify(record) + "\n");

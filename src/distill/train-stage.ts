@@ -4,7 +4,7 @@
 // exactly what an uninterrupted run would have done.
 
 import type { KdTerm, TrainSpec } from "../config/schema.js";
-import type { SampleSet } from "../data/datasets.js";
+import { feedDType, type SampleSet } from "../data/sample-set.js";
 import { Batches, type Batch } from "../data/batches.js";
 import type { OptimizerConfig } from "../engine/optimizers.js";
 import type { HostTensor } from "../engine/runtime.js";
@@ -141,7 +141,7 @@ async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedT
     // One Loop call takes batches of one size: a short batch first runs what is waiting.
     if (group.length && batch.size !== group[0]!.size) await flush();
     lr = learningRate(train.optimizer.lr, train.schedule, train.epochs, epoch, b / batches.batchCount);
-    const feeds = { input: { dtype: "float32" as const, shape: [batch.size, ...model.input.shape], data: batch.input }, ...terms.feeds(batch.indices, batch.labels, job.teacher) };
+    const feeds = { input: { dtype: feedDType(job.set), shape: [batch.size, ...model.input.shape], data: batch.input }, ...terms.feeds(batch.indices, batch.labels, job.teacher) };
     const held = Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, { ...t, data: t.data.slice() } as HostTensor]));
     group.push({ feeds: held, lr, labels: batch.labels.slice(), size: batch.size });
     b++;

@@ -14,7 +14,7 @@ import { DATASET_NAMES, type DatasetName } from "../data/datasets.js";
 import { dataOfModel, loadData } from "../data/load.js";
 import { loadConfig } from "../config/load.js";
 import { accuracy, binaryMetrics, errorCount, expectedCalibrationError, macroF1, meanNll, topOneAgreement } from "./metrics.js";
-import { formatMs, measureOnnx, sizeOf } from "./latency.js";
+import { formatMs, measureOnnx, sizeOf, type LatencyInput } from "./latency.js";
 import type { ModelMetrics } from "./types.js";
 
 /** A model file's bytes; a missing or unreadable file is a UserError naming it. */
@@ -38,7 +38,7 @@ export class OnnxClassifier {
     /** Per-sample input shape (batch excluded), e.g. [784] or [1, 28, 28]. */
     readonly sampleShape: number[],
     /** What the input holds: numbers (pixels, features) or token ids. */
-    readonly inputDType: "float32" | "int64",
+    readonly inputDType: "float32" | "int64" | "string",
     readonly numClasses: number,
     readonly initializerCount: number,
     /** The model's metadata_props (distill writes distill.* keys: labels, layout, dataset…). */
@@ -69,8 +69,8 @@ export class OnnxClassifier {
     }
     if (decoded.inputs.length !== 1) throw new UserError(where, `expected a model with one input, it has ${decoded.inputs.length}`);
     const input = decoded.inputs[0]!;
-    const inputDType = ({ 1: "float32", 7: "int64" } as const)[input.elemType as 1 | 7];
-    if (!inputDType) throw new UserError(where, `input ${input.name}: expected float32 values or int64 token ids (ONNX element type 1 or 7), got element type ${input.elemType}`);
+    const inputDType = ({ 1: "float32", 7: "int64", 8: "string" } as const)[input.elemType as 1 | 7 | 8];
+    if (!inputDType) throw new UserError(where, `input ${input.name}: expected float32 values, int64 token ids or strings (ONNX element type 1, 7 or 8), got element type ${input.elemType}`);
     const output = decoded.outputs.find((o) => o.name === (decoded.metadata["distill.output_name"] ?? o.name)) ?? decoded.outputs[0];
     if (!output) throw new UserError(where, "the model has no outputs");
     const k = output.shape[output.shape.length - 1];
@@ -91,6 +91,10 @@ export class OnnxClassifier {
 
   /** Checks the model can read `set`'s samples: as many values per sample, of the type it takes. */
   checkFits(set: SampleSet, setName: string): void {
+    if (this.inputDType === "string") {
+      if (!set.texts) throw new UserError(this.where, `input ${this.inputName} takes raw texts, but the ${setName} are ${describeSamples(set)}`);
+      return;
+    }
     const values = this.sampleShape.reduce((a, b) => a * b, 1);
     const wanted = this.inputDType === "int64" ? "token ids" : "numbers";
     if (values !== sampleSize(set) || (this.inputDType === "int64") !== (set.kind === "tokens"))
@@ -99,7 +103,13 @@ export class OnnxClassifier {
 
   /** The samples `indices` of `set` as this model's input tensor. */
   feed(set: SampleSet, indices: ArrayLike<number>): Record<string, HostTensor> {
-    return { [this.inputName]: { dtype: feedDType(set), shape: [indices.length, ...this.sampleShape], data: gatherSamples(set, indices) } };
+    return { [this.inputName]: this.inputTensor(set, indices) };
+  }
+
+  /** A model that takes raw strings gets the texts; any other the stored values (token ids, pixels, features). */
+  inputTensor(set: SampleSet, indices: ArrayLike<number>): HostTensor {
+    if (this.inputDType === "string") return { dtype: "string", shape: [indices.length], data: Array.from(indices, (i) => set.texts![i]!) };
+    return { dtype: feedDType(set), shape: [indices.length, ...this.sampleShape], data: gatherSamples(set, indices) };
   }
 
   /** Logits [indices.length, K] in order. One forward pass per sample. */
@@ -153,7 +163,7 @@ export async function evaluateClassifier(e: EvaluationInput): Promise<{ metrics:
   const labels = gatherLabels(set, indices);
   const latency = await measureOnnx(c.bytes, (batch) => {
     const rows = Int32Array.from({ length: batch }, (_, i) => indices[i % indices.length]!);
-    return { name: c.inputName, dtype: feedDType(set), shape: [batch, ...c.sampleShape], data: gatherSamples(set, rows) };
+    return { name: c.inputName, ...c.inputTensor(set, rows) } as LatencyInput;
   }, { runs: e.latencyRuns ?? 200 });
   const metrics: ModelMetrics = {
     accuracy: accuracy(logits, labels, k),

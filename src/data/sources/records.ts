@@ -61,6 +61,9 @@ function readJsonl(file: string, field: string): Source {
       throw new UserError(file, `starts with "[" but is not a JSON array (${(e as Error).message})`);
     }
     (items as unknown[]).forEach((item, i) => rows.push(objectRow(file, `item ${i + 1}`, item)));
+    // An item whose every field is empty or null is an export's trailing blank, like a blank line
+    // (the UCI files end in {"text": "", "class": null}); anything partly filled is still checked.
+    for (let i = rows.length - 1; i >= 0; i--) if (Object.values(rows[i]!.fields).every((v) => v === null || v === "")) rows.splice(i, 1);
   } else {
     text.split("\n").forEach((line, i) => {
       if (line.trim() === "") return;
