@@ -6,10 +6,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ModelTrainer } from "../src/nn/train-step.js";
-import { kdLossGraph } from "../src/nn/losses.js";
 import type { HostTensor } from "../src/engine/runtime.js";
-import { cnn, mlp800 } from "./models.js";
+import { kdStepFixture } from "./models.js";
 
 interface ProfileEvent {
   cat: string;
@@ -26,19 +24,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "distill-profile-"));
 // Session.create reads it: every session of this process writes its profile under `dir`.
 process.env["DISTILL_PROFILE"] = path.join(dir, "step");
 
-const model = which === "cnn" ? cnn() : mlp800();
-const trainer = await ModelTrainer.create({
-  model,
-  params: model.initParameters(0),
-  optimizer: { kind: "sgd", momentum: 0.9 },
-  loss: (ctx) => ({ loss: kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0.9).loss }),
-});
-const pixels = model.input.shape.reduce((a, b) => a * b, 1);
-const feeds: Record<string, HostTensor> = {
-  input: { dtype: "float32", shape: [batch, ...model.input.shape], data: Float32Array.from({ length: batch * pixels }, (_, i) => (i * 7919) % 256) },
-  teacher_logits: { dtype: "float32", shape: [batch, 10], data: Float32Array.from({ length: batch * 10 }, (_, i) => Math.sin(i) * 3) },
-  labels: { dtype: "int64", shape: [batch], data: BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % 10)) },
-};
+const { trainer, feeds } = await kdStepFixture(which, batch);
 const feedsList = new Array<Record<string, HostTensor>>(k).fill(feeds), lrs = new Array<number>(k).fill(0.01);
 for (let i = 0; i <= calls; i++) await trainer.stepMany(feedsList, lrs);
 await trainer.dispose();
