@@ -61,9 +61,6 @@ function readJsonl(file: string, field: string): Source {
       throw new UserError(file, `starts with "[" but is not a JSON array (${(e as Error).message})`);
     }
     (items as unknown[]).forEach((item, i) => rows.push(objectRow(file, `item ${i + 1}`, item)));
-    // An item whose every field is empty or null is an export's trailing blank, like a blank line
-    // (the UCI files end in {"text": "", "class": null}); anything partly filled is still checked.
-    for (let i = rows.length - 1; i >= 0; i--) if (Object.values(rows[i]!.fields).every((v) => v === null || v === "")) rows.splice(i, 1);
   } else {
     text.split("\n").forEach((line, i) => {
       if (line.trim() === "") return;
@@ -85,10 +82,20 @@ function objectRow(file: string, at: string, item: unknown): Row {
   return { file, at, fields: item as Record<string, unknown> };
 }
 
+/**
+ * Every row of every file. A row whose every field is empty or null is an export's blank (the UCI
+ * files end in {"text": "", "class": null}; a CSV may end in ",,,") and is dropped like a blank
+ * line; anything partly filled is still checked, cell by cell.
+ */
 function readSources(paths: string | string[], format: "csv" | "jsonl", field: string): Source {
   const list = Array.isArray(paths) ? paths : [paths];
   const sources = list.map((p) => (format === "csv" ? readCsv(p, field) : readJsonl(p, field)));
-  return { rows: sources.flatMap((s) => s.rows), columns: sources[0]!.columns };
+  const blank = (r: Row) => Object.values(r.fields).every((v) => v === null || v === undefined || v === "");
+  const rows = sources.map((s) => s.rows.filter((r) => !blank(r)));
+  rows.forEach((r, i) => {
+    if (r.length === 0) throw new UserError(list[i]!, `${field}: no rows with data (every row is empty)`);
+  });
+  return { rows: rows.flat(), columns: sources[0]!.columns };
 }
 
 function requireColumn(source: Source, name: string, key: string, paths: string | string[]): void {
