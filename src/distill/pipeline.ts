@@ -14,14 +14,13 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync,
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
-import { dataName, validationSize, type DistillConfig } from "../config/schema.js";
+import { dataName, type DistillConfig } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
 import { gatherLabels, imageShape, sampleSize, type Dataset } from "../data/sample-set.js";
 import { teacherReport, withBaseline } from "../eval/teacher-report.js";
 import { exportOnnx } from "../nn/model.js";
 import { exportTextOnnx } from "../data/text-onnx.js";
-import { dataMetadata, loadData } from "../data/load.js";
-import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
+import { dataMetadata } from "../data/load.js";
 import { UserError } from "../errors.js";
 import { formatShape, ShapeError, type Shape } from "../engine/graph.js";
 import { evaluateClassifier, OnnxClassifier, readModelFile } from "../eval/evaluate.js";
@@ -33,6 +32,7 @@ import { buildModel, dataGeometry } from "../nn/spec.js";
 import { writeReport } from "../report/html.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { createProgress, stopAllProgress, type Progress } from "../util/progress.js";
+import { planData, type DataPlan } from "./data-plan.js";
 import { CONFIG_FILE, RUN_FORMAT, RunFolder, STATE_FILE, type RunState } from "./run-folder.js";
 import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
 import { checkTermTaps, modelTapShapes } from "./tap-check.js";
@@ -114,15 +114,10 @@ async function execute(runDir: string, config: DistillConfig, state: RunState, o
 }
 
 /** What every stage reads: the config, the data and its split, how to build the models. */
-interface Plan {
+interface Plan extends DataPlan {
   config: DistillConfig;
   opts: PipelineOptions;
   progress: Progress;
-  dataset: Dataset;
-  trainIndices: Int32Array;
-  validationIndices: Int32Array;
-  testIndices: Int32Array;
-  labeled: boolean;
   teacherSeed: number;
   studentModel(): Model;
   teacherModel(): Model;
@@ -154,7 +149,7 @@ async function executeStages(run: RunFolder, config: DistillConfig, opts: Pipeli
 async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOptions): Promise<Plan> {
   const progress = opts.progress ?? createProgress({ quiet: opts.quiet });
   const tasks = new Map<string, ReturnType<Progress["task"]>>();
-  const dataset = await loadData(config.data, {
+  const data = await planData(config, opts.configPath, {
     ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
     onProgress: (split, done, total) => {
       const task = tasks.get(split) ?? tasks.set(split, progress.task(`decode ${split} images`, total)).get(split)!;
@@ -162,12 +157,7 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
       if (done === total) task.finish(`${total} images`);
     },
   });
-  const trainPool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
-  const validation = validationSize(config.data, trainPool.length);
-  if (validation >= trainPool.length)
-    throw new UserError(opts.configPath, `data.validation: ${validation} validation examples leave none of the ${trainPool.length} training examples for training; set data.validation below ${trainPool.length} (or leave it out: a twelfth of the pool)`);
-  // The split is a property of the data, not of the seed: every seed and stage sees the same one.
-  const split = splitTrainValidation(trainPool.length, validation, 0);
+  const { dataset, labeled } = data;
   const geometry = dataGeometry(dataset.train, dataset.vocabularySize);
   const studentModel = () => buildModel(config.student.model, dataset.classLabels, geometry);
   const teacherSpec = config.teacher.model;
@@ -175,13 +165,9 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
   // Impossible shapes fail here, before any training, naming the model and the layer.
   checkBuilds(opts.configPath, "student.model", studentModel);
   if (teacherSpec) checkBuilds(opts.configPath, "teacher.model", teacherModel);
-  const labeled = config.data.transfer === "labeled";
   const plan: Plan = {
-    config, opts, dataset, labeled,
+    config, opts, ...data,
     progress,
-    trainIndices: pick(trainPool, split.train),
-    validationIndices: pick(trainPool, split.validation),
-    testIndices: firstN(allIndices(dataset.test.count), config.data.testLimit ?? undefined),
     teacherSeed: config.seeds[0]!,
     studentModel, teacherModel,
     studentTerms: new WeightedTerms(config.kd.terms, labeled),
@@ -583,12 +569,6 @@ async function evaluateOnce(plan: Plan, run: RunFolder, stage: string, seed: num
   } finally {
     await classifier.dispose();
   }
-}
-
-function pick(pool: Int32Array, positions: Int32Array): Int32Array {
-  const out = new Int32Array(positions.length);
-  for (let i = 0; i < positions.length; i++) out[i] = pool[positions[i]!]!;
-  return out;
 }
 
 function summaryLine(r: RunResults): string {

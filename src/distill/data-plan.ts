@@ -1,0 +1,61 @@
+// Which samples each stage of a run sees. One function, so that `distill run` and anything that
+// must reproduce its sets exactly (the labelling pass whose cache a run reuses) agree by construction.
+//
+//   dataset.train = the labelled training source, followed by any unlabelled transfer samples
+//   trainIndices      labelled examples the models train on (the baseline's whole world)
+//   validationIndices labelled examples held out for per-epoch validation and the teacher report
+//   transferIndices   what the teacher labels: trainIndices, then the unlabelled samples
+
+import { validationSize, type DistillConfig } from "../config/schema.js";
+import { loadData, type LoadOptions } from "../data/load.js";
+import type { Dataset } from "../data/sample-set.js";
+import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
+import { UserError } from "../errors.js";
+
+export interface DataPlan {
+  dataset: Dataset;
+  trainIndices: Int32Array;
+  validationIndices: Int32Array;
+  testIndices: Int32Array;
+  /** The unlabelled transfer samples (indices into dataset.train, after the labelled ones); empty when none. */
+  unlabeledIndices: Int32Array;
+  /** The teacher's labelling pass: trainIndices followed by unlabeledIndices. */
+  transferIndices: Int32Array;
+  /** Whether the training examples' labels are used (false: data.transfer is unlabeled). */
+  labeled: boolean;
+}
+
+export async function planData(config: DistillConfig, configPath: string, load: LoadOptions = {}): Promise<DataPlan> {
+  const dataset = await loadData(config.data, load);
+  const trainPool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
+  const validation = validationSize(config.data, trainPool.length);
+  if (validation >= trainPool.length)
+    throw new UserError(configPath, `data.validation: ${validation} validation examples leave none of the ${trainPool.length} training examples for training; set data.validation below ${trainPool.length} (or leave it out: a twelfth of the pool)`);
+  // The split is a property of the data, not of the seed: every seed and stage sees the same one.
+  const split = splitTrainValidation(trainPool.length, validation, 0);
+  const trainIndices = pick(trainPool, split.train);
+  const unlabeledIndices = new Int32Array(0);
+  return {
+    dataset,
+    trainIndices,
+    validationIndices: pick(trainPool, split.validation),
+    testIndices: firstN(allIndices(dataset.test.count), config.data.testLimit ?? undefined),
+    unlabeledIndices,
+    transferIndices: concat(trainIndices, unlabeledIndices),
+    labeled: config.data.transfer === "labeled",
+  };
+}
+
+function pick(pool: Int32Array, positions: Int32Array): Int32Array {
+  const out = new Int32Array(positions.length);
+  for (let i = 0; i < positions.length; i++) out[i] = pool[positions[i]!]!;
+  return out;
+}
+
+function concat(a: Int32Array, b: Int32Array): Int32Array {
+  if (b.length === 0) return a;
+  const out = new Int32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
