@@ -213,6 +213,31 @@ export const DATA_FORMATS = ["idx", "image-folder", "csv", "jsonl"] as const;
 
 const paths = () => z.union([str("a path"), z.array(str("a path"), num("a list of paths")).min(1, num("at least one path"))], { error: "expected a path or a list of paths" });
 
+/**
+ * A transfer source without labels: the teacher labels it, the student learns from those soft
+ * labels next to the labelled data. One of: `path` (a folder of images, an IDX images file, a
+ * .jsonl/.txt file of texts), `dataset` (a preset's images), `restOfTrain` (the training pool
+ * beyond data.trainLimit, its labels withheld).
+ */
+const unlabeledSourceSchema = obj({
+  path: str("a file or folder path").optional(),
+  dataset: enumOf(["mnist", "fashion-mnist"]).optional(),
+  /** With dataset: which of the preset's splits. */
+  split: enumOf(["train", "test"]).optional(),
+  restOfTrain: z.literal(true, num("true")).optional(),
+  /** The first `limit` samples only. */
+  limit: positiveInt().optional(),
+  /** Images: 255 − pixel (a quick way to see what a shifted transfer set looks like). */
+  invert: bool().optional(),
+}).superRefine((u, ctx) => {
+  const given = (["path", "dataset", "restOfTrain"] as const).filter((k) => u[k] !== undefined);
+  if (given.length !== 1) ctx.addIssue({ code: "custom", path: [], message: `expected exactly one of path, dataset, restOfTrain${given.length ? ` (got ${given.join(" and ")})` : ""}` });
+  if (u.split !== undefined && u.dataset === undefined) ctx.addIssue({ code: "custom", path: ["split"], message: "only used with dataset" });
+  if (u.invert && u.restOfTrain) ctx.addIssue({ code: "custom", path: ["invert"], message: "only used with path or dataset (the rest of the training pool is used as it is)" });
+});
+
+export type UnlabeledSource = z.output<typeof unlabeledSourceSchema>;
+
 const dataSchema = obj({
   /** A preset (IDX files): mnist or fashion-mnist. Or give `format` and `train`/`test` for your own data. */
   dataset: enumOf(["mnist", "fashion-mnist"]).optional(),
@@ -240,9 +265,17 @@ const dataSchema = obj({
   /** null: 5,000, or a twelfth of the training pool when that is smaller (so trainLimit alone works). */
   validation: nonNegativeInt().nullable().default(null),
   transfer: enumOf(["labeled", "unlabeled"]).default("labeled"),
+  /** Transfer samples without labels, mixed into the distilled students' batches. */
+  unlabeled: z.array(unlabeledSourceSchema, num("a list of sources like [{path: extra/}]")).min(1, num("at least one source")).optional(),
+  /** With unlabeled: the share of each training batch that carries labels (default: their share of the transfer set). */
+  labeledShare: unitOpen().optional(),
 }).superRefine((d, ctx) => {
   const need = (key: string, why: string) => ctx.addIssue({ code: "custom", path: [key], message: `required ${why}` });
   const unused = (key: string, why: string) => ctx.addIssue({ code: "custom", path: [key], message: `only used ${why}` });
+  if (d.labeledShare !== undefined && d.unlabeled === undefined) unused("labeledShare", "with unlabeled (it sets how batches mix labelled and unlabelled samples)");
+  d.unlabeled?.forEach((u, i) => {
+    if (u.restOfTrain && d.trainLimit === null) ctx.addIssue({ code: "custom", path: ["unlabeled", i, "restOfTrain"], message: "needs data.trainLimit (the training pool beyond it becomes the unlabelled set)" });
+  });
   const format = d.format ?? (d.dataset ? "idx" : undefined);
   if (format === undefined) return ctx.addIssue({ code: "custom", path: [], message: "needs dataset (mnist, fashion-mnist) or format (image-folder, csv, jsonl) with train and test" });
   if (format === "idx") {

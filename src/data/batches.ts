@@ -5,6 +5,12 @@ import { Rng } from "../nn/random.js";
 import { jitterInto, randomShift } from "./augment.js";
 import { copySample, imageShape, inputBuffer, type SampleSet } from "./sample-set.js";
 
+/**
+ * The label fed for a sample without one: outside every class, so its one-hot row is all zeros
+ * (ONNX OneHot) and hard-label losses skip it.
+ */
+export const MISSING_LABEL = 1n << 30n;
+
 export interface Batch {
   /** [size, ...sampleShape]: float32 raw pixels 0–255 or feature values, or int64 token ids. */
   input: Float32Array | BigInt64Array;
@@ -96,12 +102,17 @@ export class Batches {
       for (let i = 0; i < size; i++) {
         const idx = order[start + i]!;
         buf.indices[i] = idx;
-        buf.labels[i] = BigInt(labels[idx]!);
+        buf.labels[i] = this.labelAt(i, idx, labels);
         if (rng) this.jitterSample(idx, randomShift(rng, this.jitter), buf.input as Float32Array, i);
         else copySample(this.set, idx, buf.input, i);
       }
       yield { input: buf.input, labels: buf.labels, indices: buf.indices, size };
     }
+  }
+
+  /** The label fed for the example at position `row` of a batch. */
+  protected labelAt(_row: number, index: number, labels: SampleSet["labels"]): bigint {
+    return BigInt(labels[index]!);
   }
 
   /** One image shifted by whole pixels, each channel alike. */
@@ -119,4 +130,74 @@ export class Batches {
     }
     return buf;
   }
+}
+
+/**
+ * Batches that mix labelled and unlabelled examples in a fixed proportion (semi-supervised
+ * distillation): each batch holds `labeledPerBatch` labelled examples first, then unlabelled ones
+ * fed with MISSING_LABEL. An epoch is as many full batches as both lists fill together; each list
+ * is visited in its own seeded order and starts over (freshly shuffled) when used up, so the
+ * smaller one repeats within an epoch when the proportion asks for more of it.
+ */
+export class MixedBatches extends Batches {
+  constructor(
+    set: SampleSet,
+    readonly labeled: Int32Array,
+    readonly unlabeled: Int32Array,
+    readonly labeledPerBatch: number,
+    opts: Omit<BatchOptions, "dropLast">,
+  ) {
+    super(set, concat(labeled, unlabeled), { ...opts, dropLast: true });
+    if (!Number.isInteger(labeledPerBatch) || labeledPerBatch < 1 || labeledPerBatch >= opts.batchSize)
+      throw new RangeError(`labeledPerBatch must be an integer from 1 to ${opts.batchSize - 1}, got ${labeledPerBatch}`);
+    if (labeled.length === 0 || unlabeled.length === 0) throw new RangeError("MixedBatches needs labelled and unlabelled examples");
+  }
+
+  override order(epochIndex: number): Int32Array {
+    const b = this.batchSize, lp = this.labeledPerBatch;
+    const labeled = new Stream(this.labeled, this.seed, `labeled:${epochIndex}`);
+    const unlabeled = new Stream(this.unlabeled, this.seed, `unlabeled:${epochIndex}`);
+    const order = new Int32Array(this.batchCount * b);
+    for (let batch = 0; batch < this.batchCount; batch++)
+      for (let i = 0; i < b; i++) order[batch * b + i] = i < lp ? labeled.next() : unlabeled.next();
+    return order;
+  }
+
+  protected override labelAt(row: number, index: number, labels: SampleSet["labels"]): bigint {
+    return row < this.labeledPerBatch ? BigInt(labels[index]!) : MISSING_LABEL;
+  }
+}
+
+/** An endless walk through `indices`, reshuffled (seeded) at every pass. */
+class Stream {
+  private order: Int32Array;
+  private at = 0;
+  private pass = 0;
+  constructor(
+    private readonly indices: Int32Array,
+    private readonly seed: number,
+    private readonly stream: string,
+  ) {
+    this.order = this.shuffled();
+  }
+  next(): number {
+    if (this.at === this.order.length) {
+      this.pass++;
+      this.order = this.shuffled();
+      this.at = 0;
+    }
+    return this.order[this.at++]!;
+  }
+  private shuffled(): Int32Array {
+    const order = this.indices.slice();
+    new Rng(this.seed, `${this.stream}:${this.pass}`).shuffle(order);
+    return order;
+  }
+}
+
+function concat(a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }

@@ -10,7 +10,9 @@ import { validationSize, type DistillConfig } from "../config/schema.js";
 import { loadData, type LoadOptions } from "../data/load.js";
 import type { Dataset } from "../data/sample-set.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
+import { loadUnlabeled, type UnlabeledPart } from "../data/unlabeled.js";
 import { UserError } from "../errors.js";
+import { dataGeometry, type DataGeometry } from "../nn/spec.js";
 
 export interface DataPlan {
   dataset: Dataset;
@@ -23,10 +25,23 @@ export interface DataPlan {
   transferIndices: Int32Array;
   /** Whether the training examples' labels are used (false: data.transfer is unlabeled). */
   labeled: boolean;
+  /** Where the unlabelled samples came from (data.unlabeled), in order. */
+  unlabeledParts: UnlabeledPart[];
+  /**
+   * With labels and unlabelled samples: the share of each distilled student's batch that carries labels
+   * (data.labeledShare, else the labelled share of the transfer set). 1 when there is nothing to mix.
+   */
+  labeledShare: number;
+  /**
+   * The input statistics the models' graphs normalise with, from the training source alone: adding
+   * unlabelled data changes neither the teacher nor the baseline.
+   */
+  geometry: DataGeometry;
 }
 
 export async function planData(config: DistillConfig, configPath: string, load: LoadOptions = {}): Promise<DataPlan> {
-  const dataset = await loadData(config.data, load);
+  let dataset = await loadData(config.data, load);
+  const geometry = dataGeometry(dataset.train, dataset.vocabularySize);
   const trainPool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
   const validation = validationSize(config.data, trainPool.length);
   if (validation >= trainPool.length)
@@ -34,7 +49,15 @@ export async function planData(config: DistillConfig, configPath: string, load: 
   // The split is a property of the data, not of the seed: every seed and stage sees the same one.
   const split = splitTrainValidation(trainPool.length, validation, 0);
   const trainIndices = pick(trainPool, split.train);
-  const unlabeledIndices = new Int32Array(0);
+  let unlabeledIndices: Int32Array = new Int32Array(0), unlabeledParts: UnlabeledPart[] = [];
+  if (config.data.unlabeled) {
+    const extra = await loadUnlabeled(config.data.unlabeled, dataset, { ...load, poolEnd: trainPool.length, ...(config.data.text ? { textField: config.data.text } : {}) });
+    dataset = { ...dataset, train: extra.train };
+    unlabeledIndices = extra.indices;
+    unlabeledParts = extra.parts;
+  }
+  const labeled = config.data.transfer === "labeled";
+  const mixing = labeled && unlabeledIndices.length > 0;
   return {
     dataset,
     trainIndices,
@@ -42,7 +65,10 @@ export async function planData(config: DistillConfig, configPath: string, load: 
     testIndices: firstN(allIndices(dataset.test.count), config.data.testLimit ?? undefined),
     unlabeledIndices,
     transferIndices: concat(trainIndices, unlabeledIndices),
-    labeled: config.data.transfer === "labeled",
+    labeled,
+    unlabeledParts,
+    geometry,
+    labeledShare: mixing ? config.data.labeledShare ?? trainIndices.length / (trainIndices.length + unlabeledIndices.length) : 1,
   };
 }
 

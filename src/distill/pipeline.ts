@@ -18,6 +18,7 @@ import { dataName, type DistillConfig } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
 import { gatherLabels, imageShape, sampleSize, type Dataset } from "../data/sample-set.js";
 import { teacherReport, withBaseline } from "../eval/teacher-report.js";
+import { domainShift, inputStatistic, type ShiftReport } from "../eval/domain-shift.js";
 import { exportOnnx } from "../nn/model.js";
 import { exportTextOnnx } from "../data/text-onnx.js";
 import { dataMetadata } from "../data/load.js";
@@ -28,7 +29,7 @@ import { machineFacts, runDetails } from "../eval/details.js";
 import { accuracy, summarize } from "../eval/metrics.js";
 import type { EpochMetric, ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
 import type { Model } from "../nn/model.js";
-import { buildModel, dataGeometry } from "../nn/spec.js";
+import { buildModel } from "../nn/spec.js";
 import { writeReport } from "../report/html.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { createProgress, stopAllProgress, type Progress } from "../util/progress.js";
@@ -38,7 +39,7 @@ import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
 import { checkTermTaps, modelTapShapes } from "./tap-check.js";
 import { averageSoftTargets, MAX_TAP_CACHE_BYTES, probeTapShapes, TeacherOutputs, teacherTapTargets, teacherTapsOf, type CachedTensor } from "./teacher-outputs.js";
 import { prepareTeacher, type TeacherInterface } from "./teacher-adapter.js";
-import { Interrupted, trainStage } from "./train-stage.js";
+import { Interrupted, trainStage, type StageJob } from "./train-stage.js";
 import { quantizeStudent, variantRole } from "../compress/stage.js";
 import { WeightedTerms } from "./weighted-terms.js";
 
@@ -129,6 +130,8 @@ interface Plan extends DataPlan {
   userTeacher?: OnnxClassifier;
   /** Teacher assistants and born-again generations, in teaching order (empty: the teacher teaches the student). */
   chain: { stage: string; model(): Model }[];
+  /** What the distilled stages (student, chain links) train on: the labelled examples, mixed with unlabelled ones when there are. */
+  distilledData: Pick<StageJob, "trainIndices" | "mix">;
 }
 
 async function executeStages(run: RunFolder, config: DistillConfig, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
@@ -157,8 +160,7 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
       if (done === total) task.finish(`${total} images`);
     },
   });
-  const { dataset, labeled } = data;
-  const geometry = dataGeometry(dataset.train, dataset.vocabularySize);
+  const { dataset, labeled, geometry } = data;
   const studentModel = () => buildModel(config.student.model, dataset.classLabels, geometry);
   const teacherSpec = config.teacher.model;
   const teacherModel = () => buildModel(teacherSpec!, dataset.classLabels, geometry);
@@ -172,11 +174,13 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
     studentModel, teacherModel,
     studentTerms: new WeightedTerms(config.kd.terms, labeled),
     teacherTapShapes: new Map(),
+    distilledData: { trainIndices: data.trainIndices },
     chain: [
       ...(config.kd.assistants ?? []).map((spec, i) => ({ stage: `assistant${i + 1}`, model: () => buildModel(spec, dataset.classLabels, geometry) })),
       ...Array.from({ length: (config.kd.generations ?? 1) - 1 }, (_, i) => ({ stage: `generation${i + 1}`, model: studentModel })),
     ],
   };
+  plan.distilledData = distilledData(plan);
   (config.kd.assistants ?? []).forEach((spec, i) => checkBuilds(opts.configPath, `kd.assistants[${i}]`, () => buildModel(spec, dataset.classLabels, geometry)));
   if (plan.chain.length && (plan.studentTerms.teacherTaps.length || plan.studentTerms.studentTaps.length))
     throw new UserError(opts.configPath, `kd.${config.kd.assistants ? "assistants" : "generations"}: a chain of teachers passes on logits only, but a term taps layers (${[...new Set([...plan.studentTerms.teacherTaps, ...plan.studentTerms.studentTaps])].join(", ")})`);
@@ -191,6 +195,25 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
   if (plan.userTeacher) writeFileAtomic(run.teacherFile, plan.userTeacher.bytes);
   extraTeachers.forEach((bytes, i) => bytes && writeFileAtomic(run.extraTeacherFile(i), bytes));
   return plan;
+}
+
+/**
+ * Unlabelled transfer samples: with labels, each distilled batch mixes a fixed number of labelled
+ * examples with unlabelled ones (data.labeledShare); without (data.transfer: unlabeled), there is
+ * nothing to tell apart and the students train on the whole transfer set.
+ */
+function distilledData(plan: Plan): Plan["distilledData"] {
+  const { config, unlabeledIndices, trainIndices } = plan;
+  if (unlabeledIndices.length === 0) return { trainIndices };
+  if (!plan.labeled) return { trainIndices: plan.transferIndices };
+  const where = plan.opts.configPath;
+  if (plan.studentTerms.needEveryLabel.length)
+    throw new UserError(where, `data.unlabeled: ${plan.studentTerms.needEveryLabel.join(", ")} needs a label on every sample, but unlabelled samples are mixed into the batches; use logit-kd or cross-entropy with them, or drop data.unlabeled`);
+  const batch = config.student.train.batchSize;
+  const labeledPerBatch = Math.round(batch * plan.labeledShare);
+  if (labeledPerBatch < 1 || labeledPerBatch >= batch)
+    throw new UserError(where, `data.labeledShare: ${plan.labeledShare.toFixed(4)} of a batch of ${batch} is ${labeledPerBatch} labelled samples; choose a share that leaves at least one labelled and one unlabelled sample per batch (between ${(1 / batch).toFixed(4)} and ${((batch - 1) / batch).toFixed(4)})`);
+  return { trainIndices, mix: { unlabeled: unlabeledIndices, labeledPerBatch } };
 }
 
 /** Several teachers: each further .onnx is adapted and fits the data, and some term uses soft targets. */
@@ -289,9 +312,9 @@ async function checkTaps(plan: Plan, run: RunFolder): Promise<void> {
   checkTermTaps(config.kd, { student, teacher, studentLogits }, plan.opts.configPath, "the teacher");
   for (const t of terms.teacherTaps) {
     const shape = teacher.get(t)!.slice(1) as number[];
-    const bytes = plan.trainIndices.length * shape.reduce((a, b) => a * b, 1) * 4;
+    const bytes = plan.transferIndices.length * shape.reduce((a, b) => a * b, 1) * 4;
     if (bytes > MAX_TAP_CACHE_BYTES)
-      throw new UserError(plan.opts.configPath, `kd: teacher tap "${t}" ${formatShape(teacher.get(t)!)} on ${plan.trainIndices.length} examples would cache ${(bytes / 2 ** 20).toFixed(0)} MiB (limit ${MAX_TAP_CACHE_BYTES / 2 ** 20} MiB); tap a pooled layer or lower data.trainLimit`);
+      throw new UserError(plan.opts.configPath, `kd: teacher tap "${t}" ${formatShape(teacher.get(t)!)} on ${plan.trainIndices.length} examples would cache ${(bytes / 2 ** 20).toFixed(0)} MiB (limit ${MAX_TAP_CACHE_BYTES / 2 ** 20} MiB); tap a pooled layer or lower data.trainLimit (or data.unlabeled's limits)`);
     plan.teacherTapShapes.set(t, shape);
   }
 }
@@ -315,24 +338,25 @@ async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
 
 /** 2. What the student's terms need from the frozen teacher, computed once and cached (see teacher-outputs.ts). */
 async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutputs> {
-  const { config, dataset, trainIndices, progress } = plan;
+  const { config, dataset, transferIndices, progress } = plan;
   const teacher = plan.userTeacher ?? (await OnnxClassifier.fromBytes(readFileSync(run.teacherFile), config.teacher.onnx ?? run.teacherFile));
   const cacheDir = plan.opts.cacheDir ?? defaultCacheDir();
   try {
     if (!plan.userTeacher) checkTeacher(plan, teacher, config.teacher.onnx ?? run.teacherFile);
     let logits: CachedTensor | undefined;
     if (plan.studentTerms.usesTeacherLogits) {
-      const task = progress.task("soft targets (teacher logits on the transfer set)", trainIndices.length);
-      const soft = await teacherSoftTargets({ teacher, set: dataset.train, indices: trainIndices, cacheDir, onProgress: (done) => task.update(done), onWarning: (message) => progress.log(`warning: ${message}`) });
+      const task = progress.task("soft targets (teacher logits on the transfer set)", transferIndices.length);
+      const soft = await teacherSoftTargets({ teacher, set: dataset.train, indices: transferIndices, cacheDir, onProgress: (done) => task.update(done), onWarning: (message) => progress.log(`warning: ${message}`) });
       task.finish(soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
-      run.state.softTargets = { key: soft.key, samples: trainIndices.length, computedSamples: soft.computedSamples };
+      run.state.softTargets = { key: soft.key, samples: transferIndices.length, computedSamples: soft.computedSamples };
       logits = { sampleShape: [soft.classes], data: soft.logits };
       if (config.kd.teachers) logits = await ensembleLogits(plan, run, teacher, logits, cacheDir);
     }
     const taps = await teacherTaps(plan, run, teacher, cacheDir);
     await reportOnTeacher(plan, run, teacher, cacheDir);
+    await checkDomainShift(plan, run, teacher, cacheDir, logits?.data);
     run.saveState();
-    return new TeacherOutputs(TeacherOutputs.rowsFor(trainIndices, dataset.train.count), logits, taps);
+    return new TeacherOutputs(TeacherOutputs.rowsFor(transferIndices, dataset.train.count), logits, taps);
   } finally {
     await teacher.dispose();
   }
@@ -344,14 +368,14 @@ async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutput
  * T·log p̄, so that a term's softmax(·/T) recovers exactly p̄. T is the first term's temperature.
  */
 async function ensembleLogits(plan: Plan, run: RunFolder, main: OnnxClassifier, mainLogits: CachedTensor, cacheDir: string): Promise<CachedTensor> {
-  const { config, dataset, trainIndices, validationIndices } = plan;
+  const { config, dataset, transferIndices, validationIndices } = plan;
   const members: { classifier: OnnxClassifier; logits: Float32Array; weight: number }[] = [{ classifier: main, logits: mainLogits.data, weight: 1 }];
   let computed = 0;
   try {
     for (const [i, t] of (config.kd.teachers ?? []).entries()) {
       const classifier = await OnnxClassifier.fromFile(run.extraTeacherFile(i));
       members.push({ classifier, logits: new Float32Array(0), weight: t.weight });
-      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: trainIndices, cacheDir, onWarning: (m) => plan.progress.log(`warning: ${m}`) });
+      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: transferIndices, cacheDir, onWarning: (m) => plan.progress.log(`warning: ${m}`) });
       members[i + 1]!.logits = soft.logits;
       computed += soft.computedSamples;
     }
@@ -376,14 +400,14 @@ async function teacherTaps(plan: Plan, run: RunFolder, teacher: OnnxClassifier, 
   if (names.length === 0) return new Map();
   const located = teacherTapsOf(teacher.bytes);
   const taps = new Map(names.map((n) => [n, { tensor: located.get(n)!.tensor, sampleShape: plan.teacherTapShapes.get(n)! }]));
-  const task = plan.progress.task(`teacher taps ${names.join(", ")} on the transfer set`, plan.trainIndices.length);
+  const task = plan.progress.task(`teacher taps ${names.join(", ")} on the transfer set`, plan.transferIndices.length);
   const out = await teacherTapTargets({
     teacherBytes: teacher.bytes, inputName: teacher.inputName, inputShape: teacher.sampleShape, taps,
-    set: plan.dataset.train, indices: plan.trainIndices, cacheDir, onProgress: (done) => task.update(done),
+    set: plan.dataset.train, indices: plan.transferIndices, cacheDir, onProgress: (done) => task.update(done),
     onWarning: (message) => plan.progress.log(`warning: ${message}`),
   });
   task.finish(out.computedSamples ? `computed ${out.computedSamples} samples, cached` : "from cache");
-  run.state.teacherTaps = { taps: names, samples: plan.trainIndices.length, computedSamples: out.computedSamples };
+  run.state.teacherTaps = { taps: names, samples: plan.transferIndices.length, computedSamples: out.computedSamples };
   return out.taps;
 }
 
@@ -393,14 +417,14 @@ async function teacherTaps(plan: Plan, run: RunFolder, teacher: OnnxClassifier, 
  * then its own logits on the transfer set are cached and teach the next link, and finally the student.
  */
 async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOutputs): Promise<TeacherOutputs> {
-  const { config, teacherSeed, dataset, trainIndices } = plan;
+  const { config, teacherSeed, dataset, transferIndices } = plan;
   let current = teacher;
   for (const link of plan.chain) {
     if (!run.finished(link.stage, teacherSeed)) {
       const model = link.model();
       const { params, history } = await trainStage({
         stage: link.stage, seed: teacherSeed, model, train: config.student.train, terms: config.kd.terms, teacher: current,
-        set: dataset.train, trainIndices, validationIndices: plan.validationIndices, useLabels: plan.labeled,
+        set: dataset.train, ...plan.distilledData, validationIndices: plan.validationIndices, useLabels: plan.labeled,
         checkpointPath: run.checkpointPath(link.stage, teacherSeed), progress: plan.progress,
         onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
       });
@@ -408,10 +432,10 @@ async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOutputs): 
     }
     const classifier = await OnnxClassifier.fromFile(run.modelPath(link.stage, teacherSeed));
     try {
-      const task = plan.progress.task(`soft targets of ${link.stage}`, trainIndices.length);
-      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: trainIndices, cacheDir: plan.opts.cacheDir ?? defaultCacheDir(), onProgress: (d) => task.update(d), onWarning: (m) => plan.progress.log(`warning: ${m}`) });
+      const task = plan.progress.task(`soft targets of ${link.stage}`, transferIndices.length);
+      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: transferIndices, cacheDir: plan.opts.cacheDir ?? defaultCacheDir(), onProgress: (d) => task.update(d), onWarning: (m) => plan.progress.log(`warning: ${m}`) });
       task.finish(soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
-      run.state.chain = { ...run.state.chain, [link.stage]: { samples: trainIndices.length, computedSamples: soft.computedSamples } };
+      run.state.chain = { ...run.state.chain, [link.stage]: { samples: transferIndices.length, computedSamples: soft.computedSamples } };
       run.saveState();
       current = new TeacherOutputs(current.rowOf, { sampleShape: [soft.classes], data: soft.logits }, new Map());
     } finally {
@@ -433,6 +457,42 @@ async function reportOnTeacher(plan: Plan, run: RunFolder, teacher: OnnxClassifi
   run.state.teacherReport = { ...report, computedSamples: scored.computedSamples };
   progress.log(`teacher on ${report.samples} validation samples: accuracy ${(report.accuracy * 100).toFixed(2)} %, macro-F1 ${report.macroF1.toFixed(4)}, ECE ${report.ece.toFixed(4)}, mean confidence ${report.meanConfidence.toFixed(3)}`);
 }
+
+/**
+ * Before distilling on unlabelled data: does it look like data the teacher knows? The teacher's
+ * confidence and entropy on the unlabelled samples against a labelled reference it never trained on
+ * (the validation split; the labelled training examples when there is none), and an input statistic
+ * (src/eval/domain-shift.ts). Printed, kept for results.json and the report; a warning above the rule's
+ * thresholds. `transferLogits`: the soft targets already computed on transferIndices, when there are.
+ */
+async function checkDomainShift(plan: Plan, run: RunFolder, teacher: OnnxClassifier, cacheDir: string, transferLogits: Float32Array | undefined): Promise<void> {
+  const { dataset, unlabeledIndices, validationIndices, trainIndices, progress } = plan;
+  if (unlabeledIndices.length === 0 || run.state.domainShift) return;
+  const k = teacher.numClasses;
+  let computed = 0;
+  const logitsOf = async (indices: Int32Array, folder: string) => {
+    const soft = await teacherSoftTargets({ teacher, set: dataset.train, indices, cacheDir, folder, onWarning: (m) => progress.log(`warning: ${m}`) });
+    computed += soft.computedSamples;
+    return soft.logits;
+  };
+  const referenceIndices = validationIndices.length ? validationIndices : trainIndices;
+  const referenceLogits = validationIndices.length
+    ? await logitsOf(validationIndices, "teacher-validation")
+    : transferLogits?.subarray(0, trainIndices.length * k) ?? (await logitsOf(trainIndices, "soft-targets"));
+  const unlabeledLogits = transferLogits?.subarray(trainIndices.length * k) ?? (await logitsOf(unlabeledIndices, "soft-targets"));
+  const refInputs = inputStatistic(dataset.train, referenceIndices), trInputs = inputStatistic(dataset.train, unlabeledIndices);
+  const report = domainShift({
+    classes: k, referenceLogits, transferLogits: unlabeledLogits,
+    referenceInputMeans: refInputs?.values ?? new Float64Array(1), transferInputMeans: trInputs?.values ?? new Float64Array(1),
+    ...(refInputs ? { inputStatistic: refInputs.name } : {}),
+  });
+  run.state.domainShift = { ...report, reference: { ...report.reference, split: validationIndices.length ? "validation" : "training" }, sources: plan.unlabeledParts, computedSamples: computed };
+  const side = (s: ShiftReport["reference"]) => `confidence ${s.confidence.mean.toFixed(3)}, ${(s.lowConfidenceShare * 100).toFixed(1)}% below ${report.lowConfidenceThreshold}`;
+  progress.log(`transfer check: ${grouped(unlabeledIndices.length)} unlabelled samples ${side(report.transfer)}; ${validationIndices.length ? "validation" : "training"} ${side(report.reference)}; KS confidence ${report.confidenceTest.statistic.toFixed(3)}`);
+  if (report.warning) progress.log(`warning: ${report.warning}`);
+}
+
+const grouped = (n: number) => n.toLocaleString("en-US");
 
 /** Once the first seed's baseline has trained: is the teacher any better than labels alone? */
 function judgeTeacher(plan: Plan, run: RunFolder, baseline: EpochMetric[]): void {
@@ -457,8 +517,8 @@ async function trainStudents(plan: Plan, run: RunFolder, teacher: TeacherOutputs
       const { params, history } = await trainStage({
         stage, seed, model, train: config.student.train,
         terms: stage === "baseline" ? [{ method: "cross-entropy", weight: 1 }] : config.kd.terms,
-        set: plan.dataset.train, trainIndices: plan.trainIndices, validationIndices: plan.validationIndices, useLabels: labeled,
-        ...(stage === "student" ? { teacher } : {}),
+        set: plan.dataset.train, validationIndices: plan.validationIndices, useLabels: labeled,
+        ...(stage === "student" ? { teacher, ...plan.distilledData } : { trainIndices: plan.trainIndices }),
         checkpointPath: run.checkpointPath(stage, seed), progress: plan.progress,
         onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
       });
@@ -542,11 +602,15 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     epochs: config.student.train.epochs,
     wallSeconds: Math.round(run.state.activeSeconds * 10) / 10,
     models: roles,
-    data: { train: plan.trainIndices.length, validation: plan.validationIndices.length, test: plan.testIndices.length, transfer: plan.trainIndices.length, transferLabeled: plan.labeled },
+    data: {
+      train: plan.trainIndices.length, validation: plan.validationIndices.length, test: plan.testIndices.length, transfer: plan.transferIndices.length, transferLabeled: plan.labeled,
+      ...(plan.unlabeledIndices.length ? { unlabeled: { samples: plan.unlabeledIndices.length, labeledPerBatch: plan.distilledData.mix?.labeledPerBatch ?? null, batchSize: config.student.train.batchSize } } : {}),
+    },
     setup: { teacher: config.teacher, student: config.student, kd: config.kd, seeds: config.seeds },
     machine,
     details,
     ...(run.state.teacherReport ? { teacherReport: run.state.teacherReport } : {}),
+    ...(run.state.domainShift ? { domainShift: run.state.domainShift } : {}),
   };
 }
 

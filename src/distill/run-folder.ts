@@ -7,7 +7,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { EpochMetric, ModelMetrics } from "../eval/types.js";
+import type { DomainShiftRecord, EpochMetric, ModelMetrics } from "../eval/types.js";
 import type { TeacherReport } from "../eval/teacher-report.js";
 import { exportOnnx, type Model } from "../nn/model.js";
 import type { ParameterSet } from "../nn/module.js";
@@ -35,6 +35,8 @@ export interface RunState {
   ensemble?: { weights: number[]; computedSamples: number };
   /** The teacher on the validation split (computedSamples: forward passes this run spent on it). */
   teacherReport?: TeacherReport & { computedSamples: number };
+  /** Unlabelled transfer data against the teacher's labelled reference, before distilling (data.unlabeled). */
+  domainShift?: DomainShiftRecord;
   /** Each teacher assistant's or born-again generation's logits on the transfer set. */
   chain?: Record<string, { samples: number; computedSamples: number }>;
 }

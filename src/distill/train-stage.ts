@@ -5,7 +5,7 @@
 
 import type { KdTerm, TrainSpec } from "../config/schema.js";
 import { feedDType, type SampleSet } from "../data/sample-set.js";
-import { Batches, type Batch } from "../data/batches.js";
+import { Batches, MISSING_LABEL, MixedBatches, type Batch } from "../data/batches.js";
 import type { OptimizerConfig } from "../engine/optimizers.js";
 import type { HostTensor } from "../engine/runtime.js";
 import { UserError } from "../errors.js";
@@ -35,6 +35,11 @@ export interface StageJob {
   teacher?: TeacherOutputs;
   /** Feed labels to the loss (false for an unlabeled transfer set). */
   useLabels: boolean;
+  /**
+   * Unlabelled transfer samples mixed into every batch (data.unlabeled): `labeledPerBatch` of each
+   * batch are training examples with their labels, the rest these (see MixedBatches).
+   */
+  mix?: { unlabeled: Int32Array; labeledPerBatch: number };
   checkpointPath: string;
   progress: Progress;
   /** Called after each epoch's checkpoint is on disk, with the stage's history so far. */
@@ -48,14 +53,16 @@ export class Interrupted extends Error {
 }
 
 export async function trainStage(job: StageJob): Promise<{ params: ParameterSet; history: EpochMetric[] }> {
-  const terms = new WeightedTerms(job.terms, job.useLabels);
+  const terms = new WeightedTerms(job.terms, job.useLabels, job.mix ? job.mix.labeledPerBatch / job.train.batchSize : 1);
   const trainer = await createTrainer(job, terms);
   try {
     const saved = readCheckpoint(job.checkpointPath);
     if (saved) trainer.restore({ state: saved.state, stepsTaken: saved.stepsTaken });
     let history = saved?.history ?? [];
     const train = job.train;
-    const batches = new Batches(job.set, job.trainIndices, { batchSize: train.batchSize, shuffle: true, seed: job.seed, jitter: train.jitter, dropLast: true });
+    const batches = job.mix
+      ? new MixedBatches(job.set, job.trainIndices, job.mix.unlabeled, job.mix.labeledPerBatch, { batchSize: train.batchSize, shuffle: true, seed: job.seed, jitter: train.jitter })
+      : new Batches(job.set, job.trainIndices, { batchSize: train.batchSize, shuffle: true, seed: job.seed, jitter: train.jitter, dropLast: true });
     for (let epoch = saved?.epochsDone ?? 0; epoch < train.epochs; epoch++) {
       const metric = await trainEpoch(job, trainer, terms, batches, epoch, history.length);
       history = [...history, metric];
@@ -90,17 +97,20 @@ async function createTrainer(job: StageJob, terms: WeightedTerms): Promise<Model
   });
 }
 
-/** Running sums over an epoch's batches: loss, each logged term, training accuracy. */
+/** Running sums over an epoch's batches: loss, each logged term, training accuracy (on the rows with labels). */
 class EpochTally {
   lossSum = 0;
   correct = 0;
   seen = 0;
+  labeled = 0;
   readonly termSums: Record<string, number> = {};
 
   add(batch: Pick<Batch, "labels" | "size">, loss: number, terms: Record<string, number>, logits: Float32Array, k: number): void {
     this.lossSum += loss * batch.size;
     for (const [name, v] of Object.entries(terms)) this.termSums[name] = (this.termSums[name] ?? 0) + v * batch.size;
     for (let i = 0; i < batch.size; i++) {
+      if (batch.labels[i] === MISSING_LABEL || batch.labels[i]! < 0n) continue;
+      this.labeled++;
       let best = 0;
       for (let c = 1; c < k; c++) if (logits[i * k + c]! > logits[i * k + best]!) best = c;
       if (BigInt(best) === batch.labels[i]) this.correct++;
@@ -135,7 +145,7 @@ async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedT
       tally.add({ labels, size }, res.loss, res.terms, res.outputs["logits"]!.data as Float32Array, model.numClasses);
     });
     group.length = 0;
-    task.update(b, { loss: tally.lossSum / tally.seen, acc: tally.correct / tally.seen });
+    task.update(b, { loss: tally.lossSum / tally.seen, acc: tally.correct / tally.labeled });
   };
   for (const batch of batches.epoch(epoch)) {
     // One Loop call takes batches of one size: a short batch first runs what is waiting.
@@ -156,7 +166,7 @@ async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedT
     lr,
     trainLoss: tally.lossSum / tally.seen,
     terms: tally.termMeans(),
-    trainAccuracy: tally.correct / tally.seen,
+    trainAccuracy: tally.correct / tally.labeled,
     valAccuracy: val.accuracy,
     valLoss: val.loss,
     seconds: (performance.now() - started) / 1000,

@@ -21,8 +21,11 @@ export class WeightedTerms {
   readonly usesTeacherLogits: boolean;
   readonly teacherTaps: string[];
   readonly studentTaps: string[];
+  /** Terms that need a label on every row (they cannot train on batches mixing unlabelled samples). */
+  readonly needEveryLabel: string[];
 
-  constructor(terms: KdTerm[], labeled: boolean) {
+  /** `labeledShare`: the share of each batch's rows that carry a label (below 1 when unlabelled samples are mixed in). */
+  constructor(terms: KdTerm[], labeled: boolean, readonly labeledShare = 1) {
     const active = terms.filter((t) => t.weight > 0);
     const counts = new Map<string, number>();
     this.terms = active.map((term) => {
@@ -35,6 +38,7 @@ export class WeightedTerms {
     this.usesTeacherLogits = needs.some((n) => n.teacherLogits);
     this.teacherTaps = [...new Set(needs.flatMap((n) => n.teacherTaps ?? []))];
     this.studentTaps = [...new Set(needs.flatMap((n) => n.studentTaps ?? []))];
+    this.needEveryLabel = this.terms.filter((_, i) => labeled && needs[i]!.labels !== undefined && !needs[i]!.partialLabels).map((t) => t.label);
   }
 
   get usesTeacher(): boolean {
@@ -50,7 +54,7 @@ export class WeightedTerms {
     let total: Value | undefined;
     const logged: Record<string, Value> = {};
     for (const { term, method, label } of this.terms) {
-      const r = ctx.graph.withScope(label, () => method.loss({ ctx, settings: term, id: `kd.${label}`, seed: o.seed, labels, teacherLogits, teacherTaps, studentTaps }));
+      const r = ctx.graph.withScope(label, () => method.loss({ ctx, settings: term, id: `kd.${label}`, seed: o.seed, labels, labeledShare: this.labeledShare, teacherLogits, teacherTaps, studentTaps }));
       const weighted = F.scale(r.loss, term.weight);
       total = total ? F.add(total, weighted) : weighted;
       for (const [part, v] of Object.entries(r.parts ?? { [`loss_${term.method}`]: r.loss })) logged[this.terms.length > 1 ? `${label}.${part}` : part] = v;

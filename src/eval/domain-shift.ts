@@ -30,8 +30,10 @@ export interface ShiftReport {
   transfer: { samples: number; confidence: Distribution; entropy: Distribution; lowConfidenceShare: number };
   confidenceTest: KsTest;
   entropyTest: KsTest;
-  /** KS test on each image's mean pixel value: a shift in the inputs themselves. */
+  /** KS test on a per-sample input statistic (`inputStatistic`): a shift in the inputs themselves. */
   inputTest: KsTest;
+  /** What inputTest compares: "mean pixel value" for images, "unknown-word share" for texts. */
+  inputStatistic?: string;
   lowConfidenceThreshold: number;
   warning: string | null;
 }
@@ -96,9 +98,10 @@ export interface ShiftInput {
   classes: number;
   referenceLogits: Float32Array;
   transferLogits: Float32Array;
-  /** Mean pixel value of each image (0–255). */
+  /** A per-sample input statistic: the mean pixel value of each image (0–255), by default. */
   referenceInputMeans: Float64Array;
   transferInputMeans: Float64Array;
+  inputStatistic?: string;
   /** A sample is "unsure" below this top-1 probability. Default 0.5. */
   lowConfidenceThreshold?: number;
 }
@@ -133,6 +136,7 @@ export function domainShift(s: ShiftInput): ShiftReport {
     confidenceTest,
     entropyTest,
     inputTest,
+    inputStatistic: s.inputStatistic ?? "mean pixel value",
     lowConfidenceThreshold: threshold,
     warning: reasons.length ? `the transfer set looks out of domain for this teacher: ${reasons.join("; ")}` : null,
   };
@@ -149,6 +153,29 @@ export function imageMeans(images: Uint8Array, pixels: number, indices?: Int32Ar
     out[i] = s / pixels;
   }
   return out;
+}
+
+/** Per text: the share of its words (non-padding ids) that the vocabulary does not know (id 1). */
+export function unknownWordShares(ids: Int32Array, maxTokens: number, indices: Int32Array): Float64Array {
+  const out = new Float64Array(indices.length);
+  indices.forEach((idx, i) => {
+    let words = 0, unknown = 0;
+    for (let t = 0; t < maxTokens; t++) {
+      const id = ids[idx * maxTokens + t]!;
+      if (id === 0) continue;
+      words++;
+      if (id === 1) unknown++;
+    }
+    out[i] = words ? unknown / words : 1;
+  });
+  return out;
+}
+
+/** The per-sample input statistic the shift check compares, for a set's kind. */
+export function inputStatistic(set: SampleSet, indices: Int32Array): { name: string; values: Float64Array } | undefined {
+  if (set.kind === "image") return { name: "mean pixel value", values: imageMeans(set.inputs as Uint8Array, sampleSize(set), indices) };
+  if (set.kind === "tokens") return { name: "unknown-word share", values: unknownWordShares(set.inputs as Int32Array, set.sampleShape[0]!, indices) };
+  return undefined;
 }
 
 // ---- `distill shift`: check a transfer set against a teacher before distilling -----------------

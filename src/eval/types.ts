@@ -2,6 +2,15 @@
 // (results.json). The report and the CLI read these and nothing else.
 
 import type { TeacherReport } from "./teacher-report.js";
+import type { ShiftReport } from "./domain-shift.js";
+
+/** The transfer check of a run with unlabelled data: the shift report, its reference split, the sources. */
+export type DomainShiftRecord = Omit<ShiftReport, "reference"> & {
+  reference: ShiftReport["reference"] & { split: "validation" | "training" };
+  sources: { source: string; samples: number }[];
+  /** Teacher forward passes the check itself ran (0 when it reused the soft targets). */
+  computedSamples: number;
+};
 
 /** Test-set quality and cost of one model (one seed). */
 export interface ModelMetrics {
@@ -61,7 +70,11 @@ export interface RunResults {
   wallSeconds: number;
   models: ModelResult[];
   /** Sizes of the splits the run used (absent in results written before they were recorded). */
-  data?: { train: number; validation: number; test: number; transfer: number; transferLabeled: boolean };
+  data?: {
+    train: number; validation: number; test: number; transfer: number; transferLabeled: boolean;
+    /** data.unlabeled: the unlabelled samples and how each distilled batch mixed them with labelled ones. */
+    unlabeled?: { samples: number; labeledPerBatch: number | null; batchSize: number };
+  };
   /** Architectures and training settings, as resolved from the config. */
   setup?: Record<string, unknown>;
   /** Where latency and throughput were measured. */
@@ -69,6 +82,8 @@ export interface RunResults {
   details?: RunDetails;
   /** The teacher on the validation split, and the weak-teacher warning when it does not beat the baseline. */
   teacherReport?: TeacherReport & { computedSamples: number };
+  /** Unlabelled transfer data checked against the teacher's labelled reference (data.unlabeled). */
+  domainShift?: DomainShiftRecord;
 }
 
 export interface MachineFacts {

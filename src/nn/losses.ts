@@ -11,15 +11,22 @@ function batchMean(perSample: Value): Value {
 /**
  * Cross-entropy with integer labels (int64 [N]) on logits [N, K], optionally with label smoothing
  * ε (Szegedy et al. 2016, §7): the target is (1−ε)·onehot + ε/K, as torch's label_smoothing.
+ *
+ * A label outside 0..K−1 (a sample without one, in a batch mixing unlabelled data) has an all-zero
+ * one-hot row and adds nothing; `labeledShare`, the share of rows that do carry a label, turns the
+ * batch mean into the mean over those rows.
  */
-export function crossEntropy(logits: Value, labels: Value, opts: { labelSmoothing?: number } = {}): Value {
+export function crossEntropy(logits: Value, labels: Value, opts: { labelSmoothing?: number; labeledShare?: number } = {}): Value {
   const g = logits.graph;
   const k = logits.shape[1];
   if (typeof k !== "number") throw g.shapeError("cross-entropy needs a static class count");
   const eps = opts.labelSmoothing ?? 0;
   let target = F.oneHot(labels, k);
-  if (eps > 0) target = F.add(F.scale(target, 1 - eps), g.constFloat([eps / k]));
-  return softTargetCrossEntropy(logits, target);
+  // ε/K only on rows that have a label (their one-hot sums to 1, an unlabelled row's to 0).
+  if (eps > 0) target = F.add(F.scale(target, 1 - eps), F.mul(F.reduceSum(target, [1], true), g.constFloat([eps / k])));
+  const ce = softTargetCrossEntropy(logits, target);
+  const share = opts.labeledShare ?? 1;
+  return share === 1 ? ce : F.scale(ce, 1 / share);
 }
 
 /** −Σ target·log softmax(logits), batch mean; `target` is a probability distribution per row. */
@@ -50,14 +57,14 @@ export interface KdTerms {
  * Network", §2: a weighted sum of the hard-label cross-entropy and the temperature-softened KL to
  * the teacher; the T² factor keeps the soft term's gradient scale independent of T (§2.1).
  */
-export function kdLossGraph(studentLogits: Value, teacherLogits: Value, labels: Value | undefined, temperature: number, alpha: number): KdTerms {
+export function kdLossGraph(studentLogits: Value, teacherLogits: Value, labels: Value | undefined, temperature: number, alpha: number, labeledShare = 1): KdTerms {
   const g = studentLogits.graph;
   const kd = F.scale(klDivergence(studentLogits, teacherLogits, temperature), temperature * temperature);
   if (!labels || alpha === 1) {
     const zero = g.constFloat([0]);
     return { loss: alpha === 1 ? kd : F.scale(kd, alpha), ce: zero, kd };
   }
-  const ce = crossEntropy(studentLogits, labels);
+  const ce = crossEntropy(studentLogits, labels, { labeledShare });
   if (alpha === 0) return { loss: ce, ce, kd };
   return { loss: F.add(F.scale(ce, 1 - alpha), F.scale(kd, alpha)), ce, kd };
 }

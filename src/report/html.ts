@@ -270,6 +270,26 @@ function teacherSection(results: RunResults): string {
 <div class="table-wrap"><table id="teacher-confidence"><caption>Teacher confidence (max softmax probability) on the validation split</caption><tbody>${bars}</tbody></table></div>`;
 }
 
+/** Unlabelled transfer data against the teacher's labelled reference: confidence side by side, the tests, the warning. */
+function transferSection(results: RunResults): string {
+  const d = results.domainShift;
+  if (!d) return "";
+  const ref = d.reference, tr = d.transfer;
+  const peak = Math.max(1e-9, ...ref.confidence.histogram, ...tr.confidence.histogram);
+  const bar = (share: number, cls: string) => `<span class="bar ${cls}" style="width:${Math.round((share / peak) * 200)}px"></span> ${fixed(share * 100, 1)}%`;
+  const rows = ref.confidence.histogram.map((r, b) =>
+    `<tr><th scope="row">${fixed(b / 10, 1)}–${fixed((b + 1) / 10, 1)}</th><td>${bar(r, "reference")}</td><td>${bar(tr.confidence.histogram[b]!, "transfer")}</td></tr>`).join("");
+  const test = (name: string, t: { statistic: number; pValue: number }) => `<tr><th scope="row">${escapeHtml(name)}</th><td>${fixed(t.statistic, 3)}</td><td>${t.pValue.toExponential(1)}</td></tr>`;
+  const sources = d.sources.map((s) => `${escapeHtml(s.source)} (${grouped(s.samples)})`).join(", ");
+  const mix = results.data?.unlabeled;
+  const mixText = mix ? (mix.labeledPerBatch === null ? " Every sample is unlabelled (data.transfer: unlabeled)." : ` Each distilled batch held ${mix.labeledPerBatch} labelled and ${mix.batchSize - mix.labeledPerBatch} unlabelled samples; the hard-label loss averages over the labelled ones, the soft loss over all.`) : "";
+  return `<h2>Transfer data</h2>
+<p id="transfer-check">${grouped(tr.samples)} unlabelled samples from ${sources}, labelled by the teacher.${mixText} Before distilling they were checked against the ${d.reference.split} split (${grouped(ref.samples)} labelled samples the teacher did not train on): mean confidence ${fixed(tr.confidence.mean, 3)} vs ${fixed(ref.confidence.mean, 3)}, ${fixed(tr.lowConfidenceShare * 100, 1)}% vs ${fixed(ref.lowConfidenceShare * 100, 1)}% below ${d.lowConfidenceThreshold}; mean entropy ${fixed(tr.entropy.mean, 3)} vs ${fixed(ref.entropy.mean, 3)} nats. ${d.warning ? `<strong class="bad">Out of domain.</strong>` : "No shift warning."}</p>
+<div class="table-wrap"><table id="transfer-confidence"><caption>Teacher confidence (max softmax probability): share of samples per bin</caption><thead><tr><th scope="col">confidence</th><th scope="col">${escapeHtml(d.reference.split)} (reference)</th><th scope="col">unlabelled transfer</th></tr></thead><tbody>${rows}</tbody></table></div>
+<div class="table-wrap"><table id="transfer-tests"><caption>Two-sample Kolmogorov–Smirnov tests, transfer vs reference</caption><thead><tr><th scope="col">compared</th><th scope="col">D</th><th scope="col">p</th></tr></thead><tbody>${test("teacher confidence", d.confidenceTest)}${test("teacher entropy", d.entropyTest)}${test(d.inputStatistic ?? "mean pixel value", d.inputTest)}</tbody></table></div>
+<p class="note">The warning rule: the teacher is less sure on the transfer data and its confidence distribution differs (KS D ≥ 0.15, p &lt; 0.001), or ≥ 10% of transfer samples fall below ${d.lowConfidenceThreshold} confidence and at least twice the reference's share. A shift in the input statistic alone is shown, not warned about.</p>`;
+}
+
 /** Per-class F1 of every model (from its confusion matrix summed over seeds). */
 function perClassF1Table(d: RunDetails): string {
   const perRole = Object.entries(d.perClassF1 ?? {});
@@ -303,7 +323,7 @@ ${d.disagreements.length ? `<div class="examples" id="disagreements">${examples}
 
 function setupSection(results: RunResults): string {
   const sizes = results.data
-    ? `<p>Training ${grouped(results.data.train)}, validation ${grouped(results.data.validation)}, test ${grouped(results.data.test)}; transfer set ${grouped(results.data.transfer)} examples (${results.data.transferLabeled ? "labelled" : "labels withheld"}).</p>`
+    ? `<p>Training ${grouped(results.data.train)}, validation ${grouped(results.data.validation)}, test ${grouped(results.data.test)}; transfer set ${grouped(results.data.transfer)} examples (${results.data.unlabeled ? `${grouped(results.data.transfer - results.data.unlabeled.samples)} ${results.data.transferLabeled ? "labelled" : "with labels withheld"} + ${grouped(results.data.unlabeled.samples)} unlabelled` : results.data.transferLabeled ? "labelled" : "labels withheld"}).</p>`
     : "";
   const setup = results.setup ? `<pre>${escapeHtml(toYaml(results.setup))}</pre>` : `<p class="note">No setup recorded in results.json.</p>`;
   return `<details class="setup" id="setup"><summary>Data, architectures and training settings</summary>${sizes}${setup}</details>`;
@@ -364,6 +384,7 @@ export function renderReport(results: RunResults, epochs: EpochMetric[], links: 
 <h1>${escapeHtml(results.name)}</h1>
 <p class="sub">Knowledge-distillation run report</p>
 ${results.teacherReport?.warning ? `<p class="warning" id="teacher-warning">${escapeHtml(results.teacherReport.warning)}</p>
+` : ""}${results.domainShift?.warning ? `<p class="warning" id="shift-warning">${escapeHtml(results.domainShift.warning)}</p>
 ` : ""}${headlineSection(results)}
 <dl class="facts">${factsHtml}</dl>
 
@@ -388,6 +409,7 @@ ${comparisonTable(results)}
 ${epochs.length ? "" : `<p class="note">No per-epoch metrics were recorded for this run (metrics.jsonl is missing or empty).</p>\n`}<p class="note">Lines are means over seeds${multi ? "; shaded bands span the seeds' min to max" : ""}. Validation loss is the same quantity for every stage (NLL of the true label), unlike training losses, whose objectives differ.</p>
 
 ${teacherSection(results)}
+${transferSection(results)}
 ${detailsSections(results, results.details)}
 
 ${setupSection(results)}

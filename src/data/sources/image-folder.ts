@@ -146,3 +146,33 @@ export async function loadImageFolders(
   const decodeSplit = (list: Listing, split: string) => decodeAll(list, target, resize, cacheDir, o.onProgress && ((d, t) => o.onProgress!(split, d, t)));
   return { train: await decodeSplit(trainList, "train"), test: await decodeSplit(testList, "test"), classLabels };
 }
+
+/** Every image under `dir`, at any depth (class sub-folders or none), sorted by path. */
+function listAllImages(dir: string, field: string): string[] {
+  const files: string[] = [];
+  const walk = (folder: string) => {
+    for (const name of folderEntries(folder, field)) {
+      if (name.startsWith(".")) continue;
+      const path = join(folder, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (IMAGE_EXTENSIONS.has(extname(name).toLowerCase())) files.push(path);
+    }
+  };
+  walk(dir);
+  return files;
+}
+
+/**
+ * Unlabelled images for a transfer set: every image under `dir`, converted (resized, greyed or
+ * coloured) to the training images' size and channels, through the same decoded-image cache.
+ */
+export async function loadUnlabeledImages(
+  dir: string,
+  target: { channels: 1 | 3; height: number; width: number },
+  field: string,
+  o: { cacheDir?: string; onProgress?: (done: number, total: number) => void } = {},
+): Promise<SampleSet> {
+  const files = listAllImages(dir, field);
+  if (files.length === 0) throw new UserError(dir, `${field}: no .png, .jpg or .jpeg images in the folder or its sub-folders`);
+  return decodeAll({ files, labels: files.map(() => -1) }, target, true, o.cacheDir ?? defaultCacheDir(), o.onProgress);
+}

@@ -11,9 +11,9 @@ export const crossEntropyMethod = defineMethod({
   reference: "hard-label training (the no-distillation baseline)",
   settings: obj({}) as z.ZodType<Record<string, never>>,
   includesCrossEntropy: true,
-  needs: () => ({ labels: "required" }),
-  loss({ ctx, labels }) {
-    const ce = crossEntropy(ctx.logits, labels!);
+  needs: () => ({ labels: "required", partialLabels: true }),
+  loss({ ctx, labels, labeledShare }) {
+    const ce = crossEntropy(ctx.logits, labels!, { labeledShare });
     return { loss: ce, parts: { loss_ce: ce } };
   },
 });

@@ -12,10 +12,10 @@ export const logitKdMethod = defineMethod({
   reference: "Hinton, Vinyals & Dean (2015), Distilling the Knowledge in a Neural Network, §2",
   settings: obj({ temperature: positiveNumber().default(4), alpha: unitClosed().default(0.9) }),
   includesCrossEntropy: true,
-  needs: () => ({ labels: "optional", teacherLogits: true }),
-  loss({ ctx, labels, teacherLogits, settings }) {
+  needs: () => ({ labels: "optional", partialLabels: true, teacherLogits: true }),
+  loss({ ctx, labels, labeledShare, teacherLogits, settings }) {
     const alpha = labels ? settings.alpha : 1;
-    const t = kdLossGraph(ctx.logits, teacherLogits!, labels, settings.temperature, alpha);
+    const t = kdLossGraph(ctx.logits, teacherLogits!, labels, settings.temperature, alpha, labeledShare);
     const parts: Record<string, Value> = labels ? { loss_ce: t.ce, loss_kd: t.kd } : { loss_kd: t.kd };
     return { loss: t.loss, parts };
   },

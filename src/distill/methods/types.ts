@@ -11,6 +11,11 @@ import type { LossContext } from "../../nn/train-step.js";
 export interface MethodNeeds {
   /** Hard labels [N] (int64); a method that only can work with them sets `labels: "required"`. */
   labels?: "optional" | "required";
+  /**
+   * The term copes with batch rows that have no label (data.unlabeled mixed in: such rows carry
+   * MISSING_LABEL) by leaving them out of its hard-label part, scaled by `labeledShare`.
+   */
+  partialLabels?: boolean;
   /** The teacher's logits [N, K]. */
   teacherLogits?: boolean;
   /** Teacher tap names (layer names for our models, tensor names for an .onnx teacher). */
@@ -27,6 +32,8 @@ export interface TermInputs<S> {
   /** The stage's seed, for initialising what the term declares. */
   seed: number;
   labels?: Value;
+  /** Share of each batch's rows that carry a label (absent: 1, every row; below 1 when unlabelled data is mixed in). */
+  labeledShare?: number;
   teacherLogits?: Value;
   /** The declared teacher taps, as fed from the teacher-outputs provider ([N, …]). */
   teacherTaps: Map<string, Value>;
