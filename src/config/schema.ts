@@ -269,9 +269,18 @@ const dataSchema = obj({
   unlabeled: z.array(unlabeledSourceSchema, num("a list of sources like [{path: extra/}]")).min(1, num("at least one source")).optional(),
   /** With unlabeled: the share of each training batch that carries labels (default: their share of the transfer set). */
   labeledShare: unitOpen().optional(),
+  /**
+   * Classes left out of the students' training examples (Hinton et al. 2015 §3: no 3s in the transfer
+   * set); the teacher still trains on them. Each distilled student is then also evaluated with the
+   * omitted classes' output bias raised: by `omittedClassShift` when given, and by a shift estimated
+   * from unlabelled inputs.
+   */
+  transferOmits: z.array(z.union([str("a class label"), z.number().int().nonnegative()]), num("a list of class labels like [\"3\"]")).min(1, num("at least one class")).optional(),
+  omittedClassShift: z.number(num("a number")).optional(),
 }).superRefine((d, ctx) => {
   const need = (key: string, why: string) => ctx.addIssue({ code: "custom", path: [key], message: `required ${why}` });
   const unused = (key: string, why: string) => ctx.addIssue({ code: "custom", path: [key], message: `only used ${why}` });
+  if (d.omittedClassShift !== undefined && d.transferOmits === undefined) unused("omittedClassShift", "with transferOmits (it raises the omitted classes' output bias)");
   if (d.labeledShare !== undefined && d.unlabeled === undefined) unused("labeledShare", "with unlabeled (it sets how batches mix labelled and unlabelled samples)");
   d.unlabeled?.forEach((u, i) => {
     if (u.restOfTrain && d.trainLimit === null) ctx.addIssue({ code: "custom", path: ["unlabeled", i, "restOfTrain"], message: "needs data.trainLimit (the training pool beyond it becomes the unlabelled set)" });

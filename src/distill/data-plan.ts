@@ -16,7 +16,12 @@ import { dataGeometry, type DataGeometry } from "../nn/spec.js";
 
 export interface DataPlan {
   dataset: Dataset;
+  /** The students' labelled training examples (without data.transferOmits' classes). */
   trainIndices: Int32Array;
+  /** The teacher's, when trained here: every labelled training example. */
+  teacherTrainIndices: Int32Array;
+  /** data.transferOmits as class indices (empty: none omitted). */
+  omittedClasses: number[];
   validationIndices: Int32Array;
   testIndices: Int32Array;
   /** The unlabelled transfer samples (indices into dataset.train, after the labelled ones); empty when none. */
@@ -48,7 +53,11 @@ export async function planData(config: DistillConfig, configPath: string, load: 
     throw new UserError(configPath, `data.validation: ${validation} validation examples leave none of the ${trainPool.length} training examples for training; set data.validation below ${trainPool.length} (or leave it out: a twelfth of the pool)`);
   // The split is a property of the data, not of the seed: every seed and stage sees the same one.
   const split = splitTrainValidation(trainPool.length, validation, 0);
-  const trainIndices = pick(trainPool, split.train);
+  const teacherTrainIndices = pick(trainPool, split.train);
+  const omittedClasses = (config.data.transferOmits ?? []).map((c) => classIndex(c, dataset.classLabels, configPath));
+  const trainIndices = omittedClasses.length ? teacherTrainIndices.filter((idx) => !omittedClasses.includes(dataset.train.labels[idx]!)) : teacherTrainIndices;
+  if (trainIndices.length === 0) throw new UserError(configPath, `data.transferOmits: leaves no training examples`);
+  if (omittedClasses.length && validation === 0) throw new UserError(configPath, "data.transferOmits: the omitted classes' bias shift is estimated on the validation split's inputs; set data.validation above 0");
   let unlabeledIndices: Int32Array = new Int32Array(0), unlabeledParts: UnlabeledPart[] = [];
   if (config.data.unlabeled) {
     const extra = await loadUnlabeled(config.data.unlabeled, dataset, { ...load, poolEnd: trainPool.length, ...(config.data.text ? { textField: config.data.text } : {}) });
@@ -61,6 +70,8 @@ export async function planData(config: DistillConfig, configPath: string, load: 
   return {
     dataset,
     trainIndices,
+    teacherTrainIndices,
+    omittedClasses,
     validationIndices: pick(trainPool, split.validation),
     testIndices: firstN(allIndices(dataset.test.count), config.data.testLimit ?? undefined),
     unlabeledIndices,
@@ -70,6 +81,14 @@ export async function planData(config: DistillConfig, configPath: string, load: 
     geometry,
     labeledShare: mixing ? config.data.labeledShare ?? trainIndices.length / (trainIndices.length + unlabeledIndices.length) : 1,
   };
+}
+
+/** A class named by its label (or, when no label matches, its index). */
+function classIndex(c: string | number, labels: string[], configPath: string): number {
+  const byLabel = labels.indexOf(String(c));
+  if (byLabel >= 0) return byLabel;
+  if (typeof c === "number" && c < labels.length) return c;
+  throw new UserError(configPath, `data.transferOmits: ${JSON.stringify(c)} is not a class of this data (${labels.join(", ")})`);
 }
 
 function pick(pool: Int32Array, positions: Int32Array): Int32Array {

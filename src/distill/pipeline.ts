@@ -11,7 +11,7 @@
 
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
 import { dataName, type DistillConfig } from "../config/schema.js";
@@ -19,6 +19,7 @@ import { loadConfig } from "../config/load.js";
 import { gatherLabels, imageShape, sampleSize, type Dataset } from "../data/sample-set.js";
 import { teacherReport, withBaseline } from "../eval/teacher-report.js";
 import { domainShift, inputStatistic, type ShiftReport } from "../eval/domain-shift.js";
+import { estimateBiasShift, withLogitShift } from "../eval/bias-correction.js";
 import { exportOnnx } from "../nn/model.js";
 import { exportTextOnnx } from "../data/text-onnx.js";
 import { dataMetadata } from "../data/load.js";
@@ -327,7 +328,7 @@ async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
     const model = plan.teacherModel();
     const { params, history } = await trainStage({
       stage: "teacher", seed: teacherSeed, model, train: config.teacher.train!, terms: [{ method: "cross-entropy", weight: 1 }],
-      set: plan.dataset.train, trainIndices: plan.trainIndices, validationIndices: plan.validationIndices, useLabels: true,
+      set: plan.dataset.train, trainIndices: plan.teacherTrainIndices, validationIndices: plan.validationIndices, useLabels: true,
       checkpointPath: run.checkpointPath("teacher", teacherSeed), progress: plan.progress,
       onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
     });
@@ -568,6 +569,14 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     if (!existsSync(top)) copyFileSync(run.modelPath(stage, config.seeds[0]!), top);
     roles.push({ role: stage, file: `${stage}.onnx`, perSeed, summary: summarize(perSeed) });
   }
+  // data.transferOmits: every seed's distilled student also with the omitted classes' bias raised.
+  const shifted = new Map<string, string[]>();
+  for (const variant of await biasShiftedStudents(plan, run)) {
+    const perSeed: ModelMetrics[] = [];
+    for (const [i, seed] of config.seeds.entries()) perSeed.push((await evaluateOnce(plan, run, variant.role, seed, variant.files[i]!, studentParams, teacherEval.logits)).metrics);
+    roles.push({ role: variant.role, file: relative(run.dir, variant.files[0]!), perSeed, summary: summarize(perSeed) });
+    shifted.set(variant.role, variant.files);
+  }
   // compress: the first seed's distilled student, quantized each way asked for.
   const compressed = new Map<string, string>();
   for (const mode of config.compress?.quantize ?? []) {
@@ -584,7 +593,7 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     compressed.set(role, file);
   }
   const details = await runDetails({
-    files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [run.teacherFile] : chainStage(r.role) ? [run.modelPath(r.role, teacherSeed)] : compressed.has(r.role) ? [compressed.get(r.role)!] : config.seeds.map((seed) => run.modelPath(r.role, seed)) })),
+    files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [run.teacherFile] : chainStage(r.role) ? [run.modelPath(r.role, teacherSeed)] : compressed.has(r.role) ? [compressed.get(r.role)!] : shifted.get(r.role) ?? config.seeds.map((seed) => run.modelPath(r.role, seed)) })),
     set: plan.dataset.test, indices: plan.testIndices, classLabels: plan.dataset.classLabels,
   });
   run.writeMetricsLog();
@@ -611,7 +620,53 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     details,
     ...(run.state.teacherReport ? { teacherReport: run.state.teacherReport } : {}),
     ...(run.state.domainShift ? { domainShift: run.state.domainShift } : {}),
+    ...(run.state.biasShift ? { biasShift: run.state.biasShift } : {}),
   };
+}
+
+/**
+ * Hinton et al. (2015) §3: students distilled without some classes, with those classes' output bias
+ * raised — by data.omittedClassShift when given ("student-bias-given"), and by the shift estimated
+ * on the validation split's inputs, labels unused ("student-bias-estimated", src/eval/bias-correction.ts).
+ */
+async function biasShiftedStudents(plan: Plan, run: RunFolder): Promise<{ role: string; files: string[] }[]> {
+  const { config, dataset, omittedClasses, validationIndices } = plan;
+  if (omittedClasses.length === 0) return [];
+  const k = dataset.classLabels.length;
+  const folder = join(run.dir, "bias-shifted");
+  const state = run.state.biasShift ?? { classes: omittedClasses.map((c) => dataset.classLabels[c]!), given: config.data.omittedClassShift ?? null, estimated: {}, estimatedOn: `${validationIndices.length} validation inputs (labels unused)` };
+  const variants: { role: string; files: string[] }[] = [];
+  const shiftOf = (shift: number) => Float32Array.from({ length: k }, (_, c) => (omittedClasses.includes(c) ? shift : 0));
+  const given = config.data.omittedClassShift;
+  const make = async (role: string, seed: number, shift: () => Promise<Float32Array>) => {
+    const file = join(folder, `${role}-s${seed}.onnx`);
+    if (!existsSync(file)) writeFileAtomic(file, withLogitShift(readFileSync(run.modelPath("student", seed)), await shift(), run.modelPath("student", seed)));
+    return file;
+  };
+  if (given !== undefined) variants.push({ role: "student-bias-given", files: await Promise.all(config.seeds.map((seed) => make("student-bias-given", seed, async () => shiftOf(given)))) });
+  const teacher = await OnnxClassifier.fromFile(run.teacherFile);
+  try {
+    const teacherLogits = (await teacherSoftTargets({ teacher, set: dataset.train, indices: validationIndices, cacheDir: plan.opts.cacheDir ?? defaultCacheDir(), folder: "teacher-validation" })).logits;
+    const files: string[] = [];
+    for (const seed of config.seeds) {
+      files.push(await make("student-bias-estimated", seed, async () => {
+        const student = await OnnxClassifier.fromFile(run.modelPath("student", seed));
+        try {
+          const shift = estimateBiasShift(await student.logits(dataset.train, validationIndices), teacherLogits, k, omittedClasses);
+          state.estimated[seed] = omittedClasses.map((c) => Math.round(shift[c]! * 1000) / 1000);
+          return shift;
+        } finally {
+          await student.dispose();
+        }
+      }));
+    }
+    variants.push({ role: "student-bias-estimated", files });
+  } finally {
+    await teacher.dispose();
+  }
+  run.state.biasShift = state;
+  run.saveState();
+  return variants;
 }
 
 /** Test-set metrics of one model, measured once and kept in its stage record (a resume does not re-time it). */

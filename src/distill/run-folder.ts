@@ -7,7 +7,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { DomainShiftRecord, EpochMetric, ModelMetrics } from "../eval/types.js";
+import type { BiasShiftRecord, DomainShiftRecord, EpochMetric, ModelMetrics } from "../eval/types.js";
 import type { TeacherReport } from "../eval/teacher-report.js";
 import { exportOnnx, type Model } from "../nn/model.js";
 import type { ParameterSet } from "../nn/module.js";
@@ -37,6 +37,8 @@ export interface RunState {
   teacherReport?: TeacherReport & { computedSamples: number };
   /** Unlabelled transfer data against the teacher's labelled reference, before distilling (data.unlabeled). */
   domainShift?: DomainShiftRecord;
+  /** data.transferOmits: the bias shifts applied to the distilled students. */
+  biasShift?: BiasShiftRecord;
   /** Each teacher assistant's or born-again generation's logits on the transfer set. */
   chain?: Record<string, { samples: number; computedSamples: number }>;
 }

@@ -84,6 +84,16 @@ export interface RunResults {
   teacherReport?: TeacherReport & { computedSamples: number };
   /** Unlabelled transfer data checked against the teacher's labelled reference (data.unlabeled). */
   domainShift?: DomainShiftRecord;
+  /** data.transferOmits: the omitted classes' output-bias shifts (given, and estimated per seed). */
+  biasShift?: BiasShiftRecord;
+}
+
+export interface BiasShiftRecord {
+  classes: string[];
+  given: number | null;
+  /** Per seed: the estimated shift of each omitted class. */
+  estimated: Record<number, number[]>;
+  estimatedOn: string;
 }
 
 export interface MachineFacts {
