@@ -64,6 +64,7 @@ kd: { temperature: 8, alpha: 0.9 }
     assert.ok(threes("student") < 2 * total3, "the distilled student recognises some 3s from soft targets alone");
     assert.ok(threes("student-bias-given") < threes("student"), "raising the bias recovers 3s");
     assert.equal(r.biasShift!.given, 3.5);
+    assert.match(readFileSync(join(runDir, "report.html"), "utf8"), /<table id="omitted-errors">/);
     assert.deepEqual(r.biasShift!.classes, ["3"]);
     const estimated = r.biasShift!.estimated;
     assert.equal(Object.keys(estimated).length, 2);

@@ -290,6 +290,22 @@ function transferSection(results: RunResults): string {
 <p class="note">The warning rule: the teacher is less sure on the transfer data and its confidence distribution differs (KS D ≥ 0.15, p &lt; 0.001), or ≥ 10% of transfer samples fall below ${d.lowConfidenceThreshold} confidence and at least twice the reference's share. A shift in the input statistic alone is shown, not warned about.</p>`;
 }
 
+/** data.transferOmits: errors overall and on the omitted classes, before and after the bias shifts. */
+function omittedClassesSection(results: RunResults): string {
+  const b = results.biasShift, d = results.details;
+  if (!b || !d) return "";
+  const omitted = b.classes.map((label) => d.classLabels.indexOf(label)).filter((c) => c >= 0);
+  const rows = results.models.filter((m) => d.confusion[m.role]).map((m) => {
+    const c = d.confusion[m.role]!, seeds = m.perSeed.length;
+    const onOmitted = omitted.reduce((n, k) => n + c[k]!.reduce((a, v) => a + v, 0) - c[k]![k]!, 0) / seeds;
+    return `<tr><th scope="row">${escapeHtml(m.role)}</th><td>${fixed(m.summary.errors.mean, 1)}</td><td>${fixed(onOmitted, 1)}</td></tr>`;
+  }).join("");
+  const estimated = Object.entries(b.estimated).map(([seed, v]) => `seed ${seed}: ${v.map((x) => fixed(x, 2)).join(", ")}`).join("; ");
+  return `<h2>Classes left out of the transfer set</h2>
+<p id="omitted-classes">The students never saw ${b.classes.map(escapeHtml).join(", ")} in training. Bias shift of ${b.classes.length > 1 ? "those classes" : "that class"}: ${b.given === null ? "none given" : `given ${fixed(b.given, 2)} (student-bias-given)`}; estimated on ${escapeHtml(b.estimatedOn)} so the student predicts it as often as the teacher: ${escapeHtml(estimated)} (student-bias-estimated).</p>
+<div class="table-wrap"><table id="omitted-errors"><thead><tr><th scope="col">model</th><th scope="col">test errors (mean over seeds)</th><th scope="col">on ${b.classes.map(escapeHtml).join(", ")}</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+}
+
 /** Per-class F1 of every model (from its confusion matrix summed over seeds). */
 function perClassF1Table(d: RunDetails): string {
   const perRole = Object.entries(d.perClassF1 ?? {});
@@ -410,6 +426,7 @@ ${epochs.length ? "" : `<p class="note">No per-epoch metrics were recorded for t
 
 ${teacherSection(results)}
 ${transferSection(results)}
+${omittedClassesSection(results)}
 ${detailsSections(results, results.details)}
 
 ${setupSection(results)}
