@@ -229,14 +229,16 @@ function addCompressCommands(program: Command, io: CliIo): void {
     .addOption(new Option("--scope <scope>", "unstructured: one threshold over all layers, or the same share in each").choices(["global", "layer"]).default("global"))
     .option("--keep <r>", "structured: share of channels/units kept in every inner layer, 0–1", shareArg)
     .option("--params <n>", "structured: keep about n parameters (e.g. a student's count)", positiveIntArg)
-    .option("--finetune <run-dir>", "structured: fine-tune with the KD loss against this run's teacher (the model must be that teacher)")
+    .option("--finetune <run-dir>", "fine-tune with the KD loss against this run's teacher: after structured pruning (the model must be that teacher), or with --sparsity while pruning gradually (the run's teacher or student)")
     .option("--finetune-epochs <n>", "epochs of KD fine-tuning", positiveIntArg, 2)
+    .option("--ramp <share>", "gradual: share of the fine-tune over which sparsity rises to --sparsity (default 0.75)", shareArg)
+    .option("--interval <steps>", "gradual: optimizer steps between mask updates (default 50)", positiveIntArg)
     .addOption(new Option("--data <dataset>", "check data (test images); default: the model's distill.dataset").choices(["mnist", "fashion-mnist"]))
     .option("--limit <n>", "check on the first n test images only", positiveIntArg)
     .option("--no-check", "write the model without measuring it")
     .option("--json", "print the result as JSON")
     .option("--debug", "print stack traces of errors")
-    .action(async (modelPath: string, opts: { output: string; sparsity?: number; scope: "global" | "layer"; keep?: number; params?: number; data?: "mnist" | "fashion-mnist"; limit?: number; check: boolean; json?: boolean; finetune?: string; finetuneEpochs: number }) => {
+    .action(async (modelPath: string, opts: { output: string; sparsity?: number; scope: "global" | "layer"; keep?: number; params?: number; data?: "mnist" | "fashion-mnist"; limit?: number; check: boolean; json?: boolean; finetune?: string; finetuneEpochs: number; ramp?: number; interval?: number }) => {
       const { pruneFile, formatPruneResult } = await import("../compress/commands.js");
       const result = await pruneFile(modelPath, {
         output: opts.output, scope: opts.scope, check: opts.check, finetuneEpochs: opts.finetuneEpochs,
@@ -244,6 +246,7 @@ function addCompressCommands(program: Command, io: CliIo): void {
         ...(opts.finetune ? { finetune: opts.finetune } : {}),
         ...(opts.sparsity !== undefined ? { sparsity: opts.sparsity } : {}), ...(opts.keep !== undefined ? { keep: opts.keep } : {}),
         ...(opts.params !== undefined ? { params: opts.params } : {}), ...(opts.data ? { data: opts.data } : {}), ...(opts.limit ? { limit: opts.limit } : {}),
+        ...(opts.ramp !== undefined ? { ramp: opts.ramp } : {}), ...(opts.interval !== undefined ? { interval: opts.interval } : {}),
       });
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatPruneResult(result));
     });

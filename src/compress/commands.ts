@@ -12,7 +12,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { calibrate, type CalibrationMethod } from "./calibrate.js";
 import { checkModel, floatParameterCount, sampleBatch, type VariantCheck } from "./check.js";
 import { metadataOf, readModelProto } from "./onnx-model.js";
-import { keepForParams, pruneStructured, pruneUnstructured, type PruneReport } from "./prune.js";
+import { keepForParams, measureSparsity, pruneStructured, pruneUnstructured, type PruneReport } from "./prune.js";
 import { calibrationTensors, convertFp16, quantizeDynamic, quantizeStatic, type DynamicFormat, type QuantizeReport } from "./quantize.js";
 
 export type QuantizeMode = "dynamic" | "static" | "fp16";
@@ -125,9 +125,15 @@ export interface PruneOptions {
   data?: DatasetName;
   limit?: number;
   check?: boolean;
-  /** Structured: fine-tune with KD against this run folder's teacher for `finetuneEpochs`. */
+  /**
+   * Fine-tune with KD against this run folder's teacher for `finetuneEpochs`: after structured pruning,
+   * or — with `sparsity` — while pruning gradually (the model must be the run's teacher or student).
+   */
   finetune?: string;
   finetuneEpochs?: number;
+  /** Gradual: share of the fine-tune over which sparsity ramps up, and steps between mask updates. */
+  ramp?: number;
+  interval?: number;
   onEpoch?: (epoch: number, loss: number) => void;
 }
 
@@ -141,12 +147,20 @@ export interface PruneResult {
 /** `distill prune`: exactly one of sparsity (unstructured), keep or params (structured). */
 export async function pruneFile(modelPath: string, o: PruneOptions): Promise<PruneResult> {
   const given = [o.sparsity, o.keep, o.params].filter((v) => v !== undefined).length;
-  if (o.finetune && o.sparsity !== undefined) throw new UserError("distill prune", "--finetune works with structured pruning (--keep or --params)");
+  if (!o.finetune && (o.ramp !== undefined || o.interval !== undefined)) throw new UserError("distill prune", "--ramp and --interval shape gradual pruning, which needs --sparsity and --finetune <run-dir>");
   if (given !== 1) throw new UserError("distill prune", "give exactly one of --sparsity (unstructured), --keep or --params (structured)");
   if (resolve(modelPath) === resolve(o.output)) throw new UserError(o.output, "the output would overwrite the source model; choose another -o");
   const source = readModel(modelPath);
   let pruned: { bytes: Uint8Array; report: PruneReport };
-  if (o.sparsity !== undefined) pruned = pruneUnstructured(source, modelPath, o.sparsity, o.scope ?? "global");
+  if (o.sparsity !== undefined && o.finetune) {
+    const { pruneGradually } = await import("./gradual.js");
+    const g = await pruneGradually(o.finetune, source, modelPath, {
+      sparsity: o.sparsity, scope: o.scope ?? "global", epochs: o.finetuneEpochs ?? 2,
+      ...(o.ramp !== undefined ? { rampShare: o.ramp } : {}), ...(o.interval !== undefined ? { interval: o.interval } : {}), ...(o.onEpoch ? { onEpoch: o.onEpoch } : {}),
+    });
+    // Measured on the result: its zeros per layer and overall.
+    pruned = { bytes: g.bytes, report: { ...measureSparsity(g.bytes, modelPath), gradual: { schedule: g.schedule, role: g.role } } };
+  } else if (o.sparsity !== undefined) pruned = pruneUnstructured(source, modelPath, o.sparsity, o.scope ?? "global");
   else {
     const keep = o.keep ?? keepForParams(source, modelPath, o.params!);
     pruned = pruneStructured(source, modelPath, keep);
@@ -171,7 +185,9 @@ export async function pruneFile(modelPath: string, o: PruneOptions): Promise<Pru
 
 export function formatPruneResult(r: PruneResult): string {
   const layers = Object.entries(r.report.layers).map(([k, [a, b]]) => `${k} ${a}/${b}`).join(", ");
-  const lines = [`${r.output}: ${r.report.kind}, sparsity ${(r.report.sparsity * 100).toFixed(1)} %, parameters ${r.report.paramsBefore} → ${r.report.paramsAfter} (${r.report.kind === "structured" ? "channels kept" : "zeros"}: ${layers})`];
+  const g = r.report.gradual;
+  const lines = [`${r.output}: ${g ? "gradual " : ""}${r.report.kind}, sparsity ${(r.report.sparsity * 100).toFixed(1)} %, parameters ${r.report.paramsBefore} → ${r.report.paramsAfter} (${r.report.kind === "structured" ? "channels kept" : "zeros"}: ${layers})`];
+  if (g) lines.push(`  pruned while fine-tuning the run's ${g.role} with KD: ${g.schedule.length} mask updates, sparsity ${g.schedule.map((x) => (x.sparsity * 100).toFixed(0)).join(" → ")} %`);
   if (r.check) {
     const s = r.check.source.metrics, p = r.check.pruned.metrics;
     const row = (name: string, v: typeof s) => `  ${name.padEnd(8)} ${(v.accuracy * 100).toFixed(2).padStart(6)} % ${String(v.onnxBytes).padStart(9)} ${String(v.onnxGzipBytes).padStart(9)} ${v.latencyP50Ms.toFixed(3).padStart(8)} ${String(Math.round(v.throughput)).padStart(9)}`;

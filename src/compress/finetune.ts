@@ -7,19 +7,17 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ModelSpec } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
-import { validationSize } from "../config/schema.js";
 import { Batches } from "../data/batches.js";
-import { loadData } from "../data/load.js";
-import { feedDType } from "../data/sample-set.js";
-import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
+import { feedDType, type SampleSet } from "../data/sample-set.js";
+import { planData } from "../distill/data-plan.js";
 import { defaultCacheDir, teacherSoftTargets } from "../distill/soft-targets.js";
 import { decodeModel } from "../engine/onnx.js";
 import { UserError } from "../errors.js";
 import { OnnxClassifier } from "../eval/evaluate.js";
-import { exportOnnx } from "../nn/model.js";
+import { exportOnnx, type Model } from "../nn/model.js";
 import { kdLossGraph } from "../nn/losses.js";
 import { ParameterSet } from "../nn/module.js";
-import { buildModel, dataGeometry } from "../nn/spec.js";
+import { buildModel } from "../nn/spec.js";
 import { ModelTrainer } from "../nn/train-step.js";
 import { metadataOf, readModelProto } from "./onnx-model.js";
 
@@ -48,40 +46,70 @@ function prunedSpec(spec: ModelSpec, pruned: ReturnType<typeof decodeModel>, byt
   return { ...spec, layers };
 }
 
-/** Fine-tunes `prunedBytes` (a structured pruning of `runDir`'s teacher) with KD; returns the new .onnx bytes. */
-export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, where: string, o: FinetuneOptions): Promise<Uint8Array> {
+/** A run's model rebuilt around given weights, with the run's transfer set and cached soft targets: what a KD fine-tune needs. */
+export interface FinetuneJob {
+  config: ReturnType<typeof loadConfig>;
+  model: Model;
+  params: ParameterSet;
+  set: SampleSet;
+  trainIndices: Int32Array;
+  teacherLogits: Float32Array;
+  temperature: number;
+  alpha: number;
+  /** Metadata of the source .onnx to keep (distill.*, but not its input/output names). */
+  metadata: Record<string, string>;
+}
+
+/**
+ * Loads `runDir`'s config, data split (planData, exactly as the run made it) and teacher soft
+ * targets, and rebuilds `bytes` as the model `specOf(config)` with its weights.
+ */
+export async function finetuneJob(
+  runDir: string,
+  bytes: Uint8Array,
+  where: string,
+  specOf: (config: ReturnType<typeof loadConfig>, configPath: string, decoded: ReturnType<typeof decodeModel>, build: (spec: ModelSpec) => Model) => ModelSpec,
+  cacheDir?: string,
+): Promise<FinetuneJob> {
   const configPath = join(runDir, "config.yaml");
   if (!existsSync(configPath)) throw new UserError(runDir, "not a run folder (no config.yaml); fine-tuning needs the run's data, teacher and recipe");
   const config = loadConfig(configPath);
-  if (!config.teacher.model) throw new UserError(configPath, "teacher.model: the run's teacher came from an .onnx file, so its architecture is unknown and the pruned model cannot be rebuilt for training");
-  const dataset = await loadData(config.data);
-  // The run's split, exactly as the pipeline makes it.
-  const pool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
-  const split = splitTrainValidation(pool.length, validationSize(config.data, pool.length), 0);
-  const trainIndices = Int32Array.from(split.train, (p) => pool[p]!);
+  const data = await planData(config, configPath);
+  const { dataset, trainIndices } = data;
   const teacher = await OnnxClassifier.fromFile(join(runDir, "teacher.onnx"));
   let soft;
   try {
-    soft = await teacherSoftTargets({ teacher, set: dataset.train, indices: trainIndices, cacheDir: o.cacheDir ?? defaultCacheDir() });
+    soft = await teacherSoftTargets({ teacher, set: dataset.train, indices: trainIndices, cacheDir: cacheDir ?? defaultCacheDir() });
   } finally {
     await teacher.dispose();
   }
-  const decoded = decodeModel(prunedBytes);
-  const spec = prunedSpec(config.teacher.model, decoded, prunedBytes, where);
-  const model = buildModel(spec, dataset.classLabels, dataGeometry(dataset.train));
+  const decoded = decodeModel(bytes);
+  const build = (spec: ModelSpec) => buildModel(spec, dataset.classLabels, data.geometry);
+  const model = build(specOf(config, configPath, decoded, build));
   const fresh = model.initParameters(0);
   const values = new Map(fresh.decls.map((d) => {
     const t = decoded.initializers.get(d.name);
-    if (!t || t.data.length !== d.shape.reduce((a, b) => a * b, 1)) throw new UserError(where, `parameter ${d.name} is missing or has another shape than the rebuilt pruned model's [${d.shape.join(", ")}]`);
+    if (!t || t.data.length !== d.shape.reduce((a, b) => a * b, 1)) throw new UserError(where, `parameter ${d.name} is missing or has another shape than the rebuilt model's [${d.shape.join(", ")}]`);
     return [d.name, { shape: d.shape, data: Float32Array.from(t.data) }];
   }));
-  const k = model.numClasses;
   // The run's logit-KD term sets T and α; a run without one (other methods) gets Hinton's T = 4, α = 0.9.
   const logitKd = config.kd.terms.find((t) => t.method === "logit-kd");
   const temperature = typeof logitKd?.["temperature"] === "number" ? logitKd["temperature"] : 4;
   const alpha = typeof logitKd?.["alpha"] === "number" ? logitKd["alpha"] : 0.9;
+  const source = metadataOf(readModelProto(bytes, where));
+  const metadata = Object.fromEntries(Object.entries(source).filter(([key]) => key.startsWith("distill.") && !key.startsWith("distill.input") && !key.startsWith("distill.output")));
+  return { config, model, params: new ParameterSet(fresh.decls, values), set: dataset.train, trainIndices, teacherLogits: soft.logits, temperature, alpha, metadata };
+}
+
+/**
+ * Trains `job.model` with Hinton's loss against the cached soft targets (Adam, cosine decay to 0);
+ * `afterStep(trainer, step, steps)` runs after every optimizer step (gradual pruning re-masks there).
+ */
+export async function kdFinetune(job: FinetuneJob, o: FinetuneOptions & { afterStep?: (trainer: ModelTrainer, step: number, steps: number) => void }): Promise<ParameterSet> {
+  const { model, set, trainIndices, temperature, alpha } = job;
+  const k = model.numClasses;
   const trainer = await ModelTrainer.create({
-    model, params: new ParameterSet(fresh.decls, values), optimizer: { kind: "adam" }, seed: 0,
+    model, params: job.params, optimizer: { kind: "adam" }, seed: 0,
     loss: (ctx) => {
       const t = kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", k]), ctx.input("labels", ["N"], "int64"), temperature, alpha);
       return { loss: t.loss };
@@ -89,35 +117,45 @@ export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, wh
   });
   try {
     const batchSize = o.batchSize ?? 128, lr0 = o.lr ?? 3e-3;
-    const batches = new Batches(dataset.train, trainIndices, { batchSize, shuffle: true, seed: 0, dropLast: true });
+    const batches = new Batches(set, trainIndices, { batchSize, shuffle: true, seed: 0, dropLast: true });
     const rowOf = new Map<number, number>();
     trainIndices.forEach((idx, row) => rowOf.set(idx, row));
     const teacherBatch = new Float32Array(batchSize * k);
     const steps = o.epochs * batches.batchCount;
     let step = 0;
+    o.afterStep?.(trainer, 0, steps);
     for (let epoch = 0; epoch < o.epochs; epoch++) {
       let lossSum = 0, seen = 0;
       for (const batch of batches.epoch(epoch)) {
         for (let i = 0; i < batch.size; i++) {
           const row = rowOf.get(batch.indices[i]!)!;
-          teacherBatch.set(soft.logits.subarray(row * k, row * k + k), i * k);
+          teacherBatch.set(job.teacherLogits.subarray(row * k, row * k + k), i * k);
         }
         // Cosine decay from lr0 to 0 over the fine-tune.
         const lr = 0.5 * lr0 * (1 + Math.cos((Math.PI * step++) / steps));
         const r = await trainer.step({
-          input: { dtype: feedDType(dataset.train), shape: [batch.size, ...model.input.shape], data: batch.input },
+          input: { dtype: feedDType(set), shape: [batch.size, ...model.input.shape], data: batch.input },
           labels: { dtype: "int64", shape: [batch.size], data: batch.labels },
           teacher_logits: { dtype: "float32", shape: [batch.size, k], data: teacherBatch.subarray(0, batch.size * k) },
         }, lr);
+        o.afterStep?.(trainer, step, steps);
         lossSum += r.loss * batch.size;
         seen += batch.size;
       }
       o.onEpoch?.(epoch + 1, lossSum / seen);
     }
-    const source = metadataOf(readModelProto(prunedBytes, where));
-    const keep = Object.fromEntries(Object.entries(source).filter(([key]) => key.startsWith("distill.") && !key.startsWith("distill.input") && !key.startsWith("distill.output")));
-    return exportOnnx(model, trainer.parameters(), { probabilitiesName: "probabilities", metadata: { ...keep, "distill.finetune": JSON.stringify({ loss: "kd", temperature, alpha, epochs: o.epochs, teacher: "teacher.onnx" }) } });
+    return trainer.parameters();
   } finally {
     await trainer.dispose();
   }
+}
+
+/** Fine-tunes `prunedBytes` (a structured pruning of `runDir`'s teacher) with KD; returns the new .onnx bytes. */
+export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, where: string, o: FinetuneOptions): Promise<Uint8Array> {
+  const job = await finetuneJob(runDir, prunedBytes, where, (config, configPath, decoded) => {
+    if (!config.teacher.model) throw new UserError(configPath, "teacher.model: the run's teacher came from an .onnx file, so its architecture is unknown and the pruned model cannot be rebuilt for training");
+    return prunedSpec(config.teacher.model, decoded, prunedBytes, where);
+  }, o.cacheDir);
+  const params = await kdFinetune(job, o);
+  return exportOnnx(job.model, params, { probabilitiesName: "probabilities", metadata: { ...job.metadata, "distill.finetune": JSON.stringify({ loss: "kd", temperature: job.temperature, alpha: job.alpha, epochs: o.epochs, teacher: "teacher.onnx" }) } });
 }

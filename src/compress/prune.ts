@@ -21,6 +21,8 @@ export interface PruneReport {
   paramsAfter: number;
   /** Per layer (weight name): [kept, of] channels or [zeros, of] weights. */
   layers: Record<string, [number, number]>;
+  /** Pruned gradually during a KD fine-tune: the sparsity after each mask update, and which of the run's models it was. */
+  gradual?: { schedule: { step: number; sparsity: number }[]; role: "teacher" | "student" };
 }
 
 function weightNames(m: ModelProto): string[] {
@@ -47,6 +49,17 @@ function sparsityOf(m: ModelProto): number {
     for (const v of t.data) if (v === 0) zeros++;
   }
   return total ? zeros / total : 0;
+}
+
+/** The zeros a model's Conv/Gemm/MatMul weights hold, per layer and overall (nothing changed). */
+export function measureSparsity(bytes: Uint8Array, where: string): PruneReport {
+  const m = readModelProto(bytes, where);
+  const layers: Record<string, [number, number]> = {};
+  for (const w of weightNames(m)) {
+    const t = floatInitializer(m, w)!;
+    layers[w] = [t.data.reduce((n, v) => n + (v === 0 ? 1 : 0), 0), t.data.length];
+  }
+  return { kind: "unstructured", sparsity: sparsityOf(m), paramsBefore: paramCount(m), paramsAfter: paramCount(m), layers };
 }
 
 /** Zeroes the `sparsity` share of smallest |w| of every Conv/Gemm/MatMul weight: over all of them at once (global) or in each. */

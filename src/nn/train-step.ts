@@ -139,6 +139,13 @@ export class ModelTrainer {
     );
   }
 
+  /** Sets parameter `name` to 0 wherever `keep` is 0 (gradual pruning holds its masks this way between steps). */
+  maskParameter(name: string, keep: Uint8Array): void {
+    const t = this.session.state(name);
+    if (keep.length !== t.data.length) throw new RangeError(`mask of ${keep.length} for ${name} of ${t.data.length} values`);
+    for (let i = 0; i < keep.length; i++) if (!keep[i]) t.data[i] = 0;
+  }
+
   snapshot(): { state: Map<string, StateTensor>; stepsTaken: number } {
     return { state: this.session.snapshot(), stepsTaken: this.session.stepsTaken };
   }
