@@ -59,6 +59,19 @@ describe("pruning a trained CNN", () => {
     const budget = pruneStructured(cnn, "cnn", keepForParams(cnn, "cnn", target)).report.paramsAfter;
     assert.ok(budget <= target && budget > target * 0.85, `budget ${target}, got ${budget}`);
   });
+
+  it("structured, through exported BatchNorm (Mul and Add by a per-channel scale and shift computed from bn.* tensors)", async () => {
+    const bnCnn = await trainAndExport(cnnModel({ batchNorm: true }), 3000, 1);
+    const { bytes, report } = pruneStructured(bnCnn, "bn-cnn", 0.75);
+    assert.deepEqual(report.layers, { "conv1.weight": [6, 8], "conv2.weight": [12, 16], "linear1.weight": [24, 32] }, "every layer loses channels, not only the fc one");
+    const d = decodeModel(bytes);
+    for (const name of ["weight", "bias", "running_mean", "running_var"]) assert.deepEqual(d.initializers.get(`bn1.${name}`)!.dims, [6], `bn1.${name}`);
+    assert.deepEqual(d.initializers.get("bn2.running_var")!.dims, [12]);
+    const ref = await checkModel(bnCnn, "bn-cnn", { set: test, indices, latencyRuns: 3 });
+    const p = await checkModel(bytes, "pruned", { set: test, indices, latencyRuns: 3, referenceLogits: ref.logits });
+    assert.ok(p.metrics.accuracy > ref.metrics.accuracy - 0.15, `accuracy ${p.metrics.accuracy} after removing 25 % of channels (source ${ref.metrics.accuracy})`);
+    assert.ok((p.metrics.agreement ?? 0) > 0.8, `agreement ${p.metrics.agreement}`);
+  });
 });
 
 describe("distill compare on a run folder", () => {

@@ -120,7 +120,12 @@ test("two workers on a real Redis, one killed with SIGKILL mid-trial: every tria
     // Kill worker a while it runs a trial of the search (not the teacher: it runs before any trial).
     const line = await a.out.waitFor(/trial t\d+ started/);
     const killedTrial = /trial (t\d+) started/.exec(line)![1]!;
-    const trialProcs = childrenOf(a.proc.pid!);
+    // The line comes as the child is spawned; on a loaded machine it may take a moment to be listed.
+    let trialProcs = childrenOf(a.proc.pid!);
+    for (let i = 0; i < 50 && trialProcs.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      trialProcs = childrenOf(a.proc.pid!);
+    }
     assert.equal(trialProcs.length, 1, "the worker runs its trial in one child process");
     a.proc.kill("SIGKILL");
     // The worker's trial process notices its parent is gone (watchdog thread) and ends too, so it

@@ -51,7 +51,7 @@ export function floatInitializer(m: ModelProto, name: string): { dims: number[];
   return { dims, data: Float32Array.from(t.floatData ?? []) };
 }
 
-export function tensor(name: string, dataType: number, dims: number[], data: Float32Array | Int8Array | Uint8Array | Int32Array | Uint16Array): TensorProto {
+export function tensor(name: string, dataType: number, dims: number[], data: Float32Array | Int8Array | Uint8Array | Int32Array | Uint16Array | BigInt64Array): TensorProto {
   return onnx.TensorProto.create({ name, dataType, dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
 }
 

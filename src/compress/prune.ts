@@ -107,11 +107,29 @@ interface ChannelLink {
   consumer: NodeProto;
   /** Consumer input elements per producer channel (1, or H·W after a Flatten). */
   spread: number;
+  /**
+   * Nodes computing per-channel operands from initializers alone — distill's exported BatchNorm is
+   * Mul/Add by scale and shift that a small subgraph derives from bn.* [C] tensors — whose [C]
+   * tensors (and [.., C, ..] reshape targets) follow the channels removed.
+   */
+  sides: NodeProto[];
 }
 
 function findLinks(m: ModelProto): ChannelLink[] {
   const uses = consumers(m);
   const outputs = new Set((m.graph!.output ?? []).map((o) => o.name));
+  const initializers = new Set((m.graph!.initializer ?? []).map((t) => t.name ?? ""));
+  const producerOf = new Map<string, NodeProto>();
+  for (const n of m.graph!.node ?? []) for (const o of n.output ?? []) producerOf.set(o, n);
+  /** The nodes computing `name` when it depends on initializers only; undefined when it depends on the input. */
+  const constantSubgraph = (name: string, into: NodeProto[] = []): NodeProto[] | undefined => {
+    if (initializers.has(name)) return into;
+    const n = producerOf.get(name);
+    if (!n || n.opType === "RandomNormal" || n.opType === "RandomUniform") return undefined;
+    for (const i of n.input ?? []) if (i && !constantSubgraph(i, into)) return undefined;
+    if (!into.includes(n)) into.push(n);
+    return into;
+  };
   const links: ChannelLink[] = [];
   const weightOf = (n: NodeProto) => (n.input?.[1] ? floatInitializer(m, n.input[1]) : undefined);
   for (const p of m.graph!.node ?? []) {
@@ -119,7 +137,7 @@ function findLinks(m: ModelProto): ChannelLink[] {
     const w = weightOf(p);
     if (!w || (p.opType === "Conv" && intAttr(p, "group", 1) !== 1)) continue;
     const channels = p.opType === "MatMul" || (p.opType === "Gemm" && intAttr(p, "transB", 0) === 0) ? w.dims[1]! : w.dims[0]!;
-    const between: NodeProto[] = [];
+    const between: NodeProto[] = [], sides: NodeProto[] = [];
     let t = p.output![0]!;
     let flattened = false;
     for (;;) {
@@ -128,6 +146,15 @@ function findLinks(m: ModelProto): ChannelLink[] {
       const c = next[0]!;
       if (PER_CHANNEL_OPS.has(c.opType ?? "") && c.input![0] === t) {
         between.push(c);
+        t = c.output![0]!;
+        continue;
+      }
+      // x·scale + shift with per-channel operands made from initializers (exported BatchNorm).
+      if (["Mul", "Add", "Sub", "Div"].includes(c.opType ?? "") && c.input!.length === 2 && c.input!.includes(t) && !flattened) {
+        const side = constantSubgraph(c.input![0] === t ? c.input![1]! : c.input![0]!);
+        if (!side) break;
+        between.push(c);
+        sides.push(...side.filter((n) => !sides.includes(n)), ...(initializers.has(c.input![0] === t ? c.input![1]! : c.input![0]!) ? [c] : []));
         t = c.output![0]!;
         continue;
       }
@@ -141,7 +168,7 @@ function findLinks(m: ModelProto): ChannelLink[] {
       if (!cw || (c.opType === "Conv" && (intAttr(c, "group", 1) !== 1 || flattened))) break;
       const inWidth = c.opType === "Conv" ? cw.dims[1]! : c.opType === "Gemm" && intAttr(c, "transB", 0) === 1 ? cw.dims[1]! : cw.dims[0]!;
       if (inWidth % channels) break;
-      links.push({ producer: p, channels, between, consumer: c, spread: inWidth / channels });
+      links.push({ producer: p, channels, between, consumer: c, spread: inWidth / channels, sides });
       break;
     }
   }
@@ -198,6 +225,7 @@ export function pruneStructured(bytes: Uint8Array, where: string, keep: number):
           const t = floatInitializer(m, name);
           if (t) setFloat(m, name, [count], sliceAxis(t.data, t.dims, 0, kept).data);
         }
+    sliceSides(m, link, kept);
     const cw = floatInitializer(m, c.input![1]!)!;
     const inAxis = c.opType === "Conv" || (c.opType === "Gemm" && intAttr(c, "transB", 0) === 1) ? 1 : 0;
     const sc = sliceAxis(cw.data, cw.dims, inAxis, kept, link.spread);
@@ -209,6 +237,47 @@ export function pruneStructured(bytes: Uint8Array, where: string, keep: number):
   const report: PruneReport = { kind: "structured", sparsity: sparsityOf(m), paramsBefore: before, paramsAfter: paramCount(m), layers };
   setMetadata(m, { "distill.pruning": JSON.stringify({ kind: "structured", keep, params: report.paramsAfter }) });
   return { bytes: writeModelProto(m), report };
+}
+
+/**
+ * The per-channel operands' sources, cut to the `kept` channels: every float initializer of exactly
+ * `channels` values feeding the side subgraphs, and every int64 shape among them naming the channel
+ * count (renamed per link, since an exporter may share one shape constant between layers).
+ */
+function sliceSides(m: ModelProto, link: ChannelLink, kept: number[]): void {
+  const sliced = new Set<string>(), renamed = new Map<string, string>();
+  for (const n of link.sides) {
+    n.input = (n.input ?? []).map((name) => {
+      if (!name || sliced.has(name)) return name;
+      if (renamed.has(name)) return renamed.get(name)!;
+      const f = floatInitializer(m, name);
+      if (f && f.data.length === link.channels && f.data.length > 1) {
+        setFloat(m, name, f.dims.map((d) => (d === link.channels ? kept.length : d)), sliceAxis(f.data, [f.data.length], 0, kept).data);
+        sliced.add(name);
+        return name;
+      }
+      const shape = int64Initializer(m, name);
+      if (shape && shape.includes(BigInt(link.channels))) {
+        const to = `${name}__${link.producer.input![1]}_pruned`;
+        const values = BigInt64Array.from(shape, (v) => (v === BigInt(link.channels) ? BigInt(kept.length) : v));
+        replaceInitializers(m, [], [tensor(to, DT.INT64, [values.length], values)]);
+        renamed.set(name, to);
+        return to;
+      }
+      return name;
+    });
+  }
+  // A shape constant no node reads any more goes.
+  const read = new Set((m.graph!.node ?? []).flatMap((n) => n.input ?? []));
+  const unused = [...renamed.keys()].filter((name) => !read.has(name));
+  if (unused.length) m.graph!.initializer = (m.graph!.initializer ?? []).filter((t) => !unused.includes(t.name ?? ""));
+}
+
+function int64Initializer(m: ModelProto, name: string): BigInt64Array | undefined {
+  const t = (m.graph!.initializer ?? []).find((i) => i.name === name);
+  if (!t || t.dataType !== DT.INT64) return undefined;
+  if (t.rawData && t.rawData.length) return new BigInt64Array(t.rawData.buffer.slice(t.rawData.byteOffset, t.rawData.byteOffset + t.rawData.byteLength));
+  return BigInt64Array.from((t.int64Data ?? []).map((v) => BigInt(v.toString())));
 }
 
 /** The keep share (found by bisection) whose structured pruning leaves about `params` float parameters. */

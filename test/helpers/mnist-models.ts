@@ -18,12 +18,16 @@ export function mlpModel(hidden = 128): Model {
   return new Model(new L.Sequential([new L.Linear({ outFeatures: hidden }), new L.ReLU(), new L.Linear({ outFeatures: 10 })]), { shape: [784], scale: 1 / 255, mean: [0.1307], std: [0.3081] }, LABELS);
 }
 
-export function cnnModel(): Model {
+/** `batchNorm`: a BatchNorm after each convolution (exported as Mul/Add, like every distill model's). */
+export function cnnModel(o: { batchNorm?: boolean } = {}): Model {
+  const bn = () => (o.batchNorm ? [new L.BatchNorm()] : []);
   const net = new L.Sequential([
     new L.Conv2d({ outChannels: 8, kernelSize: 3, padding: 1 }),
+    ...bn(),
     new L.ReLU(),
     new L.MaxPool2d({ kernelSize: 2 }),
     new L.Conv2d({ outChannels: 16, kernelSize: 3, padding: 1 }),
+    ...bn(),
     new L.ReLU(),
     new L.MaxPool2d({ kernelSize: 2 }),
     new L.Flatten(),
