@@ -96,10 +96,11 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .option("-q, --quiet", "no progress bars: one line per finished task")
     .option("--debug", "print stack traces of errors")
     .action(async (configPath: string, opts: { shard?: string; cacheDir?: string; run?: string; set?: string[]; quiet?: boolean }) => {
-      const { labelCommand, parseShard } = await import("../distill/label.js");
-      // The shard spec first: a bad one is refused before anything is read or written.
+      // The shard spec first: a bad one is refused before anything is loaded, read or written.
+      const { parseShard } = await import("../distill/soft-targets.js");
       const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
       const config = loadConfig(configPath, { set: opts.set });
+      const { labelCommand } = await import("../distill/label.js");
       await labelCommand(config, configPath, {
         ...(shard ? { shard } : {}), ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.run ? { run: opts.run } : {}),
         quiet: opts.quiet === true, log: (l) => io.writeOut(l + "\n"),
