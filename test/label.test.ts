@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { buildModel } from "../src/nn/spec.js";
 import { exportOnnx } from "../src/nn/model.js";
 import { CHUNK_SAMPLES } from "../src/distill/soft-targets.js";
+import { loadConfig } from "../src/config/load.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-label-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
@@ -109,6 +110,28 @@ test("a labelling process killed with -9: the chunks it finished are kept, the n
   assert.deepEqual(chunkFiles(cache).length, Math.ceil(TRANSFER / CHUNK_SAMPLES), "every chunk, no lock or temporary file left");
 });
 
+test("two labelling processes at once on one cache folder: each chunk is computed once, by one of them", async () => {
+  const cfg = config("twins", `{ onnx: ${JSON.stringify(teacherFile("slow-twins", [1500, 1500]))} }`);
+  const cache = join(dir, "cache-twins");
+  const start = () => {
+    const child = spawn(process.execPath, [CLI, "label", cfg, "--cache-dir", cache, "--quiet"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "", stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    return new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => child.on("exit", (code) => res({ code, stdout, stderr })));
+  };
+  const both = await Promise.all([start(), start()]);
+  let computed = 0;
+  for (const r of both) {
+    assert.equal(r.code, 0, r.stderr);
+    const m = new RegExp(`^labelled ${TRANSFER} samples: (\\d+) computed, (\\d+) from cache, `).exec(r.stdout);
+    assert.ok(m, r.stdout);
+    computed += Number(m[1]);
+  }
+  assert.equal(computed, TRANSFER, "19,000 samples labelled once in all");
+  assert.equal(chunkFiles(cache).length, 3, `three chunk files, no lock or temporary file left: ${chunkFiles(cache)}`);
+});
+
 test("bad shard specs and teachers that do not exist yet: one line naming the option or file, exit 2, nothing written", () => {
   const cwd = mkdtempSync(join(tmpdir(), "distill-label-cwd-"));
   const cfg = config("bad", `{ onnx: ${JSON.stringify(teacherFile("bad", []))} }`);
@@ -130,4 +153,9 @@ test("bad shard specs and teachers that do not exist yet: one line naming the op
   oneLine(cli(["label", trained, "--cache-dir", cache], env, cwd), /trained\.yaml: teacher: distill label needs a teacher that exists before the run: teacher\.onnx, or --run <folder> of a run whose teacher has finished training$/);
   oneLine(cli(["label", trained, "--run", join(cwd, "no-run"), "--cache-dir", cache], env, cwd), /no-run: no teacher\.onnx in this run folder: its teacher has not finished training/);
   assert.deepEqual(readdirSync(cwd), [], "no cache folder, no file of any kind");
+});
+
+test("the example config loads and names an .onnx teacher (labelled ahead of its run)", () => {
+  const example = loadConfig(join(dirname(fileURLToPath(import.meta.url)), "../../examples/label-sharded.yaml"));
+  assert.equal(example.teacher.onnx, "runs/hinton-mnist/teacher.onnx");
 });
