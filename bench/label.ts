@@ -1,8 +1,11 @@
-// `node dist/bench/label.js [--samples N] [--threads T] [--warm]`: the teacher's labelling pass
+// `node dist/bench/label.js [--samples N] [--workers W] [--threads T] [--warm]`: the teacher's labelling pass
 // (src/distill/soft-targets.ts labelTransferSet) on a synthetic transfer set of N 28×28 uint8
 // images (default 1,000,000), generated chunk by chunk so that the inputs are never all in memory:
 // what is measured is the pass's own bound (a chunk of inputs, the cache files written), not a
 // 784 MB resident array. The teacher is the bench MLP (784-800-800-10) exported by the engine.
+// --workers W: W worker threads with a one-thread session each, a chunk each at a time (default:
+// one per core, as distill labels); --workers 1 --threads T: the teacher's own session in this
+// thread with T intra-op threads.
 // Prints one JSON line: samples/s of a cold pass into an empty cache folder, of a warm pass
 // that reads every chunk back (--warm), and the process's peak RSS. Run it in its own process:
 // peak RSS is process-wide (bench/main.ts does, for the label.* figures).
@@ -13,7 +16,7 @@ import { join } from "node:path";
 import { exportOnnx } from "../src/nn/model.js";
 import { defaultThreads } from "../src/engine/runtime.js";
 import { OnnxClassifier } from "../src/eval/evaluate.js";
-import { labelTransferSet, type TransferSource } from "../src/distill/soft-targets.js";
+import { labelTransferSet, labelWorkers, type TransferSource } from "../src/distill/soft-targets.js";
 import type { SampleSet } from "../src/data/sample-set.js";
 import { mlp800 } from "./models.js";
 
@@ -22,6 +25,7 @@ const option = (name: string) => (args.includes(name) ? args[args.indexOf(name) 
 const samples = Number(option("--samples") ?? 1_000_000);
 const threads = option("--threads") === undefined ? defaultThreads() : Number(option("--threads"));
 const warm = args.includes("--warm");
+const workers = Number(option("--workers") ?? labelWorkers());
 
 /** Seeded random 28×28 images; sample p is the same bytes whichever chunk asks for it. */
 function syntheticSource(count: number): TransferSource {
@@ -57,8 +61,10 @@ const loadBefore = os.loadavg()[0]!;
 try {
   const source = syntheticSource(samples);
   const t0 = performance.now();
-  const cold = await labelTransferSet({ teacher, source, cacheDir, collect: false });
+  const cpu0 = process.cpuUsage();
+  const cold = await labelTransferSet({ teacher, source, cacheDir, collect: false, workers });
   const coldSeconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   let warmSeconds: number | undefined;
   if (warm) {
     const t1 = performance.now();
@@ -72,11 +78,14 @@ try {
     samples,
     coldSamplesPerSec: Math.round(samples / coldSeconds),
     coldSeconds: Number(coldSeconds.toFixed(1)),
+    // CPU time of the whole process (all threads) per 1,000 samples: what a pass costs whatever the load.
+    coldCpuMsPer1k: Number((((cpu.user + cpu.system) / 1000) / (samples / 1000)).toFixed(1)),
     ...(warmSeconds !== undefined ? { warmSamplesPerSec: Math.round(samples / warmSeconds), warmSeconds: Number(warmSeconds.toFixed(1)) } : {}),
     // resourceUsage().maxRSS is in KiB.
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     chunks: cold.files.length,
-    threads,
+    threads: workers > 1 ? 1 : threads,
+    workers,
     cpus: os.availableParallelism(),
     loadavg1mStart: Number(loadBefore.toFixed(2)),
     loadavg1mEnd: Number(os.loadavg()[0]!.toFixed(2)),

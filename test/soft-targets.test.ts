@@ -155,6 +155,23 @@ describe("chunked soft-target cache: shards, merging, resuming", () => {
     assert.deepEqual(run.logits, direct.logits);
   });
 
+  it("two worker threads (a one-thread session each) write the same chunks, bit for bit, and count their passes", async () => {
+    const inThread = await withTeacher(bytes, (teacher) => teacherSoftTargets({ teacher, set: mnist.train, indices: many, cacheDir: mkdtempSync(join(tmpdir(), "distill-st-")) }));
+    const cache = mkdtempSync(join(tmpdir(), "distill-st-"));
+    const pooled = await withTeacher(bytes, (teacher) => labelTransferSet({ teacher, source: residentSource(mnist.train, many), cacheDir: cache, workers: 2 }));
+    assert.deepEqual([pooled.computedSamples, pooled.forwardPasses], [20_000, 20_000]);
+    assert.deepEqual(Buffer.from(pooled.logits!.buffer), Buffer.from(inThread.logits.buffer));
+    assert.deepEqual(pooled.files, inThread.files.map((f) => join(cache, "soft-targets", f.replace(/^.*\//, ""))));
+    // A non-finite logit from a worker is the same one-line error, and leaves no lock behind.
+    const poisoned = mkdtempSync(join(tmpdir(), "distill-st-"));
+    await assert.rejects(withTeacher(teacherBytes(0, true), (teacher) => labelTransferSet({ teacher, source: residentSource(mnist.train, many), cacheDir: poisoned, workers: 2 })), (e: unknown) => {
+      assert.ok(e instanceof UserError);
+      assert.match(e.message, /^teacher\.onnx: the teacher's output logits is NaN \(not a finite logit\) for training example \d+; fix or replace the teacher$/);
+      return true;
+    });
+    assert.deepEqual(files(poisoned), []);
+  });
+
   it("an interrupted pass keeps its finished chunks: the next computes only the rest", async () => {
     const cache = mkdtempSync(join(tmpdir(), "distill-st-"));
     const source = residentSource(mnist.train, many);

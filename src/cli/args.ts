@@ -97,7 +97,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .option("--debug", "print stack traces of errors")
     .action(async (configPath: string, opts: { shard?: string; cacheDir?: string; run?: string; set?: string[]; quiet?: boolean }) => {
       // The shard spec first: a bad one is refused before anything is loaded, read or written.
-      const { parseShard } = await import("../distill/soft-targets.js");
+      const { parseShard } = await import("../distill/shard.js");
       const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
       const config = loadConfig(configPath, { set: opts.set });
       const { labelCommand } = await import("../distill/label.js");

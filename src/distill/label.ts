@@ -12,7 +12,7 @@ import { OnnxClassifier } from "../eval/evaluate.js";
 import { createProgress } from "../util/progress.js";
 import { planData } from "./data-plan.js";
 import { adaptedTeacher, checkTeacher } from "./pipeline.js";
-import { CHUNK_SAMPLES, chunkCount, defaultCacheDir, labelTransferSet, residentSource, shardChunks, type Shard } from "./soft-targets.js";
+import { CHUNK_SAMPLES, chunkCount, defaultCacheDir, labelTransferSet, labelWorkers, residentSource, shardChunks, type Shard } from "./soft-targets.js";
 
 export interface LabelCommandOptions {
   shard?: Shard;
@@ -44,7 +44,7 @@ export async function labelCommand(config: DistillConfig, configPath: string, o:
     const task = progress.task(`label ${samples} transfer samples${shardText}`, chunks.reduce((a, c) => a + Math.min(CHUNK_SAMPLES, samples - c * CHUNK_SAMPLES), 0));
     const started = performance.now();
     const result = await labelTransferSet({
-      teacher, source: residentSource(plan.dataset.train, plan.transferIndices), cacheDir, collect: false,
+      teacher, source: residentSource(plan.dataset.train, plan.transferIndices), cacheDir, collect: false, workers: labelWorkers(),
       ...(o.shard ? { shard: o.shard } : {}),
       onProgress: (done) => task.update(done),
       onWarning: (m) => progress.log(`warning: ${m}`),

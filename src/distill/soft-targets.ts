@@ -12,10 +12,15 @@
 
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { defaultThreads, type HostTensor } from "../engine/runtime.js";
 import { sampleSize, type SampleSet } from "../data/sample-set.js";
 import { UserError } from "../errors.js";
 import { cachedPayload, cachedPayloadUnlessBusy } from "../util/cache-file.js";
 import type { OnnxClassifier } from "../eval/evaluate.js";
+import type { Shard } from "./shard.js";
+
+export { parseShard, type Shard } from "./shard.js";
 
 /** Transfer samples per cache file. Part of every key (through the values hashed), so changing it only makes new files. */
 export const CHUNK_SAMPLES = 8192;
@@ -49,22 +54,6 @@ export function residentSource(set: SampleSet, indices: Int32Array): TransferSou
   };
 }
 
-/** Which chunks a process takes: shard `index` of `count` holds the chunks c with c % count === index. */
-export interface Shard {
-  index: number;
-  count: number;
-}
-
-/** "i/N" with 0 ≤ i < N; anything else is a one-line error naming the option. */
-export function parseShard(spec: string): Shard {
-  const where = `--shard ${spec}`;
-  const m = /^(\d+)\/(\d+)$/.exec(spec.trim());
-  if (!m) throw new UserError(where, "expected i/N (shard i of N, counting from 0), e.g. 0/2");
-  const [index, count] = [Number(m[1]), Number(m[2])];
-  if (!Number.isSafeInteger(count) || count < 1) throw new UserError(where, `the shard count must be at least 1, got ${m[2]}`);
-  if (!(index < count)) throw new UserError(where, `shard ${m[1]} of ${count} does not exist: shards are numbered 0 to ${count - 1}`);
-  return { index, count };
-}
 
 export function chunkCount(samples: number): number {
   return Math.ceil(samples / CHUNK_SAMPLES);
@@ -140,6 +129,12 @@ export interface LabelOptions {
   shard?: Shard;
   /** Keep the logits in memory and return them (default true; `distill label` only writes files). */
   collect?: boolean;
+  /**
+   * Worker threads, each with a one-thread session of the teacher, labelling chunks side by side
+   * (default 1: the teacher's own session, with its intra-op threads, in this thread). Used only
+   * when more than one chunk is to be labelled.
+   */
+  workers?: number;
   /** Samples labelled so far (from the cache or computed) of this call's total. */
   onProgress?: (done: number, total: number) => void;
   /** Damaged cache files and waits on another process's computation are reported here. */
@@ -161,10 +156,19 @@ export async function labelTransferSet(o: LabelOptions): Promise<LabelResult> {
   let computedSamples = 0;
 
   const fileOf = (key: string) => join(o.cacheDir, o.folder ?? "soft-targets", `${key}.bin`);
+  // One chunk is labelled in this thread: starting workers would cost more than it saves.
+  const workers = chunks.length > 1 ? Math.max(1, Math.floor(o.workers ?? 1)) : 1;
+  // Started at the first chunk to compute: a pass that finds every chunk cached starts none.
+  let pool: Promise<WorkerPool> | undefined;
   const compute = async (c: number, rows = source.rows(c * CHUNK_SAMPLES, chunkLength(source.count, c))): Promise<Uint8Array> => {
     const start = c * CHUNK_SAMPLES;
     const { set, indices } = rows;
-    const out = await o.teacher.logits(set, indices, LABEL_BATCH, (d) => o.onProgress?.(done + d, total));
+    let out: Float32Array;
+    if (workers > 1) {
+      pool ??= WorkerPool.start(o.teacher, workers);
+      out = await (await pool).run(o.teacher.inputTensor(set, indices));
+      o.teacher.countForward(set, indices.length);
+    } else out = await o.teacher.logits(set, indices, LABEL_BATCH, (d) => o.onProgress?.(done + d, total));
     for (let i = 0; i < out.length; i++)
       if (!Number.isFinite(out[i]!))
         throw new UserError(o.teacher.where, `the teacher's output ${o.teacher.outputName} is ${out[i]} (not a finite logit) for ${source.describe(start + Math.floor(i / k))}; fix or replace the teacher`);
@@ -177,28 +181,41 @@ export async function labelTransferSet(o: LabelOptions): Promise<LabelResult> {
     o.onProgress?.(done, total);
   };
 
-  // First pass: every chunk this process can have now. A chunk locked by another live process is
-  // left for the second pass, by when that process has most likely written it.
-  const busy: number[] = [];
-  for (const c of chunks) {
-    const rows = source.rows(c * CHUNK_SAMPLES, chunkLength(source.count, c));
-    const key = chunkKey(digest, rows.set, rows.indices);
-    keys.set(c, key);
-    const got = await cachedPayloadUnlessBusy(fileOf(key), rows.indices.length * k * 4, () => compute(c, rows), { onWarning: o.onWarning });
-    if (got) take(c, got.payload);
-    else busy.push(c);
-  }
-  for (const c of busy) {
-    const file = fileOf(keys.get(c)!);
-    let waited = false;
-    const got = await cachedPayload(file, chunkLength(source.count, c) * k * 4, () => compute(c), {
-      onWarning: o.onWarning,
-      onWait: (owner) => {
-        if (!waited) o.onWarning?.(`${file}: process ${owner.pid} on ${owner.host} is computing these soft targets; waiting for it`);
-        waited = true;
-      },
-    });
-    take(c, got.payload);
+  try {
+    // First pass: every chunk this process can have now, `workers` chunks at a time. A chunk
+    // locked by another live process is left for the second pass, by when it is most likely written.
+    const queue = chunks.slice();
+    const busy: number[] = [];
+    let failed = false;
+    const lane = async () => {
+      for (let c = queue.shift(); c !== undefined && !failed; c = queue.shift()) {
+        const rows = source.rows(c * CHUNK_SAMPLES, chunkLength(source.count, c));
+        const key = chunkKey(digest, rows.set, rows.indices);
+        keys.set(c, key);
+        const at = c;
+        const got = await cachedPayloadUnlessBusy(fileOf(key), rows.indices.length * k * 4, () => compute(at, rows), { onWarning: o.onWarning });
+        if (got) take(c, got.payload);
+        else busy.push(c);
+      }
+    };
+    // Every lane ends (its lock released) before an error is passed on and the workers stop.
+    const lanes = await Promise.allSettled(Array.from({ length: workers }, () => lane().catch((e) => ((failed = true), Promise.reject(e)))));
+    const error = lanes.find((l): l is PromiseRejectedResult => l.status === "rejected");
+    if (error) throw error.reason;
+    for (const c of busy.sort((a, b) => a - b)) {
+      const file = fileOf(keys.get(c)!);
+      let waited = false;
+      const got = await cachedPayload(file, chunkLength(source.count, c) * k * 4, () => compute(c), {
+        onWarning: o.onWarning,
+        onWait: (owner) => {
+          if (!waited) o.onWarning?.(`${file}: process ${owner.pid} on ${owner.host} is computing these soft targets; waiting for it`);
+          waited = true;
+        },
+      });
+      take(c, got.payload);
+    }
+  } finally {
+    await pool?.then((p) => p.close(), () => undefined);
   }
   const whole = createHash("sha256");
   for (const c of chunks) {
@@ -208,8 +225,68 @@ export async function labelTransferSet(o: LabelOptions): Promise<LabelResult> {
   return { ...(logits ? { logits } : {}), classes: k, key: whole.digest("hex").slice(0, 32), samples: total, computedSamples, files };
 }
 
+/** Worker threads with a one-thread session of the teacher each (label-worker.ts); a job goes to the first free one. */
+class WorkerPool {
+  private readonly idle: Worker[] = [];
+  private readonly waiting: ((w: Worker) => void)[] = [];
+  private constructor(private readonly all: Worker[]) {
+    this.idle.push(...all);
+  }
+
+  static async start(teacher: OnnxClassifier, count: number): Promise<WorkerPool> {
+    const workers = Array.from({ length: count }, () => new Worker(new URL("./label-worker.js", import.meta.url), {
+      workerData: { bytes: teacher.bytes, inputName: teacher.inputName, outputName: teacher.outputName },
+    }));
+    try {
+      await Promise.all(workers.map((w) => new Promise<void>((res, rej) => {
+        w.once("message", () => res());
+        w.once("error", rej);
+      })));
+    } catch (e) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw e;
+    }
+    return new WorkerPool(workers);
+  }
+
+  async run(input: HostTensor): Promise<Float32Array> {
+    const worker = this.idle.pop() ?? (await new Promise<Worker>((res) => this.waiting.push(res)));
+    try {
+      const reply = await new Promise<{ logits?: Float32Array; error?: string }>((res, rej) => {
+        const onError = (e: Error) => rej(e);
+        worker.once("error", onError);
+        worker.once("message", (m: { logits?: Float32Array; error?: string }) => {
+          worker.off("error", onError);
+          res(m);
+        });
+        // The feed buffer is fresh (gathered for this chunk): handed over, not copied.
+        worker.postMessage({ input, batch: LABEL_BATCH }, Array.isArray(input.data) ? [] : [input.data.buffer as ArrayBuffer]);
+      });
+      if (reply.error !== undefined) throw new Error(`labelling worker: ${reply.error}`);
+      return reply.logits!;
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(worker);
+      else this.idle.push(worker);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.map((w) => w.terminate()));
+  }
+}
+
 function chunkLength(samples: number, c: number): number {
   return Math.min(CHUNK_SAMPLES, samples - c * CHUNK_SAMPLES);
+}
+
+/**
+ * Worker threads for a labelling pass: one per core (DISTILL_THREADS overrides, as for sessions).
+ * Chunks side by side on one-thread sessions beat one session's intra-op threads on the shared
+ * 2-core machine (docs/results.md, "Labelling large transfer sets").
+ */
+export function labelWorkers(): number {
+  return defaultThreads();
 }
 
 export interface SoftTargets {
@@ -234,7 +311,7 @@ export async function teacherSoftTargets(o: {
   folder?: string;
 }): Promise<SoftTargets> {
   const r = await labelTransferSet({
-    teacher: o.teacher, source: residentSource(o.set, o.indices), cacheDir: o.cacheDir,
+    teacher: o.teacher, source: residentSource(o.set, o.indices), cacheDir: o.cacheDir, workers: labelWorkers(),
     ...(o.folder ? { folder: o.folder } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.onWarning ? { onWarning: o.onWarning } : {}),
   });
   return { logits: r.logits!, classes: r.classes, key: r.key, computedSamples: r.computedSamples, files: r.files };

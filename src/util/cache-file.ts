@@ -96,6 +96,13 @@ function tryLock(lock: string, staleMs: number): { taken: true } | { taken: fals
   return { taken: false, owner, removed: dead };
 }
 
+/** A lock left beside a finished file by a process killed between writing it and unlocking: removed. */
+function dropDeadLock(lock: string): void {
+  if (!existsSync(lock)) return;
+  const owner = readOwner(lock);
+  if (owner && owner.host === hostname() && !pidAlive(owner.pid)) rmSync(lock, { force: true });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -120,7 +127,10 @@ async function lockedPayload(file: string, expectedBytes: number, compute: () =>
   let warned = false;
   for (;;) {
     const read = readCacheFile(file, expectedBytes);
-    if (read.status === "hit") return { payload: read.payload, computed: false };
+    if (read.status === "hit") {
+      dropDeadLock(lock);
+      return { payload: read.payload, computed: false };
+    }
     if (read.status === "damaged" && !warned) {
       o.onWarning?.(`${file}: damaged cache file (${read.why}); recomputing it`);
       warned = true;
