@@ -1,7 +1,8 @@
 // `npm run bench [-- --filter NAME] [-- --repeats K]`: one JSON line per figure (label.*: the
 // teacher's labelling pass on 1M synthetic samples, samples/s and peak RSS; see bench/label.ts). Training figures
 // take K optimizer steps per onnxruntime call (ModelTrainer.stepMany), as the trainer does.
-// Each figure is the median of several timed rounds after a warm-up; the machine is shared, so
+// Each figure but label.* is the median of several timed rounds after a warm-up (label.* is one
+// 1M-sample pass, cold then warm); the machine is shared, so
 // the load average at start and end is printed with every line.
 
 import os from "node:os";
