@@ -1,9 +1,13 @@
-// `npm run bench [-- --filter NAME] [-- --repeats K]`: one JSON line per figure. Training figures
+// `npm run bench [-- --filter NAME] [-- --repeats K]`: one JSON line per figure (label.*: the
+// teacher's labelling pass on 1M synthetic samples, samples/s and peak RSS; see bench/label.ts). Training figures
 // take K optimizer steps per onnxruntime call (ModelTrainer.stepMany), as the trainer does.
-// Each figure is the median of several timed rounds after a warm-up; the machine is shared, so
+// Each figure but label.* is the median of several timed rounds after a warm-up (label.* is one
+// 1M-sample pass, cold then warm); the machine is shared, so
 // the load average at start and end is printed with every line.
 
 import os from "node:os";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import type { Model } from "../src/nn/model.js";
 import { cnn, mlp800 } from "./models.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
@@ -114,12 +118,19 @@ async function benchInfer(name: string, model: Model, batch: number): Promise<vo
   emit(name, { samplesPerSec: Math.round(sps), msPerBatch: Number(((batch / sps) * 1000).toFixed(3)), batch, rounds: repeats });
 }
 
+/** The labelling pass on 1M synthetic samples, in a process of its own: its peak RSS is the pass's alone (bench/label.ts). */
+async function benchLabel(): Promise<void> {
+  const script = fileURLToPath(new URL("./label.js", import.meta.url));
+  process.stdout.write(execFileSync(process.execPath, [script, "--samples", "1000000", "--warm"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }));
+}
+
 const figures: [string, () => Promise<void>][] = [
   ["train.mlp800.kd.b128", () => benchTrain("train.mlp800.kd.b128", mlp800(), "mlp800", 128)],
   ["train.cnn.kd.b128", () => benchTrain("train.cnn.kd.b128", cnn(), "cnn", 128)],
   ["infer.mlp800.b1", () => benchInfer("infer.mlp800.b1", mlp800(), 1)],
   ["infer.mlp800.b128", () => benchInfer("infer.mlp800.b128", mlp800(), 128)],
   ["infer.cnn.b128", () => benchInfer("infer.cnn.b128", cnn(), 128)],
+  ["label.mlp800.1m", benchLabel],
 ];
 
 for (const [name, run] of figures) if (name.includes(filter)) await run();

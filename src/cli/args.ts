@@ -86,6 +86,28 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     });
 
   program
+    .command("label")
+    .description("the teacher's labelling pass alone: its logits on the transfer set into the soft-target cache, in chunks; --shard splits it over machines (merge by copying the cache files)")
+    .argument("<config>", "YAML config file (its teacher: an .onnx, or --run for a teacher trained by a run)")
+    .option("--shard <i/N>", "label shard i of N (chunks c with c % N == i), e.g. 0/2")
+    .option("--cache-dir <dir>", "cache folder (default: $DISTILL_CACHE or .cache/distill)")
+    .option("--run <dir>", "a run folder whose teacher has finished training: label with its teacher.onnx")
+    .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
+    .option("-q, --quiet", "no progress bars: one line per finished task")
+    .option("--debug", "print stack traces of errors")
+    .action(async (configPath: string, opts: { shard?: string; cacheDir?: string; run?: string; set?: string[]; quiet?: boolean }) => {
+      // The shard spec first: a bad one is refused before anything is loaded, read or written.
+      const { parseShard } = await import("../distill/shard.js");
+      const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
+      const config = loadConfig(configPath, { set: opts.set });
+      const { labelCommand } = await import("../distill/label.js");
+      await labelCommand(config, configPath, {
+        ...(shard ? { shard } : {}), ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.run ? { run: opts.run } : {}),
+        quiet: opts.quiet === true, log: (l) => io.writeOut(l + "\n"),
+      });
+    });
+
+  program
     .command("resume")
     .description("continue an interrupted run, tune or shrink from its folder (finished stages and trials are kept)")
     .argument("<run-dir>", "run folder written by `distill run`")

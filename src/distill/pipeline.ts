@@ -256,7 +256,7 @@ async function loadUserTeacher(plan: Plan, spec: TeacherInterface & { onnx: stri
 }
 
 /** The user's .onnx teacher in distill's contract; "auto" outputs are judged on 64 training images. */
-async function adaptedTeacher(plan: Plan, spec: TeacherInterface & { onnx: string }): Promise<Uint8Array> {
+export async function adaptedTeacher(plan: Pick<Plan, "dataset" | "trainIndices">, spec: TeacherInterface & { onnx: string }): Promise<Uint8Array> {
   const path = spec.onnx;
   const bytes = readModelFile(path);
   const { dataset, trainIndices } = plan;
@@ -272,8 +272,8 @@ async function adaptedTeacher(plan: Plan, spec: TeacherInterface & { onnx: strin
   });
 }
 
-function checkTeacher(plan: Plan, teacher: OnnxClassifier, where: string): void {
-  const { config, dataset } = plan;
+export function checkTeacher(plan: Pick<Plan, "dataset">, teacher: OnnxClassifier, where: string): void {
+  const { dataset } = plan;
   teacher.checkFits(dataset.train, `${dataset.name} training samples`);
   if (teacher.numClasses !== dataset.classLabels.length)
     throw new UserError(where, `the teacher outputs ${teacher.numClasses} classes, but the student and ${dataset.name} have ${dataset.classLabels.length}`);

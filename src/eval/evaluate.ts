@@ -120,13 +120,18 @@ export class OnnxClassifier {
       const n = Math.min(batchSize, indices.length - start);
       const res = await this.session.run(this.feed(set, indices.subarray(start, start + n)), undefined, [this.outputName]);
       out.set(res[this.outputName]!.data as Float32Array, start * k);
-      this.samplesRun += n;
-      this.digest ??= createHash("sha256").update(this.bytes).digest("hex");
-      const perModel = forwardLog.get(set.inputs) ?? new Map<string, number>();
-      forwardLog.set(set.inputs, perModel.set(this.digest, (perModel.get(this.digest) ?? 0) + n));
+      this.countForward(set, n);
       onBatch?.(start + n);
     }
     return out;
+  }
+
+  /** Records `n` forward passes of this model on `set`, wherever they ran (here, or a worker thread with its own session). */
+  countForward(set: SampleSet, n: number): void {
+    this.samplesRun += n;
+    this.digest ??= createHash("sha256").update(this.bytes).digest("hex");
+    const perModel = forwardLog.get(set.inputs) ?? new Map<string, number>();
+    forwardLog.set(set.inputs, perModel.set(this.digest, (perModel.get(this.digest) ?? 0) + n));
   }
 
   async dispose(): Promise<void> {

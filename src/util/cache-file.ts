@@ -74,7 +74,7 @@ function readOwner(lock: string): LockOwner | undefined {
 }
 
 /** Takes the lock, or returns its current owner. A dead owner's lock is removed and retried. */
-function tryLock(lock: string, staleMs: number): { taken: true } | { taken: false; owner: LockOwner | undefined } {
+function tryLock(lock: string, staleMs: number): { taken: true } | { taken: false; owner: LockOwner | undefined; removed?: boolean } {
   try {
     const fd = openSync(lock, "wx");
     const me: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
@@ -93,7 +93,14 @@ function tryLock(lock: string, staleMs: number): { taken: true } | { taken: fals
   }
   const dead = owner ? (owner.host === hostname() ? !pidAlive(owner.pid) : ageMs > staleMs) : ageMs > 10_000;
   if (dead) rmSync(lock, { force: true });
-  return { taken: false, owner };
+  return { taken: false, owner, removed: dead };
+}
+
+/** A lock left beside a finished file by a process killed between writing it and unlocking: removed. */
+function dropDeadLock(lock: string): void {
+  if (!existsSync(lock)) return;
+  const owner = readOwner(lock);
+  if (owner && owner.host === hostname() && !pidAlive(owner.pid)) rmSync(lock, { force: true });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -103,12 +110,27 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * damaged. `computed` says whether this call ran `compute` (so callers can count real work).
  */
 export async function cachedPayload(file: string, expectedBytes: number, compute: () => Promise<Uint8Array>, o: CacheOptions = {}): Promise<{ payload: Uint8Array; computed: boolean }> {
+  return (await lockedPayload(file, expectedBytes, compute, o, true))!;
+}
+
+/**
+ * As cachedPayload, but when another live process holds the lock it returns `undefined` at once
+ * instead of waiting, so a caller with other work (the next chunk) can do that first.
+ */
+export async function cachedPayloadUnlessBusy(file: string, expectedBytes: number, compute: () => Promise<Uint8Array>, o: CacheOptions = {}): Promise<{ payload: Uint8Array; computed: boolean } | undefined> {
+  return lockedPayload(file, expectedBytes, compute, o, false);
+}
+
+async function lockedPayload(file: string, expectedBytes: number, compute: () => Promise<Uint8Array>, o: CacheOptions, wait: boolean): Promise<{ payload: Uint8Array; computed: boolean } | undefined> {
   const lock = `${file}.lock`;
   mkdirSync(dirname(file), { recursive: true });
   let warned = false;
   for (;;) {
     const read = readCacheFile(file, expectedBytes);
-    if (read.status === "hit") return { payload: read.payload, computed: false };
+    if (read.status === "hit") {
+      dropDeadLock(lock);
+      return { payload: read.payload, computed: false };
+    }
     if (read.status === "damaged" && !warned) {
       o.onWarning?.(`${file}: damaged cache file (${read.why}); recomputing it`);
       warned = true;
@@ -126,6 +148,8 @@ export async function cachedPayload(file: string, expectedBytes: number, compute
         rmSync(lock, { force: true });
       }
     }
+    if (attempt.removed) continue; // a dead owner's lock, just removed: try again at once
+    if (!wait && attempt.owner) return undefined;
     if (attempt.owner) o.onWait?.(attempt.owner);
     await sleep(o.pollMs ?? 250);
   }
