@@ -108,3 +108,28 @@ student:
   const results = JSON.parse(readFileSync(join(runDir, "results.json"), "utf8")) as { models: { role: string; perSeed: { agreement: number | null }[] }[] };
   assert.deepEqual(results.models.map((m) => m.role), ["teacher", "baseline", "student"]);
 });
+
+test("preprocessing.resize: a teacher trained on 32×32 images gets MNIST's 28×28 resized in its graph (bilinear, half-pixel centres)", async () => {
+  // The "teacher" returns its (resized) input pixels as scores, so the resize can be read back.
+  const g = new Graph();
+  const x = g.input("pixels", ["N", 1, 32, 32]);
+  g.output(F.reshape(x, [-1, 1024]), "scores");
+  const adapted = adaptTeacher(encodeModel(g), { output: "scores", outputs: "logits", preprocessing: { layout: "nchw", scale: 1, mean: [0], std: [1], resize: { width: 32, height: 32 } } }, false, image, "t32.onnx");
+  const digit = loadDataset("mnist").test.inputs.subarray(0, 784) as Uint8Array;
+  const s = await Session.create(adapted, { threads: 1 });
+  let got: Float32Array;
+  try {
+    got = (await s.run({ distill_raw_pixels: { dtype: "float32", shape: [1, 784], data: Float32Array.from(digit) } }))["teacher_logits"]!.data as Float32Array;
+  } finally {
+    await s.dispose();
+  }
+  // Reference: output pixel centre (o + 0.5)·28/32 − 0.5 in input coordinates, clamped, interpolated.
+  const at = (o: number) => Math.min(27, Math.max(0, ((o + 0.5) * 28) / 32 - 0.5));
+  const px = (r: number, c: number) => digit[r * 28 + c]!;
+  for (let r = 0; r < 32; r++)
+    for (let c = 0; c < 32; c++) {
+      const y = at(r), xx = at(c), y0 = Math.floor(y), x0 = Math.floor(xx), y1 = Math.min(27, y0 + 1), x1 = Math.min(27, x0 + 1), dy = y - y0, dx = xx - x0;
+      const want = (1 - dy) * ((1 - dx) * px(y0, x0) + dx * px(y0, x1)) + dy * ((1 - dx) * px(y1, x0) + dx * px(y1, x1));
+      assert.ok(Math.abs(got[r * 32 + c]! - want) < 1e-3, `pixel (${r}, ${c}): ${got[r * 32 + c]} vs ${want}`);
+    }
+});

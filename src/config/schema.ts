@@ -166,6 +166,8 @@ const teacherPreprocessingSchema = obj({
   scale: positiveNumber().default(1),
   mean: z.array(z.number(num("a number")), num("a list of per-channel means")).min(1).default([0]),
   std: z.array(positiveNumber(), num("a list of per-channel standard deviations")).min(1).default([1]),
+  /** The image size the teacher was trained on: inputs are resized to it (bilinear, half-pixel centres, as torchvision). */
+  resize: obj({ width: positiveInt(), height: positiveInt() }).optional(),
 });
 
 export type TeacherOnnxSpec = {

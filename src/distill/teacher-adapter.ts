@@ -17,7 +17,7 @@ export interface TeacherInterface {
   /** What that tensor holds; "auto" looks at the first batch (rows ≥ 0 summing to 1 → probabilities). */
   outputs?: "auto" | "logits" | "probabilities" | undefined;
   /** How the model wants its input; absent: raw pixels as they are (distill's own exports). */
-  preprocessing?: { layout: "flat" | "nchw" | "nhwc"; scale: number; mean: number[]; std: number[] } | undefined;
+  preprocessing?: { layout: "flat" | "nchw" | "nhwc"; scale: number; mean: number[]; std: number[]; resize?: { width: number; height: number } | undefined } | undefined;
 }
 
 export interface ImageFormat {
@@ -90,7 +90,21 @@ export function adaptTeacher(bytes: Uint8Array, spec: TeacherInterface, probabil
     inits.push(int64Tensor("distill_nchw_shape", [-1, c, h, w]), floatTensor("distill_scale", [], [pre.scale]));
     inits.push(floatTensor("distill_mean", [c, 1, 1], per(pre.mean)), floatTensor("distill_std", [c, 1, 1], per(pre.std)));
     nodes.push(node("Reshape", [x, "distill_nchw_shape"], ["distill_nchw"]));
-    nodes.push(node("Mul", ["distill_nchw", "distill_scale"], ["distill_scaled"]));
+    let pixels = "distill_nchw";
+    if (pre.resize) {
+      // Bilinear with half-pixel centres: torchvision's Resize on tensors (antialias off) and PIL-free pipelines.
+      const opset = Number((m.opsetImport ?? []).find((o) => !o.domain || o.domain === "ai.onnx")?.version ?? 0);
+      if (opset < 11) throw new UserError(`${where}: teacher.preprocessing.resize`, `needs a model of ONNX opset 11 or later (Resize with scales); this one is opset ${opset}`);
+      inits.push(floatTensor("distill_resize_roi", [0], []), floatTensor("distill_resize_scales", [4], [1, 1, pre.resize.height / h, pre.resize.width / w]));
+      const S = onnx.AttributeProto.AttributeType.STRING;
+      const text = (v: string) => new TextEncoder().encode(v);
+      nodes.push(node("Resize", [pixels, "distill_resize_roi", "distill_resize_scales"], ["distill_resized"], [
+        { name: "mode", type: S, s: text("linear") },
+        { name: "coordinate_transformation_mode", type: S, s: text("half_pixel") },
+      ]));
+      pixels = "distill_resized";
+    }
+    nodes.push(node("Mul", [pixels, "distill_scale"], ["distill_scaled"]));
     nodes.push(node("Sub", ["distill_scaled", "distill_mean"], ["distill_centred"]));
     nodes.push(node("Div", ["distill_centred", "distill_std"], ["distill_normalised"]));
     x = "distill_normalised";
@@ -98,7 +112,7 @@ export function adaptTeacher(bytes: Uint8Array, spec: TeacherInterface, probabil
       nodes.push(node("Transpose", [x], ["distill_nhwc"], [{ name: "perm", type: onnx.AttributeProto.AttributeType.INTS, ints: [0, 2, 3, 1] }]));
       x = "distill_nhwc";
     } else if (pre.layout === "flat") {
-      inits.push(int64Tensor("distill_flat_shape", [-1, c * h * w]));
+      inits.push(int64Tensor("distill_flat_shape", [-1, c * (pre.resize?.height ?? h) * (pre.resize?.width ?? w)]));
       nodes.push(node("Reshape", [x, "distill_flat_shape"], ["distill_flat"]));
       x = "distill_flat";
     }
