@@ -31,6 +31,12 @@ export interface TrainGraphSpec {
   params: Map<string, Value>;
   /** Non-trained state updated by the forward pass (BatchNorm running statistics). */
   bufferUpdates?: Map<string, { input: Value; next: Value }>;
+  /**
+   * Non-trained state whose next value is computed from the step's result (e.g. an exponential
+   * moving average of the weights): called once the optimizer updates are emitted, with each
+   * parameter's value after the update and each buffer's next value, by name.
+   */
+  stateAfterUpdate?: (updated: Map<string, Value>) => Map<string, { input: Value; next: Value }>;
   /** Further values to fetch each step (loss terms, logits…). */
   outputs?: Record<string, Value>;
   optimizer: OptimizerConfig;
@@ -67,6 +73,7 @@ export function compileTrainStep(spec: TrainGraphSpec): CompiledTrainStep {
   for (const s of optimizerScalarNames(spec.optimizer)) scalars[s] = g.input(`opt:${s}`, [], "float32");
   const stateKinds = optimizerStateNames(spec.optimizer);
   const stateNames: string[] = [];
+  const updated = new Map<string, Value>();
 
   names.forEach((name, i) => {
     const param = paramValues[i]!;
@@ -77,11 +84,18 @@ export function compileTrainStep(spec: TrainGraphSpec): CompiledTrainStep {
     }
     const upd = g.withScope(`update/${name}`, () => emitUpdate(g, spec.optimizer, { param, grad: grads[i]!, state, scalars }));
     g.output(upd.param, NEXT + param.name);
+    updated.set(name, upd.param);
     stateNames.push(param.name);
     for (const k of stateKinds) g.output(upd.state[k]!, `${NEXT}${name}.${k}`);
   });
   foldMomentumIntoGemm(g);
-  for (const [, { input, next }] of spec.bufferUpdates ?? []) {
+  for (const [name, { input, next }] of spec.bufferUpdates ?? []) {
+    g.output(next, NEXT + input.name);
+    updated.set(name, next);
+    stateNames.push(input.name);
+  }
+  const after = spec.stateAfterUpdate ? g.withScope("after_update", () => spec.stateAfterUpdate!(updated)) : new Map<string, { input: Value; next: Value }>();
+  for (const [, { input, next }] of after) {
     g.output(next, NEXT + input.name);
     stateNames.push(input.name);
   }

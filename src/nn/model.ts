@@ -77,9 +77,17 @@ export class Model {
 
   /**
    * Builds the forward graph in `mode`, parameters as graph inputs named after them (training),
-   * or as initializers holding `params` (export).
+   * as initializers holding `params` (export), or as given graph values (a second copy of the
+   * model inside a training step, e.g. an averaged teacher).
    */
-  build(g: Graph, mode: Mode, source: { kind: "inputs" } | { kind: "initializers"; params: ParameterSet }, x: Value): { ctx: ForwardContext; logits: Value; paramInputs: Map<string, Value> } {
+  build(
+    g: Graph,
+    mode: Mode,
+    source: { kind: "inputs" } | { kind: "initializers"; params: ParameterSet } | { kind: "values"; values: Map<string, Value> },
+    x: Value,
+    /** Where the layers' outputs are recorded (default: the graph's taps). */
+    taps: Map<string, Value> = g.taps,
+  ): { ctx: ForwardContext; logits: Value; paramInputs: Map<string, Value> } {
     const paramInputs = new Map<string, Value>();
     const ctx = new ForwardContext(g, mode, (d) => {
       if (source.kind === "inputs") {
@@ -87,10 +95,15 @@ export class Model {
         paramInputs.set(d.name, v);
         return v;
       }
+      if (source.kind === "values") {
+        const v = source.values.get(d.name);
+        if (!v || formatShape(v.shape) !== formatShape(d.shape)) throw new Error(`parameter ${d.name}: no value of shape ${formatShape(d.shape)} given`);
+        return v;
+      }
       const t = source.params.get(d.name);
       if (t.data.length !== d.shape.reduce((a, b) => a * b, 1)) throw new Error(`parameter ${d.name}: stored size does not match shape ${formatShape(d.shape)}`);
       return g.initializer(d.name, { dtype: "float32", shape: d.shape, data: t.data });
-    });
+    }, taps);
     const logits = this.forward(ctx, x);
     return { ctx, logits, paramInputs };
   }

@@ -45,6 +45,8 @@ export class ForwardContext {
     readonly graph: Graph,
     readonly mode: Mode,
     private readonly provide: (decl: ParamDecl) => Value,
+    /** Where layer outputs are recorded (a second forward pass in one graph keeps its own). */
+    private readonly taps: Map<string, Value> = graph.taps,
   ) {}
 
   get training(): boolean {
@@ -70,7 +72,7 @@ export class ForwardContext {
   }
 
   tap(name: string, v: Value): void {
-    this.graph.taps.set(name, v);
+    this.taps.set(name, v);
   }
 }
 

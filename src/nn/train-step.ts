@@ -18,6 +18,18 @@ export interface LossContext {
   input(name: string, shape: Shape, dtype?: DType): Value;
   /** Declares an extra trainable tensor (e.g. a feature adapter), initialised here. */
   param(name: string, shape: number[], init: Float32Array): Value;
+  // What a self-teaching loss (an averaged copy of the model as teacher) builds on; optional so a
+  // loss can be built on a bare graph in tests. The trainer provides all three.
+  /** The model's parameters and buffers as the step's graph inputs, with their initial values, by name. */
+  weights?: Map<string, { value: Value; init: StateTensor }>;
+  /**
+   * Declares a non-trainable tensor carried from step to step (checkpointed with the parameters):
+   * `init` is its value before the first step, `next` builds its value after each step from the
+   * model's weights after that step's update (parameter or buffer name → value). No gradient flows into it.
+   */
+  state?(name: string, init: StateTensor, next: (updated: Map<string, Value>) => Value): Value;
+  /** The model's forward pass again on the step's input, in eval mode, with `weights` in place of its own (taps kept apart). */
+  forwardWith?(weights: Map<string, Value>): { logits: Value; taps: Map<string, Value> };
 }
 
 export interface LossResult {
@@ -59,6 +71,7 @@ export class ModelTrainer {
     const x = o.model.inputValue(g, "input");
     const { ctx, logits, paramInputs } = o.model.build(g, "train", { kind: "inputs" }, x);
     const extraParams = new Map<string, StateTensor>();
+    const extraState = new Map<string, { input: Value; init: StateTensor; next: (updated: Map<string, Value>) => Value }>();
     const trainable = new Map<string, Value>();
     for (const d of o.params.decls) if (d.role === "param") trainable.set(d.name, paramInputs.get(d.name)!);
     const lossCtx: LossContext = {
@@ -72,17 +85,30 @@ export class ModelTrainer {
         extraParams.set(name, { shape, data: init });
         return v;
       },
+      weights: new Map([...paramInputs].map(([name, value]) => [name, { value, init: o.params.get(name) }])),
+      state: (name, init, next) => {
+        const input = g.input(name, init.shape);
+        extraState.set(name, { input, init, next });
+        return input;
+      },
+      forwardWith: (weights) => {
+        const taps = new Map<string, Value>();
+        const { logits: other } = o.model.build(g, "eval", { kind: "values", values: weights }, x, taps);
+        return { logits: other, taps };
+      },
     };
     const { loss, terms = {} } = g.withScope("loss", () => o.loss(lossCtx));
     const outputs: Record<string, Value> = { ...terms };
     if (o.fetchLogits) outputs["logits"] = logits;
     const bufferUpdates = new Map<string, { input: Value; next: Value }>();
     for (const [name, next] of ctx.bufferUpdates) bufferUpdates.set(name, { input: paramInputs.get(name)!, next });
-    const compiled = compileTrainStep({ graph: g, loss, params: trainable, bufferUpdates, outputs, optimizer: o.optimizer, clipGradNorm: o.clipGradNorm, reportGradNorm: o.reportGradNorm });
+    const stateAfterUpdate = (updated: Map<string, Value>) => new Map([...extraState].map(([name, s]) => [name, { input: s.input, next: s.next(updated) }]));
+    const compiled = compileTrainStep({ graph: g, loss, params: trainable, bufferUpdates, stateAfterUpdate, outputs, optimizer: o.optimizer, clipGradNorm: o.clipGradNorm, reportGradNorm: o.reportGradNorm });
 
     const initial = new Map<string, StateTensor>();
     for (const [name, t] of o.params.tensors) initial.set(name, t);
     for (const [name, t] of extraParams) initial.set(name, t);
+    for (const [name, s] of extraState) initial.set(name, { shape: s.init.shape, data: s.init.data.slice() });
     for (const name of trainable.keys()) {
       const shape = (initial.get(name) ?? o.params.get(name)).shape;
       for (const k of optimizerStateNames(o.optimizer)) initial.set(`${name}.${k}`, { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });

@@ -3,6 +3,7 @@
 import { attentionMethod } from "./attention.js";
 import { crossEntropyMethod } from "./cross-entropy.js";
 import { dkdMethod } from "./dkd.js";
+import { emaTeacherMethod } from "./ema-teacher.js";
 import { fitnetMethod } from "./fitnet.js";
 import { logitKdMethod } from "./logit-kd.js";
 import { similarityMethod } from "./similarity.js";
@@ -23,6 +24,7 @@ export const METHODS: Record<string, AnyMethod> = Object.fromEntries(
     attentionMethod,
     rkdMethod,
     similarityMethod,
+    emaTeacherMethod,
   ] as AnyMethod[]).map((m) => [m.name, m]),
 );
 
