@@ -6,6 +6,8 @@
 //   writeReport(runDir);
 
 import { configFromObject, type ConfigOverrides } from "./config/load.js";
+// Registers the distillation methods that the config's `kd:` block accepts (src/config/methods.ts).
+import "./distill/methods/index.js";
 import { loadDataset, type DatasetName } from "./data/datasets.js";
 import { allIndices, firstN } from "./data/split.js";
 import { OnnxClassifier, evaluateClassifier } from "./eval/evaluate.js";

@@ -170,3 +170,11 @@ test("several teachers: softmax(averaged logits / T) is the weighted mean of the
 function softmax3(row: number[], t: number): number[] {
   return logSoftmax(row, t).map(Math.exp);
 }
+
+test("layering: the config layer imports nothing from the distill layer (methods register their settings with it)", async () => {
+  const { readdirSync, readFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const dir = join(process.cwd(), "src", "config");
+  const offending = readdirSync(dir).filter((f) => f.endsWith(".ts")).filter((f) => /from\s+["']\.\.\/distill\//.test(readFileSync(join(dir, f), "utf8")));
+  assert.deepEqual(offending, []);
+});

@@ -14,6 +14,7 @@ import { exportOnnx, type Model } from "../src/nn/model.js";
 import type { ParameterSet } from "../src/nn/module.js";
 import { FASTTEXT_LIKE, CNN_TEACHER, SENTIMENT_CLASSES, accuracy, tokenGeometry, trainTextClassifier } from "./helpers/text-model.js";
 import { validateConfig } from "../src/config/load.js";
+import "../src/distill/methods/index.js"; // registers the methods the kd: block accepts
 import { uciSentences, uciSplit, type Sentences } from "./helpers/uci-sentences.js";
 
 const toBigInt = (ids: Int32Array) => BigInt64Array.from(ids, (v) => BigInt(v));

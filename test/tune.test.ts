@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { EpochMetric } from "../src/eval/types.js";
 import { loadConfig } from "../src/config/load.js";
+import "../src/distill/methods/index.js"; // registers the methods the kd: block accepts
 import type { TuneSpec } from "../src/config/schema.js";
 import { axesOf, checkSpace, gridSettings, randomSettings } from "../src/tune/space.js";
 import { rawDocument } from "../src/tune/session.js";

@@ -17,6 +17,7 @@ import { uciSplit } from "./helpers/uci-sentences.js";
 import { writeImageFolders } from "../examples/write-image-folders.js";
 import { holdOut, loadData, subset } from "../src/data/load.js";
 import { configFromObject } from "../src/config/load.js";
+import "../src/distill/methods/index.js"; // registers the methods the kd: block accepts
 import { decodeModel } from "../src/engine/onnx.js";
 import { OnnxClassifier } from "../src/eval/evaluate.js";
 import type { RunResults } from "../src/eval/types.js";

@@ -7,6 +7,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../config/load.js";
+// Registers the distillation methods that the config's `kd:` block accepts (src/config/methods.ts).
+import "../distill/methods/index.js";
 import { stopAllProgress } from "../util/progress.js";
 
 export interface CliIo {

@@ -4,7 +4,8 @@
 //   kd: {method: dkd, beta: 8}                              one method; a method without its own
 //                                                           hard-label term gets cross-entropy added
 //   kd: {terms: [{method: logit-kd}, {method: fitnet, weight: 0.5, teacher: fc1, student: fc1}]}
-// Each term's settings are validated by its method's own schema (src/distill/methods/).
+// Each term's settings are validated by its method's own schema (src/distill/methods/, registered
+// with ./methods.ts so that this layer does not import them).
 // Next to the terms, a chain of intermediate teachers (each distilled from the one before with the
 // same terms, then teaching the next): `assistants: [model, …]` (teacher assistants, Mirzadeh et
 // al. 2020) and `generations: n` (born-again networks, Furlanello et al. 2018: the student's own
@@ -14,7 +15,7 @@
 // `teacherWeights: accuracy`, each teacher's validation accuracy.
 
 import { z } from "zod";
-import { METHODS } from "../distill/methods/index.js";
+import { registeredMethods } from "./methods.js";
 import { enumOf, nonNegativeNumber, obj, positiveInt, str } from "./fields.js";
 
 export interface KdTerm {
@@ -58,9 +59,10 @@ function parseTerm(raw: unknown, path: PropertyKey[], ctx: IssueSink): KdTerm | 
     return undefined;
   }
   const { method: name, weight: rawWeight, ...rest } = raw;
-  const method = typeof name === "string" ? METHODS[name] : undefined;
+  const methods = registeredMethods();
+  const method = typeof name === "string" ? methods.get(name) : undefined;
   if (!method) {
-    ctx.addIssue({ code: "custom", path: [...path, "method"], message: `expected one of ${Object.keys(METHODS).join(", ")}` });
+    ctx.addIssue({ code: "custom", path: [...path, "method"], message: `expected one of ${[...methods.keys()].join(", ")}` });
     return undefined;
   }
   const weight = weightSchema.safeParse(rawWeight);
@@ -184,7 +186,7 @@ function parseTerms(doc: Record<string, unknown>, sink: IssueSink): Pick<ParsedK
   // Without `method`, the original two-key form: logit KD.
   const term = parseTerm({ method: "logit-kd", ...doc }, [], sink);
   if (!term) return undefined;
-  return { terms: [term], addCrossEntropy: "method" in doc && !METHODS[term.method]!.includesCrossEntropy };
+  return { terms: [term], addCrossEntropy: "method" in doc && !registeredMethods().get(term.method)!.includesCrossEntropy };
 }
 
 /** The resolved block: cross-entropy added where the one-method form asks for it, α = 1 without labels. */
@@ -201,5 +203,5 @@ export function resolveKd<M>(parsed: ParsedKd<M>, labeled: boolean): KdSpec<M> {
 
 /** Terms that need labels, for the check against an unlabeled transfer set. */
 export function termsNeedingLabels(kd: KdSpec<unknown>): number[] {
-  return kd.terms.flatMap((t, i) => (METHODS[t.method]!.needs(t).labels === "required" ? [i] : []));
+  return kd.terms.flatMap((t, i) => (registeredMethods().get(t.method)!.needs(t).labels === "required" ? [i] : []));
 }

@@ -1,4 +1,5 @@
-// The distillation methods by name. One file per method; register it here with one line.
+// The distillation methods by name. One file per method; register it here with one line (the list
+// below is also what the config's `kd:` block accepts, see src/config/methods.ts).
 
 import { attentionMethod } from "./attention.js";
 import { crossEntropyMethod } from "./cross-entropy.js";
@@ -9,6 +10,7 @@ import { logitKdMethod } from "./logit-kd.js";
 import { similarityMethod } from "./similarity.js";
 import { rkdMethod } from "./rkd.js";
 import type { DistillMethod } from "./types.js";
+import { registerMethods } from "../../config/methods.js";
 
 // The registry erases each method's settings type; the config schema validates settings with the
 // method's own schema before they reach it.
@@ -27,6 +29,9 @@ export const METHODS: Record<string, AnyMethod> = Object.fromEntries(
     emaTeacherMethod,
   ] as AnyMethod[]).map((m) => [m.name, m]),
 );
+
+// The config's `kd:` block validates settings against what is registered here.
+registerMethods(Object.values(METHODS));
 
 export function methodNamed(name: string): AnyMethod {
   const m = METHODS[name];
