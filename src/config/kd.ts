@@ -7,8 +7,8 @@
 // Each term's settings are validated by its method's own schema (src/distill/methods/, registered
 // with ./methods.ts so that this layer does not import them).
 // Next to the terms, a chain of intermediate teachers (each distilled from the one before with the
-// same terms, then teaching the next): `assistants: [model, …]` (teacher assistants, Mirzadeh et
-// al. 2020) and `generations: n` (born-again networks, Furlanello et al. 2018: the student's own
+// same terms, then teaching the next): `assistants: [model, …]` or `assistants: {count: n}` (sizes
+// chosen between teacher and student, ./assistants.ts; teacher assistants, Mirzadeh et al. 2020) and `generations: n` (born-again networks, Furlanello et al. 2018: the student's own
 // architecture, n − 1 times, before the final student).
 // Several teachers: `teachers: [{onnx: b.onnx, weight: 1}, …]` join the main teacher (weight 1); the
 // soft targets are their weighted mean at the terms' temperature, weights as given or, with
@@ -43,6 +43,12 @@ export interface ExtraTeacher {
 
 const extraTeacherSchema = obj({ onnx: str("a path to an .onnx file"), weight: nonNegativeNumber().default(1) });
 const teacherWeightsSchema = enumOf(["given", "accuracy"]);
+const autoAssistantsSchema = obj({ count: positiveInt() });
+
+/** `assistants: {count: n}` before the sizes are chosen. */
+export interface AutoAssistants {
+  count: number;
+}
 
 type IssueSink = { addIssue(issue: { code: "custom"; message: string; path: PropertyKey[] }): void };
 
@@ -84,7 +90,7 @@ export interface ParsedKd<M = unknown> {
   terms: KdTerm[];
   /** Single-method form with a method that has no hard-label term of its own. */
   addCrossEntropy: boolean;
-  assistants?: M[];
+  assistants?: M[] | AutoAssistants;
   generations?: number;
   teachers?: ExtraTeacher[];
   teacherWeights?: "accuracy";
@@ -127,8 +133,18 @@ function parseChain<M>(doc: Record<string, unknown>, modelSchema: z.ZodType<M>, 
   const chain: Chain<M> = {};
   if (!parseTeachers({ teachers, teacherWeights }, chain, sink)) return undefined;
   if (assistants !== undefined) {
+    if (isMapping(assistants)) {
+      // {count: n}: chosen between the teacher and the student once both are known (./assistants.ts).
+      const r = autoAssistantsSchema.safeParse(assistants);
+      if (!r.success) {
+        sink.addIssue({ code: "custom", path: ["assistants", ...r.error.issues[0]!.path], message: r.error.issues[0]!.message });
+        return undefined;
+      }
+      chain.assistants = r.data;
+      return parseGenerations(generations, chain, sink) ? { chain, rest } : undefined;
+    }
     if (!Array.isArray(assistants)) {
-      sink.addIssue({ code: "custom", path: ["assistants"], message: "expected a list of models like [{layers: [...]}], largest first" });
+      sink.addIssue({ code: "custom", path: ["assistants"], message: "expected a list of models like [{layers: [...]}], largest first, or {count: n} to choose them between teacher and student" });
       return undefined;
     }
     const models: M[] = [];
@@ -143,15 +159,18 @@ function parseChain<M>(doc: Record<string, unknown>, modelSchema: z.ZodType<M>, 
     }
     if (models.length) chain.assistants = models;
   }
-  if (generations !== undefined) {
-    const g = positiveInt().safeParse(generations);
-    if (!g.success) {
-      sink.addIssue({ code: "custom", path: ["generations"], message: g.error.issues[0]!.message });
-      return undefined;
-    }
-    if (g.data > 1) chain.generations = g.data;
+  return parseGenerations(generations, chain, sink) ? { chain, rest } : undefined;
+}
+
+function parseGenerations(generations: unknown, chain: Chain<unknown>, sink: IssueSink): boolean {
+  if (generations === undefined) return true;
+  const g = positiveInt().safeParse(generations);
+  if (!g.success) {
+    sink.addIssue({ code: "custom", path: ["generations"], message: g.error.issues[0]!.message });
+    return false;
   }
-  return { chain, rest };
+  if (g.data > 1) chain.generations = g.data;
+  return true;
 }
 
 export function makeKdSchema<M>(modelSchema: z.ZodType<M>) {
@@ -189,12 +208,16 @@ function parseTerms(doc: Record<string, unknown>, sink: IssueSink): Pick<ParsedK
   return { terms: [term], addCrossEntropy: "method" in doc && !registeredMethods().get(term.method)!.includesCrossEntropy };
 }
 
-/** The resolved block: cross-entropy added where the one-method form asks for it, α = 1 without labels. */
-export function resolveKd<M>(parsed: ParsedKd<M>, labeled: boolean): KdSpec<M> {
+/**
+ * The resolved block: cross-entropy added where the one-method form asks for it, α = 1 without
+ * labels, and `assistants: {count}` replaced by the specs `chosen` for it (./assistants.ts).
+ */
+export function resolveKd<M>(parsed: ParsedKd<M>, labeled: boolean, chosen?: M[]): KdSpec<M> {
   const terms = parsed.terms.map((t) => (!labeled && t.method === "logit-kd" ? { ...t, alpha: 1 } : t));
+  const assistants = Array.isArray(parsed.assistants) ? parsed.assistants : chosen;
   return {
     terms: parsed.addCrossEntropy && labeled ? [{ method: "cross-entropy", weight: 1 }, ...terms] : terms,
-    ...(parsed.assistants ? { assistants: parsed.assistants } : {}),
+    ...(assistants?.length ? { assistants } : {}),
     ...(parsed.generations ? { generations: parsed.generations } : {}),
     ...(parsed.teachers ? { teachers: parsed.teachers } : {}),
     ...(parsed.teacherWeights ? { teacherWeights: parsed.teacherWeights } : {}),

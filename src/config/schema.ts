@@ -6,6 +6,7 @@
 import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { makeKdSchema, resolveKd, termsNeedingLabels, type KdSpec as KdBlock } from "./kd.js";
+import { chooseAssistants } from "./assistants.js";
 import { bool, enumOf, nonNegativeInt, nonNegativeNumber, num, obj, positiveInt, positiveNumber, str, unitClosed, unitOpen } from "./fields.js";
 
 // ---- model ------------------------------------------------------------------------------------
@@ -409,6 +410,8 @@ export const distillConfigSchema = obj({
   tune: tuneSchema.optional(),
 })
   .superRefine((c, ctx) => {
+    const chosen = assistantsOf(c);
+    if (typeof chosen === "string") ctx.addIssue({ code: "custom", path: ["kd", "assistants"], message: chosen });
     if (c.data.transfer !== "unlabeled") return;
     const resolved = resolveKd(c.kd, false);
     for (const i of termsNeedingLabels(resolved as KdSpec))
@@ -424,9 +427,15 @@ export const distillConfigSchema = obj({
   teacher: c.teacher,
   student: c.student,
   // Without labels there is no cross-entropy term to weigh, so all of logit KD's loss is distillation.
-  kd: resolveKd(c.kd, c.data.transfer !== "unlabeled"),
+  kd: resolveKd(c.kd, c.data.transfer !== "unlabeled", assistantsOf(c) as ModelSpec[] | undefined),
   ...(c.tune ? { tune: c.tune } : {}),
 }));
+
+/** `kd.assistants: {count: n}` chosen between teacher and student (or why not); undefined for a list or none. */
+function assistantsOf(c: { teacher: TeacherSpec; student: StudentSpec; kd: z.output<typeof kdSchema> }): ModelSpec[] | string | undefined {
+  const a = c.kd.assistants;
+  return a && !Array.isArray(a) ? chooseAssistants(c.teacher.model, c.student.model, a.count) : undefined;
+}
 
 /** The config after validation: defaults filled, seeds expanded to a list, output resolved. */
 export type DistillConfig = z.output<typeof distillConfigSchema>;
