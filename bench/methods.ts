@@ -44,6 +44,8 @@ const METHODS: { name: string; kd: unknown }[] = [
   { name: "similarity", kd: { method: "similarity", weight: 3000, ...hint } },
   { name: "logit-kd + fitnet", kd: { terms: [{ method: "logit-kd", temperature: 4, alpha: 0.9 }, { method: "fitnet", weight: 100, ...hint }] } },
   { name: "logit-kd + attention", kd: { terms: [{ method: "logit-kd", temperature: 4, alpha: 0.9 }, { method: "attention", weight: 1000, ...hint }] } },
+  // No teacher at all: the student's own weight average (≈ 190 steps here, so a 100-step horizon).
+  { name: "ema-teacher", kd: { method: "ema-teacher", decay: 0.99, temperature: 4, alpha: 0.5 } },
 ];
 
 function configFor(name: string, kd: unknown, teacherOnnx?: string) {

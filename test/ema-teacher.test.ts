@@ -10,6 +10,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { KdTerm } from "../src/config/schema.js";
+import { validateConfig } from "../src/config/load.js";
 import { readCheckpoint, writeCheckpoint } from "../src/distill/checkpoint.js";
 import { WeightedTerms } from "../src/distill/weighted-terms.js";
 import { Session, type HostTensor } from "../src/engine/runtime.js";
@@ -161,4 +162,14 @@ test("ema-teacher without labels: only the soft term; settings are checked", asy
   assert.ok(Number.isFinite(first.loss) && first.loss >= 0);
   await t.dispose();
   assert.equal(terms.usesTeacher, false, "no separate teacher is needed");
+});
+
+test("ema-teacher in a config: one term with its own cross-entropy; bad settings and a chain it would ignore are one line naming the key", () => {
+  const base = { name: "e", data: { dataset: "mnist" }, teacher: { onnx: "t.onnx" }, student: { model: { layers: [{ type: "linear", units: 10 }] }, train: { epochs: 1, optimizer: { kind: "sgd", lr: 0.1 } } } };
+  const kd = (block: unknown) => validateConfig({ ...base, kd: block }, "e.yaml").kd;
+  assert.deepEqual(kd({ method: "ema-teacher" }).terms, [{ method: "ema-teacher", weight: 1, decay: 0.999, rampUp: true, temperature: 4, alpha: 0.5 }]);
+  assert.throws(() => kd({ method: "ema-teacher", decay: 1 }), /e\.yaml: kd\.decay: expected a number from 0 up to \(not including\) 1, got 1/);
+  assert.throws(() => kd({ method: "ema-teacher", decy: 0.9 }), /kd: unknown key "decy" \(did you mean "decay"\?/);
+  assert.throws(() => kd({ method: "ema-teacher", generations: 2 }), /kd\.generations: a chain of teachers passes on soft targets, but no term uses the teacher's logits \(ema-teacher\)/);
+  assert.deepEqual(kd({ terms: [{ method: "logit-kd" }, { method: "ema-teacher", weight: 0.5 }], generations: 2 }).generations, 2);
 });

@@ -183,7 +183,14 @@ export function makeKdSchema<M>(modelSchema: z.ZodType<M>) {
     const parsed = parseChain((raw ?? {}) as Record<string, unknown>, modelSchema, sink);
     if (!parsed) return z.NEVER;
     const terms = parseTerms(parsed.rest, sink);
-    return terms ? { ...terms, ...parsed.chain } : z.NEVER;
+    if (!terms) return z.NEVER;
+    // A chain link teaches the next through its soft targets; terms that read none (ema-teacher) would ignore it.
+    const link = parsed.chain.assistants ? "assistants" : parsed.chain.generations ? "generations" : undefined;
+    if (link && !terms.terms.some((t) => registeredMethods().get(t.method)!.needs(t).teacherLogits)) {
+      ctx.addIssue({ code: "custom", path: [link], message: `a chain of teachers passes on soft targets, but no term uses the teacher's logits (${terms.terms.map((t) => t.method).join(", ")})` });
+      return z.NEVER;
+    }
+    return { ...terms, ...parsed.chain };
   });
 }
 
