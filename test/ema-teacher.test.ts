@@ -170,6 +170,6 @@ test("ema-teacher in a config: one term with its own cross-entropy; bad settings
   assert.deepEqual(kd({ method: "ema-teacher" }).terms, [{ method: "ema-teacher", weight: 1, decay: 0.999, rampUp: true, temperature: 4, alpha: 0.5 }]);
   assert.throws(() => kd({ method: "ema-teacher", decay: 1 }), /e\.yaml: kd\.decay: expected a number from 0 up to \(not including\) 1, got 1/);
   assert.throws(() => kd({ method: "ema-teacher", decy: 0.9 }), /kd: unknown key "decy" \(did you mean "decay"\?/);
-  assert.throws(() => kd({ method: "ema-teacher", generations: 2 }), /kd\.generations: a chain of teachers passes on soft targets, but no term uses the teacher's logits \(ema-teacher\)/);
+  assert.throws(() => kd({ method: "ema-teacher", generations: 2 }), /kd\.generations: a chain of teachers teaches each link, but no term learns from a teacher \(ema-teacher\)/);
   assert.deepEqual(kd({ terms: [{ method: "logit-kd" }, { method: "ema-teacher", weight: 0.5 }], generations: 2 }).generations, 2);
 });

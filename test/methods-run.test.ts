@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { validateConfig } from "../src/config/load.js";
-import { runDistillation } from "../src/distill/pipeline.js";
+import { resumeDistillation, runDistillation } from "../src/distill/pipeline.js";
 import type { RunState } from "../src/distill/run-folder.js";
 import { decodeModel } from "../src/engine/onnx.js";
 import type { EpochMetric } from "../src/eval/types.js";
@@ -115,4 +115,31 @@ test("several teachers: soft targets of the main and a further .onnx teacher ave
     runDistillation(validateConfig({ ...cfg, output: join(dir, "ensemble-bad"), kd: { ...cfg.kd, teachers: [{ onnx: join(dir, "nope.onnx") }] } }, "e.yaml"), { configPath: "e.yaml", quiet: true, cacheDir, progress: silent() }),
     { message: `${join(dir, "nope.onnx")}: no such file` },
   );
+});
+
+test("ema-teacher end to end: no soft targets are asked of the teacher, the export is the bare student, and an interrupted stage resumes bit-identically", async () => {
+  const mlp = (units: number) => ({ layers: [{ type: "linear", units }, { type: "relu" }, { type: "dropout", p: 0.1 }, { type: "linear", units: 10 }] });
+  const make = (name: string) => validateConfig({
+    name, output: join(dir, name), seeds: 1,
+    data: { dataset: "mnist", trainLimit: 800, validation: 200, testLimit: 200 },
+    teacher: { model: mlp(32), train },
+    student: { model: mlp(8), train: { ...train, epochs: 2 } },
+    kd: { method: "ema-teacher", decay: 0.9, temperature: 2, alpha: 0.5 },
+  }, `${name}.yaml`);
+  // No baseline, so that the interruption below falls in the student's stage (the teacher trains 1 epoch).
+  const straight = await runDistillation(make("ema"), { configPath: "ema.yaml", quiet: true, cacheDir, progress: silent(), skipBaseline: true });
+  const state = JSON.parse(readFileSync(join(straight.runDir, "run.json"), "utf8")) as RunState;
+  assert.equal(state.softTargets, undefined, "no soft targets computed for a teacher-free method");
+  const metrics = readFileSync(join(straight.runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as EpochMetric);
+  assert.deepEqual(Object.keys(metrics.find((m) => m.stage === "student")!.terms!).sort(), ["loss_ce", "loss_kd"]);
+  const student = decodeModel(readFileSync(join(straight.runDir, "student.onnx")));
+  assert.ok(![...student.initializers.keys()].some((name) => name.includes("ema")), "the average is not part of the exported student");
+  assert.equal(student.metadata["distill.parameters"], String(784 * 8 + 8 + 8 * 10 + 10));
+
+  const cut = make("ema-cut");
+  await assert.rejects(runDistillation(cut, { configPath: "ema-cut.yaml", quiet: true, cacheDir, progress: silent(), skipBaseline: true, stopAfterEpochs: 1 }), /stopped after epoch 1/);
+  assert.ok(existsSync(join(cut.output, "checkpoints")), "the student's stage was interrupted mid-way");
+  const resumed = await resumeDistillation(cut.output, { quiet: true, cacheDir, progress: silent() });
+  // The runs' names differ (metadata); the trained weights must not.
+  assert.deepEqual(decodeModel(readFileSync(join(resumed.runDir, "student.onnx"))).initializers, student.initializers);
 });

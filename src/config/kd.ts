@@ -184,10 +184,14 @@ export function makeKdSchema<M>(modelSchema: z.ZodType<M>) {
     if (!parsed) return z.NEVER;
     const terms = parseTerms(parsed.rest, sink);
     if (!terms) return z.NEVER;
-    // A chain link teaches the next through its soft targets; terms that read none (ema-teacher) would ignore it.
+    // A chain link teaches the next; terms that learn from no teacher (ema-teacher) would ignore it.
     const link = parsed.chain.assistants ? "assistants" : parsed.chain.generations ? "generations" : undefined;
-    if (link && !terms.terms.some((t) => registeredMethods().get(t.method)!.needs(t).teacherLogits)) {
-      ctx.addIssue({ code: "custom", path: [link], message: `a chain of teachers passes on soft targets, but no term uses the teacher's logits (${terms.terms.map((t) => t.method).join(", ")})` });
+    const usesTeacher = (t: KdTerm) => {
+      const needs = registeredMethods().get(t.method)!.needs(t);
+      return needs.teacherLogits === true || (needs.teacherTaps?.length ?? 0) > 0;
+    };
+    if (link && !terms.terms.some(usesTeacher)) {
+      ctx.addIssue({ code: "custom", path: [link], message: `a chain of teachers teaches each link, but no term learns from a teacher (${terms.terms.map((t) => t.method).join(", ")})` });
       return z.NEVER;
     }
     return { ...terms, ...parsed.chain };

@@ -10,7 +10,7 @@ export interface MethodDeclaration {
   settings: z.ZodType;
   includesCrossEntropy: boolean;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each method types its own settings
-  needs(settings: any): { labels?: "optional" | "required"; teacherLogits?: boolean };
+  needs(settings: any): { labels?: "optional" | "required"; teacherLogits?: boolean; teacherTaps?: string[] };
 }
 
 const registered = new Map<string, MethodDeclaration>();
