@@ -162,6 +162,8 @@ test("ema-teacher without labels: only the soft term; settings are checked", asy
   assert.ok(Number.isFinite(first.loss) && first.loss >= 0);
   await t.dispose();
   assert.equal(terms.usesTeacher, false, "no separate teacher is needed");
+  // Batches mixing unlabelled samples (data.unlabeled): its hard-label part takes the labelled rows.
+  assert.deepEqual(new WeightedTerms([EMA], true, 0.5).needEveryLabel, []);
 });
 
 test("ema-teacher in a config: one term with its own cross-entropy; bad settings and a chain it would ignore are one line naming the key", () => {

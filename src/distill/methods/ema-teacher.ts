@@ -2,7 +2,9 @@
 // models", §2: the teacher is an exponential moving average of the student's own weights,
 // ema ← d·ema + (1−d)·θ after every optimizer step, with no separate teacher and no gradient
 // through it. The student learns from its soft targets with logit KD's loss (Hinton et al. 2015, §2):
-// (1−α)·CE(labels, s) + α·T²·KL(softmax(ema(x)/T) ‖ softmax(s/T)); without labels only the soft term.
+// (1−α)·CE(labels, s) + α·T²·KL(softmax(ema(x)/T) ‖ softmax(s/T)); without labels only the soft term,
+// and in batches mixing unlabelled samples the hard-label part averages over the labelled rows (the
+// paper's semi-supervised setting).
 //
 // The average (parameters and BatchNorm buffers, as timm's ModelEma) is state of the training step
 // itself, updated in the step graph (so it rides along the K-steps-per-call Loop and is checkpointed
@@ -27,8 +29,8 @@ export const emaTeacherMethod = defineMethod({
     alpha: unitClosed().default(0.5),
   }),
   includesCrossEntropy: true,
-  needs: () => ({ labels: "optional" }),
-  loss({ ctx, labels, settings, id }) {
+  needs: () => ({ labels: "optional", partialLabels: true }),
+  loss({ ctx, labels, labeledShare, settings, id }) {
     if (!ctx.weights || !ctx.state || !ctx.forwardWith) throw new Error("ema-teacher needs the trainer's weights, state and forward pass (build it through ModelTrainer)");
     const g = ctx.graph;
     // Optimizer steps taken before this one (float32: exact up to 2^24 steps).
@@ -52,7 +54,7 @@ export const emaTeacherMethod = defineMethod({
     }
     const teacherLogits = g.withScope("ema", () => ctx.forwardWith!(averaged).logits);
     const alpha = labels ? settings.alpha : 1;
-    const t = kdLossGraph(ctx.logits, teacherLogits, labels, settings.temperature, alpha);
+    const t = kdLossGraph(ctx.logits, teacherLogits, labels, settings.temperature, alpha, labeledShare);
     const parts: Record<string, Value> = labels ? { loss_ce: t.ce, loss_kd: t.kd } : { loss_kd: t.kd };
     return { loss: t.loss, parts };
   },
