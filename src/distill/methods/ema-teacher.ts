@@ -48,7 +48,8 @@ export const emaTeacherMethod = defineMethod({
     for (const [name, w] of ctx.weights) {
       const avg: Value = ctx.state(`${id}.ema.${name}`, w.init, (updated) => {
         const { keep, take } = decay();
-        return F.add(F.mul(avg, keep), F.mul(updated.get(name)!, take));
+        // A buffer that this step did not update (none in train mode today) keeps its value.
+        return F.add(F.mul(avg, keep), F.mul(updated.get(name) ?? w.value, take));
       });
       averaged.set(name, avg);
     }
