@@ -15,6 +15,7 @@ import { buildModel } from "../src/nn/spec.js";
 import { exportOnnx } from "../src/nn/model.js";
 import { CHUNK_SAMPLES } from "../src/distill/soft-targets.js";
 import { loadConfig } from "../src/config/load.js";
+import "../src/distill/methods/index.js"; // registers the methods the kd: block accepts
 
 const dir = mkdtempSync(join(tmpdir(), "distill-label-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
