@@ -18,6 +18,10 @@ import { loadDataset } from "../src/data/datasets.js";
 import type { RunResults } from "../src/eval/types.js";
 import { createProgress } from "../src/util/progress.js";
 import { Rng } from "../src/nn/random.js";
+import { spawnSync } from "node:child_process";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-bias-"));
 const silent = () => createProgress({ quiet: true, stream: new Writable({ write: (_c, _e, cb) => cb() }) as never });
@@ -82,6 +86,26 @@ kd: { temperature: 8, alpha: 0.9 }
     } finally {
       await student.dispose();
       await shifted.dispose();
+    }
+  });
+});
+
+describe("bad inputs", () => {
+  test("a class the data does not have, a shift without omitted classes, no validation split: one line, exit 2, nothing written", () => {
+    const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
+    const cases: [string, string, RegExp][] = [
+      ["unknown", `transferOmits: ["cat"]`, /data\.transferOmits: "cat" is not a class of this data \(0, 1, 2/],
+      ["shift-alone", "omittedClassShift: 3.5", /data\.omittedClassShift: only used with transferOmits/],
+      ["no-validation", `transferOmits: ["3"], validation: 0`, /data\.transferOmits: the omitted classes' bias shift is estimated on the validation split's inputs/],
+    ];
+    for (const [name, data, message] of cases) {
+      const path = join(dir, `bad-${name}.yaml`), out = join(dir, "runs", `bad-${name}`);
+      writeFileSync(path, `name: bad-${name}\noutput: ${out}\ndata: { dataset: mnist, trainLimit: 1000, ${data} }\nteacher: { model: { layers: [ {type: linear, units: 10} ] }, train: { epochs: 1, optimizer: {kind: adam, lr: 0.001} } }\nstudent: { model: { layers: [ {type: linear, units: 10} ] }, train: { epochs: 1, optimizer: {kind: adam, lr: 0.001} } }\n`);
+      const r = spawnSync(process.execPath, [CLI, "run", path], { encoding: "utf8", env: { ...process.env, DISTILL_CACHE: join(dir, "cache") } });
+      assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, message, name);
+      assert.equal(r.stderr.trim().split("\n").length, 1, `${name}: one line: ${r.stderr}`);
+      assert.ok(!existsSync(out), `${name}: nothing written`);
     }
   });
 });
