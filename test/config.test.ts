@@ -194,7 +194,7 @@ test("--set overrides parse YAML scalars and create missing blocks", () => {
 
 test("--epochs sets every stage; --seeds and --output", () => {
   const c = loadConfig(validPath, { epochs: 2, seeds: 3, output: "elsewhere" });
-  assert.equal(c.teacher.train?.epochs, 2);
+  assert.equal(c.teacher!.train?.epochs, 2);
   assert.equal(c.student.train.epochs, 2);
   assert.deepEqual(c.seeds, [0, 1, 2]);
   assert.equal(c.output, "elsewhere");
@@ -325,7 +325,7 @@ test("CLI process: an invalid config exits 2 with one line and no stack trace", 
 test("input layout is inferred from the first shape-changing layer (input dropout keeps a model flat)", () => {
   const base = { name: "x", data: { dataset: "mnist" }, student: { model: { layers: [{ type: "linear", units: 10 }] }, train: { epochs: 1, optimizer: { kind: "sgd", lr: 0.1 } } } };
   const withTeacher = (layers: unknown[]) => validateConfig({ ...base, teacher: { model: { layers }, train: { epochs: 1, optimizer: { kind: "sgd", lr: 0.1 } } } }, "t.yaml");
-  assert.equal(withTeacher([{ type: "dropout", p: 0.2 }, { type: "linear", units: 10 }]).teacher.model!.input, "flat");
-  assert.equal(withTeacher([{ type: "conv", filters: 4, kernel: 3 }, { type: "flatten" }, { type: "linear", units: 10 }]).teacher.model!.input, "image");
-  assert.equal(withTeacher([{ type: "relu" }, { type: "conv", filters: 4, kernel: 3 }, { type: "flatten" }, { type: "linear", units: 10 }]).teacher.model!.input, "image");
+  assert.equal(withTeacher([{ type: "dropout", p: 0.2 }, { type: "linear", units: 10 }]).teacher!.model!.input, "flat");
+  assert.equal(withTeacher([{ type: "conv", filters: 4, kernel: 3 }, { type: "flatten" }, { type: "linear", units: 10 }]).teacher!.model!.input, "image");
+  assert.equal(withTeacher([{ type: "relu" }, { type: "conv", filters: 4, kernel: 3 }, { type: "flatten" }, { type: "linear", units: 10 }]).teacher!.model!.input, "image");
 });

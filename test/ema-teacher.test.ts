@@ -175,3 +175,34 @@ test("ema-teacher in a config: one term with its own cross-entropy; bad settings
   assert.throws(() => kd({ method: "ema-teacher", generations: 2 }), /kd\.generations: a chain of teachers teaches each link, but no term learns from a teacher \(ema-teacher\)/);
   assert.deepEqual(kd({ terms: [{ method: "logit-kd" }, { method: "ema-teacher", weight: 0.5 }], generations: 2 }).generations, 2);
 });
+
+test("ema-teacher needs no separate teacher: a run without `teacher:` trains baseline and student only; a term that learns from a teacher refuses that config", async () => {
+  const { writeFileSync, readFileSync, existsSync } = await import("node:fs");
+  const { spawnSync } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const dir = mkdtempSync(join(tmpdir(), "distill-ema-noteacher-"));
+  const CLI = join(fileURLToPath(new URL(".", import.meta.url)), "../src/cli/main.js");
+  const config = (kd: string) => `name: no-teacher
+seeds: 1
+data: { dataset: mnist, trainLimit: 1500, validation: 300, testLimit: 500 }
+student:
+  model: { layers: [ {type: linear, units: 32}, {type: relu}, {type: linear, units: 10} ] }
+  train: { epochs: 1, batchSize: 64, optimizer: {kind: adam, lr: 0.003} }
+kd: ${kd}
+`;
+  const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, DISTILL_CACHE: join(dir, "cache") } });
+  writeFileSync(join(dir, "ema.yaml"), config("{ method: ema-teacher, decay: 0.99, temperature: 4, alpha: 0.5 }"));
+  const ok = cli(["run", join(dir, "ema.yaml"), "--output", join(dir, "run"), "--quiet"]);
+  assert.equal(ok.status, 0, ok.stderr);
+  const results = JSON.parse(readFileSync(join(dir, "run", "results.json"), "utf8")) as { models: { role: string; perSeed: { agreement?: number }[] }[] };
+  assert.deepEqual(results.models.map((m) => m.role), ["baseline", "student"]);
+  assert.equal(results.models[1]!.perSeed[0]!.agreement ?? null, null, "no teacher to agree with");
+  assert.ok(!existsSync(join(dir, "run", "teacher.onnx")));
+  assert.match(readFileSync(join(dir, "run", "report.html"), "utf8"), /id="no-teacher"/);
+  writeFileSync(join(dir, "kd.yaml"), config("{ temperature: 4, alpha: 0.9 }"));
+  const bad = cli(["run", join(dir, "kd.yaml"), "--output", join(dir, "bad")]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /kd\.yaml: teacher: required \(kd: logit-kd learns from a teacher\)/);
+  assert.equal(bad.stderr.trim().split("\n").length, 1);
+  assert.ok(!existsSync(join(dir, "bad")));
+});

@@ -160,5 +160,5 @@ test("bad shard specs and teachers that do not exist yet: one line naming the op
 
 test("the example config loads and names an .onnx teacher (labelled ahead of its run)", () => {
   const example = loadConfig(join(dirname(fileURLToPath(import.meta.url)), "../../examples/label-sharded.yaml"));
-  assert.equal(example.teacher.onnx, "runs/hinton-mnist/teacher.onnx");
+  assert.equal(example.teacher!.onnx, "runs/hinton-mnist/teacher.onnx");
 });

@@ -79,7 +79,7 @@ export function comparePage(r: CompareResult): string {
 <tbody>
 ${rows}
 </tbody></table>
-<p>Targets: student int8 ${t.int8SizeRatio.toFixed(2)}× smaller than fp32 (≥ 3.8: ${verdict(t.int8SizeRatio >= 3.8)}), ${t.int8AccuracyLossPoints.toFixed(2)} accuracy points lost (≤ 0.5: ${verdict(t.int8AccuracyLossPoints <= 0.5)}), batch-1 speed ${t.batch1SpeedupVsTeacher.toFixed(1)}× the teacher's (≥ 10: ${verdict(t.batch1SpeedupVsTeacher >= 10)}).</p>
+<p>Targets: student int8 ${t.int8SizeRatio.toFixed(2)}× smaller than fp32 (≥ 3.8: ${verdict(t.int8SizeRatio >= 3.8)}), ${t.int8AccuracyLossPoints.toFixed(2)} accuracy points lost (≤ 0.5: ${verdict(t.int8AccuracyLossPoints <= 0.5)})${Number.isFinite(t.batch1SpeedupVsTeacher) ? `, batch-1 speed ${t.batch1SpeedupVsTeacher.toFixed(1)}× the teacher's (≥ 10: ${verdict(t.batch1SpeedupVsTeacher >= 10)})` : "; no teacher to compare speed with"}.</p>
 <div class="charts">
 ${chart(r.rows, { label: "latency at batch 1, ms", cost: (x) => x.latencyP50Ms, format: (v) => (v < 1 ? v.toPrecision(2) : String(Math.round(v))), front: (x) => x.paretoLatency })}
 ${chart(r.rows, { label: "file size", cost: (x) => x.onnxBytes, format: kib, front: (x) => x.paretoSize })}

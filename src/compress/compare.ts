@@ -109,7 +109,7 @@ async function makeVariants(runDir: string, results: RunResults, o: CompareOptio
     if (student) {
       const target = student.summary.params.mean;
       const epochs = o.finetuneEpochs ?? 2;
-      const canFinetune = loadConfig(join(runDir, "config.yaml")).teacher.model !== undefined;
+      const canFinetune = loadConfig(join(runDir, "config.yaml")).teacher?.model !== undefined;
       const file = await make("teacher-pruned.onnx", async () => {
         const src = bytesOf(teacher.file);
         const pruned = pruneStructured(src, teacher.file, keepForParams(src, teacher.file, target)).bytes;
@@ -207,6 +207,6 @@ export function formatCompare(r: CompareResult): string {
   for (const x of r.rows)
     lines.push(`${x.name.padEnd(24)} ${(pct(x.accuracy.mean) + (x.accuracy.seeds > 1 ? ` ± ${pct(x.accuracy.std)}` : "")).padStart(14)} ${x.macroF1.toFixed(3).padStart(6)} ${String(Math.round(x.params)).padStart(8)} ${String(x.onnxBytes).padStart(9)} ${String(x.onnxGzipBytes).padStart(9)} ${x.latencyP50Ms.toFixed(3).padStart(7)} ${x.latencyP95Ms.toFixed(3).padStart(7)} ${String(Math.round(x.throughput)).padStart(8)} ${(x.agreement === null ? "—" : pct(x.agreement)).padStart(7)}  ${[x.paretoLatency ? "latency" : "", x.paretoSize ? "size" : ""].filter(Boolean).join("+")}`);
   const t = r.targets;
-  lines.push(`student int8 vs fp32: ${t.int8SizeRatio.toFixed(2)}× smaller (target ≥ 3.8), ${t.int8AccuracyLossPoints.toFixed(2)} points accuracy lost (target ≤ 0.5); batch-1 speed ${t.batch1SpeedupVsTeacher.toFixed(1)}× the teacher's (target ≥ 10)`);
+  lines.push(`student int8 vs fp32: ${t.int8SizeRatio.toFixed(2)}× smaller (target ≥ 3.8), ${t.int8AccuracyLossPoints.toFixed(2)} points accuracy lost (target ≤ 0.5)${Number.isFinite(t.batch1SpeedupVsTeacher) ? `; batch-1 speed ${t.batch1SpeedupVsTeacher.toFixed(1)}× the teacher's (target ≥ 10)` : "; no teacher to compare speed with"}`);
   return lines.join("\n") + "\n";
 }

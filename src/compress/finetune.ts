@@ -153,7 +153,7 @@ export async function kdFinetune(job: FinetuneJob, o: FinetuneOptions & { afterS
 /** Fine-tunes `prunedBytes` (a structured pruning of `runDir`'s teacher) with KD; returns the new .onnx bytes. */
 export async function finetunePruned(runDir: string, prunedBytes: Uint8Array, where: string, o: FinetuneOptions): Promise<Uint8Array> {
   const job = await finetuneJob(runDir, prunedBytes, where, (config, configPath, decoded) => {
-    if (!config.teacher.model) throw new UserError(configPath, "teacher.model: the run's teacher came from an .onnx file, so its architecture is unknown and the pruned model cannot be rebuilt for training");
+    if (!config.teacher?.model) throw new UserError(configPath, "teacher.model: the run's teacher came from an .onnx file, so its architecture is unknown and the pruned model cannot be rebuilt for training");
     return prunedSpec(config.teacher.model, decoded, prunedBytes, where);
   }, o.cacheDir);
   const params = await kdFinetune(job, o);

@@ -77,7 +77,7 @@ export async function pruneGradually(runDir: string, bytes: Uint8Array, where: s
   let role: "teacher" | "student" = "student";
   const job = await finetuneJob(runDir, bytes, where, (config, configPath, decoded, build) => {
     // Which of the run's models this is: the one whose parameters it has, name for name and shape for shape.
-    for (const [name, spec] of [["student", config.student.model], ["teacher", config.teacher.model]] as const) {
+    for (const [name, spec] of [["student", config.student.model], ["teacher", config.teacher?.model]] as const) {
       if (!spec) continue;
       const decls = build(spec).initParameters(0).decls;
       if (decls.every((d) => decoded.initializers.get(d.name)?.dims.join("x") === d.shape.join("x"))) {

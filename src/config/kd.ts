@@ -236,6 +236,12 @@ export function resolveKd<M>(parsed: ParsedKd<M>, labeled: boolean, chosen?: M[]
 }
 
 /** Terms that need labels, for the check against an unlabeled transfer set. */
+/** Whether a term learns from a separate teacher (its logits or taps). */
+export function termNeedsTeacher(term: { method: string; [setting: string]: unknown }): boolean {
+  const needs = registeredMethods().get(term.method)!.needs(term);
+  return needs.teacherLogits === true || (needs.teacherTaps?.length ?? 0) > 0;
+}
+
 export function termsNeedingLabels(kd: KdSpec<unknown>): number[] {
   return kd.terms.flatMap((t, i) => (registeredMethods().get(t.method)!.needs(t).labels === "required" ? [i] : []));
 }

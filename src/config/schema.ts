@@ -5,7 +5,7 @@
 
 import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
-import { makeKdSchema, resolveKd, termsNeedingLabels, type KdSpec as KdBlock } from "./kd.js";
+import { makeKdSchema, resolveKd, termNeedsTeacher, termsNeedingLabels, type KdSpec as KdBlock } from "./kd.js";
 import { chooseAssistants } from "./assistants.js";
 import { bool, enumOf, nonNegativeInt, nonNegativeNumber, num, obj, positiveInt, positiveNumber, str, unitClosed, unitOpen } from "./fields.js";
 
@@ -395,7 +395,8 @@ export const distillConfigSchema = obj({
   output: str("a folder path").optional(),
   seeds: seedsSchema.default([0]),
   data: dataSchema,
-  teacher: teacherSchema,
+  /** Absent only when no term learns from a separate teacher (ema-teacher: the model's own average). */
+  teacher: teacherSchema.optional(),
   student: studentSchema,
   kd: kdSchema,
   /** Keep the epoch checkpoints of finished stages (only a stage in progress needs its own to resume). */
@@ -412,6 +413,17 @@ export const distillConfigSchema = obj({
   .superRefine((c, ctx) => {
     const chosen = assistantsOf(c);
     if (typeof chosen === "string") ctx.addIssue({ code: "custom", path: ["kd", "assistants"], message: chosen });
+    if (!c.teacher) {
+      const resolved = resolveKd(c.kd, c.data.transfer !== "unlabeled");
+      const learner = resolved.terms.find((t) => termNeedsTeacher(t));
+      const why = learner ? `kd: ${learner.method} learns from a teacher`
+        : c.kd.assistants || (c.kd.generations ?? 1) > 1 ? "kd: a chain of teachers starts from one"
+        : c.kd.teachers ? "kd.teachers: an ensemble starts from the main teacher"
+        : c.data.transferOmits ? "data.transferOmits: the omitted classes' bias shift is estimated against the teacher"
+        : c.data.unlabeled && resolved.terms.every((t) => t.method === "cross-entropy") ? "data.unlabeled: unlabelled samples are labelled by the teacher"
+        : undefined;
+      if (why) ctx.addIssue({ code: "custom", path: ["teacher"], message: `required (${why}); only a run whose terms need no separate teacher (e.g. ema-teacher) may leave it out` });
+    }
     if (c.data.transfer !== "unlabeled") return;
     const resolved = resolveKd(c.kd, false);
     for (const i of termsNeedingLabels(resolved as KdSpec))
@@ -424,7 +436,7 @@ export const distillConfigSchema = obj({
   ...(c.compress ? { compress: c.compress } : {}),
   seeds: c.seeds,
   data: c.data,
-  teacher: c.teacher,
+  ...(c.teacher ? { teacher: c.teacher } : {}),
   student: c.student,
   // Without labels there is no cross-entropy term to weigh, so all of logit KD's loss is distillation.
   kd: resolveKd(c.kd, c.data.transfer !== "unlabeled", assistantsOf(c) as ModelSpec[] | undefined),
@@ -432,9 +444,9 @@ export const distillConfigSchema = obj({
 }));
 
 /** `kd.assistants: {count: n}` chosen between teacher and student (or why not); undefined for a list or none. */
-function assistantsOf(c: { teacher: TeacherSpec; student: StudentSpec; kd: z.output<typeof kdSchema> }): ModelSpec[] | string | undefined {
+function assistantsOf(c: { teacher?: TeacherSpec | undefined; student: StudentSpec; kd: z.output<typeof kdSchema> }): ModelSpec[] | string | undefined {
   const a = c.kd.assistants;
-  return a && !Array.isArray(a) ? chooseAssistants(c.teacher.model, c.student.model, a.count) : undefined;
+  return a && !Array.isArray(a) && c.teacher ? chooseAssistants(c.teacher.model, c.student.model, a.count) : undefined;
 }
 
 /** The config after validation: defaults filled, seeds expanded to a list, output resolved. */

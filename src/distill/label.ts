@@ -67,6 +67,7 @@ function teacherFileFor(config: DistillConfig, configPath: string, run: string |
     if (!existsSync(file)) throw new UserError(run, "no teacher.onnx in this run folder: its teacher has not finished training (label after the run's teacher stage, or give the config a teacher.onnx)");
     return { file };
   }
-  if (config.teacher.onnx !== undefined) return { file: config.teacher.onnx, adapt: config.teacher as DistillConfig["teacher"] & { onnx: string } };
+  const teacher = config.teacher;
+  if (teacher?.onnx !== undefined) return { file: teacher.onnx, adapt: teacher as NonNullable<DistillConfig["teacher"]> & { onnx: string } };
   throw new UserError(configPath, "teacher: distill label needs a teacher that exists before the run: teacher.onnx, or --run <folder> of a run whose teacher has finished training");
 }

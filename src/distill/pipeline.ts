@@ -163,7 +163,7 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
   });
   const { dataset, labeled, geometry } = data;
   const studentModel = () => buildModel(config.student.model, dataset.classLabels, geometry);
-  const teacherSpec = config.teacher.model;
+  const teacherSpec = config.teacher?.model;
   const teacherModel = () => buildModel(teacherSpec!, dataset.classLabels, geometry);
   // Impossible shapes fail here, before any training, naming the model and the layer.
   checkBuilds(opts.configPath, "student.model", studentModel);
@@ -185,7 +185,8 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
   (config.kd.assistants ?? []).forEach((spec, i) => checkBuilds(opts.configPath, `kd.assistants[${i}]`, () => buildModel(spec, dataset.classLabels, geometry)));
   if (plan.chain.length && (plan.studentTerms.teacherTaps.length || plan.studentTerms.studentTaps.length))
     throw new UserError(opts.configPath, `kd.${config.kd.assistants ? "assistants" : "generations"}: a chain of teachers passes on logits only, but a term taps layers (${[...new Set([...plan.studentTerms.teacherTaps, ...plan.studentTerms.studentTaps])].join(", ")})`);
-  if (config.teacher.onnx !== undefined && !existsSync(run.teacherFile)) plan.userTeacher = await loadUserTeacher(plan, config.teacher);
+  const userSpec = config.teacher;
+  if (userSpec?.onnx !== undefined && !existsSync(run.teacherFile)) plan.userTeacher = await loadUserTeacher(plan, userSpec);
   try {
     await checkTaps(plan, run);
   } catch (e) {
@@ -295,9 +296,10 @@ async function checkTaps(plan: Plan, run: RunFolder): Promise<void> {
   const { config } = plan;
   const student = modelTapShapes(plan.studentModel());
   let teacher: Map<string, Shape>;
-  if (config.teacher.model) teacher = modelTapShapes(plan.teacherModel());
+  // A term that taps the teacher has one (the config requires it).
+  if (config.teacher!.model) teacher = modelTapShapes(plan.teacherModel());
   else {
-    const file = config.teacher.onnx!;
+    const file = config.teacher!.onnx!;
     const bytes = plan.userTeacher?.bytes ?? readFileSync(run.teacherFile);
     const taps = teacherTapsOf(bytes);
     teacher = new Map([...taps].map(([name, t]) => [name, t.shape ?? ["N", "?"]]));
@@ -323,7 +325,7 @@ async function checkTaps(plan: Plan, run: RunFolder): Promise<void> {
 /** 1. The teacher: trained here with its own recipe, or a user's .onnx (already copied). */
 async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
   const { config, teacherSeed } = plan;
-  if (!config.teacher.model) return;
+  if (!config.teacher?.model) return;
   if (!run.finished("teacher", teacherSeed)) {
     const model = plan.teacherModel();
     const { params, history } = await trainStage({
@@ -340,6 +342,9 @@ async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
 /** 2. What the student's terms need from the frozen teacher, computed once and cached (see teacher-outputs.ts). */
 async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutputs> {
   const { config, dataset, transferIndices, progress } = plan;
+  const rows = () => TeacherOutputs.rowsFor(transferIndices, dataset.train.count);
+  // No separate teacher (ema-teacher: the model's own average teaches it): nothing to compute.
+  if (!config.teacher) return new TeacherOutputs(rows(), undefined, new Map());
   const teacher = plan.userTeacher ?? (await OnnxClassifier.fromBytes(readFileSync(run.teacherFile), config.teacher.onnx ?? run.teacherFile));
   const cacheDir = plan.opts.cacheDir ?? defaultCacheDir();
   try {
@@ -357,7 +362,7 @@ async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutput
     await reportOnTeacher(plan, run, teacher, cacheDir);
     await checkDomainShift(plan, run, teacher, cacheDir, logits?.data);
     run.saveState();
-    return new TeacherOutputs(TeacherOutputs.rowsFor(transferIndices, dataset.train.count), logits, taps);
+    return new TeacherOutputs(rows(), logits, taps);
   } finally {
     await teacher.dispose();
   }
@@ -554,17 +559,18 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
   const { config, teacherSeed } = plan;
   const chainStage = (role: string) => plan.chain.some((l) => l.stage === role);
   const machine = machineFacts(); // the load average as timing starts
-  const teacherParams = config.teacher.model ? plan.teacherModel().initParameters(0).count() : undefined;
-  const teacherEval = await evaluateOnce(plan, run, "teacher", teacherSeed, run.teacherFile, teacherParams, undefined);
-  const roles: ModelResult[] = [{ role: "teacher", file: "teacher.onnx", perSeed: [teacherEval.metrics], summary: summarize([teacherEval.metrics]) }];
+  const teacherParams = config.teacher?.model ? plan.teacherModel().initParameters(0).count() : undefined;
+  // No separate teacher (ema-teacher alone): no teacher row, and no agreement with one.
+  const teacherEval = config.teacher ? await evaluateOnce(plan, run, "teacher", teacherSeed, run.teacherFile, teacherParams, undefined) : undefined;
+  const roles: ModelResult[] = teacherEval ? [{ role: "teacher", file: "teacher.onnx", perSeed: [teacherEval.metrics], summary: summarize([teacherEval.metrics]) }] : [];
   for (const link of plan.chain) {
-    const m = (await evaluateOnce(plan, run, link.stage, teacherSeed, run.modelPath(link.stage, teacherSeed), link.model().initParameters(0).count(), teacherEval.logits)).metrics;
+    const m = (await evaluateOnce(plan, run, link.stage, teacherSeed, run.modelPath(link.stage, teacherSeed), link.model().initParameters(0).count(), teacherEval?.logits)).metrics;
     roles.push({ role: link.stage, file: `models/${link.stage}-s${teacherSeed}.onnx`, perSeed: [m], summary: summarize([m]) });
   }
   const studentParams = plan.studentModel().initParameters(0).count();
   for (const stage of studentStages(plan)) {
     const perSeed: ModelMetrics[] = [];
-    for (const seed of config.seeds) perSeed.push((await evaluateOnce(plan, run, stage, seed, run.modelPath(stage, seed), studentParams, teacherEval.logits)).metrics);
+    for (const seed of config.seeds) perSeed.push((await evaluateOnce(plan, run, stage, seed, run.modelPath(stage, seed), studentParams, teacherEval?.logits)).metrics);
     const top = join(run.dir, `${stage}.onnx`);
     if (!existsSync(top)) copyFileSync(run.modelPath(stage, config.seeds[0]!), top);
     roles.push({ role: stage, file: `${stage}.onnx`, perSeed, summary: summarize(perSeed) });
@@ -573,7 +579,7 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
   const shifted = new Map<string, string[]>();
   for (const variant of await biasShiftedStudents(plan, run)) {
     const perSeed: ModelMetrics[] = [];
-    for (const [i, seed] of config.seeds.entries()) perSeed.push((await evaluateOnce(plan, run, variant.role, seed, variant.files[i]!, studentParams, teacherEval.logits)).metrics);
+    for (const [i, seed] of config.seeds.entries()) perSeed.push((await evaluateOnce(plan, run, variant.role, seed, variant.files[i]!, studentParams, teacherEval?.logits)).metrics);
     roles.push({ role: variant.role, file: relative(run.dir, variant.files[0]!), perSeed, summary: summarize(perSeed) });
     shifted.set(variant.role, variant.files);
   }
@@ -588,7 +594,7 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
       const calibration = { set: plan.dataset.train, indices: plan.trainIndices, samples: config.compress!.calibrationSamples, sampleShape: student.sampleShape, inputName: student.inputName };
       writeFileAtomic(file, await quantizeStudent(readFileSync(source), source, mode, calibration));
     }
-    const m = (await evaluateOnce(plan, run, role, teacherSeed, file, studentParams, teacherEval.logits)).metrics;
+    const m = (await evaluateOnce(plan, run, role, teacherSeed, file, studentParams, teacherEval?.logits)).metrics;
     roles.push({ role, file: `compressed/${role}.onnx`, perSeed: [m], summary: summarize([m]) });
     compressed.set(role, file);
   }
@@ -697,7 +703,7 @@ function summaryLine(r: RunResults): string {
     const s = m.summary;
     return `${role} ${s.errors.mean.toFixed(1)} errors${s.errors.values.length > 1 ? ` ± ${s.errors.std.toFixed(1)}` : ""}`;
   };
-  return `${r.name}: ${["teacher", "baseline", "student"].map(acc).filter(Boolean).join(", ")} (of ${r.models[0]!.perSeed[0]!.total})`;
+  return `${r.name}: ${["teacher", "baseline", "student"].map(acc).filter(Boolean).join(", ")} (of ${(r.models.find((m) => m.role === "student") ?? r.models[0]!).perSeed[0]!.total})`;
 }
 
 /** git describe of the checkout when there is one, else the package version. */

@@ -85,7 +85,7 @@ export async function runDetails(d: DetailsInput): Promise<RunDetails> {
       f1[role] = perClassF1(total);
     }
   }
-  const teacher = firstPredictions.get(d.files[0]!.role);
+  const teacher = firstPredictions.get("teacher");
   const student = firstPredictions.get("student");
   return {
     classLabels: d.classLabels,

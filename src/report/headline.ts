@@ -65,7 +65,7 @@ export function headline(results: RunResults): Headline {
   if (student && baseline && student.perSeed.length === baseline.perSeed.length) {
     const errors = pairedDifference(perSeed(student, "errors"), perSeed(baseline, "errors"));
     const accuracyPoints = pairedDifference(perSeed(student, "accuracy").map((x) => x * 100), perSeed(baseline, "accuracy").map((x) => x * 100));
-    const gap = mean(baseline, "errors") - mean(teacher, "errors");
+    const gap = teacher ? mean(baseline, "errors") - mean(teacher, "errors") : 0;
     out.baseline = {
       errors,
       accuracyPoints,

@@ -232,8 +232,9 @@ function headlineSection(results: RunResults): string {
     const verdict = b.significant === null ? "" : b.significant ? (better ? ` <span class="good">Distillation helped: the interval excludes zero.</span>` : ` <span class="bad">Distillation did worse than labels alone: the interval excludes zero.</span>`) : " The interval includes zero: no difference shown at this number of seeds.";
     const ci = b.errors.ci95 ? `; seed-paired 95% interval ${interval(b.errors, 1)} errors over ${b.errors.n} seeds` : ` (one seed: no interval; run with --seeds 3 for one)`;
     lines.push(`<p class="big" id="headline-vs-baseline">Distilled student vs baseline: <strong class="${better ? "good" : "bad"}">${signed(b.errors.mean, 1)} errors</strong> (${signed(b.accuracyPoints.mean, 2)} accuracy points)${escapeHtml(ci)}.${verdict}</p>`);
-    const teacherErr = summaryOf(role("teacher")!, "errors").mean;
-    lines.push(`<p id="headline-gap">${b.gapClosed === null ? "The teacher is no better than the baseline, so there is no gap to close." : `It closes <strong>${fixed(b.gapClosed * 100, 0)} %</strong> of the gap between the baseline (${fixed(summaryOf(role("baseline")!, "errors").mean, 1)} errors) and the teacher (${fixed(teacherErr, 1)} errors).`}</p>`);
+    const teacherRow = role("teacher");
+    const teacherErr = teacherRow ? summaryOf(teacherRow, "errors").mean : NaN;
+    if (teacherRow) lines.push(`<p id="headline-gap">${b.gapClosed === null ? "The teacher is no better than the baseline, so there is no gap to close." : `It closes <strong>${fixed(b.gapClosed * 100, 0)} %</strong> of the gap between the baseline (${fixed(summaryOf(role("baseline")!, "errors").mean, 1)} errors) and the teacher (${fixed(teacherErr, 1)} errors).`}</p>`);
   }
   const t = h.vsTeacher;
   if (t) {
@@ -332,9 +333,9 @@ ${perClassF1Table(d)}
 <div class="confusions">${matrices}</div>
 <p class="note">Confusion matrices: rows are true classes, columns predictions${seeds > 1 ? `, summed over ${seeds} seeds` : ""}; off-diagonal cells are shaded by count.</p>
 
-<h2>Where the student and the teacher disagree</h2>
+${results.models.some((m) => m.role === "teacher") ? `<h2>Where the student and the teacher disagree</h2>
 ${d.disagreements.length ? `<div class="examples" id="disagreements">${examples}</div>` : `<p id="disagreements">They agree on every test example.</p>`}
-<p class="note">${d.disagreementCount} of ${fixed(summaryOf(results.models[0]!, "total").mean, 0)} test examples differ between the teacher and the student (first seed); the first ${d.disagreements.length} are shown.</p>`;
+<p class="note">${d.disagreementCount} of ${fixed(summaryOf(results.models[0]!, "total").mean, 0)} test examples differ between the teacher and the student (first seed); the first ${d.disagreements.length} are shown.</p>` : `<p class="note" id="no-teacher">This run has no separate teacher (its terms learn from the model itself), so there is no teacher row and no agreement with one.</p>`}`;
 }
 
 function setupSection(results: RunResults): string {

@@ -92,7 +92,7 @@ export function createState(kind: SessionState["kind"], configPath: string, conf
   const createdAt = new Date().toISOString();
   const state: SessionState = {
     kind, configPath, createdAt, base: baseDocument(config), raw: rawDocument(configPath), sets: opts.set ?? [],
-    ...(config.teacher.onnx !== undefined ? { teacherOnnx: resolve(config.teacher.onnx) } : {}),
+    ...(config.teacher?.onnx !== undefined ? { teacherOnnx: resolve(config.teacher.onnx) } : {}),
     ...(opts.queue ? { queue: opts.queue } : {}),
     concurrency, threads,
     cacheDir: resolve(opts.cacheDir ?? defaultCacheDir()),
