@@ -154,7 +154,7 @@ describe("loadDataset", () => {
 describe("splits", () => {
   const isPermutation = (xs: Int32Array, n: number) => {
     const seen = new Uint8Array(n);
-    for (const x of xs) seen[x]++;
+    for (const x of xs) seen[x] = seen[x]! + 1;
     return xs.length === n && seen.every((c) => c === 1);
   };
 

@@ -194,7 +194,10 @@ function channelNorms(w: { dims: number[]; data: Float32Array }, axis: number): 
   const n = w.dims[axis]!;
   const inner = w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const norms = new Float64Array(n);
-  for (let i = 0; i < w.data.length; i++) norms[Math.floor(i / inner) % n] += Math.abs(w.data[i]!);
+  for (let i = 0; i < w.data.length; i++) {
+    const channel = Math.floor(i / inner) % n;
+    norms[channel] = norms[channel]! + Math.abs(w.data[i]!);
+  }
   return norms;
 }
 

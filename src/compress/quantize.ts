@@ -72,7 +72,7 @@ function weightSites(m: ModelProto, skipped: string[]): WeightSite[] {
     if (op !== "Conv" && op !== "Gemm" && op !== "MatMul") continue;
     const [activation, weight, bias] = n.input ?? [];
     const w = weight ? floatInitializer(m, weight) : undefined;
-    if (!activation || !w) {
+    if (!activation || !weight || !w) {
       skipped.push(`${n.name || op}: weight is not a float initializer`);
       continue;
     }
