@@ -10,7 +10,7 @@ import { Graph, type Value } from "../src/engine/graph.js";
 import * as F from "../src/engine/ops.js";
 import { convGrad } from "../src/engine/conv-grad.js";
 import { encodeModel } from "../src/engine/onnx.js";
-import { Session, type HostTensor } from "../src/engine/runtime.js";
+import { Session, type Tensor } from "../src/engine/runtime.js";
 
 const rounds = Number(process.argv[2] ?? 7);
 const N = 128, K = 3, PAD = 1;
@@ -109,7 +109,7 @@ const variants: Record<string, Variant> = {
 
 const results: { layer: string; variant: string; ms: number[] }[] = [];
 for (const { name, c, m, h } of layers) {
-  const feeds: Record<string, HostTensor> = {
+  const feeds: Record<string, Tensor> = {
     x: { dtype: "float32", shape: [N, c, h, h], data: Float32Array.from({ length: N * c * h * h }, (_, i) => Math.sin(i * 0.37)) },
     dy: { dtype: "float32", shape: [N, m, h, h], data: Float32Array.from({ length: N * m * h * h }, (_, i) => Math.cos(i * 0.11)) },
   };

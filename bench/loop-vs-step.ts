@@ -3,13 +3,13 @@
 // each per round (JSON lines). The fairest A/B of the K-step Loop on a shared, noisy machine.
 
 import os from "node:os";
-import type { HostTensor } from "../src/engine/runtime.js";
+import type { Tensor } from "../src/engine/runtime.js";
 import { kdStepFixture } from "./models.js";
 
 const [which = "mlp", kArg = "16", roundsArg = "5"] = process.argv.slice(2);
 const k = Number(kArg), rounds = Number(roundsArg), batch = 128;
 const { trainer, feeds } = await kdStepFixture(which, batch);
-const feedsList = new Array<Record<string, HostTensor>>(k).fill(feeds), lrs = new Array<number>(k).fill(0.01);
+const feedsList = new Array<Record<string, Tensor>>(k).fill(feeds), lrs = new Array<number>(k).fill(0.01);
 await trainer.step(feeds, 0.01);
 await trainer.stepMany(feedsList, lrs);
 for (let r = 0; r < rounds; r++) {

@@ -13,7 +13,7 @@ import { cnn, mlp800 } from "./models.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
 import { kdLossGraph } from "../src/nn/losses.js";
 import { exportOnnx } from "../src/nn/model.js";
-import { Session, defaultThreads, type HostTensor } from "../src/engine/runtime.js";
+import { Session, defaultThreads, type Tensor } from "../src/engine/runtime.js";
 import { Rng } from "../src/nn/random.js";
 
 const args = process.argv.slice(2);
@@ -44,7 +44,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function randomBatch(model: Model, batch: number, seed: number): HostTensor {
+function randomBatch(model: Model, batch: number, seed: number): Tensor {
   const rng = new Rng(seed, "bench");
   const n = batch * model.input.shape.reduce((a, b) => a * b, 1);
   return { dtype: "float32", shape: [batch, ...model.input.shape], data: Float32Array.from({ length: n }, () => Math.floor(rng.next() * 256)) };
@@ -65,7 +65,7 @@ async function benchTrain(name: string, model: Model, flopsKey: string, batch: n
     },
   });
   const rng = new Rng(3, "teacher");
-  const feeds: Record<string, HostTensor> = {
+  const feeds: Record<string, Tensor> = {
     input: randomBatch(model, batch, 1),
     teacher_logits: { dtype: "float32", shape: [batch, 10], data: Float32Array.from({ length: batch * 10 }, () => rng.normal() * 3) },
     labels: { dtype: "int64", shape: [batch], data: BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % 10)) },

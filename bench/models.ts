@@ -5,7 +5,7 @@ import { Model } from "../src/nn/model.js";
 import * as L from "../src/nn/layers.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
 import { kdLossGraph } from "../src/nn/losses.js";
-import type { HostTensor } from "../src/engine/runtime.js";
+import type { Tensor } from "../src/engine/runtime.js";
 
 const digits = [..."0123456789"];
 
@@ -40,7 +40,7 @@ export function cnn(): Model {
  * The KD training step the engine benches time: `which` model with an SGD-momentum trainer on the
  * KD loss (T = 4, α = 0.9), and one synthetic batch of `batch` samples (pixels, teacher logits, labels).
  */
-export async function kdStepFixture(which: string, batch: number): Promise<{ model: Model; trainer: ModelTrainer; feeds: Record<string, HostTensor> }> {
+export async function kdStepFixture(which: string, batch: number): Promise<{ model: Model; trainer: ModelTrainer; feeds: Record<string, Tensor> }> {
   const model = which === "cnn" ? cnn() : mlp800();
   const trainer = await ModelTrainer.create({
     model,
@@ -49,7 +49,7 @@ export async function kdStepFixture(which: string, batch: number): Promise<{ mod
     loss: (ctx) => ({ loss: kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0.9).loss }),
   });
   const pixels = model.input.shape.reduce((a, b) => a * b, 1);
-  const feeds: Record<string, HostTensor> = {
+  const feeds: Record<string, Tensor> = {
     input: { dtype: "float32", shape: [batch, ...model.input.shape], data: Float32Array.from({ length: batch * pixels }, (_, i) => (i * 7919) % 256) },
     teacher_logits: { dtype: "float32", shape: [batch, 10], data: Float32Array.from({ length: batch * 10 }, (_, i) => Math.sin(i) * 3) },
     labels: { dtype: "int64", shape: [batch], data: BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % 10)) },

@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { HostTensor } from "../src/engine/runtime.js";
+import type { Tensor } from "../src/engine/runtime.js";
 import { kdStepFixture } from "./models.js";
 
 interface ProfileEvent {
@@ -25,7 +25,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "distill-profile-"));
 process.env["DISTILL_PROFILE"] = path.join(dir, "step");
 
 const { trainer, feeds } = await kdStepFixture(which, batch);
-const feedsList = new Array<Record<string, HostTensor>>(k).fill(feeds), lrs = new Array<number>(k).fill(0.01);
+const feedsList = new Array<Record<string, Tensor>>(k).fill(feeds), lrs = new Array<number>(k).fill(0.01);
 for (let i = 0; i <= calls; i++) await trainer.stepMany(feedsList, lrs);
 await trainer.dispose();
 

@@ -57,6 +57,6 @@ export { Graph, Value, ShapeError, type Shape, type Dim, type DType } from "./en
 export * as ops from "./engine/ops.js";
 export { gradients } from "./engine/autodiff.js";
 export { encodeModel, decodeModel, OPSET } from "./engine/onnx.js";
-export { Session, type HostTensor } from "./engine/runtime.js";
+export { Session, type Tensor } from "./engine/runtime.js";
 export { type OptimizerConfig } from "./engine/optimizers.js";
 export { compileTrainStep, TrainingSession } from "./engine/training.js";

@@ -13,7 +13,7 @@ import * as L from "../src/nn/layers.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
 import { crossEntropy } from "../src/nn/losses.js";
 import { hashString, randomStreamValue } from "../src/nn/random.js";
-import type { HostTensor } from "../src/engine/runtime.js";
+import type { Tensor } from "../src/engine/runtime.js";
 
 /** The graph's hash, written with 32-bit JavaScript integer arithmetic. */
 function mix32(x: number): number {
@@ -43,7 +43,7 @@ async function masks(stream: bigint, p: number): Promise<Float32Array[]> {
   g.output(a.forward(ctx, x), "a");
   g.output(b.forward(ctx, x), "b");
   const session = await Session.create(encodeModel(g), { threads: 1 });
-  const feeds: Record<string, HostTensor> = {
+  const feeds: Record<string, Tensor> = {
     x: { dtype: "float32", shape: [4, 500], data: new Float32Array(2000).fill(1) },
     "random:stream": { dtype: "int64", shape: [], data: BigInt64Array.of(stream) },
   };
@@ -77,7 +77,7 @@ describe("dropout masks made in the graph", () => {
     );
     const make = () =>
       ModelTrainer.create({ model, params: model.initParameters(0), optimizer: { kind: "sgd", momentum: 0.9 }, seed: 9, threads: 1, loss: (ctx) => ({ loss: crossEntropy(ctx.logits, ctx.input("labels", ["N"], "int64")) }) });
-    const feeds = (i: number): Record<string, HostTensor> => ({
+    const feeds = (i: number): Record<string, Tensor> => ({
       input: { dtype: "float32", shape: [4, 8], data: Float32Array.from({ length: 32 }, (_, j) => Math.sin(i * 32 + j)) },
       labels: { dtype: "int64", shape: [4], data: BigInt64Array.from([0n, 1n, 2n, BigInt(i % 3)]) },
     });

@@ -13,8 +13,8 @@ import type { KdTerm } from "../src/config/schema.js";
 import { validateConfig } from "../src/config/load.js";
 import { readCheckpoint, writeCheckpoint } from "../src/distill/checkpoint.js";
 import { WeightedTerms } from "../src/distill/weighted-terms.js";
-import { Session, type HostTensor } from "../src/engine/runtime.js";
-import type { StateTensor } from "../src/engine/training.js";
+import { Session } from "../src/engine/runtime.js";
+import type { Tensor } from "../src/engine/graph.js";
 import * as L from "../src/nn/layers.js";
 import { exportOnnx, Model } from "../src/nn/model.js";
 import { ParameterSet } from "../src/nn/module.js";
@@ -30,9 +30,9 @@ function model(): Model {
   return new Model(net, { shape: [784], scale: 1 / 255 }, LABELS);
 }
 
-function batch(i: number, m: Model, withLabels = true): Record<string, HostTensor> {
+function batch(i: number, m: Model, withLabels = true): Record<string, Tensor> {
   const start = i * BATCH;
-  const feeds: Record<string, HostTensor> = { input: { dtype: "float32", shape: [BATCH, ...m.input.shape], data: Float32Array.from(train.inputs.subarray(start * 784, (start + BATCH) * 784)) } };
+  const feeds: Record<string, Tensor> = { input: { dtype: "float32", shape: [BATCH, ...m.input.shape], data: Float32Array.from(train.inputs.subarray(start * 784, (start + BATCH) * 784)) } };
   if (withLabels) feeds["labels"] = { dtype: "int64", shape: [BATCH], data: BigInt64Array.from(train.labels.subarray(start, start + BATCH), BigInt) };
   return feeds;
 }
@@ -48,7 +48,7 @@ async function trainer(m: Model, term: KdTerm = EMA): Promise<ModelTrainer> {
   });
 }
 
-function averagedParameters(m: Model, state: Map<string, StateTensor>): ParameterSet {
+function averagedParameters(m: Model, state: Map<string, Tensor<"float32">>): ParameterSet {
   const decls = m.declarations();
   return new ParameterSet(decls, new Map(decls.map((d) => [d.name, state.get(PREFIX + d.name)!])));
 }

@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Graph } from "../src/engine/graph.js";
+import { Graph, type Tensor } from "../src/engine/graph.js";
 import { encodeModel } from "../src/engine/onnx.js";
 import { Session } from "../src/engine/runtime.js";
 import { METHODS } from "../src/distill/methods/index.js";
@@ -53,7 +53,7 @@ async function evaluate(name: string, T: number, alpha: number, withLabels: bool
   g.output(res.loss, "loss");
   for (const [k, v] of Object.entries(res.parts ?? {})) g.output(v, k);
   const s = await Session.create(encodeModel(g));
-  const feeds: Record<string, { dtype: "float32" | "int64"; shape: number[]; data: Float32Array | BigInt64Array }> = { student: { dtype: "float32", shape: [2, 3], data: Float32Array.from(student.flat()) } };
+  const feeds: Record<string, Tensor> = { student: { dtype: "float32", shape: [2, 3], data: Float32Array.from(student.flat()) } };
   if (s.inputNames.includes("teacher")) feeds["teacher"] = { dtype: "float32", shape: [2, 3], data: Float32Array.from(teacher.flat()) };
   if (s.inputNames.includes("labels")) feeds["labels"] = { dtype: "int64", shape: [2], data: BigInt64Array.from(labels.map(BigInt)) };
   const out = await s.run(feeds);

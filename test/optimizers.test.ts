@@ -2,7 +2,7 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Graph } from "../src/engine/graph.js";
+import { Graph, type Tensor } from "../src/engine/graph.js";
 import * as F from "../src/engine/ops.js";
 import { compileTrainStep, TrainingSession } from "../src/engine/training.js";
 import type { OptimizerConfig } from "../src/engine/optimizers.js";
@@ -16,8 +16,8 @@ async function runGraph(opt: OptimizerConfig, lrs: number[], clip?: number): Pro
   const w = g.input("w", [3]);
   const loss = F.add(F.reduceSum(F.mul(w, g.constFloat(C, [3])), [0]), F.scale(F.reduceSum(F.mul(w, w), [0]), 0.5));
   const compiled = compileTrainStep({ graph: g, loss, params: new Map([["w", w]]), optimizer: opt, clipGradNorm: clip, reportGradNorm: true });
-  const initial = new Map([["w", { shape: [3], data: Float32Array.from(W0) }]]);
-  for (const s of compiled.stateNames) if (s !== "w") initial.set(s, { shape: [3], data: new Float32Array(3) });
+  const initial = new Map<string, Tensor<"float32">>([["w", { dtype: "float32", shape: [3], data: Float32Array.from(W0) }]]);
+  for (const s of compiled.stateNames) if (s !== "w") initial.set(s, { dtype: "float32", shape: [3], data: new Float32Array(3) });
   const session = await TrainingSession.create(compiled, opt, initial, { threads: 1 });
   const norms: number[] = [];
   for (const lr of lrs) norms.push((await session.run({}, lr)).gradNorm);

@@ -11,7 +11,7 @@ import * as L from "../src/nn/layers.js";
 import { ModelTrainer, type TrainerStepResult } from "../src/nn/train-step.js";
 import { kdLossGraph } from "../src/nn/losses.js";
 import type { OptimizerConfig } from "../src/engine/optimizers.js";
-import type { HostTensor } from "../src/engine/runtime.js";
+import type { Tensor } from "../src/engine/runtime.js";
 
 const SAMPLES = 512, BATCH = 32;
 let images: Float32Array, labels: BigInt64Array, teacher: Float32Array;
@@ -25,7 +25,7 @@ before(() => {
   for (let i = 0; i < SAMPLES; i++) for (let c = 0; c < 10; c++) teacher[i * 10 + c] = BigInt(c) === labels[i] ? 4 : Math.sin(i * 10 + c);
 });
 
-function batch(model: Model, b: number): Record<string, HostTensor> {
+function batch(model: Model, b: number): Record<string, Tensor> {
   const at = (b * BATCH) % SAMPLES;
   return {
     input: { dtype: "float32", shape: [BATCH, ...model.input.shape], data: images.subarray(at * 784, (at + BATCH) * 784) },

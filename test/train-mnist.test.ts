@@ -63,7 +63,7 @@ async function evalLogits(model: Model, params: ParameterSet): Promise<Float32Ar
   const { logits, paramInputs } = model.build(g, "eval", { kind: "inputs" }, x);
   g.output(logits, "logits");
   const s = await Session.create(encodeModel(g));
-  const feeds: Record<string, import("../src/engine/runtime.js").HostTensor> = { input: { dtype: "float32", shape: [TEST, ...model.input.shape], data: testX } };
+  const feeds: Record<string, import("../src/engine/runtime.js").Tensor> = { input: { dtype: "float32", shape: [TEST, ...model.input.shape], data: testX } };
   for (const [name] of paramInputs) feeds[name] = { dtype: "float32", shape: params.get(name).shape, data: params.get(name).data };
   const out = (await s.run(feeds))["logits"]!.data as Float32Array;
   await s.dispose();

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import type { ModelSpec } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
 import { Batches } from "../data/batches.js";
-import { feedDType, type SampleSet } from "../data/sample-set.js";
+import { type SampleSet } from "../data/sample-set.js";
+import { tensorOf } from "../engine/graph.js";
 import { planData } from "../distill/data-plan.js";
 import { defaultCacheDir, teacherSoftTargets } from "../distill/soft-targets.js";
 import { decodeModel } from "../engine/onnx.js";
@@ -90,7 +91,7 @@ export async function finetuneJob(
   const values = new Map(fresh.decls.map((d) => {
     const t = decoded.initializers.get(d.name);
     if (!t || t.data.length !== d.shape.reduce((a, b) => a * b, 1)) throw new UserError(where, `parameter ${d.name} is missing or has another shape than the rebuilt model's [${d.shape.join(", ")}]`);
-    return [d.name, { shape: d.shape, data: Float32Array.from(t.data) }];
+    return [d.name, { dtype: "float32" as const, shape: d.shape, data: Float32Array.from(t.data) }];
   }));
   // The run's logit-KD term sets T and α; a run without one (other methods) gets Hinton's T = 4, α = 0.9.
   const logitKd = config.kd.terms.find((t) => t.method === "logit-kd");
@@ -134,7 +135,7 @@ export async function kdFinetune(job: FinetuneJob, o: FinetuneOptions & { afterS
         // Cosine decay from lr0 to 0 over the fine-tune.
         const lr = 0.5 * lr0 * (1 + Math.cos((Math.PI * step++) / steps));
         const r = await trainer.step({
-          input: { dtype: feedDType(set), shape: [batch.size, ...model.input.shape], data: batch.input },
+          input: tensorOf([batch.size, ...model.input.shape], batch.input),
           labels: { dtype: "int64", shape: [batch.size], data: batch.labels },
           teacher_logits: { dtype: "float32", shape: [batch.size, k], data: teacherBatch.subarray(0, batch.size * k) },
         }, lr);

@@ -3,7 +3,7 @@
 // header length, a JSON header, then the float32 tensors back to back.
 
 import { existsSync, readFileSync } from "node:fs";
-import type { StateTensor } from "../engine/training.js";
+import type { Tensor } from "../engine/graph.js";
 import type { EpochMetric } from "../eval/types.js";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
@@ -17,7 +17,7 @@ export interface Checkpoint {
   epochsDone: number;
   stepsTaken: number;
   history: EpochMetric[];
-  state: Map<string, StateTensor>;
+  state: Map<string, Tensor<"float32">>;
 }
 
 interface Header {
@@ -68,13 +68,13 @@ export function readCheckpoint(path: string): Checkpoint | undefined {
   } catch {
     return bad("header is not JSON");
   }
-  const state = new Map<string, StateTensor>();
+  const state = new Map<string, Tensor<"float32">>();
   let offset = 12 + headerLen;
   const aligned = new Uint8Array(buf.byteLength);
   aligned.set(buf);
   for (const t of header.tensors) {
     if (offset + t.length * 4 > buf.byteLength) bad(`tensor ${t.name} runs past the end`);
-    state.set(t.name, { shape: t.shape, data: new Float32Array(aligned.buffer, offset, t.length).slice() });
+    state.set(t.name, { dtype: "float32", shape: t.shape, data: new Float32Array(aligned.buffer, offset, t.length).slice() });
     offset += t.length * 4;
   }
   return { stage: header.stage, seed: header.seed, epochsDone: header.epochsDone, stepsTaken: header.stepsTaken, history: header.history, state };

@@ -3,10 +3,10 @@
 // several cores without the per-operator synchronisation of one session's intra-op threads.
 
 import { parentPort, workerData } from "node:worker_threads";
-import { Session, type HostTensor } from "../engine/runtime.js";
+import { Session, type Tensor } from "../engine/runtime.js";
 
 export interface LabelJob {
-  input: HostTensor;
+  input: Tensor;
   batch: number;
 }
 
@@ -21,7 +21,7 @@ parentPort!.on("message", async (job: LabelJob) => {
     for (let start = 0; start < n; start += job.batch) {
       const m = Math.min(job.batch, n - start);
       const data = Array.isArray(job.input.data) ? job.input.data.slice(start, start + m) : job.input.data.subarray(start * size, (start + m) * size);
-      const res = await session.run({ [inputName]: { dtype: job.input.dtype, shape: [m, ...sample], data } }, undefined, [outputName]);
+      const res = await session.run({ [inputName]: { dtype: job.input.dtype, shape: [m, ...sample], data } as Tensor }, undefined, [outputName]);
       const logits = res[outputName]!.data as Float32Array;
       out ??= new Float32Array((n * logits.length) / m);
       out.set(logits, (start * out.length) / n);

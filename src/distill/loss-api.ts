@@ -2,10 +2,10 @@
 // by the same engine and graph builders that training uses (each method's file holds the math), with
 // the gradient with respect to the student's input. Batch means follow mdistiller's reference code.
 
-import { formatShape, Graph, type Value } from "../engine/graph.js";
+import { formatShape, Graph, type Tensor, type Value } from "../engine/graph.js";
 import { gradients } from "../engine/autodiff.js";
 import { encodeModel } from "../engine/onnx.js";
-import { Session, type HostTensor } from "../engine/runtime.js";
+import { Session } from "../engine/runtime.js";
 import * as F from "../engine/ops.js";
 import { attentionTransfer } from "./methods/attention.js";
 import { dkdTerms } from "./methods/dkd.js";
@@ -15,12 +15,7 @@ import { similarityPreserving } from "./methods/similarity.js";
 /** A nested array of numbers: [N, K], [N, C, H, W]… */
 export type NestedArray = number[] | NestedArray[];
 
-interface Tensor {
-  shape: number[];
-  data: Float32Array;
-}
-
-function tensorOf(fn: string, what: string, x: NestedArray): Tensor {
+function tensorOf(fn: string, what: string, x: NestedArray): Tensor<"float32"> {
   const shape: number[] = [];
   for (let v: unknown = x; Array.isArray(v); v = v[0]) shape.push(v.length);
   if (shape.length === 0 || shape.some((d) => d === 0)) throw new Error(`${fn}: ${what} must be a non-empty nested array`);
@@ -36,7 +31,7 @@ function tensorOf(fn: string, what: string, x: NestedArray): Tensor {
     v.forEach((e, i) => walk(e, depth + 1, `${path}[${i}]`));
   };
   walk(x, 0, "");
-  return { shape, data };
+  return { dtype: "float32", shape, data };
 }
 
 function nested(data: Float32Array, shape: number[], offset = 0): NestedArray {
@@ -47,8 +42,8 @@ function nested(data: Float32Array, shape: number[], offset = 0): NestedArray {
 
 /** Builds loss(student, teacher[, labels]) on a fresh graph, runs it and its student gradient once. */
 async function evaluate<T extends NestedArray>(
-  student: Tensor,
-  teacher: Tensor,
+  student: Tensor<"float32">,
+  teacher: Tensor<"float32">,
   labels: BigInt64Array | undefined,
   build: (s: Value, t: Value, l: Value | undefined) => Value,
 ): Promise<{ loss: number; gradStudent: T }> {
@@ -62,9 +57,9 @@ async function evaluate<T extends NestedArray>(
   g.output(grad!, "grad_student");
   const session = await Session.create(encodeModel(g), { threads: 1 });
   try {
-    const feeds: Record<string, HostTensor> = {
-      student: { dtype: "float32", ...student },
-      teacher: { dtype: "float32", ...teacher },
+    const feeds: Record<string, Tensor> = {
+      student,
+      teacher,
     };
     if (labels) feeds["labels"] = { dtype: "int64", shape: [labels.length], data: labels };
     const out = await session.run(feeds);
@@ -74,7 +69,7 @@ async function evaluate<T extends NestedArray>(
   }
 }
 
-function sameBatch(fn: string, s: Tensor, t: Tensor): void {
+function sameBatch(fn: string, s: Tensor<"float32">, t: Tensor<"float32">): void {
   if (s.shape[0] !== t.shape[0]) throw new Error(`${fn}: student has ${s.shape[0]} samples but teacher has ${t.shape[0]}`);
 }
 

@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { defaultThreads, type HostTensor } from "../engine/runtime.js";
+import { defaultThreads, type Tensor } from "../engine/runtime.js";
 import { sampleSize, type SampleSet } from "../data/sample-set.js";
 import { UserError } from "../errors.js";
 import { cachedPayload, cachedPayloadUnlessBusy } from "../util/cache-file.js";
@@ -249,7 +249,7 @@ class WorkerPool {
     return new WorkerPool(workers);
   }
 
-  async run(input: HostTensor): Promise<Float32Array> {
+  async run(input: Tensor): Promise<Float32Array> {
     const worker = this.idle.pop() ?? (await new Promise<Worker>((res) => this.waiting.push(res)));
     try {
       const reply = await new Promise<{ logits?: Float32Array; error?: string }>((res, rej) => {

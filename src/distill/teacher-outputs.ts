@@ -17,9 +17,9 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import onnxProto from "onnx-proto";
-import { feedDType, gatherSamples, type SampleSet } from "../data/sample-set.js";
-import type { Shape } from "../engine/graph.js";
-import type { HostTensor } from "../engine/runtime.js";
+import { gatherSamples, type SampleSet } from "../data/sample-set.js";
+import { tensorOf, type Shape } from "../engine/graph.js";
+import type { Tensor } from "../engine/runtime.js";
 import { Session } from "../engine/runtime.js";
 import { cachedPayload } from "../util/cache-file.js";
 import { softTargetKey } from "./soft-targets.js";
@@ -51,7 +51,7 @@ export class TeacherOutputs {
   }
 
   /** The rows of `t` for a batch of example indices, as a graph feed. */
-  gather(t: CachedTensor, indices: ArrayLike<number>): HostTensor {
+  gather(t: CachedTensor, indices: ArrayLike<number>): Tensor {
     const size = t.sampleShape.reduce((a, b) => a * b, 1);
     const out = new Float32Array(indices.length * size);
     for (let i = 0; i < indices.length; i++) {
@@ -93,7 +93,7 @@ export function exposeTensors(bytes: Uint8Array, tensors: string[]): Uint8Array 
 export async function probeTapShapes(bytes: Uint8Array, inputName: string, sampleShape: number[], tensors: string[]): Promise<Map<string, number[]>> {
   const session = await Session.create(exposeTensors(bytes, tensors), { threads: 1 });
   try {
-    const x: HostTensor = { dtype: "float32", shape: [1, ...sampleShape], data: new Float32Array(sampleShape.reduce((a, b) => a * b, 1)) };
+    const x: Tensor = { dtype: "float32", shape: [1, ...sampleShape], data: new Float32Array(sampleShape.reduce((a, b) => a * b, 1)) };
     const out = await session.run({ [inputName]: x }, undefined, tensors);
     return new Map(tensors.map((t) => [t, out[t]!.shape.slice(1)]));
   } finally {
@@ -144,7 +144,7 @@ async function runTeacherPass(o: Parameters<typeof teacherTapTargets>[0]): Promi
     for (let start = 0; start < o.indices.length; start += batchSize) {
       const n = Math.min(batchSize, o.indices.length - start);
       const x = gatherSamples(o.set, o.indices.subarray(start, start + n));
-      const res = await session.run({ [o.inputName]: { dtype: feedDType(o.set), shape: [n, ...o.inputShape], data: x } }, undefined, tensors);
+      const res = await session.run({ [o.inputName]: tensorOf([n, ...o.inputShape], x) }, undefined, tensors);
       named.forEach(([, t], j) => outs[j]!.set(res[t.tensor]!.data as Float32Array, (start * outs[j]!.length) / o.indices.length));
       o.onProgress?.(start + n);
     }

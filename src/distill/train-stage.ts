@@ -7,7 +7,7 @@ import type { KdTerm, TrainSpec } from "../config/schema.js";
 import { feedDType, type SampleSet } from "../data/sample-set.js";
 import { Batches, MISSING_LABEL, MixedBatches, type Batch } from "../data/batches.js";
 import type { OptimizerConfig } from "../engine/optimizers.js";
-import type { HostTensor } from "../engine/runtime.js";
+import type { Tensor } from "../engine/runtime.js";
 import { UserError } from "../errors.js";
 import { OnnxClassifier } from "../eval/evaluate.js";
 import { accuracy, meanNll } from "../eval/metrics.js";
@@ -135,7 +135,7 @@ async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedT
   let lr = 0, b = 0;
   // K optimizer steps per onnxruntime call (an ONNX Loop, bit-identical to K single steps). The batch
   // iterator and the method's feeds reuse their buffers, so a step waiting in the group holds copies.
-  const group: { feeds: Record<string, HostTensor>; lr: number; labels: BigInt64Array; size: number }[] = [];
+  const group: { feeds: Record<string, Tensor>; lr: number; labels: BigInt64Array; size: number }[] = [];
   const flush = async () => {
     if (!group.length) return;
     const results = await trainer.stepMany(group.map((p) => p.feeds), group.map((p) => p.lr));
@@ -152,7 +152,7 @@ async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedT
     if (group.length && batch.size !== group[0]!.size) await flush();
     lr = learningRate(train.optimizer.lr, train.schedule, train.epochs, epoch, b / batches.batchCount);
     const feeds = { input: { dtype: feedDType(job.set), shape: [batch.size, ...model.input.shape], data: batch.input }, ...terms.feeds(batch.indices, batch.labels, job.teacher) };
-    const held = Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, { ...t, data: t.data.slice() } as HostTensor]));
+    const held = Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, { ...t, data: t.data.slice() } as Tensor]));
     group.push({ feeds: held, lr, labels: batch.labels.slice(), size: batch.size });
     b++;
     if (group.length === STEPS_PER_CALL) await flush();

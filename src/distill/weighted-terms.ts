@@ -6,7 +6,7 @@
 import type { KdTerm } from "../config/schema.js";
 import type { Value } from "../engine/graph.js";
 import * as F from "../engine/ops.js";
-import type { HostTensor } from "../engine/runtime.js";
+import type { Tensor } from "../engine/runtime.js";
 import type { LossContext, LossResult } from "../nn/train-step.js";
 import { methodNamed, type DistillMethod } from "./methods/index.js";
 import type { TeacherOutputs } from "./teacher-outputs.js";
@@ -64,8 +64,8 @@ export class WeightedTerms {
   }
 
   /** The per-batch inputs the terms declared, for the examples `indices`. */
-  feeds(indices: ArrayLike<number>, labels: BigInt64Array, teacher: TeacherOutputs | undefined): Record<string, HostTensor> {
-    const feeds: Record<string, HostTensor> = {};
+  feeds(indices: ArrayLike<number>, labels: BigInt64Array, teacher: TeacherOutputs | undefined): Record<string, Tensor> {
+    const feeds: Record<string, Tensor> = {};
     if (this.usesLabels) feeds[LABELS] = { dtype: "int64", shape: [labels.length], data: labels };
     if (!this.usesTeacher) return feeds;
     if (!teacher) throw new Error("the loss needs the teacher's outputs, but none were provided");

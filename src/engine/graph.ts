@@ -16,10 +16,25 @@ export type Attr =
   | { strings: string[] };
 export type Attrs = Record<string, Attr>;
 
-export interface TensorData {
-  dtype: DType;
-  shape: number[];
-  data: Float32Array | BigInt64Array | Int32Array | Uint8Array | string[];
+/** The JS array that holds each element type. */
+export interface ArrayOfDType {
+  float32: Float32Array;
+  int64: BigInt64Array;
+  int32: Int32Array;
+  bool: Uint8Array;
+  uint8: Uint8Array;
+  string: string[];
+}
+
+/**
+ * Values on the host, their array typed by their dtype: the engine's one tensor type (initializers,
+ * feeds, fetches, training state). `Tensor<"float32">` narrows to Float32Array data.
+ */
+export type Tensor<D extends DType = DType> = { [K in D]: { dtype: K; shape: number[]; data: ArrayOfDType[K] } }[D];
+
+/** A float32 or int64 tensor (pixels and features, or token ids) whose dtype follows its array. */
+export function tensorOf(shape: number[], data: Float32Array | BigInt64Array): Tensor<"float32" | "int64"> {
+  return data instanceof BigInt64Array ? { dtype: "int64", shape, data } : { dtype: "float32", shape, data };
 }
 
 export class Value {
@@ -61,7 +76,7 @@ export class Graph {
   readonly nodes: GraphNode[] = [];
   readonly inputs: Value[] = [];
   readonly outputs: { value: Value; name: string }[] = [];
-  readonly initializers = new Map<string, { value: Value; tensor: TensorData }>();
+  readonly initializers = new Map<string, { value: Value; tensor: Tensor }>();
   /** Named intermediate values (layer outputs) that feature/relation distillation can tap. */
   readonly taps = new Map<string, Value>();
   private readonly scopeStack: string[] = [];
@@ -97,7 +112,7 @@ export class Graph {
     return v;
   }
 
-  initializer(name: string, tensor: TensorData): Value {
+  initializer(name: string, tensor: Tensor): Value {
     const v = new Value(this, this.uniqueName(name), tensor.shape, tensor.dtype);
     this.initializers.set(v.name, { value: v, tensor });
     return v;

@@ -1,7 +1,7 @@
 // Graph → ONNX ModelProto bytes (protobuf through onnx-proto's generated protobufjs code).
 
 import onnxProto from "onnx-proto";
-import { type Graph, type Value, type TensorData, type Shape } from "./graph.js";
+import { type Graph, type Value, type Tensor, type Shape } from "./graph.js";
 import { ONNX_BY_DTYPE, OPS } from "./ops.js";
 
 const { onnx } = onnxProto;
@@ -31,7 +31,7 @@ function valueInfo(name: string, v: Value | { shape: Shape; dtype: Value["dtype"
   };
 }
 
-function tensorProto(name: string, t: TensorData) {
+function tensorProto(name: string, t: Tensor) {
   if (Array.isArray(t.data)) return { name, dims: t.shape, dataType: ONNX_BY_DTYPE.string, stringData: t.data.map((s) => new TextEncoder().encode(s)) };
   const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   return { name, dims: t.shape, dataType: ONNX_BY_DTYPE[t.dtype], rawData: bytes };

@@ -3,16 +3,10 @@
 
 import ort from "onnxruntime-node";
 import os from "node:os";
-import type { DType, Shape } from "./graph.js";
+import type { DType, Shape, Tensor } from "./graph.js";
 
+export type { Tensor };
 export type TypedArray = Float32Array | BigInt64Array | Int32Array | Uint8Array;
-
-export interface HostTensor {
-  dtype: DType;
-  shape: number[];
-  /** string[] for dtype "string" (text inputs). */
-  data: TypedArray | string[];
-}
 
 export interface RuntimeOptions {
   /** Threads for one operator; defaults to the number of cores (onnxruntime's own default). */
@@ -24,7 +18,7 @@ export function defaultThreads(): number {
   return env > 0 ? env : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
 }
 
-function toOrt(t: HostTensor): ort.Tensor {
+function toOrt(t: Tensor): ort.Tensor {
   return new ort.Tensor(t.dtype, t.data as never, t.shape);
 }
 
@@ -64,7 +58,7 @@ export class Session {
    * Runs the model. `into` optionally names pre-allocated host buffers for outputs; onnxruntime
    * writes results into them, which avoids a fresh allocation per step for large outputs.
    */
-  async run(feeds: Record<string, HostTensor>, into?: Record<string, HostTensor>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
+  async run(feeds: Record<string, Tensor>, into?: Record<string, Tensor>, fetch?: readonly string[]): Promise<Record<string, Tensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v);
     let fetches: Record<string, ort.Tensor | null> | undefined;
@@ -73,14 +67,14 @@ export class Session {
       for (const name of fetch ?? this.outputNames) fetches[name] = into?.[name] ? toOrt(into[name]) : null;
     }
     const res = fetches ? await this.session.run(ortFeeds, fetches as never) : await this.session.run(ortFeeds);
-    const out: Record<string, HostTensor> = {};
+    const out: Record<string, Tensor> = {};
     for (const [k, t] of Object.entries(res)) {
       const target = into?.[k];
       if (target) {
         // onnxruntime-node writes into the pre-allocated buffer (checked by test/runtime.test.ts).
         out[k] = target;
       } else {
-        out[k] = { dtype: (t as ort.Tensor).type as DType, shape: (t as ort.Tensor).dims.slice(), data: (t as ort.Tensor).data as TypedArray };
+        out[k] = { dtype: (t as ort.Tensor).type as DType, shape: (t as ort.Tensor).dims.slice(), data: (t as ort.Tensor).data } as Tensor;
       }
     }
     return out;

@@ -3,7 +3,7 @@
 // host buffers that swap roles every step (inputs ← last step's outputs), so a step allocates
 // nothing and onnxruntime writes new state straight into pre-allocated memory.
 
-import { type Graph, type Value, type DType, formatShape, isStatic } from "./graph.js";
+import { type Graph, type Value, type DType, type Tensor, formatShape, isStatic } from "./graph.js";
 import { gradients } from "./autodiff.js";
 import { encodeLoopModel, encodeModel, loopNames } from "./onnx.js";
 import {
@@ -16,12 +16,7 @@ import {
   optimizerStateNames,
   stepScalars,
 } from "./optimizers.js";
-import { type HostTensor, Session, type RuntimeOptions, type TypedArray } from "./runtime.js";
-
-export interface StateTensor {
-  shape: number[];
-  data: Float32Array;
-}
+import { Session, type RuntimeOptions, type TypedArray } from "./runtime.js";
 
 export interface TrainGraphSpec {
   graph: Graph;
@@ -122,7 +117,7 @@ export interface StepResult {
   gradNorm: number;
   /** Milliseconds inside onnxruntime's run call (the rest of a step is JavaScript). */
   runMs: number;
-  outputs: Record<string, HostTensor>;
+  outputs: Record<string, Tensor>;
 }
 
 /**
@@ -132,8 +127,8 @@ export interface StepResult {
  * state out of onnxruntime once per K steps instead of once per step.
  */
 export class TrainingSession {
-  private current: Map<string, StateTensor>;
-  private spare: Map<string, StateTensor>;
+  private current: Map<string, Tensor<"float32">>;
+  private spare: Map<string, Tensor<"float32">>;
   private step = 0;
   private loopSession: Promise<Session> | undefined;
   /** Reused [K, …] buffers for stacked per-step inputs, by input name. */
@@ -144,16 +139,16 @@ export class TrainingSession {
     private readonly compiled: CompiledTrainStep,
     private readonly optimizer: OptimizerConfig,
     private readonly options: RuntimeOptions,
-    initial: Map<string, StateTensor>,
+    initial: Map<string, Tensor<"float32">>,
   ) {
     this.current = initial;
-    this.spare = new Map([...initial].map(([k, t]) => [k, { shape: t.shape, data: new Float32Array(t.data.length) }]));
+    this.spare = new Map([...initial].map(([k, t]) => [k, { dtype: "float32" as const, shape: t.shape, data: new Float32Array(t.data.length) }]));
   }
 
-  static async create(compiled: CompiledTrainStep, optimizer: OptimizerConfig, initial: Map<string, StateTensor>, options: RuntimeOptions = {}): Promise<TrainingSession> {
+  static async create(compiled: CompiledTrainStep, optimizer: OptimizerConfig, initial: Map<string, Tensor<"float32">>, options: RuntimeOptions = {}): Promise<TrainingSession> {
     for (const n of compiled.stateNames) if (!initial.has(n)) throw new Error(`training state ${n} has no initial value`);
     const session = await Session.create(compiled.model, options);
-    const own = new Map([...initial].filter(([k]) => compiled.stateNames.includes(k)).map(([k, t]) => [k, { shape: t.shape, data: t.data.slice() }]));
+    const own = new Map([...initial].filter(([k]) => compiled.stateNames.includes(k)).map(([k, t]) => [k, { dtype: "float32" as const, shape: t.shape, data: t.data.slice() }]));
     return new TrainingSession(session, compiled, optimizer, options, own);
   }
 
@@ -169,18 +164,18 @@ export class TrainingSession {
     this.step = t;
   }
 
-  state(name: string): StateTensor {
+  state(name: string): Tensor<"float32"> {
     const t = this.current.get(name);
     if (!t) throw new Error(`no training state named ${name}`);
     return t;
   }
 
   /** Copies the whole state out (for checkpoints). */
-  snapshot(): Map<string, StateTensor> {
-    return new Map([...this.current].map(([k, t]) => [k, { shape: t.shape.slice(), data: t.data.slice() }]));
+  snapshot(): Map<string, Tensor<"float32">> {
+    return new Map([...this.current].map(([k, t]) => [k, { dtype: "float32" as const, shape: t.shape.slice(), data: t.data.slice() }]));
   }
 
-  restore(state: Map<string, StateTensor>, stepsTaken: number): void {
+  restore(state: Map<string, Tensor<"float32">>, stepsTaken: number): void {
     for (const [k, t] of this.current) {
       const s = state.get(k);
       if (!s || s.data.length !== t.data.length) throw new Error(`checkpoint lacks ${k} or has another size`);
@@ -189,12 +184,12 @@ export class TrainingSession {
     this.step = stepsTaken;
   }
 
-  async run(feeds: Record<string, HostTensor>, lr: number, fetch: string[] = []): Promise<StepResult> {
+  async run(feeds: Record<string, Tensor>, lr: number, fetch: string[] = []): Promise<StepResult> {
     this.step += 1;
-    const all: Record<string, HostTensor> = { ...feeds };
+    const all: Record<string, Tensor> = { ...feeds };
     const scalars = stepScalars(this.optimizer, lr, this.step);
     for (const s of this.compiled.scalarNames) all[`opt:${s}`] = { dtype: "float32", shape: [], data: Float32Array.of(scalars[s]!) };
-    const into: Record<string, HostTensor> = {};
+    const into: Record<string, Tensor> = {};
     for (const [k, t] of this.current) {
       all[k] = { dtype: "float32", shape: t.shape, data: t.data };
       into[NEXT + k] = this.spareOf(k);
@@ -204,7 +199,7 @@ export class TrainingSession {
     const res = await this.session.run(all, into, [...Object.keys(into), ...scalarOutputs, ...fetch]);
     const runMs = performance.now() - t0;
     [this.current, this.spare] = [this.spare, this.current];
-    const outputs: Record<string, HostTensor> = {};
+    const outputs: Record<string, Tensor> = {};
     for (const f of fetch) outputs[f] = res[f]!;
     return { loss: firstFloat(res["loss"]!), gradNorm: res["grad_norm"] ? firstFloat(res["grad_norm"]) : NaN, runMs, outputs };
   }
@@ -214,19 +209,19 @@ export class TrainingSession {
    * learning rate `lrs[i]`. Results are bit-identical to as many `run` calls. Every step's feeds
    * must have the same shapes. `runMs` of each result is the call's time divided by K.
    */
-  async runMany(feedsList: Record<string, HostTensor>[], lrs: number[], fetch: string[] = []): Promise<StepResult[]> {
+  async runMany(feedsList: Record<string, Tensor>[], lrs: number[], fetch: string[] = []): Promise<StepResult[]> {
     const k = lrs.length;
     if (feedsList.length !== k) throw new Error(`runMany: ${feedsList.length} feeds for ${k} learning rates`);
     if (k === 0) return [];
     const session = await (this.loopSession ??= Session.create(this.compiled.loopModel, this.options));
-    const all: Record<string, HostTensor> = { [loopNames.tripCount]: { dtype: "int64", shape: [], data: BigInt64Array.of(BigInt(k)) } };
+    const all: Record<string, Tensor> = { [loopNames.tripCount]: { dtype: "int64", shape: [], data: BigInt64Array.of(BigInt(k)) } };
     for (const name of Object.keys(feedsList[0]!)) all[loopNames.stacked(name)] = this.stack(name, feedsList.map((f) => f[name]));
     for (const s of this.compiled.scalarNames) {
       const data = new Float32Array(k);
       for (let i = 0; i < k; i++) data[i] = stepScalars(this.optimizer, lrs[i]!, this.step + 1 + i)[s]!;
       all[loopNames.stacked(`opt:${s}`)] = { dtype: "float32", shape: [k], data };
     }
-    const into: Record<string, HostTensor> = {};
+    const into: Record<string, Tensor> = {};
     for (const [name, t] of this.current) {
       all[loopNames.start(name)] = { dtype: "float32", shape: t.shape, data: t.data };
       into[loopNames.end(name)] = this.spareOf(name);
@@ -237,10 +232,11 @@ export class TrainingSession {
     const runMs = (performance.now() - t0) / k;
     this.step += k;
     [this.current, this.spare] = [this.spare, this.current];
-    const stepOf = (name: string, i: number): HostTensor => {
+    const stepOf = (name: string, i: number): Tensor => {
       const t = res[loopNames.scan(name)]!;
       const size = t.shape.slice(1).reduce((a, b) => a * b, 1);
-      return { dtype: t.dtype, shape: t.shape.slice(1), data: (t.data as TypedArray).subarray(i * size, (i + 1) * size) };
+      // One step's slice of a scan output keeps the output's dtype.
+      return { dtype: t.dtype, shape: t.shape.slice(1), data: (t.data as TypedArray).subarray(i * size, (i + 1) * size) } as Tensor;
     };
     return lrs.map((_, i) => ({
       loss: firstFloat(stepOf("loss", i)),
@@ -263,13 +259,13 @@ export class TrainingSession {
     return this.compiled.outputNames.includes("grad_norm") ? ["loss", "grad_norm"] : ["loss"];
   }
 
-  private spareOf(name: string): HostTensor {
+  private spareOf(name: string): Tensor {
     const t = this.spare.get(name)!;
     return { dtype: "float32", shape: t.shape, data: t.data };
   }
 
   /** The per-step tensors of one input stacked into a reused [K, …] buffer. */
-  private stack(name: string, steps: (HostTensor | undefined)[]): HostTensor {
+  private stack(name: string, steps: (Tensor | undefined)[]): Tensor {
     const first = steps[0]!;
     const size = first.data.length;
     let buffer = this.stackBuffers.get(name);
@@ -282,11 +278,11 @@ export class TrainingSession {
         throw new Error(`runMany: input ${name} of step ${i + 1} is missing or shaped unlike step 1's ${formatShape(first.shape)}`);
       (buffer as Float32Array).set(t.data as Float32Array, i * size);
     });
-    return { dtype: first.dtype, shape: [steps.length, ...first.shape], data: buffer.subarray(0, size * steps.length) };
+    return { dtype: first.dtype, shape: [steps.length, ...first.shape], data: buffer.subarray(0, size * steps.length) } as Tensor;
   }
 }
 
-function firstFloat(t: HostTensor): number {
+function firstFloat(t: Tensor): number {
   return (t.data as Float32Array)[0]!;
 }
 

@@ -6,8 +6,9 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { decodeModel } from "../engine/onnx.js";
-import { Session, type HostTensor } from "../engine/runtime.js";
+import { Session, type Tensor } from "../engine/runtime.js";
 import { UserError } from "../errors.js";
+import { tensorOf } from "../engine/graph.js";
 import { describeSamples, feedDType, gatherLabels, gatherSamples, sampleSize, type SampleSet } from "../data/sample-set.js";
 import { allIndices, firstN } from "../data/split.js";
 import { DATASET_NAMES, type DatasetName } from "../data/datasets.js";
@@ -102,14 +103,14 @@ export class OnnxClassifier {
   }
 
   /** The samples `indices` of `set` as this model's input tensor. */
-  feed(set: SampleSet, indices: ArrayLike<number>): Record<string, HostTensor> {
+  feed(set: SampleSet, indices: ArrayLike<number>): Record<string, Tensor> {
     return { [this.inputName]: this.inputTensor(set, indices) };
   }
 
   /** A model that takes raw strings gets the texts; any other the stored values (token ids, pixels, features). */
-  inputTensor(set: SampleSet, indices: ArrayLike<number>): HostTensor {
+  inputTensor(set: SampleSet, indices: ArrayLike<number>): Tensor {
     if (this.inputDType === "string") return { dtype: "string", shape: [indices.length], data: Array.from(indices, (i) => set.texts![i]!) };
-    return { dtype: feedDType(set), shape: [indices.length, ...this.sampleShape], data: gatherSamples(set, indices) };
+    return tensorOf([indices.length, ...this.sampleShape], gatherSamples(set, indices));
   }
 
   /** Logits [indices.length, K] in order. One forward pass per sample. */

@@ -3,7 +3,7 @@
 
 import { gzipSync } from "node:zlib";
 import { performance } from "node:perf_hooks";
-import { Session, type HostTensor } from "../engine/runtime.js";
+import { Session, type Tensor } from "../engine/runtime.js";
 
 export interface LatencyInput {
   name: string;
@@ -52,9 +52,9 @@ export async function measureOnnx(
   const session = await Session.create(modelBytes, opts.threads ? { threads: opts.threads } : {});
   try {
     // Inputs are built once, outside the timed region: we time the model, not makeInput.
-    const feed = (b: number): Record<string, HostTensor> => {
+    const feed = (b: number): Record<string, Tensor> => {
       const x = makeInput(b);
-      return { [x.name]: { dtype: x.dtype, shape: x.shape, data: x.data } };
+      return { [x.name]: { dtype: x.dtype, shape: x.shape, data: x.data } as Tensor };
     };
     const one = feed(1);
     for (let i = 0; i < warmup; i++) await session.run(one);

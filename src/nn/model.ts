@@ -72,7 +72,7 @@ export class Model {
   /** Fresh parameters, PyTorch-style initialisation, reproducible from `seed`. */
   initParameters(seed: number): ParameterSet {
     const decls = this.declarations();
-    return new ParameterSet(decls, new Map(decls.map((d) => [d.name, { shape: d.shape, data: initialValue(d, seed) }])));
+    return new ParameterSet(decls, new Map(decls.map((d) => [d.name, { dtype: "float32" as const, shape: d.shape, data: initialValue(d, seed) }])));
   }
 
   /**

@@ -2,7 +2,7 @@
 // Parameters are declared where they are used (`ctx.param`), so a layer may infer its input
 // width from the incoming value, and one trace of the model lists every parameter in order.
 
-import { type Graph, type Value, formatShape } from "../engine/graph.js";
+import { type Graph, type Tensor, type Value, formatShape } from "../engine/graph.js";
 import { Rng, RANDOM_STREAM, hashString, keepMask } from "./random.js";
 
 export type Init =
@@ -116,19 +116,14 @@ export abstract class Module {
 
 // ---------------------------------------------------------------- parameter storage
 
-export interface StoredTensor {
-  shape: number[];
-  data: Float32Array;
-}
-
 /** Named float32 tensors (parameters and buffers) with their declarations, in declaration order. */
 export class ParameterSet {
   constructor(
     readonly decls: ParamDecl[],
-    readonly tensors: Map<string, StoredTensor>,
+    readonly tensors: Map<string, Tensor<"float32">>,
   ) {}
 
-  get(name: string): StoredTensor {
+  get(name: string): Tensor<"float32"> {
     const t = this.tensors.get(name);
     if (!t) throw new Error(`no parameter named ${name}`);
     return t;
@@ -142,7 +137,7 @@ export class ParameterSet {
   clone(): ParameterSet {
     return new ParameterSet(
       this.decls,
-      new Map([...this.tensors].map(([k, t]) => [k, { shape: t.shape.slice(), data: t.data.slice() }])),
+      new Map([...this.tensors].map(([k, t]) => [k, { dtype: "float32", shape: t.shape.slice(), data: t.data.slice() }])),
     );
   }
 }

@@ -1,9 +1,9 @@
 // Compiles "model + loss + optimizer" into one training-step session and runs it batch by batch.
 
 import { Graph, type Value, type DType, type Shape } from "../engine/graph.js";
-import { compileTrainStep, TrainingSession, type StateTensor, type StepResult } from "../engine/training.js";
+import { compileTrainStep, TrainingSession, type StepResult } from "../engine/training.js";
+import type { Tensor } from "../engine/graph.js";
 import { type OptimizerConfig, optimizerStateNames } from "../engine/optimizers.js";
-import type { HostTensor } from "../engine/runtime.js";
 import { type Model } from "./model.js";
 import { ParameterSet } from "./module.js";
 import { RANDOM_STREAM, randomStreamValue } from "./random.js";
@@ -21,13 +21,13 @@ export interface LossContext {
   // What a self-teaching loss (an averaged copy of the model as teacher) builds on; optional so a
   // loss can be built on a bare graph in tests. The trainer provides all three.
   /** The model's parameters and buffers as the step's graph inputs, with their initial values, by name. */
-  weights?: Map<string, { value: Value; init: StateTensor }>;
+  weights?: Map<string, { value: Value; init: Tensor<"float32"> }>;
   /**
    * Declares a non-trainable tensor carried from step to step (checkpointed with the parameters):
    * `init` is its value before the first step, `next` builds its value after each step from the
    * model's weights after that step's update (parameter or buffer name → value). No gradient flows into it.
    */
-  state?(name: string, init: StateTensor, next: (updated: Map<string, Value>) => Value): Value;
+  state?(name: string, init: Tensor<"float32">, next: (updated: Map<string, Value>) => Value): Value;
   /** The model's forward pass again on the step's input, in eval mode, with `weights` in place of its own (taps kept apart). */
   forwardWith?(weights: Map<string, Value>): { logits: Value; taps: Map<string, Value> };
 }
@@ -60,7 +60,7 @@ export class ModelTrainer {
     /** Whether the step graph draws random numbers (dropout) from a per-step random stream. */
     private readonly random: boolean,
     private readonly paramsTemplate: ParameterSet,
-    readonly extraParams: Map<string, StateTensor>,
+    readonly extraParams: Map<string, Tensor<"float32">>,
     private readonly termNames: string[],
     private readonly seed: number,
     private readonly fetchLogits: boolean,
@@ -70,8 +70,8 @@ export class ModelTrainer {
     const g = new Graph();
     const x = o.model.inputValue(g, "input");
     const { ctx, logits, paramInputs } = o.model.build(g, "train", { kind: "inputs" }, x);
-    const extraParams = new Map<string, StateTensor>();
-    const extraState = new Map<string, { input: Value; init: StateTensor; next: (updated: Map<string, Value>) => Value }>();
+    const extraParams = new Map<string, Tensor<"float32">>();
+    const extraState = new Map<string, { input: Value; init: Tensor<"float32">; next: (updated: Map<string, Value>) => Value }>();
     const trainable = new Map<string, Value>();
     for (const d of o.params.decls) if (d.role === "param") trainable.set(d.name, paramInputs.get(d.name)!);
     const lossCtx: LossContext = {
@@ -82,7 +82,7 @@ export class ModelTrainer {
       param: (name, shape, init) => {
         const v = g.input(name, shape);
         trainable.set(name, v);
-        extraParams.set(name, { shape, data: init });
+        extraParams.set(name, { dtype: "float32", shape, data: init });
         return v;
       },
       weights: new Map([...paramInputs].map(([name, value]) => [name, { value, init: o.params.get(name) }])),
@@ -105,13 +105,13 @@ export class ModelTrainer {
     const stateAfterUpdate = (updated: Map<string, Value>) => new Map([...extraState].map(([name, s]) => [name, { input: s.input, next: s.next(updated) }]));
     const compiled = compileTrainStep({ graph: g, loss, params: trainable, bufferUpdates, stateAfterUpdate, outputs, optimizer: o.optimizer, clipGradNorm: o.clipGradNorm, reportGradNorm: o.reportGradNorm });
 
-    const initial = new Map<string, StateTensor>();
+    const initial = new Map<string, Tensor<"float32">>();
     for (const [name, t] of o.params.tensors) initial.set(name, t);
     for (const [name, t] of extraParams) initial.set(name, t);
-    for (const [name, s] of extraState) initial.set(name, { shape: s.init.shape, data: s.init.data.slice() });
+    for (const [name, s] of extraState) initial.set(name, { dtype: "float32", shape: s.init.shape, data: s.init.data.slice() });
     for (const name of trainable.keys()) {
       const shape = (initial.get(name) ?? o.params.get(name)).shape;
-      for (const k of optimizerStateNames(o.optimizer)) initial.set(`${name}.${k}`, { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+      for (const k of optimizerStateNames(o.optimizer)) initial.set(`${name}.${k}`, { dtype: "float32", shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
     }
     const session = await TrainingSession.create(compiled, o.optimizer, initial, { threads: o.threads });
     return new ModelTrainer(session, ctx.randomStream !== undefined, o.params, extraParams, Object.keys(terms), o.seed ?? 0, o.fetchLogits ?? false);
@@ -122,7 +122,7 @@ export class ModelTrainer {
   }
 
   /** One optimizer step on a batch. `feeds` holds "input" and whatever the loss declared. */
-  async step(feeds: Record<string, HostTensor>, lr: number): Promise<TrainerStepResult> {
+  async step(feeds: Record<string, Tensor>, lr: number): Promise<TrainerStepResult> {
     const all = { ...feeds, ...this.randomFeeds(this.session.stepsTaken) };
     return this.withTerms(await this.session.run(all, lr, this.fetchNames()));
   }
@@ -132,14 +132,14 @@ export class ModelTrainer {
    * the same results, bit for bit, as calling `step` with each feed and learning rate in turn, at
    * a fraction of the per-step overhead. All batches must have the same size.
    */
-  async stepMany(feedsList: Record<string, HostTensor>[], lrs: number[]): Promise<TrainerStepResult[]> {
+  async stepMany(feedsList: Record<string, Tensor>[], lrs: number[]): Promise<TrainerStepResult[]> {
     const first = this.session.stepsTaken;
     const all = feedsList.map((f, i) => ({ ...f, ...this.randomFeeds(first + i) }));
     return (await this.session.runMany(all, lrs, this.fetchNames())).map((r) => this.withTerms(r));
   }
 
   /** The random stream of step `stepIndex` (dropout masks): it depends on (seed, step) alone. */
-  private randomFeeds(stepIndex: number): Record<string, HostTensor> {
+  private randomFeeds(stepIndex: number): Record<string, Tensor> {
     if (!this.random) return {};
     return { [RANDOM_STREAM]: { dtype: "int64", shape: [], data: BigInt64Array.of(randomStreamValue(this.seed, stepIndex)) } };
   }
@@ -160,7 +160,7 @@ export class ModelTrainer {
       this.paramsTemplate.decls,
       new Map(this.paramsTemplate.decls.map((d) => {
         const t = this.session.state(d.name);
-        return [d.name, { shape: t.shape.slice(), data: t.data.slice() }];
+        return [d.name, { dtype: "float32", shape: t.shape.slice(), data: t.data.slice() }];
       })),
     );
   }
@@ -172,11 +172,11 @@ export class ModelTrainer {
     for (let i = 0; i < keep.length; i++) if (!keep[i]) t.data[i] = 0;
   }
 
-  snapshot(): { state: Map<string, StateTensor>; stepsTaken: number } {
+  snapshot(): { state: Map<string, Tensor<"float32">>; stepsTaken: number } {
     return { state: this.session.snapshot(), stepsTaken: this.session.stepsTaken };
   }
 
-  restore(s: { state: Map<string, StateTensor>; stepsTaken: number }): void {
+  restore(s: { state: Map<string, Tensor<"float32">>; stepsTaken: number }): void {
     this.session.restore(s.state, s.stepsTaken);
   }
 

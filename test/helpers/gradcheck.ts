@@ -6,7 +6,7 @@ import { Graph, type Value } from "../../src/engine/graph.js";
 import * as F from "../../src/engine/ops.js";
 import { gradients } from "../../src/engine/autodiff.js";
 import { encodeModel } from "../../src/engine/onnx.js";
-import { Session, type HostTensor } from "../../src/engine/runtime.js";
+import { Session, type Tensor } from "../../src/engine/runtime.js";
 import { Rng } from "../../src/nn/random.js";
 
 export interface CheckInput {
@@ -52,8 +52,8 @@ export async function gradCheck(
   grads.forEach((d, i) => g.output(d, `grad${i}`));
   const session = await Session.create(encodeModel(g), { threads: 1 });
 
-  const feeds: Record<string, HostTensor> = { upstream: { dtype: "float32", shape: outShape, data: rData } };
-  for (const i of inputs) feeds[i.value.name] = { dtype: i.value.dtype, shape: i.shape ?? (i.value.shape as number[]), data: i.data };
+  const feeds: Record<string, Tensor> = { upstream: { dtype: "float32", shape: outShape, data: rData } };
+  for (const i of inputs) feeds[i.value.name] = { dtype: i.value.dtype, shape: i.shape ?? (i.value.shape as number[]), data: i.data } as Tensor;
   const base = await session.run(feeds);
 
   const h = opts.step ?? 1e-2;

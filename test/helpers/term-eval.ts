@@ -2,18 +2,19 @@
 // student's logits and taps as plain graph inputs, and evaluates the loss and its logged parts.
 
 import type { KdTerm } from "../../src/config/schema.js";
-import { Graph, type Value } from "../../src/engine/graph.js";
+import { Graph, type Tensor, type Value } from "../../src/engine/graph.js";
 import { encodeModel } from "../../src/engine/onnx.js";
-import { Session, type HostTensor } from "../../src/engine/runtime.js";
+import { Session } from "../../src/engine/runtime.js";
 import { WeightedTerms } from "../../src/distill/weighted-terms.js";
 import type { LossContext } from "../../src/nn/train-step.js";
 
-export interface Tensor {
+/** Numbers with their shape, as tests write them. */
+export interface Rows {
   shape: number[];
   data: number[];
 }
 
-export const tensor = (rows: unknown[]): Tensor => {
+export const tensor = (rows: unknown[]): Rows => {
   const shape: number[] = [];
   for (let v: unknown = rows; Array.isArray(v); v = v[0]) shape.push(v.length);
   return { shape, data: (rows as number[]).flat(Infinity as 1) as number[] };
@@ -21,14 +22,14 @@ export const tensor = (rows: unknown[]): Tensor => {
 
 export async function evaluateTerms(
   terms: KdTerm[],
-  o: { logits: Tensor; labels?: number[]; teacherLogits?: Tensor; studentTaps?: Record<string, Tensor>; teacherTaps?: Record<string, Tensor> },
+  o: { logits: Rows; labels?: number[]; teacherLogits?: Rows; studentTaps?: Record<string, Rows>; teacherTaps?: Record<string, Rows> },
   /** Filled with the initial values of the trainable tensors the terms declare (adapters). */
   declared: Map<string, Float32Array> = new Map(),
 ): Promise<Record<string, number>> {
   const g = new Graph();
   const batched = (shape: number[]) => ["N", ...shape.slice(1)];
   const logits = g.input("student_logits", batched(o.logits.shape));
-  const feeds: Record<string, HostTensor> = { student_logits: { dtype: "float32", shape: o.logits.shape, data: Float32Array.from(o.logits.data) } };
+  const feeds: Record<string, Tensor> = { student_logits: { dtype: "float32", shape: o.logits.shape, data: Float32Array.from(o.logits.data) } };
   for (const [name, t] of Object.entries(o.studentTaps ?? {})) {
     g.taps.set(name, g.input(`student_tap.${name}`, batched(t.shape)));
     feeds[`student_tap.${name}`] = { dtype: "float32", shape: t.shape, data: Float32Array.from(t.data) };

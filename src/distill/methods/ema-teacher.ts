@@ -34,7 +34,7 @@ export const emaTeacherMethod = defineMethod({
     if (!ctx.weights || !ctx.state || !ctx.forwardWith) throw new Error("ema-teacher needs the trainer's weights, state and forward pass (build it through ModelTrainer)");
     const g = ctx.graph;
     // Optimizer steps taken before this one (float32: exact up to 2^24 steps).
-    const steps: Value = ctx.state(`${id}.steps`, { shape: [], data: new Float32Array(1) }, () => F.add(steps, g.constFloat([1])));
+    const steps: Value = ctx.state(`${id}.steps`, { dtype: "float32", shape: [], data: new Float32Array(1) }, () => F.add(steps, g.constFloat([1])));
     // (d, 1 − d) of this step, built once, after the update (t = steps + 1; the authors' ramp is 1 − 1/(t + 1)).
     let weightsOfStep: { keep: Value; take: Value } | undefined;
     const decay = () => {
