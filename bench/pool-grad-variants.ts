@@ -10,10 +10,10 @@ import { encodeModel } from "../src/engine/onnx.js";
 import { Session } from "../src/engine/runtime.js";
 
 // Layout ops only this measurement uses, declared here rather than in the engine's op table.
-F.OPS["SpaceToDepth"] ??= { infer: (_g, [x]) => [{ shape: [x!.shape[0]!, (x!.shape[1] as number) * 4, (x!.shape[2] as number) / 2, (x!.shape[3] as number) / 2], dtype: "float32" }] };
-F.OPS["And"] ??= { infer: (_g, [a]) => [{ shape: a!.shape, dtype: "bool" }] };
-F.OPS["Or"] ??= { infer: (_g, [a]) => [{ shape: a!.shape, dtype: "bool" }] };
-F.OPS["DepthToSpace"] ??= { infer: (_g, [x]) => [{ shape: [x!.shape[0]!, (x!.shape[1] as number) / 4, (x!.shape[2] as number) * 2, (x!.shape[3] as number) * 2], dtype: "float32" }] };
+F.OPS["SpaceToDepth"] ??= { infer: ({ x }) => [{ shape: [x.shape[0]!, (x.shape[1] as number) * 4, (x.shape[2] as number) / 2, (x.shape[3] as number) / 2], dtype: "float32" }] };
+F.OPS["And"] ??= { infer: ({ x: a }) => [{ shape: a.shape, dtype: "bool" }] };
+F.OPS["Or"] ??= { infer: ({ x: a }) => [{ shape: a.shape, dtype: "bool" }] };
+F.OPS["DepthToSpace"] ??= { infer: ({ x }) => [{ shape: [x.shape[0]!, (x.shape[1] as number) / 4, (x.shape[2] as number) * 2, (x.shape[3] as number) * 2], dtype: "float32" }] };
 
 const N = 128, C = 32, H = 28, W = 28, h = 14, w = 14;
 const pool = (x: Value, withIndices: boolean) => F.emit("MaxPool", [x], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } }).slice(0, withIndices ? 2 : 1);

@@ -26,13 +26,29 @@ export interface OpDef {
    */
   shapeFromHint?: boolean;
   /** Output shapes and types from input shapes; throws a ShapeError naming the layer on mismatch. */
-  infer(g: Graph, inputs: (Value | undefined)[], attrs: Attrs, hint?: Shape): OutSpec[];
+  infer(c: InferContext): OutSpec[];
   /**
    * Gradients of the inputs given the gradient of the output (undefined where no gradient
    * flows). A gradient may keep the broadcast shape of the output: autodiff sums it back to the
    * input's shape. Ops without `grad` are not differentiable (integer, comparison, shape ops).
    */
   grad?(c: GradContext): (Value | undefined)[];
+}
+
+/** What a shape rule sees: the node's inputs by position, its attributes and the caller's hint. */
+export interface InferContext {
+  g: Graph;
+  /** The first input (every op has one). */
+  x: Value;
+  /** Input `i`; throws naming the op where a required input is absent. */
+  input(i: number): Value;
+  /** Input `i`, or undefined where an optional input was left out. */
+  optional(i: number): Value | undefined;
+  /** Every input, undefined where an optional one was left out. */
+  inputs: (Value | undefined)[];
+  attrs: Attrs;
+  /** The caller's output shape, for ops whose output shape only exists at run time (see shapeFromHint). */
+  hint: Shape | undefined;
 }
 
 /** What a gradient rule sees: the node's values by role, its attributes, and the graph to build on. */
@@ -94,10 +110,10 @@ function normAxis(axis: number, rank: number): number {
 }
 
 const floatOut = (shape: Shape): OutSpec[] => [{ shape, dtype: "float32" }];
-const sameAsFirst: OpDef["infer"] = (_g, [x]) => [{ shape: x!.shape, dtype: x!.dtype }];
+const sameAsFirst: OpDef["infer"] = ({ x }) => [{ shape: x.shape, dtype: x.dtype }];
 const binaryBroadcast =
   (dtype?: DType): OpDef["infer"] =>
-  (g, [a, b], _attrs) => [{ shape: broadcastShapes(g, a!.shape, b!.shape, "elementwise op"), dtype: dtype ?? a!.dtype }];
+  ({ g, x, input }) => [{ shape: broadcastShapes(g, x.shape, input(1).shape, "elementwise op"), dtype: dtype ?? x.dtype }];
 
 function convOutDim(g: Graph, inDim: Dim, k: number, stride: number, padBegin: number, padEnd: number, dilation = 1): number {
   if (typeof inDim !== "number") throw g.shapeError(`spatial dimension must be static, got ${inDim}`);
@@ -170,28 +186,30 @@ export const OPS: Record<string, OpDef> = {
   Equal: { infer: binaryBroadcast("bool") },
   Not: { infer: sameAsFirst },
   Where: {
-    infer: (g, [c, a, b]) => [
-      { shape: broadcastShapes(g, c!.shape, broadcastShapes(g, a!.shape, b!.shape, "Where"), "Where"), dtype: a!.dtype },
-    ],
+    infer: ({ g, input }) => {
+      const c = input(0), a = input(1), b = input(2);
+      return [{ shape: broadcastShapes(g, c.shape, broadcastShapes(g, a.shape, b.shape, "Where"), "Where"), dtype: a.dtype }];
+    },
     grad: ({ g, x: cond, dy }) => {
       const zero = g.constFloat([0]);
       return [undefined, where(cond, dy, zero), where(cond, zero, dy)];
     },
   },
   Cast: {
-    infer: (_g, [x], attrs) => [{ shape: x!.shape, dtype: DTYPE_BY_ONNX[intAttr(attrs, "to", 1)] ?? "float32" }],
+    infer: ({ x, attrs }) => [{ shape: x.shape, dtype: DTYPE_BY_ONNX[intAttr(attrs, "to", 1)] ?? "float32" }],
     grad: ({ x, y, dy }) => [x.dtype === "float32" && y.dtype === "float32" ? dy : undefined],
   },
   Gemm: {
     // Y = alpha·op(A)·op(B) + beta·C — the linear layer, with transposes handled by the GEMM
     // kernel itself instead of by copying (MatMul would need explicit Transpose nodes).
-    infer: (g, [a, b, c], attrs) => {
+    infer: ({ g, input, optional, attrs }) => {
+      const a = input(0), b = input(1), c = optional(2);
       const ta = intAttr(attrs, "transA", 0), tb = intAttr(attrs, "transB", 0);
-      if (a!.rank !== 2 || b!.rank !== 2) throw g.shapeError(`Gemm needs 2-D inputs, got ${formatShape(a!.shape)} and ${formatShape(b!.shape)}`);
-      const [m, k1] = ta ? [a!.shape[1]!, a!.shape[0]!] : [a!.shape[0]!, a!.shape[1]!];
-      const [k2, n] = tb ? [b!.shape[1]!, b!.shape[0]!] : [b!.shape[0]!, b!.shape[1]!];
+      if (a.rank !== 2 || b.rank !== 2) throw g.shapeError(`Gemm needs 2-D inputs, got ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
+      const [m, k1] = ta ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
+      const [k2, n] = tb ? [b.shape[1]!, b.shape[0]!] : [b.shape[0]!, b.shape[1]!];
       if (!sameDim(k1, k2))
-        throw g.shapeError(`matrix product: input ${formatShape(a!.shape)} has ${k1} features but the weight expects ${k2} (weight ${formatShape(b!.shape)})`);
+        throw g.shapeError(`matrix product: input ${formatShape(a.shape)} has ${k1} features but the weight expects ${k2} (weight ${formatShape(b.shape)})`);
       const out: Shape = [m, n];
       if (c) broadcastShapes(g, out, c.shape, "Gemm bias");
       return floatOut(out);
@@ -207,12 +225,13 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   MatMul: {
-    infer: (g, [a, b]) => {
-      if (a!.rank < 2 || b!.rank < 2) throw g.shapeError("MatMul needs inputs of rank ≥ 2");
-      const k1 = a!.shape[a!.rank - 1]!, k2 = b!.shape[b!.rank - 2]!;
-      if (!sameDim(k1, k2)) throw g.shapeError(`MatMul: ${formatShape(a!.shape)} × ${formatShape(b!.shape)}: inner dimensions differ`);
-      const batch = broadcastShapes(g, a!.shape.slice(0, -2), b!.shape.slice(0, -2), "MatMul batch");
-      return floatOut([...batch, a!.shape[a!.rank - 2]!, b!.shape[b!.rank - 1]!]);
+    infer: ({ g, input }) => {
+      const a = input(0), b = input(1);
+      if (a.rank < 2 || b.rank < 2) throw g.shapeError("MatMul needs inputs of rank ≥ 2");
+      const k1 = a.shape[a.rank - 1]!, k2 = b.shape[b.rank - 2]!;
+      if (!sameDim(k1, k2)) throw g.shapeError(`MatMul: ${formatShape(a.shape)} × ${formatShape(b.shape)}: inner dimensions differ`);
+      const batch = broadcastShapes(g, a.shape.slice(0, -2), b.shape.slice(0, -2), "MatMul batch");
+      return floatOut([...batch, a.shape[a.rank - 2]!, b.shape[b.rank - 1]!]);
     },
     grad: ({ x: a, dy, input }) => {
       const swapLast = (v: Value) => {
@@ -224,9 +243,9 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   Transpose: {
-    infer: (g, [x], attrs) => {
-      const perm = intsAttr(attrs, "perm", x!.shape.map((_, i) => x!.rank - 1 - i));
-      return [{ shape: perm.map((p) => x!.shape[p]!), dtype: x!.dtype }];
+    infer: ({ g, x, attrs }) => {
+      const perm = intsAttr(attrs, "perm", x.shape.map((_, i) => x.rank - 1 - i));
+      return [{ shape: perm.map((p) => x.shape[p]!), dtype: x.dtype }];
     },
     grad: ({ x, dy, attrs }) => {
       const perm = intsAttr(attrs, "perm", x.shape.map((_, i) => x.rank - 1 - i));
@@ -237,63 +256,68 @@ export const OPS: Record<string, OpDef> = {
   },
   Reshape: {
     shapeFromHint: true,
-    infer: (g, [x, s], _attrs, hint) => {
+    infer: ({ g, x, input, hint }) => {
+      const s = input(1);
       const target = constInts(s);
       if (!target) {
         if (!hint) throw g.shapeError("Reshape to a runtime shape needs a shape hint");
-        return [{ shape: hint, dtype: x!.dtype }];
+        return [{ shape: hint, dtype: x.dtype }];
       }
-      return [{ shape: resolveReshape(g, x!.shape, target, hint), dtype: x!.dtype }];
+      return [{ shape: resolveReshape(g, x.shape, target, hint), dtype: x.dtype }];
     },
     grad: ({ x, dy }) => [reshapeLike(dy, x)],
   },
   Flatten: {
-    infer: (g, [x], attrs) => {
-      const axis = normAxis(intAttr(attrs, "axis", 1), x!.rank);
+    infer: ({ g, x, attrs }) => {
+      const axis = normAxis(intAttr(attrs, "axis", 1), x.rank);
       const prod = (dims: Shape): Dim => (isStatic(dims) ? dims.reduce((p, d) => p * d, 1) : dims.length === 1 ? dims[0]! : `${dims.join("*")}`);
-      return [{ shape: [prod(x!.shape.slice(0, axis)), prod(x!.shape.slice(axis))], dtype: x!.dtype }];
+      return [{ shape: [prod(x.shape.slice(0, axis)), prod(x.shape.slice(axis))], dtype: x.dtype }];
     },
     grad: ({ x, dy }) => [reshapeLike(dy, x)],
   },
   Unsqueeze: {
-    infer: (g, [x, axesV]) => {
-      const axes = constInts(axesV)!.map((a) => normAxis(a, x!.rank + constInts(axesV)!.length)).sort((p, q) => p - q);
-      const out = [...x!.shape];
+    infer: ({ g, x, input }) => {
+      const axesV = input(1);
+      const axes = constInts(axesV)!.map((a) => normAxis(a, x.rank + constInts(axesV)!.length)).sort((p, q) => p - q);
+      const out = [...x.shape];
       for (const a of axes) out.splice(a, 0, 1);
-      return [{ shape: out, dtype: x!.dtype }];
+      return [{ shape: out, dtype: x.dtype }];
     },
     grad: ({ x, dy }) => [reshapeLike(dy, x)],
   },
   Squeeze: {
-    infer: (g, [x, axesV]) => {
-      const axes = new Set(constInts(axesV)!.map((a) => normAxis(a, x!.rank)));
-      return [{ shape: x!.shape.filter((_, i) => !axes.has(i)), dtype: x!.dtype }];
+    infer: ({ g, x, input }) => {
+      const axesV = input(1);
+      const axes = new Set(constInts(axesV)!.map((a) => normAxis(a, x.rank)));
+      return [{ shape: x.shape.filter((_, i) => !axes.has(i)), dtype: x.dtype }];
     },
     grad: ({ x, dy }) => [reshapeLike(dy, x)],
   },
-  Shape: { infer: (_g, [x]) => [{ shape: [x!.rank], dtype: "int64" }] },
+  Shape: { infer: ({ x }) => [{ shape: [x.rank], dtype: "int64" }] },
   Size: { infer: () => [{ shape: [], dtype: "int64" }] },
   Range: {
     shapeFromHint: true,
-    infer: (g, [start], _attrs, hint) => {
+    infer: ({ g, input, hint }) => {
+      const start = input(0);
       if (!hint) throw g.shapeError("Range needs a shape hint");
-      return [{ shape: hint, dtype: start!.dtype }];
+      return [{ shape: hint, dtype: start.dtype }];
     },
   },
   BitwiseXor: { infer: binaryBroadcast() },
   BitwiseAnd: { infer: binaryBroadcast() },
   Expand: {
     shapeFromHint: true,
-    infer: (g, [x, s], _attrs, hint) => {
+    infer: ({ g, x, input, hint }) => {
+      const s = input(1);
       const target = constInts(s);
-      if (target) return [{ shape: broadcastShapes(g, x!.shape, target, "Expand"), dtype: x!.dtype }];
+      if (target) return [{ shape: broadcastShapes(g, x.shape, target, "Expand"), dtype: x.dtype }];
       if (!hint) throw g.shapeError("Expand to a runtime shape needs a shape hint");
-      return [{ shape: hint, dtype: x!.dtype }];
+      return [{ shape: hint, dtype: x.dtype }];
     },
     grad: ({ dy }) => [dy, undefined],
   },
   Concat: {
-    infer: (g, inputs, attrs) => {
+    infer: ({ g, inputs, attrs }) => {
       const first = inputs[0]!;
       const axis = normAxis(intAttr(attrs, "axis", 0), first.rank);
       let total: Dim = 0;
@@ -323,19 +347,20 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   Slice: {
-    infer: (g, [x, startsV, endsV, axesV, stepsV]) => {
+    infer: ({ g, x, input, optional }) => {
+      const startsV = input(1), endsV = input(2), axesV = optional(3), stepsV = optional(4);
       const starts = constInts(startsV)!, ends = constInts(endsV)!;
       const axes = constInts(axesV) ?? starts.map((_, i) => i);
       if (stepsV && constInts(stepsV)!.some((s) => s !== 1)) throw g.shapeError("Slice: only step 1 is supported");
-      const out = [...x!.shape];
+      const out = [...x.shape];
       axes.forEach((a0, i) => {
-        const a = normAxis(a0, x!.rank);
-        const d = x!.shape[a];
+        const a = normAxis(a0, x.rank);
+        const d = x.shape[a];
         if (typeof d !== "number") throw g.shapeError("Slice needs a static dimension on the sliced axis");
         const clamp = (v: number) => Math.max(0, Math.min(d, v < 0 ? v + d : v));
         out[a] = Math.max(0, clamp(ends[i]!) - clamp(starts[i]!));
       });
-      return [{ shape: out, dtype: x!.dtype }];
+      return [{ shape: out, dtype: x.dtype }];
     },
     grad: ({ g, x, dy, inputs: [, startsV, endsV, axesV] }) => {
       // The gradient of a slice is the slice padded back with zeros.
@@ -354,24 +379,31 @@ export const OPS: Record<string, OpDef> = {
   },
   Pad: {
     shapeFromHint: true,
-    infer: (g, [x, padsV], _a, hint) => {
+    infer: ({ g, x, input, hint }) => {
+      const padsV = input(1);
       const pads = constInts(padsV);
-      if (!pads) return [{ shape: hint!, dtype: x!.dtype }];
-      const r = x!.rank;
+      if (!pads) return [{ shape: hint!, dtype: x.dtype }];
+      const r = x.rank;
       return [
         {
-          shape: x!.shape.map((d, i) => (typeof d === "number" ? d + pads[i]! + pads[i + r]! : pads[i] === 0 && pads[i + r] === 0 ? d : `${d}+pad`)),
-          dtype: x!.dtype,
+          shape: x.shape.map((d, i) => (typeof d === "number" ? d + pads[i]! + pads[i + r]! : pads[i] === 0 && pads[i + r] === 0 ? d : `${d}+pad`)),
+          dtype: x.dtype,
         },
       ];
     },
   },
   ReduceSum: {
-    infer: (g, [x, axesV], attrs) => [{ shape: reducedShape(x!, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x!.dtype }],
+    infer: ({ g, x, input, attrs }) => {
+      const axesV = input(1);
+      return [{ shape: reducedShape(x, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x.dtype }];
+    },
     grad: ({ x, dy, attrs, input }) => [expandLike(restoreReducedAxes(dy, x, constInts(input(1))!, intAttr(attrs, "keepdims", 1)), x), undefined],
   },
   ReduceMean: {
-    infer: (g, [x, axesV], attrs) => [{ shape: reducedShape(x!, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x!.dtype }],
+    infer: ({ g, x, input, attrs }) => {
+      const axesV = input(1);
+      return [{ shape: reducedShape(x, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x.dtype }];
+    },
     grad: ({ g, x, y, dy, attrs, input }) => {
       const axes = constInts(input(1))!.map((a) => normAxis(a, x.rank));
       const dims = axes.map((a) => x.shape[a]!);
@@ -383,7 +415,10 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   ReduceMax: {
-    infer: (g, [x, axesV], attrs) => [{ shape: reducedShape(x!, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x!.dtype }],
+    infer: ({ g, x, input, attrs }) => {
+      const axesV = input(1);
+      return [{ shape: reducedShape(x, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x.dtype }];
+    },
     grad: ({ x, y, dy, attrs, input }) => {
       // The gradient goes to the maxima, shared evenly where several tie (as torch.amax).
       const axes = constInts(input(1))!, keepdims = intAttr(attrs, "keepdims", 1);
@@ -392,7 +427,7 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   ArgMax: {
-    infer: (g, [x], attrs) => [{ shape: reducedShape(x!, [intAttr(attrs, "axis", 0)], intAttr(attrs, "keepdims", 1)), dtype: "int64" }],
+    infer: ({ g, x, attrs }) => [{ shape: reducedShape(x, [intAttr(attrs, "axis", 0)], intAttr(attrs, "keepdims", 1)), dtype: "int64" }],
   },
   Softmax: {
     infer: sameAsFirst,
@@ -410,17 +445,19 @@ export const OPS: Record<string, OpDef> = {
   },
   OneHot: {
     shapeFromHint: true,
-    infer: (g, [idx, depthV], _a, hint) => {
-      const init = g.initializers.get(depthV!.name);
+    infer: ({ g, input, hint }) => {
+      const idx = input(0), depthV = input(1);
+      const init = g.initializers.get(depthV.name);
       const depth = init ? Number((init.tensor.data as BigInt64Array)[0]) : hint![hint!.length - 1]!;
-      return [{ shape: [...idx!.shape, depth], dtype: "float32" }];
+      return [{ shape: [...idx.shape, depth], dtype: "float32" }];
     },
   },
   Gather: {
     // Embedding lookup (axis 0), or im2col's taps picked along a pixel axis (conv-grad.ts).
-    infer: (_g, [data, idx], attrs) => {
-      const axis = normAxis(intAttr(attrs, "axis", 0), data!.rank);
-      return [{ shape: [...data!.shape.slice(0, axis), ...idx!.shape, ...data!.shape.slice(axis + 1)], dtype: data!.dtype }];
+    infer: ({ input, attrs }) => {
+      const data = input(0), idx = input(1);
+      const axis = normAxis(intAttr(attrs, "axis", 0), data.rank);
+      return [{ shape: [...data.shape.slice(0, axis), ...idx.shape, ...data.shape.slice(axis + 1)], dtype: data.dtype }];
     },
     grad: ({ g, x: table, dy, attrs, input }) => {
       // Rows picked several times receive the sum of their gradients (ScatterND, reduction add).
@@ -433,38 +470,40 @@ export const OPS: Record<string, OpDef> = {
   ScatterND: { infer: sameAsFirst },
   ScatterElements: { infer: sameAsFirst },
   Conv: {
-    infer: (g, [x, w, b], attrs) => {
-      if (x!.rank !== 4) throw g.shapeError(`Conv2d expects input [N, C, H, W], got ${formatShape(x!.shape)}`);
+    infer: ({ g, x, input, optional, attrs }) => {
+      const w = input(1), b = optional(2);
+      if (x.rank !== 4) throw g.shapeError(`Conv2d expects input [N, C, H, W], got ${formatShape(x.shape)}`);
       const group = intAttr(attrs, "group", 1);
-      const [m, cPerGroup, kh, kw] = w!.shape as number[];
-      if (!sameDim(x!.shape[1]!, cPerGroup! * group))
-        throw g.shapeError(`Conv2d: input has ${x!.shape[1]} channels, weight ${formatShape(w!.shape)} with ${group} group(s) expects ${cPerGroup! * group}`);
+      const [m, cPerGroup, kh, kw] = w.shape as number[];
+      if (!sameDim(x.shape[1]!, cPerGroup! * group))
+        throw g.shapeError(`Conv2d: input has ${x.shape[1]} channels, weight ${formatShape(w.shape)} with ${group} group(s) expects ${cPerGroup! * group}`);
       const [sh, sw] = intsAttr(attrs, "strides", [1, 1]);
       const [pt, pl, pb, pr] = intsAttr(attrs, "pads", [0, 0, 0, 0]);
       const [dh, dw] = intsAttr(attrs, "dilations", [1, 1]);
-      const oh = convOutDim(g, x!.shape[2]!, kh!, sh!, pt!, pb!, dh), ow = convOutDim(g, x!.shape[3]!, kw!, sw!, pl!, pr!, dw);
+      const oh = convOutDim(g, x.shape[2]!, kh!, sh!, pt!, pb!, dh), ow = convOutDim(g, x.shape[3]!, kw!, sw!, pl!, pr!, dw);
       if (b && !sameDim(b.shape[0]!, m!)) throw g.shapeError(`Conv2d bias ${formatShape(b.shape)} does not match ${m} output channels`);
-      return floatOut([x!.shape[0]!, m!, oh, ow]);
+      return floatOut([x.shape[0]!, m!, oh, ow]);
     },
     grad: ({ g, x, y, dy, attrs, input, inputs }) => convGrad(g, x, input(1), inputs[2], y, dy, attrs),
   },
   ConvTranspose: {
-    infer: (g, [x, w], attrs) => {
+    infer: ({ g, x, input, attrs }) => {
+      const w = input(1);
       const group = intAttr(attrs, "group", 1);
-      const [, mPerGroup, kh, kw] = w!.shape as number[];
+      const [, mPerGroup, kh, kw] = w.shape as number[];
       const [sh, sw] = intsAttr(attrs, "strides", [1, 1]);
       const [pt, pl, pb, pr] = intsAttr(attrs, "pads", [0, 0, 0, 0]);
       const [oph, opw] = intsAttr(attrs, "output_padding", [0, 0]);
-      const h = x!.shape[2] as number, wd = x!.shape[3] as number;
-      return floatOut([x!.shape[0]!, mPerGroup! * group, sh! * (h - 1) + oph! + kh! - pt! - pb!, sw! * (wd - 1) + opw! + kw! - pl! - pr!]);
+      const h = x.shape[2] as number, wd = x.shape[3] as number;
+      return floatOut([x.shape[0]!, mPerGroup! * group, sh! * (h - 1) + oph! + kh! - pt! - pb!, sw! * (wd - 1) + opw! + kw! - pl! - pr!]);
     },
   },
   MaxPool: {
-    infer: (g, [x], attrs) => {
+    infer: ({ g, x, attrs }) => {
       const [kh, kw] = intsAttr(attrs, "kernel_shape", []);
       const [sh, sw] = intsAttr(attrs, "strides", [1, 1]);
       const [pt, pl, pb, pr] = intsAttr(attrs, "pads", [0, 0, 0, 0]);
-      const shape = [x!.shape[0]!, x!.shape[1]!, convOutDim(g, x!.shape[2]!, kh!, sh!, pt!, pb!), convOutDim(g, x!.shape[3]!, kw!, sw!, pl!, pr!)];
+      const shape = [x.shape[0]!, x.shape[1]!, convOutDim(g, x.shape[2]!, kh!, sh!, pt!, pb!), convOutDim(g, x.shape[3]!, kw!, sw!, pl!, pr!)];
       return [
         { shape, dtype: "float32" },
         { shape, dtype: "int64" },
@@ -493,13 +532,13 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   // Only in MaxPool's gradient: its output shape is the pooled input's, given as the hint.
-  MaxUnpool: { shapeFromHint: true, infer: (_g, _inputs, _attrs, hint) => [{ shape: hint!, dtype: "float32" }] },
+  MaxUnpool: { shapeFromHint: true, infer: ({ hint }) => [{ shape: hint!, dtype: "float32" }] },
   AveragePool: {
-    infer: (g, [x], attrs) => {
+    infer: ({ g, x, attrs }) => {
       const [kh, kw] = intsAttr(attrs, "kernel_shape", []);
       const [sh, sw] = intsAttr(attrs, "strides", [1, 1]);
       const [pt, pl, pb, pr] = intsAttr(attrs, "pads", [0, 0, 0, 0]);
-      return floatOut([x!.shape[0]!, x!.shape[1]!, convOutDim(g, x!.shape[2]!, kh!, sh!, pt!, pb!), convOutDim(g, x!.shape[3]!, kw!, sw!, pl!, pr!)]);
+      return floatOut([x.shape[0]!, x.shape[1]!, convOutDim(g, x.shape[2]!, kh!, sh!, pt!, pb!), convOutDim(g, x.shape[3]!, kw!, sw!, pl!, pr!)]);
     },
     grad: ({ g, x, dy, attrs }) => {
       // Each output spreads its gradient evenly over its window: a depthwise ConvTranspose with
@@ -512,7 +551,7 @@ export const OPS: Record<string, OpDef> = {
     },
   },
   GlobalAveragePool: {
-    infer: (g, [x]) => floatOut([x!.shape[0]!, x!.shape[1]!, 1, 1]),
+    infer: ({ g, x }) => floatOut([x.shape[0]!, x.shape[1]!, 1, 1]),
     grad: ({ g, x, dy }) => {
       const [h, w] = x.shape.slice(2) as [number, number];
       return [mul(expandLike(dy, x), g.constFloat([1 / (h * w)]))];
@@ -523,14 +562,14 @@ export const OPS: Record<string, OpDef> = {
   /** onnxruntime's regex tokenizer (RE2): [N] strings → [N, most matches in the batch], padded with pad_value. */
   Tokenizer: {
     domain: "com.microsoft",
-    infer: (g, [x]) => {
-      if (x!.rank !== 1 || x!.dtype !== "string") throw g.shapeError(`Tokenizer expects strings [N], got ${x!.dtype} ${formatShape(x!.shape)}`);
-      return [{ shape: [x!.shape[0]!, "matches"], dtype: "string" }];
+    infer: ({ g, x }) => {
+      if (x.rank !== 1 || x.dtype !== "string") throw g.shapeError(`Tokenizer expects strings [N], got ${x.dtype} ${formatShape(x.shape)}`);
+      return [{ shape: [x.shape[0]!, "matches"], dtype: "string" }];
     },
   },
   StringNormalizer: { infer: sameAsFirst },
   /** A lookup table: keys_strings or keys_int64s → values_int64s, default_int64 for a missing key. */
-  LabelEncoder: { domain: "ai.onnx.ml", infer: (_g, [x]) => [{ shape: x!.shape, dtype: "int64" }] },
+  LabelEncoder: { domain: "ai.onnx.ml", infer: ({ x }) => [{ shape: x.shape, dtype: "int64" }] },
 };
 
 const DTYPE_BY_ONNX: Record<number, DType> = { 1: "float32", 2: "uint8", 6: "int32", 7: "int64", 8: "string", 9: "bool" };
@@ -542,8 +581,15 @@ export const ONNX_BY_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int3
 export function emit(opType: string, inputs: (Value | undefined)[], attrs: Attrs = {}, hint?: Shape): Value[] {
   const def = OPS[opType];
   if (!def) throw new Error(`distill has no definition for ONNX op ${opType}`);
-  const g = inputs.find((v) => v)!.graph;
-  const outs = def.infer(g, inputs, attrs, hint);
+  const first = inputs[0];
+  if (!first) throw new Error(`${opType}: the first input is required`);
+  const g = first.graph;
+  const input = (i: number): Value => {
+    const v = inputs[i];
+    if (!v) throw g.shapeError(`${opType}: input ${i} is required`);
+    return v;
+  };
+  const outs = def.infer({ g, x: first, input, optional: (i) => inputs[i], inputs, attrs, hint });
   if (hint && !def.shapeFromHint) {
     const got = outs[0]!.shape;
     if (got.length !== hint.length || got.some((d, i) => typeof d === "number" && typeof hint[i] === "number" && d !== hint[i]))
