@@ -318,12 +318,33 @@ export class Sequential extends Module {
   }
   protected build(ctx: ForwardContext, x: Value): Value {
     let h = x;
-    this.layers.forEach((layer, i) => {
-      layer.path = this.path ? `${this.path}.${this.names[i]}` : this.names[i]!;
-      h = layer.forward(ctx, h);
-    });
+    this.layers.forEach((layer, i) => (layer.path = this.path ? `${this.path}.${this.names[i]}` : this.names[i]!));
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i]!, next = this.layers[i + 1];
+      if (ctx.training && layer instanceof ReLU && next instanceof MaxPool2d) {
+        h = reluThenMaxPool(ctx, layer, next, h);
+        i++;
+      } else h = layer.forward(ctx, h);
+    }
     return h;
   }
+}
+
+/**
+ * MaxPool(ReLU(z)) computed as ReLU(MaxPool(z)): max-pooling commutes with the ReLU (both are
+ * monotone), so the values are the same bits, while the ReLU and its gradient run on a tensor
+ * kernel² times smaller. The gradients agree too: a window's argmax only differs where it holds no
+ * positive value, and there the ReLU passes none. Each layer's tap is what it was: the ReLU's own
+ * output is still built for a term that taps it (and pruned from the model when none does).
+ * Training graphs only: an exported model keeps Conv → ReLU, which onnxruntime fuses (and int8
+ * quantizes after the ReLU).
+ */
+function reluThenMaxPool(ctx: ForwardContext, relu: ReLU, pool: MaxPool2d, z: Value): Value {
+  relu.forward(ctx, z);
+  const pooled = pool.forward(ctx, z);
+  const y = ctx.graph.withScope(relu.path, () => F.relu(pooled));
+  ctx.tap(pool.path, y);
+  return y;
 }
 
 /** y = body(x) + shortcut(x), the shortcut being the identity unless given (e.g. a 1×1 conv). */
