@@ -139,6 +139,9 @@ test("unknown keys are errors that list the allowed keys", () => {
   });
   // sgd-only options are unknown to adam.
   assert.throws(() => loadConfig(validPath, { set: ["student.train.optimizer.momentum=0.5"] }), /student\.train\.optimizer: unknown key "momentum"/);
+  // The max-norm bound is optional and positive.
+  assert.equal(loadConfig(validPath, { set: ["student.train.optimizer.maxNorm=3.5"] }).student.train.optimizer.maxNorm, 3.5);
+  assert.throws(() => loadConfig(validPath, { set: ["student.train.optimizer.maxNorm=0"] }), /student\.train\.optimizer\.maxNorm: /);
 });
 
 test("bad enum values list the options", () => {

@@ -124,3 +124,54 @@ describe("SGD momentum folded into the weight-gradient Gemm", () => {
     assert.ok(g.nodes.some((n) => n.opType === "Gemm" && n.inputs[2]?.name.endsWith("momentum") && "beta" in n.attrs));
   });
 });
+
+describe("max-norm constraint (optimizer.maxNorm)", () => {
+  // Loss Σ C·W + Σ b + ½ Σ W², so ∇W = C + W: rows of W grow past the bound within a step or two.
+  const CW = [[3, -4, 0], [0.1, 0.2, -0.1]];
+  const W = [[0.5, 0.5, 0.5], [0.1, -0.1, 0.2]];
+  const bound = 2, lr = 0.5;
+
+  async function run(opt: OptimizerConfig, steps: number): Promise<{ w: number[]; b: number[] }> {
+    const g = new Graph();
+    const w = g.input("w", [2, 3]), b = g.input("b", [3]);
+    const loss = F.add(
+      F.add(F.reduceSum(F.mul(w, g.constFloat(CW.flat(), [2, 3])), [0, 1]), F.scale(F.reduceSum(F.mul(w, w), [0, 1]), 0.5)),
+      F.scale(F.reduceSum(b, [0]), 5),
+    );
+    const compiled = compileTrainStep({ graph: g, loss, params: new Map([["w", w], ["b", b]]), optimizer: opt });
+    const initial = new Map<string, Tensor<"float32">>([
+      ["w", { dtype: "float32", shape: [2, 3], data: Float32Array.from(W.flat()) }],
+      ["b", { dtype: "float32", shape: [3], data: new Float32Array(3) }],
+    ]);
+    for (const s of compiled.stateNames) if (!initial.has(s)) initial.set(s, { dtype: "float32", shape: s.startsWith("w.") ? [2, 3] : [3], data: new Float32Array(s.startsWith("w.") ? 6 : 3) });
+    const session = await TrainingSession.create(compiled, opt, initial, { threads: 1 });
+    for (let s = 0; s < steps; s++) await session.run({}, lr);
+    const out = { w: Array.from(session.state("w").data), b: Array.from(session.state("b").data) };
+    await session.dispose();
+    return out;
+  }
+
+  it("scales each unit's incoming weights back to the bound after an SGD step, as a float64 reference does", async () => {
+    const steps = 3;
+    const got = await run({ kind: "sgd", momentum: 0, maxNorm: bound }, steps);
+    const ref = W.map((r) => r.slice());
+    for (let s = 0; s < steps; s++)
+      for (const [u, row] of ref.entries()) {
+        for (let j = 0; j < 3; j++) row[j] = row[j]! - lr * (CW[u]![j]! + row[j]!);
+        const norm = Math.hypot(...row);
+        if (norm > bound) for (let j = 0; j < 3; j++) row[j] = (row[j]! * bound) / norm;
+      }
+    got.w.forEach((v, i) => assert.ok(Math.abs(v - ref.flat()[i]!) < 1e-6, `w[${i}] = ${v}, reference ${ref.flat()[i]}`));
+    // Row 0 hit the bound, row 1 stayed inside it (so it was not touched); the bias is free.
+    assert.ok(Math.abs(Math.hypot(...got.w.slice(0, 3)) - bound) < 1e-5);
+    assert.ok(Math.hypot(...got.w.slice(3)) < bound);
+    const free = await run({ kind: "sgd", momentum: 0 }, steps);
+    assert.ok(Math.hypot(...free.w.slice(0, 3)) > bound, "without the constraint row 0 grows past the bound");
+    assert.deepEqual(got.b, free.b, "rank-1 parameters are not constrained");
+  });
+
+  it("applies after Adam's update too", async () => {
+    const got = await run({ kind: "adam", maxNorm: 0.5 }, 4);
+    for (const row of [got.w.slice(0, 3), got.w.slice(3)]) assert.ok(Math.hypot(...row) <= 0.5 + 1e-6, `row norm ${Math.hypot(...row)}`);
+  });
+});

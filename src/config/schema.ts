@@ -109,6 +109,8 @@ const optimizerSchema = z.discriminatedUnion(
       momentum: unitOpen().default(0.9),
       nesterov: bool().default(false),
       weightDecay: nonNegativeNumber().default(0),
+      /** After each step, each unit's incoming weights scaled back to L2 norm ≤ maxNorm (weights of rank ≥ 2). */
+      maxNorm: positiveNumber().optional(),
     }),
     obj({
       kind: z.enum(["adam", "adamw"]),
@@ -117,6 +119,7 @@ const optimizerSchema = z.discriminatedUnion(
       beta2: unitOpen().default(0.999),
       eps: positiveNumber().default(1e-8),
       weightDecay: nonNegativeNumber().default(0),
+      maxNorm: positiveNumber().optional(),
     }),
   ],
   {

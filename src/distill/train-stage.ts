@@ -79,9 +79,10 @@ export async function trainStage(job: StageJob): Promise<{ params: ParameterSet;
 
 function optimizerOf(t: TrainSpec): OptimizerConfig {
   const o = t.optimizer;
+  const maxNorm = o.maxNorm !== undefined ? { maxNorm: o.maxNorm } : {};
   return o.kind === "sgd"
-    ? { kind: "sgd", momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay }
-    : { kind: o.kind, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay };
+    ? { kind: "sgd", momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay, ...maxNorm }
+    : { kind: o.kind, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, ...maxNorm };
 }
 
 async function createTrainer(job: StageJob, terms: WeightedTerms): Promise<ModelTrainer> {

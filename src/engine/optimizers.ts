@@ -5,9 +5,18 @@
 import { formatShape, type Graph, type Value } from "./graph.js";
 import * as F from "./ops.js";
 
-export type OptimizerConfig =
+export type OptimizerConfig = (
   | { kind: "sgd"; momentum?: number; nesterov?: boolean; weightDecay?: number }
-  | { kind: "adam" | "adamw"; beta1?: number; beta2?: number; eps?: number; weightDecay?: number };
+  | { kind: "adam" | "adamw"; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }
+) & {
+  /**
+   * Max-norm constraint (Srivastava et al. 2014, used with dropout by Hinton et al. 2015): after
+   * each step, every weight tensor of rank ≥ 2 has each output unit's incoming weights (all axes
+   * but the first: a Linear row, a Conv filter) scaled back to L2 norm ≤ maxNorm. Biases and
+   * normalisation parameters are left alone.
+   */
+  maxNorm?: number;
+};
 
 /** Per-parameter optimizer state tensors (same shape as the parameter). */
 export function optimizerStateNames(cfg: OptimizerConfig): string[] {
@@ -37,6 +46,20 @@ export interface UpdateInputs {
 
 /** Emits the update of one parameter; returns the new parameter and new state values. */
 export function emitUpdate(g: Graph, cfg: OptimizerConfig, u: UpdateInputs): { param: Value; state: Record<string, Value> } {
+  const updated = unconstrainedUpdate(g, cfg, u);
+  if (cfg.maxNorm === undefined || u.param.rank < 2) return updated;
+  return { ...updated, param: maxNormProjection(g, updated.param, cfg.maxNorm) };
+}
+
+/** w · min(1, c / ‖w_unit‖₂) per output unit (axis 0); a unit of norm 0 stays 0. */
+function maxNormProjection(g: Graph, w: Value, c: number): Value {
+  const axes = w.shape.map((_, i) => i).slice(1);
+  const norms = F.sqrt(F.reduceSum(F.mul(w, w), axes, true));
+  const scale = F.emit("Min", [g.constFloat([1]), F.div(g.constFloat([c]), norms)])[0]!;
+  return F.mul(w, scale);
+}
+
+function unconstrainedUpdate(g: Graph, cfg: OptimizerConfig, u: UpdateInputs): { param: Value; state: Record<string, Value> } {
   const c = (x: number) => g.constFloat([x]);
   const wd = cfg.weightDecay ?? 0;
   const lr = u.scalars["lr"]!;
