@@ -199,11 +199,12 @@ test("distill shrink: bisection over width multipliers stops at the smallest stu
   if (!widest.passes) assert.equal(s.chosen, undefined);
   else {
     assert.ok(s.chosen!.passes);
-    const i = s.ladder.indexOf(s.chosen!.width);
-    if (i > 0) assert.equal(s.rungs.find((g) => g.width === s.ladder[i - 1])?.passes, false, "the next smaller rung was tried and failed");
+    const i = s.ladder.findIndex((l) => l.id === s.chosen!.id);
+    if (i > 0) assert.equal(s.rungs.find((g) => g.id === s.ladder[i - 1]!.id)?.passes, false, "the next smaller rung was tried and failed");
   }
   // Sizes grow with width: 784·16w + 16w + 16w·10 + 10 parameters.
-  for (const g of s.rungs) assert.equal(g.params, 784 * 16 * g.width + 16 * g.width + 16 * g.width * 10 + 10);
+  for (const g of s.rungs) assert.equal(g.params, 784 * 16 * g.width! + 16 * g.width! + 16 * g.width! * 10 + 10);
+  assert.deepEqual(s.ladder.map((l) => l.id), ["w0.25", "w0.5", "w1", "w2"], "a width ladder keeps its w<width> ids");
   assert.ok(s.rungs.some((g) => g.pareto));
   assert.match(readFileSync(join(out, "report.html"), "utf8"), /Shrink: shrink/);
 });

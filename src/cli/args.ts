@@ -144,20 +144,31 @@ export function buildProgram(io: CliIo = defaultIo): Command {
 
   program
     .command("shrink")
-    .description("find the smallest student (width multipliers, bisection) whose validation accuracy is ≥ keep × the teacher's")
-    .argument("<config>", "YAML config file")
+    .description("find the smallest student (width × depth multipliers or the config's shrink.models, ordered by parameters; bisection) whose validation accuracy is ≥ keep × the teacher's")
+    .argument("<config>", "YAML config file (an optional shrink: {models: [{name, model}, …]} section lists the ladder)")
     .requiredOption("--keep <fraction>", "fraction of the teacher's validation accuracy to keep, e.g. 0.99")
     .option("--widths <list>", "width multipliers of the student's hidden layers (default: 0.0625,0.125,0.25,0.5,1)")
+    .option("--depths <list>", "depth multipliers: the student's hidden linear layers (MLP) or conv blocks (CNN) × d, e.g. 0.5,1,2 (default: 1)")
+    .option("--every-rung", "train every rung instead of bisecting (the whole accuracy/size curve)")
+    .option("--assistant", "afterwards, train the rung below the chosen one again through a teacher assistant")
+    .option("--assistant-gap <gap>", "the same, only when the chosen rung's validation accuracy is more than this below the teacher's, e.g. 0.02")
     .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
     .option("--output <dir>", "shrink folder (default: runs/<name>-shrink)")
     .option("--concurrency <n>", "trials at once on this machine", positiveIntArg)
     .option("--queue <redis-url>", "run rungs as BullMQ jobs on Redis")
     .option("--debug", "print stack traces of errors")
-    .action(async (configPath: string, opts: { keep: string; widths?: string; set?: string[]; output?: string; concurrency?: number; queue?: string }) => {
-      const { shrinkCommand, parseKeep, parseLadder, DEFAULT_LADDER } = await import("../tune/shrink.js");
+    .action(async (configPath: string, opts: { keep: string; widths?: string; depths?: string; everyRung?: boolean; assistant?: boolean; assistantGap?: string; set?: string[]; output?: string; concurrency?: number; queue?: string }) => {
+      const { shrinkCommand, parseKeep, parseLadder, parseDepths, parseGap } = await import("../tune/shrink.js");
+      const { UserError } = await import("../errors.js");
       const keep = parseKeep(opts.keep);
-      const ladder = opts.widths === undefined ? DEFAULT_LADDER : parseLadder(opts.widths);
-      await shrinkCommand(configPath, keep, ladder, { ...searchOptions(opts), log: (l) => io.writeOut(l + "\n") });
+      const widths = opts.widths === undefined ? undefined : parseLadder(opts.widths);
+      const depths = opts.depths === undefined ? undefined : parseDepths(opts.depths);
+      if (opts.assistant && opts.assistantGap !== undefined) throw new UserError("--assistant-gap", "give --assistant (always) or --assistant-gap (when the gap is larger), not both");
+      const assistant = opts.assistant ? { always: true as const } : opts.assistantGap !== undefined ? { gap: parseGap(opts.assistantGap) } : undefined;
+      await shrinkCommand(configPath, {
+        keep, ...(widths ? { widths } : {}), ...(depths ? { depths } : {}), everyRung: opts.everyRung === true, ...(assistant ? { assistant } : {}),
+        ...searchOptions(opts), log: (l) => io.writeOut(l + "\n"),
+      });
     });
 
   program

@@ -380,6 +380,20 @@ export const tuneSchema = obj({
 
 export type TuneSpec = z.output<typeof tuneSchema>;
 
+/** `shrink:` — read only by `distill shrink`: a ladder given as a list of models instead of multipliers. */
+export const shrinkSchema = obj({
+  models: z
+    .array(obj({ name: str("a model name"), model: modelSchema }), num("a list like [{name: small, model: {layers: [...]}}]"))
+    .min(1, num("at least one model"))
+    .superRefine((ms, ctx) => {
+      ms.forEach((m, i) => {
+        if (ms.findIndex((o) => o.name === m.name) !== i) ctx.addIssue({ code: "custom", path: [i, "name"], message: `the name ${JSON.stringify(m.name)} is used twice` });
+      });
+    }),
+});
+
+export type ShrinkSpec = z.output<typeof shrinkSchema>;
+
 // ---- whole config -----------------------------------------------------------------------------
 
 const seedsSchema = z
@@ -412,6 +426,8 @@ export const distillConfigSchema = obj({
   }).optional(),
   /** Only read by `distill tune`; a run ignores it. */
   tune: tuneSchema.optional(),
+  /** Only read by `distill shrink`; a run ignores it. */
+  shrink: shrinkSchema.optional(),
 })
   .superRefine((c, ctx) => {
     const chosen = assistantsOf(c);
@@ -444,6 +460,7 @@ export const distillConfigSchema = obj({
   // Without labels there is no cross-entropy term to weigh, so all of logit KD's loss is distillation.
   kd: resolveKd(c.kd, c.data.transfer !== "unlabeled", assistantsOf(c) as ModelSpec[] | undefined),
   ...(c.tune ? { tune: c.tune } : {}),
+  ...(c.shrink ? { shrink: c.shrink } : {}),
 }));
 
 /** `kd.assistants: {count: n}` chosen between teacher and student (or why not); undefined for a list or none. */

@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { chartJs } from "../report/html.js";
 import { writeFileAtomic } from "../util/fs.js";
+import { rungLabel } from "./ladder.js";
 import type { ShrinkResults } from "./shrink.js";
 import type { SeedStats, TuneResults } from "./search.js";
 import type { Setting } from "./space.js";
@@ -20,7 +21,7 @@ function page(title: string, body: string, script: string): string {
 <style>
 body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}tr.win td{font-weight:600;background:#eef7ee}
+th{background:#f4f4f4}tr.skip td{color:#888}td.l,th.l{text-align:left}tr.win td{font-weight:600;background:#eef7ee}
 .box{position:relative;height:320px;margin-bottom:1.5em}.answer{font-size:1.1em;background:#f6f8fa;padding:.8em 1em;border-left:4px solid #2a7}
 </style></head><body>
 ${body}
@@ -92,17 +93,45 @@ Selection reads validation accuracy only; the test set is read once, for the fin
 }
 
 export function writeShrinkReport(dir: string, r: ShrinkResults): string {
-  const rows = r.rungs
-    .map((g) => `<tr${g.width === r.chosen?.width ? ' class="win"' : ""}><td>${g.width}</td><td>${g.params.toLocaleString("en-US")}</td><td>${g.latencyP50Ms.toFixed(4)}</td><td>${g.valAccuracy.toFixed(4)}</td><td>${(g.valAccuracy / r.teacherValAccuracy).toFixed(4)}</td><td>${g.testErrors}</td><td>${g.pareto ? "yes" : ""}</td><td>${g.passes ? "yes" : "no"}</td></tr>`)
+  const a = r.assistant && !("skipped" in r.assistant) ? r.assistant : undefined;
+  const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(2)} pt`;
+  const rows = r.ladder
+    .map((l) => {
+      const g = r.rungs.find((x) => x.id === l.id);
+      const first = `<td class="l">${esc(rungLabel(l))}</td><td>${l.params.toLocaleString("en-US")}</td>`;
+      if (!g) return `<tr class="skip">${first}<td colspan="8" class="l">not trained (bisection)</td></tr>`;
+      const withAssistant = a && a.rung === g.id ? `${a.valAccuracy.toFixed(4)} (${pct(a.gain)}; ${a.passes ? "keeps" : "does not keep"})` : "";
+      return `<tr${g.id === r.chosen?.id ? ' class="win"' : ""} data-rung="${esc(g.id)}">${first}<td>${g.latencyP50Ms.toFixed(4)}</td><td>${g.valAccuracy.toFixed(4)}</td><td>${(g.valAccuracy / r.teacherValAccuracy).toFixed(4)}</td><td>${g.testErrors}</td><td>${g.pareto ? "yes" : ""}</td><td>${g.latencyPareto ? "yes" : ""}</td><td>${g.passes ? "yes" : "no"}</td><td class="assistant">${withAssistant}</td></tr>`;
+    })
     .join("");
   const c = r.chosen;
+  const assistantText = !r.assistant ? "" : "skipped" in r.assistant ? `<p id="assistant">Teacher assistant: ${esc(r.assistant.skipped)}.</p>`
+    : `<p id="assistant" class="answer">Teacher assistant (${esc(r.assistant.why)}): ${esc(r.assistant.rung)} trained again through an assistant of ${r.assistant.assistantParams.toLocaleString("en-US")} parameters (${esc(r.assistant.assistantFrom)}):
+val acc ${r.assistant.valAccuracy.toFixed(4)}, ${pct(r.assistant.gain)} over the same student distilled directly; it <b>${r.assistant.passes ? "now keeps" : "still does not keep"}</b> ${r.keep} × the teacher's. ${r.assistant.gain > 0 ? "The assistant helped." : "The assistant did not help."}</p>`;
   const body = `<h1>Shrink: ${esc(r.name)}</h1>
-<p class="answer">${c ? `Smallest student keeping ≥ ${r.keep} × the teacher's validation accuracy (${r.teacherValAccuracy.toFixed(4)}): <b>width × ${c.width}</b>, ${c.params.toLocaleString("en-US")} parameters (${(c.params / r.teacherParams * 100).toFixed(2)} % of the teacher's), p50 latency ${c.latencyP50Ms.toFixed(4)} ms (teacher ${r.teacherLatencyP50Ms.toFixed(4)} ms), val acc ${c.valAccuracy.toFixed(4)}.` : `No rung of the ladder keeps ${r.keep} × the teacher's validation accuracy (${r.teacherValAccuracy.toFixed(4)}).`}</p>
-<table id="rungs"><tr><th>width ×</th><th>parameters</th><th>p50 ms</th><th>val acc</th><th>÷ teacher</th><th>test errors / ${r.testTotal}</th><th>Pareto</th><th>keeps</th></tr>${rows}</table>
-<div class="box"><canvas id="size"></canvas></div>
-<p>Ladder ${esc(r.ladder.join(", "))}; ${r.rungs.length} of ${r.ladder.length} rungs trained (bisection). Teacher: ${r.teacherParams.toLocaleString("en-US")} parameters. Selection on validation accuracy; test errors shown for reference.</p>`;
-  const pts = r.rungs.map((g) => ({ x: g.params, y: g.valAccuracy }));
-  const script = `new Chart(document.getElementById("size"),{type:"scatter",data:{datasets:[{label:"rung",data:${json(pts)}},{label:"keep × teacher",data:${json([{ x: Math.min(...pts.map((p) => p.x)), y: r.keep * r.teacherValAccuracy }, { x: Math.max(...pts.map((p) => p.x)), y: r.keep * r.teacherValAccuracy }])},showLine:true,pointRadius:0}]},options:{maintainAspectRatio:false,animation:false,scales:{x:{type:"logarithmic",title:{display:true,text:"parameters"}},y:{title:{display:true,text:"validation accuracy"}}}}});`;
+<p class="answer">${c ? `Smallest student keeping ≥ ${r.keep} × the teacher's validation accuracy (${r.teacherValAccuracy.toFixed(4)}): <b>${esc(rungLabel(c))}</b>, ${c.params.toLocaleString("en-US")} parameters (${(c.params / r.teacherParams * 100).toFixed(2)} % of the teacher's), p50 latency ${c.latencyP50Ms.toFixed(4)} ms (teacher ${r.teacherLatencyP50Ms.toFixed(4)} ms), val acc ${c.valAccuracy.toFixed(4)}.` : `No rung of the ladder keeps ${r.keep} × the teacher's validation accuracy (${r.teacherValAccuracy.toFixed(4)}).`}</p>
+${assistantText}
+<table id="rungs"><tr><th class="l">rung</th><th>parameters</th><th>p50 ms</th><th>val acc</th><th>÷ teacher</th><th>test errors / ${r.testTotal}</th><th>Pareto (params)</th><th>Pareto (latency)</th><th>keeps</th><th>with assistant</th></tr>${rows}</table>
+<h2>Validation accuracy vs parameters</h2><div class="box"><canvas id="size"></canvas></div>
+<h2>Validation accuracy vs latency</h2><div class="box"><canvas id="latency"></canvas></div>
+<p>${r.ladder.length} rungs ordered by parameter count; ${r.rungs.length} trained (${r.everyRung ? "every rung" : "bisection, which takes validation accuracy to grow along the ladder"}). Teacher: ${r.teacherParams.toLocaleString("en-US")} parameters. The Pareto front: rungs no other trained rung beats on both size (or latency) and validation accuracy. Selection on validation accuracy; test errors shown for reference.</p>`;
+  const chart = (id: string, xOf: (g: ShrinkResults["rungs"][number]) => number, xTitle: string, front: (g: ShrinkResults["rungs"][number]) => boolean) => {
+    const pts = r.rungs.map((g) => ({ x: xOf(g), y: g.valAccuracy, label: rungLabel(g) }));
+    const frontPts = r.rungs.filter(front).map((g) => ({ x: xOf(g), y: g.valAccuracy })).sort((p, q) => p.x - q.x);
+    const xs = pts.map((p) => p.x);
+    const keepLine = [{ x: Math.min(...xs), y: r.keep * r.teacherValAccuracy }, { x: Math.max(...xs), y: r.keep * r.teacherValAccuracy }];
+    const chosen = c ? [{ x: xOf(c), y: c.valAccuracy }] : [];
+    const assisted = a ? r.rungs.filter((g) => g.id === a.rung).map((g) => ({ x: xOf(g), y: a.valAccuracy })) : [];
+    const sets = [
+      { label: "rung", data: pts },
+      { label: "Pareto front", data: frontPts, showLine: true, pointRadius: 0 },
+      { label: "keep × teacher", data: keepLine, showLine: true, pointRadius: 0, borderDash: [4, 4] },
+      { label: "chosen", data: chosen, pointRadius: 7, pointStyle: "star" },
+      ...(assisted.length ? [{ label: "with assistant", data: assisted, pointRadius: 6, pointStyle: "triangle" }] : []),
+    ];
+    return `new Chart(document.getElementById(${json(id)}),{type:"scatter",data:{datasets:${json(sets)}},options:{maintainAspectRatio:false,animation:false,plugins:{tooltip:{callbacks:{label:(c)=>(c.raw.label?c.raw.label+": ":"")+c.raw.y.toFixed(4)}}},scales:{x:{type:"logarithmic",title:{display:true,text:${json(xTitle)}}},y:{title:{display:true,text:"validation accuracy"}}}}});`;
+  };
+  const script = chart("size", (g) => g.params, "parameters", (g) => g.pareto) + "\n" + chart("latency", (g) => g.latencyP50Ms, "p50 latency (ms)", (g) => g.latencyPareto);
   const path = join(dir, "report.html");
   writeFileAtomic(path, page(`Shrink ${r.name}`, body, script));
   return path;

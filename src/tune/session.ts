@@ -61,13 +61,14 @@ export function stateFile(kind: SessionState["kind"]): string {
 export function rawDocument(configPath: string): Record<string, unknown> {
   const doc = parseYaml(readFileSync(configPath, "utf8")) as Record<string, unknown>;
   delete doc["tune"];
+  delete doc["shrink"];
   delete doc["output"];
   return doc;
 }
 
 /** The resolved config as a plain document, minus what a trial must not inherit. */
 export function baseDocument(config: DistillConfig): Record<string, unknown> {
-  const { tune: _tune, output: _output, ...rest } = config as DistillConfig & { tune?: unknown };
+  const { tune: _tune, shrink: _shrink, output: _output, ...rest } = config as DistillConfig & { tune?: unknown; shrink?: unknown };
   return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
 }
 
