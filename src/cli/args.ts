@@ -89,18 +89,33 @@ export function buildProgram(io: CliIo = defaultIo): Command {
 
   program
     .command("label")
-    .description("the teacher's labelling pass alone: its logits on the transfer set into the soft-target cache, in chunks; --shard splits it over machines (merge by copying the cache files)")
+    .description("the teacher's labelling pass alone: its logits on the transfer set into the soft-target cache, in chunks; --shard splits it over machines (merge by copying the cache files), --queue runs the shards as jobs for distill worker")
     .argument("<config>", "YAML config file (its teacher: an .onnx, or --run for a teacher trained by a run)")
     .option("--shard <i/N>", "label shard i of N (chunks c with c % N == i), e.g. 0/2")
+    .option("--queue <redis-url>", "enqueue the shards as BullMQ jobs on Redis for distill worker (shared cache folder) and wait for them")
+    .option("--shards <n>", "with --queue: the number of shards to enqueue")
     .option("--cache-dir <dir>", "cache folder (default: $DISTILL_CACHE or .cache/distill)")
     .option("--run <dir>", "a run folder whose teacher has finished training: label with its teacher.onnx")
     .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
     .option("-q, --quiet", "no progress bars: one line per finished task")
     .option("--debug", "print stack traces of errors")
-    .action(async (configPath: string, opts: { shard?: string; cacheDir?: string; run?: string; set?: string[]; quiet?: boolean }) => {
+    .action(async (configPath: string, opts: { shard?: string; queue?: string; shards?: string; cacheDir?: string; run?: string; set?: string[]; quiet?: boolean }) => {
       // The shard spec first: a bad one is refused before anything is loaded, read or written.
       const { parseShard } = await import("../distill/shard.js");
+      const { UserError } = await import("../errors.js");
       const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
+      if (opts.queue !== undefined) {
+        const { parseRedisUrl } = await import("../tune/queue.js");
+        const { labelOnQueue, parseShardCount } = await import("../distill/label-queue.js");
+        parseRedisUrl(opts.queue, "--queue");
+        if (shard) throw new UserError("--shard", "with --queue the workers take the shards: give --shards N instead");
+        if (opts.shards === undefined) throw new UserError("--queue", "give the number of shards to enqueue with --shards N");
+        const shards = parseShardCount(opts.shards);
+        const config = loadConfig(configPath, { set: opts.set });
+        await labelOnQueue(config, configPath, { queue: opts.queue, shards, ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.run ? { run: opts.run } : {}), log: (l) => io.writeOut(l + "\n") });
+        return;
+      }
+      if (opts.shards !== undefined) throw new UserError("--shards", "only with --queue (on one machine, label shard i of N with --shard i/N)");
       const config = loadConfig(configPath, { set: opts.set });
       const { labelCommand } = await import("../distill/label.js");
       await labelCommand(config, configPath, {
@@ -173,7 +188,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
 
   program
     .command("worker")
-    .description("run tune/shrink trials from a BullMQ queue on Redis until stopped")
+    .description("run tune/shrink trials and distill label --queue shards from a BullMQ queue on Redis until stopped")
     .requiredOption("--queue <redis-url>", "Redis URL, e.g. redis://127.0.0.1:6379")
     .option("--stall-seconds <n>", "a dead worker's trial goes back to the queue after about this long (default 30)", positiveIntArg)
     .option("--max-jobs <n>", "exit after this many trials", positiveIntArg)

@@ -23,7 +23,14 @@ export interface LabelCommandOptions {
   log: (line: string) => void;
 }
 
-export async function labelCommand(config: DistillConfig, configPath: string, o: LabelCommandOptions): Promise<void> {
+export interface LabelSummary {
+  samples: number;
+  computedSamples: number;
+  chunks: number;
+  seconds: number;
+}
+
+export async function labelCommand(config: DistillConfig, configPath: string, o: LabelCommandOptions): Promise<LabelSummary> {
   const progress = createProgress({ quiet: o.quiet });
   const cacheDir = o.cacheDir ?? defaultCacheDir();
   const teacherPath = teacherFileFor(config, configPath, o.run);
@@ -55,13 +62,14 @@ export async function labelCommand(config: DistillConfig, configPath: string, o:
       `labelled ${result.samples} samples${shardText}: ${result.computedSamples} computed, ${result.samples - result.computedSamples} from cache, ` +
         `${seconds.toFixed(1)} s, ${Math.round(result.samples / Math.max(seconds, 1e-9))} samples/s; cache ${join(cacheDir, "soft-targets")}`,
     );
+    return { samples: result.samples, computedSamples: result.computedSamples, chunks: chunks.length, seconds };
   } finally {
     await teacher.dispose();
   }
 }
 
 /** The teacher to label with; one that the run would train has to exist first. */
-function teacherFileFor(config: DistillConfig, configPath: string, run: string | undefined): { file: string; adapt?: DistillConfig["teacher"] & { onnx: string } } {
+export function teacherFileFor(config: DistillConfig, configPath: string, run: string | undefined): { file: string; adapt?: DistillConfig["teacher"] & { onnx: string } } {
   if (run !== undefined) {
     const file = join(run, "teacher.onnx");
     if (!existsSync(file)) throw new UserError(run, "no teacher.onnx in this run folder: its teacher has not finished training (label after the run's teacher stage, or give the config a teacher.onnx)");

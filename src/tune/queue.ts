@@ -3,12 +3,14 @@
 // runs one trial at a time in a child process, so its event loop stays free to renew the job's
 // lock; a worker killed mid-trial stops renewing, and BullMQ's stalled-job check hands the job back
 // to the queue, where another worker continues the trial folder with `distill resume` semantics.
+// The same workers run labelling shards (`distill label --queue … --shards N`, kind "label").
 
 import { hostname } from "node:os";
 import { Queue, QueueEvents, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import { UserError } from "../errors.js";
-import { runTrialChild, type TrialJob, type TrialOutcome } from "./trial.js";
+import type { LabelJob } from "../distill/label-queue.js";
+import { runJobChild, runTrialChild, type TrialJob, type TrialOutcome } from "./trial.js";
 
 export const QUEUE_NAME = "distill-trials";
 
@@ -72,13 +74,17 @@ export class QueueExecutor {
    * or running waits for that job instead of adding a second one.
    */
   async run(job: TrialJob, key: string): Promise<TrialOutcome> {
+    return (await this.submit(job, `${key}-${job.id}`)) as TrialOutcome;
+  }
+
+  /** Adds a job under `jobId` (or finds it queued, running or failed before) and waits for its result. */
+  async submit(job: TrialJob | LabelJob, jobId: string): Promise<unknown> {
     await this.events.waitUntilReady();
-    const jobId = `${key}-${job.id}`;
     // A job that failed before an earlier `distill resume` (a bug, a dead disk) is tried again.
     const earlier = await this.queue.getJob(jobId);
     if (earlier && (await earlier.isFailed())) await earlier.retry();
     const added = await this.queue.add(job.id, job, { jobId, attempts: 1, removeOnComplete: false, removeOnFail: false });
-    return (await added.waitUntilFinished(this.events)) as TrialOutcome;
+    return await added.waitUntilFinished(this.events);
   }
 
   async close(): Promise<void> {
@@ -95,7 +101,7 @@ export interface WorkerOptions {
   log: (line: string) => void;
 }
 
-/** `distill worker`: pulls trials until killed (or maxJobs are done). */
+/** `distill worker`: pulls trials and labelling shards until killed (or maxJobs are done). */
 export async function runWorker(url: string, opts: WorkerOptions): Promise<void> {
   await checkRedis(url, "--queue");
   const connection = { ...parseRedisUrl(url, "--queue"), maxRetriesPerRequest: null };
@@ -103,13 +109,24 @@ export async function runWorker(url: string, opts: WorkerOptions): Promise<void>
   let done = 0;
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((r) => (finish = r));
+  const runTrial = async (data: TrialJob) => {
+    opts.log(`worker ${me}: trial ${data.id} started`);
+    const outcome = await runTrialChild(data);
+    opts.log(`worker ${me}: trial ${data.id} finished, val_acc=${outcome.valAccuracy.toFixed(4)}`);
+    return outcome;
+  };
   const worker = new Worker(
     QUEUE_NAME,
-    async (job: Job<TrialJob>) => {
-      opts.log(`worker ${me}: trial ${job.data.id} started`);
-      const outcome = await runTrialChild(job.data);
-      opts.log(`worker ${me}: trial ${job.data.id} finished, val_acc=${outcome.valAccuracy.toFixed(4)}`);
-      return outcome;
+    async (job: Job<TrialJob | LabelJob>) => {
+      const data = job.data;
+      if ("kind" in data && data.kind === "label") {
+        const what = `label shard ${data.shard.index}/${data.shard.count}`;
+        opts.log(`worker ${me}: ${what} started`);
+        const done = await runJobChild(data, what, data.threads, data.cacheDir, (stdout) => ({ ...(JSON.parse(stdout.trim().split("\n").pop()!) as object), worker: me }));
+        opts.log(`worker ${me}: ${what} finished`);
+        return done;
+      }
+      return runTrial(data as TrialJob);
     },
     {
       connection,
@@ -124,7 +141,7 @@ export async function runWorker(url: string, opts: WorkerOptions): Promise<void>
     done += 1;
     if (opts.maxJobs !== undefined && done >= opts.maxJobs) finish();
   });
-  worker.on("failed", (job, err) => opts.log(`worker ${me}: trial ${job?.data.id ?? "?"} failed: ${err.message}`));
+  worker.on("failed", (job, err) => opts.log(`worker ${me}: ${job && "kind" in job.data ? "label shard" : "trial"} ${job?.data.id ?? "?"} failed: ${err.message}`));
   worker.on("error", (err) => opts.log(`worker ${me}: ${err.message}`));
   const stop = () => finish();
   process.once("SIGINT", stop);

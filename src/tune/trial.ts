@@ -100,26 +100,36 @@ const CHILD = fileURLToPath(new URL("./trial-child.js", import.meta.url));
  * config the user can fix) comes back as a UserError with the child's own message.
  */
 export function runTrialChild(job: TrialJob): Promise<TrialOutcome> {
+  return runJobChild(job, `trial ${job.id}`, job.threads, job.cacheDir, () => readOutcome(job.output));
+}
+
+/**
+ * Runs a queue job (a trial, a labelling shard) in trial-child.js; `read(stdout)` makes its result
+ * once it has exited 0. Exit code 2 (the user can fix it) comes back as a UserError naming `what`.
+ */
+export function runJobChild<T>(job: object, what: string, threads: number, cacheDir: string, read: (stdout: string) => T): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD, JSON.stringify(job)], {
       // The parent's pid, not the child's own ppid at start-up: a parent killed while the child is
       // still starting would otherwise be missed (the child would see init as its parent from the start).
-      env: { ...process.env, DISTILL_THREADS: String(job.threads), DISTILL_CACHE: job.cacheDir, DISTILL_TRIAL_PARENT: String(process.pid) },
-      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, DISTILL_THREADS: String(threads), DISTILL_CACHE: cacheDir, DISTILL_TRIAL_PARENT: String(process.pid) },
+      stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => (stdout = (stdout + d.toString()).slice(-4000)));
     child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     child.on("error", reject);
-    child.on("exit", (code, signal) => {
+    child.on("close", (code, signal) => {
       const last = stderr.split("\n").find((l) => l.startsWith("distill: ")) ?? stderr.trim().split("\n").pop() ?? "";
       if (code === 0) {
         try {
-          resolve(readOutcome(job.output));
+          resolve(read(stdout));
         } catch (e) {
           reject(e as Error);
         }
-      } else if (code === 2) reject(new UserError(`trial ${job.id}`, last.replace(/^distill: /, "")));
-      else reject(new Error(`trial ${job.id} stopped (${signal ? `signal ${signal}` : `exit code ${code}`})${last ? `: ${last}` : ""}`));
+      } else if (code === 2) reject(new UserError(what, last.replace(/^distill: /, "")));
+      else reject(new Error(`${what} stopped (${signal ? `signal ${signal}` : `exit code ${code}`})${last ? `: ${last}` : ""}`));
     });
   });
 }
