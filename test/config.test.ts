@@ -129,7 +129,7 @@ test('"800x" units: one message naming file, key path, expectation and value', (
 test("unknown keys are errors that list the allowed keys", () => {
   const p = file("unknown.yaml", VALID + "foo: 1\n");
   assert.throws(() => loadConfig(p), {
-    message: `${p}: unknown key "foo" (allowed: name, output, seeds, data, teacher, student, kd, keepCheckpoints, compress, tune)`,
+    message: `${p}: unknown key "foo" (allowed: name, output, seeds, data, teacher, student, kd, keepCheckpoints, compress, tune, shrink)`,
   });
   // A typo next to the key it replaces reports the typo, not the missing key.
   const typo = file("typo.yaml", VALID.replace("epochs: 12", "epoch: 12"));

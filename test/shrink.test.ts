@@ -189,10 +189,10 @@ test("the shrink examples load", () => {
 test("bad shrink input: one line naming the option or file and key, exit 2, nothing written", () => {
   const plain = config("plain", STUDY + TEACHER);
   const cases: Array<[string[], RegExp]> = [
-    [[plain, "--keep", "0.9", "--depths", "0"], /^distill: --depths: expected multipliers > 0 separated by commas like 0\.5,1,2, got "0"$/],
-    [[plain, "--keep", "0.9", "--depths", "x"], /^distill: --depths: expected multipliers > 0 separated by commas like 0\.5,1,2, got "x"$/],
-    [[plain, "--keep", "0.9", "--depths", "1,,2"], /^distill: --depths: expected multipliers > 0/],
-    [[plain, "--keep", "0.9", "--widths", "0.5,-1"], /^distill: --widths: expected multipliers > 0/],
+    [[plain, "--keep", "0.9", "--depths", "0"], /^distill: --depths: expected depth multipliers > 0 separated by commas like 0\.5,1,2, got "0"$/],
+    [[plain, "--keep", "0.9", "--depths", "x"], /^distill: --depths: expected depth multipliers > 0 separated by commas like 0\.5,1,2, got "x"$/],
+    [[plain, "--keep", "0.9", "--depths", "1,,2"], /^distill: --depths: expected depth multipliers > 0/],
+    [[plain, "--keep", "0.9", "--widths", "0.5,-1"], /^distill: --widths: expected width multipliers > 0 separated by commas like 0\.25,0\.5,1, got "0\.5,-1"$/],
     [[plain, "--keep", "0.9", "--assistant-gap", "2"], /^distill: --assistant-gap: expected an accuracy gap in \[0, 1\) like 0\.02, got "2"$/],
     [[plain, "--keep", "0.9", "--assistant", "--assistant-gap", "0.1"], /^distill: --assistant-gap: give --assistant \(always\) or --assistant-gap/],
     [[config("empty-models", STUDY + TEACHER + "shrink: { models: [] }\n"), "--keep", "0.9"], /empty-models\.yaml: shrink\.models: expected at least one model/],

@@ -33,11 +33,11 @@ export interface LadderRung {
 }
 
 /** "0.5,1,2" → sorted distinct multipliers > 0; anything else names the option. */
-export function parseMultipliers(text: string, option: string): number[] {
+export function parseMultipliers(text: string, option: "--widths" | "--depths"): number[] {
   const parts = text.split(",").map((s) => s.trim());
   const values = parts.map((s) => (/^[\d.eE+-]+$/.test(s) ? Number(s) : NaN));
   if (!text.trim() || values.some((v) => !(v > 0) || !Number.isFinite(v)))
-    throw new UserError(option, `expected multipliers > 0 separated by commas like 0.5,1,2, got ${JSON.stringify(text)}`);
+    throw new UserError(option, `expected ${option === "--widths" ? "width multipliers > 0 separated by commas like 0.25,0.5,1" : "depth multipliers > 0 separated by commas like 0.5,1,2"}, got ${JSON.stringify(text)}`);
   return [...new Set(values)].sort((a, b) => a - b);
 }
 

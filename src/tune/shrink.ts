@@ -23,6 +23,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { buildLadder, parameterCount, parseMultipliers, rungLabel, type LadderRung } from "./ladder.js";
 import { writeShrinkReport } from "./report.js";
 import { createState, loadState, saveState, Session, type SessionOptions, type SessionState } from "./session.js";
+import type { TrialOutcome } from "./trial.js";
 
 export const DEFAULT_LADDER = [0.0625, 0.125, 0.25, 0.5, 1];
 
@@ -164,7 +165,7 @@ async function executeShrink(dir: string, state: ShrinkState, log: (line: string
       const setting: Record<string, string | number> = r.name !== undefined ? { model: r.name } : { width: r.width!, depth: r.depth! };
       return session.plan(r.id, [`seeds=[${seed}]`, `student.model=${JSON.stringify(r.model)}`], { kind: "rung", rung: index, epochs: studentEpochs, setting });
     };
-    const record = (index: number, o: import("./trial.js").TrialOutcome): boolean => {
+    const record = (index: number, o: TrialOutcome): boolean => {
       const r = state.ladder[index]!;
       const rung: Trained = {
         id: r.id, ...(r.width !== undefined ? { width: r.width, depth: r.depth! } : {}), ...(r.name !== undefined ? { name: r.name } : {}),
