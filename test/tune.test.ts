@@ -128,6 +128,11 @@ test("distill tune: a T × α grid, one teacher and one soft-target cache, the w
   // Final runs: the winner and the config's setting, full test set, seeds as configured.
   assert.equal(results.final.testTotal, 500);
   assert.equal(results.final.winner.testErrors.length, 1);
+  // Search trials train the student alone; the final runs also train the label-only baseline.
+  const stagesOf = (id: string) => readdirSync(join(gridDir, "trials", id, "stages"));
+  for (const t of results.trials) assert.ok(!stagesOf(t.id).some((f) => f.startsWith("baseline")), `${t.id} trains no baseline`);
+  for (const id of runs.filter((d) => d.startsWith("final-"))) assert.ok(stagesOf(id).some((f) => f.startsWith("baseline")), `${id} trains the baseline`);
+  assert.ok(results.final.config.baselineTestErrors!.every(Number.isFinite));
   const ids = ledger(gridDir).map((e) => e.id);
   assert.equal(new Set(ids).size, ids.length, "each trial once in trials.jsonl");
   const html = readFileSync(join(gridDir, "report.html"), "utf8");

@@ -64,7 +64,10 @@ export async function runDistillation(config: DistillConfig, opts: PipelineOptio
     throw new UserError(runDir, `the run folder already exists and is not empty; continue it with \`distill resume ${runDir}\`, or choose another with --output`);
   mkdirSync(runDir, { recursive: true });
   writeFileAtomic(join(runDir, CONFIG_FILE), `# resolved from ${opts.configPath} (defaults filled in)\n` + toYaml(config));
-  const state: RunState = { formatVersion: RUN_FORMAT, configPath: opts.configPath, createdAt: new Date().toISOString(), codeVersion: codeVersion(), activeSeconds: 0 };
+  const state: RunState = {
+    formatVersion: RUN_FORMAT, configPath: opts.configPath, createdAt: new Date().toISOString(), codeVersion: codeVersion(), activeSeconds: 0,
+    ...(opts.skipBaseline ? { skipBaseline: true } : {}),
+  };
   writeFileAtomic(join(runDir, STATE_FILE), JSON.stringify(state, null, 2) + "\n");
   try {
     return await execute(runDir, config, state, opts);
@@ -93,7 +96,7 @@ export async function resumeDistillation(runDir: string, opts: { quiet: boolean;
     throw new UserError(statePath, `run folder format ${format} was written by distill ${state.codeVersion ?? "(unknown version)"}; this distill reads format ${RUN_FORMAT}: resume it with the version that wrote it`);
   // Re-validated: the resolved config is written by us, but a hand edit should fail here, clearly.
   const config = loadConfig(join(runDir, CONFIG_FILE));
-  return execute(runDir, { ...config, output: runDir }, state, { ...opts, configPath: state.configPath });
+  return execute(runDir, { ...config, output: runDir }, state, { ...opts, configPath: state.configPath, ...(state.skipBaseline ? { skipBaseline: true } : {}) });
 }
 
 async function execute(runDir: string, config: DistillConfig, state: RunState, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {

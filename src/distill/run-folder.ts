@@ -27,6 +27,8 @@ export interface RunState {
   codeVersion: string;
   /** Seconds spent working, summed over run + resumes. */
   activeSeconds: number;
+  /** Started without the label-only baseline (a search trial): a resume keeps it out too. */
+  skipBaseline?: boolean;
   /** The teacher's logits on the transfer set (computedSamples: forward passes this run spent on them). */
   softTargets?: { key: string; samples: number; computedSamples: number };
   /** The teacher's cached taps on the transfer set, for feature and relation terms. */

@@ -162,7 +162,10 @@ export class Session {
       set: [...this.state.sets, `name=${String(this.state.base["name"])}-${id}`, ...this.teacherSets(), ...sets],
     });
     return {
-      job: { id, config: JSON.parse(JSON.stringify(config)) as Record<string, unknown>, output: resolve(this.dir, "trials", id), cacheDir: this.state.cacheDir, threads: this.state.threads },
+      job: {
+        id, config: JSON.parse(JSON.stringify(config)) as Record<string, unknown>, output: resolve(this.dir, "trials", id), cacheDir: this.state.cacheDir, threads: this.state.threads,
+        ...(meta.kind === "final" ? {} : { skipBaseline: true }),
+      },
       meta,
     };
   }

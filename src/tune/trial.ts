@@ -20,6 +20,11 @@ export interface TrialJob {
   cacheDir: string;
   /** onnxruntime intra-op threads: fixed by the search, so a result does not depend on who ran it. */
   threads: number;
+  /**
+   * Train no label-only baseline: search trials and shrink rungs are judged on the student alone,
+   * and the baseline would double their cost; the final runs train it, to measure the gain.
+   */
+  skipBaseline?: boolean;
 }
 
 export interface TrialOutcome {
@@ -50,7 +55,7 @@ export async function runTrialHere(job: TrialJob): Promise<TrialOutcome> {
     else {
       rmSync(job.output, { recursive: true, force: true }); // a folder killed before its first state file
       const config = validateConfig({ ...job.config, output: job.output }, `trial ${job.id}`);
-      await runDistillation(config, { configPath: `trial ${job.id}`, quiet: true, cacheDir: job.cacheDir });
+      await runDistillation(config, { configPath: `trial ${job.id}`, quiet: true, cacheDir: job.cacheDir, ...(job.skipBaseline ? { skipBaseline: true } : {}) });
     }
   }
   return readOutcome(job.output);
