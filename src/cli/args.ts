@@ -96,10 +96,11 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .option("--shards <n>", "with --queue: the number of shards to enqueue")
     .option("--cache-dir <dir>", "cache folder (default: $DISTILL_CACHE or .cache/distill)")
     .option("--run <dir>", "a run folder whose teacher has finished training: label with its teacher.onnx")
+    .option("--export <file.npy>", "label every training-source sample and write the logits there (float32 .npy, row i = sample i): a teacher.softTargets file")
     .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
     .option("-q, --quiet", "no progress bars: one line per finished task")
     .option("--debug", "print stack traces of errors")
-    .action(async (configPath: string, opts: { shard?: string; queue?: string; shards?: string; cacheDir?: string; run?: string; set?: string[]; quiet?: boolean }) => {
+    .action(async (configPath: string, opts: { shard?: string; queue?: string; shards?: string; cacheDir?: string; run?: string; export?: string; set?: string[]; quiet?: boolean }) => {
       // The shard spec first: a bad one is refused before anything is loaded, read or written.
       const { parseShard } = await import("../distill/shard.js");
       const { UserError } = await import("../errors.js");
@@ -109,6 +110,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
         const { labelOnQueue, parseShardCount } = await import("../distill/label-queue.js");
         parseRedisUrl(opts.queue, "--queue");
         if (shard) throw new UserError("--shard", "with --queue the workers take the shards: give --shards N instead");
+        if (opts.export !== undefined) throw new UserError("--export", "writes one file from this machine's pass; leave out --queue");
         if (opts.shards === undefined) throw new UserError("--queue", "give the number of shards to enqueue with --shards N");
         const shards = parseShardCount(opts.shards);
         const config = loadConfig(configPath, { set: opts.set });
@@ -119,7 +121,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const config = loadConfig(configPath, { set: opts.set });
       const { labelCommand } = await import("../distill/label.js");
       await labelCommand(config, configPath, {
-        ...(shard ? { shard } : {}), ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.run ? { run: opts.run } : {}),
+        ...(shard ? { shard } : {}), ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.run ? { run: opts.run } : {}), ...(opts.export ? { export: opts.export } : {}),
         quiet: opts.quiet === true, log: (l) => io.writeOut(l + "\n"),
       });
     });

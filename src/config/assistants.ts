@@ -23,7 +23,7 @@ function shape(l: LayerSpec): string {
 /** The assistants' specs, largest first, or a one-line reason why they cannot be chosen. */
 export function chooseAssistants(teacher: ModelSpec | undefined, student: ModelSpec, count: number): ModelSpec[] | string {
   const giveSpecs = "give the assistants as model specs, e.g. assistants: [{layers: [...]}]";
-  if (!teacher) return `{count: ${count}} chooses sizes between teacher.model and student.model, but the teacher is an .onnx file; ${giveSpecs}`;
+  if (!teacher) return `{count: ${count}} chooses sizes between teacher.model and student.model, but the teacher is not trained here (an .onnx or soft-target file); ${giveSpecs}`;
   const t = teacher.layers, s = student.layers;
   const differs = t.length !== s.length ? 0 : t.findIndex((l, i) => shape(l) !== shape(s[i]!));
   if (teacher.input !== student.input || differs !== -1) {

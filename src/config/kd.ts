@@ -30,18 +30,36 @@ export interface KdSpec<M = unknown> {
   assistants?: M[];
   /** Born-again generations including the final student; absent when 1. */
   generations?: number;
-  /** Further .onnx teachers whose soft targets are averaged with the main teacher's. */
+  /** Further teachers (.onnx, or files of soft targets) whose soft targets are averaged with the main teacher's. */
   teachers?: ExtraTeacher[];
   /** Weigh the teachers by validation accuracy instead of their given weights (absent: given). */
   teacherWeights?: "accuracy";
 }
 
+/** Exactly one of onnx and softTargets (id, scores, outputs: as the main teacher's, for a file). */
 export interface ExtraTeacher {
-  onnx: string;
+  onnx?: string;
+  softTargets?: string;
+  outputs?: "auto" | "logits" | "probabilities";
+  id?: string;
+  scores?: string;
   weight: number;
 }
 
-const extraTeacherSchema = obj({ onnx: str("a path to an .onnx file"), weight: nonNegativeNumber().default(1) });
+const extraTeacherSchema = obj({
+  onnx: str("a path to an .onnx file").optional(),
+  softTargets: str("a path to a .npy, .jsonl or .csv file").optional(),
+  outputs: enumOf(["auto", "logits", "probabilities"]).optional(),
+  id: str("a column or field name").optional(),
+  scores: str("a field name").optional(),
+  weight: nonNegativeNumber().default(1),
+}).superRefine((t, ctx) => {
+  if ((t.onnx === undefined) === (t.softTargets === undefined))
+    ctx.addIssue({ code: "custom", path: [], message: "expected one of onnx (a classifier) or softTargets (a file of its outputs)" });
+  else if (t.onnx !== undefined)
+    for (const key of ["outputs", "id", "scores"] as const)
+      if (t[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: "only used with softTargets" });
+});
 const teacherWeightsSchema = enumOf(["given", "accuracy"]);
 const autoAssistantsSchema = obj({ count: positiveInt() });
 

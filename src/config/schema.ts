@@ -163,7 +163,6 @@ export type TrainSpec = z.output<typeof trainSchema>;
 
 // ---- stages -----------------------------------------------------------------------------------
 
-/** Either a ready ONNX classifier or a spec trained in this run; narrow with `teacher.onnx !== undefined`. */
 /** How an ONNX teacher from elsewhere wants its input and where its class scores are. */
 const teacherPreprocessingSchema = obj({
   layout: enumOf(["flat", "nchw", "nhwc"]),
@@ -181,9 +180,27 @@ export type TeacherOnnxSpec = {
   preprocessing?: z.output<typeof teacherPreprocessingSchema> | undefined;
   model?: never;
   train?: never;
+  softTargets?: never;
 };
 
-export type TeacherSpec = TeacherOnnxSpec | { onnx?: never; model: ModelSpec; train: TrainSpec };
+/**
+ * A teacher that lives elsewhere (a Python model, a hosted API): only its class scores, one row per
+ * training-source sample, in a .npy, .jsonl or .csv file (optionally gzipped). See src/distill/soft-target-file.ts.
+ */
+export type TeacherFileSpec = {
+  softTargets: string;
+  outputs?: "auto" | "logits" | "probabilities" | undefined;
+  /** The file's column or field holding each row's sample id; given: rows are matched to samples by id, else row i is sample i. */
+  id?: string | undefined;
+  /** .jsonl rows that are objects: the field holding the scores (default "scores"). */
+  scores?: string | undefined;
+  onnx?: never;
+  model?: never;
+  train?: never;
+};
+
+/** A ready ONNX classifier, a spec trained in this run, or a file of soft targets; narrow with `onnx`, `model`, `softTargets`. */
+export type TeacherSpec = TeacherOnnxSpec | TeacherFileSpec | { onnx?: never; softTargets?: never; model: ModelSpec; train: TrainSpec };
 
 const teacherSchema = obj({
   onnx: str("a path to an .onnx file").optional(),
@@ -193,19 +210,29 @@ const teacherSchema = obj({
   preprocessing: teacherPreprocessingSchema.optional(),
   model: modelSchema.optional(),
   train: trainSchema.optional(),
+  softTargets: str("a path to a .npy, .jsonl or .csv file").optional(),
+  id: str("a column or field name").optional(),
+  scores: str("a field name").optional(),
 })
   .superRefine((t, ctx) => {
-    if (t.onnx !== undefined && t.model !== undefined)
-      ctx.addIssue({ code: "custom", path: [], message: "give either onnx (a trained classifier) or model (trained here), not both" });
-    else if (t.onnx === undefined && t.model === undefined)
-      ctx.addIssue({ code: "custom", path: [], message: "needs onnx (a trained classifier) or model (with train)" });
+    const kinds = (["onnx", "model", "softTargets"] as const).filter((k) => t[k] !== undefined);
+    if (kinds.length > 1)
+      ctx.addIssue({ code: "custom", path: [], message: `give one of onnx (a trained classifier), model (trained here) or softTargets (a file of its outputs), not ${kinds.join(" and ")}` });
+    else if (kinds.length === 0)
+      ctx.addIssue({ code: "custom", path: [], message: "needs onnx (a trained classifier), model (with train) or softTargets (a file of its outputs)" });
     else if (t.model !== undefined && t.train === undefined)
       ctx.addIssue({ code: "custom", path: ["train"], message: "required with model" });
-    else if (t.onnx !== undefined && t.train !== undefined)
-      ctx.addIssue({ code: "custom", path: ["train"], message: "only used with model (an ONNX teacher is not trained)" });
+    else if (t.model === undefined && t.train !== undefined)
+      ctx.addIssue({ code: "custom", path: ["train"], message: "only used with model (a teacher from elsewhere is not trained)" });
     else if (t.model !== undefined)
       for (const key of ["output", "outputs", "preprocessing"] as const)
         if (t[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: "only used with onnx (a teacher trained here takes raw pixels)" });
+    if (t.softTargets === undefined)
+      for (const key of ["id", "scores"] as const)
+        if (t[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: "only used with softTargets (a file of the teacher's outputs)" });
+    if (t.softTargets !== undefined)
+      for (const key of ["output", "preprocessing"] as const)
+        if (t[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: "only used with onnx (a soft-target file holds the scores themselves)" });
   })
   .transform((t) => t as TeacherSpec);
 
@@ -261,6 +288,8 @@ const dataSchema = obj({
   label: str("a column or field name").optional(),
   /** csv: the numeric feature columns (default: every column but the label). */
   features: z.array(str("a column name"), num("a list of column names")).min(1, num("at least one column")).optional(),
+  /** csv, jsonl: the column or field naming each row (its id: a soft-target file's rows can be matched by it). */
+  id: str("a column or field name").optional(),
   /** jsonl (and csv with a text column): the field holding the text. */
   text: str("a column or field name").optional(),
   /** Text: tokens kept per text (longer texts are cut) and the vocabulary's size (padding and unknown included). */
@@ -295,7 +324,7 @@ const dataSchema = obj({
   if (format === undefined) return ctx.addIssue({ code: "custom", path: [], message: "needs dataset (mnist, fashion-mnist) or format (image-folder, csv, jsonl) with train and test" });
   if (format === "idx") {
     if (!d.dataset) need("dataset", "with format: idx (mnist or fashion-mnist)");
-    for (const key of ["train", "test", "testFraction", "label", "features", "text", "image"] as const) if (d[key] !== undefined) unused(key, "with format image-folder, csv or jsonl (a preset's files are found by name; use dir for their folder)");
+    for (const key of ["train", "test", "testFraction", "label", "features", "text", "image", "id"] as const) if (d[key] !== undefined) unused(key, "with format image-folder, csv or jsonl (a preset's files are found by name; use dir for their folder)");
     return;
   }
   if (d.dataset !== undefined) unused("dataset", `for the presets; with format: ${format} name your data with train and test`);
@@ -308,6 +337,7 @@ const dataSchema = obj({
     if (d.image && (d.image.width === undefined) !== (d.image.height === undefined))
       ctx.addIssue({ code: "custom", path: ["image"], message: "give both width and height (every image is resized to them), or neither (the first image's size)" });
     for (const key of ["label", "features", "text"] as const) if (d[key] !== undefined) unused(key, "with csv or jsonl (an image folder's classes are its sub-folders)");
+    if (d.id !== undefined) unused("id", "with csv or jsonl (an image's id is its path in the folder, e.g. 3/img_001.png)");
   } else {
     if (d.image !== undefined) unused("image", "with format: image-folder");
     if (d.label === undefined) need("label", `with format: ${format} (the ${format === "csv" ? "column" : "field"} holding the class)`);

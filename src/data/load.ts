@@ -13,7 +13,7 @@ import { loadRecords } from "./sources/records.js";
 import { buildVocabulary, tokenizeAll } from "./tokenizer.js";
 
 /** The fields of `data:` a loader reads (so callers holding a partial spec, e.g. model metadata, can load too). */
-export type DataSource = Pick<DataSpec, "dataset" | "train" | "test" | "testFraction" | "image" | "label" | "features" | "text"> & Partial<Pick<DataSpec, "format" | "dir" | "maxTokens" | "vocabSize">>;
+export type DataSource = Pick<DataSpec, "dataset" | "train" | "test" | "testFraction" | "image" | "label" | "features" | "text"> & Partial<Pick<DataSpec, "format" | "dir" | "maxTokens" | "vocabSize" | "id">>;
 
 export interface LoadOptions {
   /** Where decoded images are cached (default: $DISTILL_CACHE or .cache/distill). */
@@ -33,7 +33,7 @@ export async function loadData(data: DataSource, o: LoadOptions = {}): Promise<D
     const all = await loadImageFolders(train, train, data.image ?? {}, o);
     return { name, classLabels: all.classLabels, ...holdOut(all.train, data.testFraction!) };
   }
-  const records = loadRecords({ format, train: data.train!, test: data.test, label: data.label!, features: data.features, text: data.text });
+  const records = loadRecords({ format, train: data.train!, test: data.test, label: data.label!, features: data.features, text: data.text, id: data.id });
   if (records.kind === "table") {
     const splits = records.test ? { train: records.train, test: records.test } : holdOut(records.train, data.testFraction!);
     return { name, classLabels: records.classLabels, featureNames: records.featureNames, ...splits };
@@ -43,13 +43,17 @@ export async function loadData(data: DataSource, o: LoadOptions = {}): Promise<D
   let trainTexts = all, testTexts = records.test;
   if (!testTexts) {
     const { train, test } = holdOutIndices(all.texts.length, data.testFraction!);
-    const pick = (rows: Int32Array) => ({ texts: Array.from(rows, (i) => all.texts[i]!), labels: Int32Array.from(rows, (i) => all.labels[i]!) });
+    const pick = (rows: Int32Array) => ({
+      texts: Array.from(rows, (i) => all.texts[i]!), labels: Int32Array.from(rows, (i) => all.labels[i]!),
+      ...(all.ids ? { ids: Array.from(rows, (i) => all.ids![i]!) } : {}),
+    });
     trainTexts = pick(train);
     testTexts = pick(test);
   }
   const vocabulary = buildVocabulary(trainTexts.texts, { vocabSize: data.vocabSize ?? 20000, maxTokens: data.maxTokens ?? 64 });
-  const tokens = (t: { texts: string[]; labels: Int32Array }): SampleSet => ({
+  const tokens = (t: { texts: string[]; labels: Int32Array; ids?: string[] }): SampleSet => ({
     kind: "tokens", inputs: tokenizeAll(t.texts, vocabulary), labels: t.labels, count: t.texts.length, sampleShape: [vocabulary.maxTokens], texts: t.texts,
+    ...(t.ids ? { ids: t.ids } : {}),
   });
   return { name, classLabels: records.classLabels, train: tokens(trainTexts), test: tokens(testTexts!), vocabulary, vocabularySize: vocabulary.tokens.length };
 }
@@ -68,7 +72,7 @@ export function dataMetadata(data: DataSource, dataset: Dataset): Record<string,
   };
 }
 
-const SOURCE_KEYS = { format: 1, dataset: 1, dir: 1, train: 1, test: 1, testFraction: 1, image: 1, label: 1, features: 1, text: 1, maxTokens: 1, vocabSize: 1 };
+const SOURCE_KEYS = { format: 1, dataset: 1, dir: 1, train: 1, test: 1, testFraction: 1, image: 1, label: 1, features: 1, text: 1, id: 1, maxTokens: 1, vocabSize: 1 };
 
 /**
  * The dataset to test a model on: the preset `given` (--data), else the one its metadata records
@@ -111,5 +115,9 @@ export function subset(set: SampleSet, indices: Int32Array): SampleSet {
     inputs.set(set.inputs.subarray(idx * size, (idx + 1) * size), i * size);
     labels[i] = set.labels[idx]!;
   });
-  return { kind: set.kind, inputs, labels, count: indices.length, sampleShape: set.sampleShape, ...(set.texts ? { texts: Array.from(indices, (i) => set.texts![i]!) } : {}) };
+  return {
+    kind: set.kind, inputs, labels, count: indices.length, sampleShape: set.sampleShape,
+    ...(set.texts ? { texts: Array.from(indices, (i) => set.texts![i]!) } : {}),
+    ...(set.ids ? { ids: Array.from(indices, (i) => set.ids![i]!) } : {}),
+  };
 }

@@ -22,6 +22,11 @@ export interface SampleSet {
   sampleShape: number[];
   /** tokens: the raw texts, for models that take strings and for showing examples in the report. */
   texts?: string[];
+  /**
+   * Each sample's name, where the source has one: an image folder's path relative to the folder
+   * ("3/img_001.png"), the data.id column of csv and jsonl rows. Matches a soft-target file's rows by id.
+   */
+  ids?: string[];
 }
 
 export interface Dataset {

@@ -124,7 +124,7 @@ function checkSameImages(set: SampleSet, train: SampleSet, field: string, where 
 
 function firstSamples(set: SampleSet, n: number): SampleSet {
   const size = sampleSize(set);
-  return { ...set, inputs: set.inputs.subarray(0, n * size), labels: set.labels.subarray(0, n), count: n, ...(set.texts ? { texts: set.texts.slice(0, n) } : {}) };
+  return { ...set, inputs: set.inputs.subarray(0, n * size), labels: set.labels.subarray(0, n), count: n, ...(set.texts ? { texts: set.texts.slice(0, n) } : {}), ...(set.ids ? { ids: set.ids.slice(0, n) } : {}) };
 }
 
 /** `train` followed by `more` (same kind and sample shape), labels of the appended ones NO_LABEL. */
@@ -141,5 +141,7 @@ function concatenate(train: SampleSet, more: SampleSet[]): SampleSet {
     at += s.count;
   }
   const texts = train.texts ? [...train.texts, ...more.flatMap((s) => s.texts ?? [])] : undefined;
-  return { kind: train.kind, inputs, labels, count, sampleShape: train.sampleShape, ...(texts ? { texts } : {}) };
+  // Ids only when every part has them (an IDX file of images names none).
+  const ids = train.ids && more.every((s) => s.ids) ? [...train.ids, ...more.flatMap((s) => s.ids!)] : undefined;
+  return { kind: train.kind, inputs, labels, count, sampleShape: train.sampleShape, ...(texts ? { texts } : {}), ...(ids ? { ids } : {}) };
 }

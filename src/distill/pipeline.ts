@@ -1,6 +1,6 @@
 // `distill run`: config → stages → artefacts in the run folder.
 //
-//   1. teacher: trained here (its own recipe) or loaded from an .onnx file; frozen from then on
+//   1. teacher: trained here (its own recipe), loaded from an .onnx file, or a file of its outputs; frozen from then on
 //   2. teacher outputs: its logits (and taps the terms name) on the transfer set, computed once, cached
 //   3. baseline: the student trained on hard labels only, same budget             } per seed
 //   4. student: the same student trained with the configured loss terms           }
@@ -40,6 +40,7 @@ import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
 import { checkTermTaps, modelTapShapes } from "./tap-check.js";
 import { averageSoftTargets, MAX_TAP_CACHE_BYTES, probeTapShapes, TeacherOutputs, teacherTapTargets, teacherTapsOf, type CachedTensor } from "./teacher-outputs.js";
 import { prepareTeacher, type TeacherInterface } from "./teacher-adapter.js";
+import { loadFileTeacher, type FileTeacher, type SoftTargetFileSpec } from "./soft-target-file.js";
 import { Interrupted, trainStage, type StageJob } from "./train-stage.js";
 import { quantizeStudent, variantRole } from "../compress/stage.js";
 import { WeightedTerms } from "./weighted-terms.js";
@@ -132,6 +133,8 @@ interface Plan extends DataPlan {
   teacherTapShapes: Map<string, number[]>;
   /** A user's .onnx teacher, loaded and checked (only on the run's first start). */
   userTeacher?: OnnxClassifier;
+  /** teacher.softTargets: the file read and checked against the data (from the run folder's copy on a resume). */
+  fileTeacher?: FileTeacher;
   /** Teacher assistants and born-again generations, in teaching order (empty: the teacher teaches the student). */
   chain: { stage: string; model(): Model }[];
   /** What the distilled stages (student, chain links) train on: the labelled examples, mixed with unlabelled ones when there are. */
@@ -189,6 +192,15 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
   if (plan.chain.length && (plan.studentTerms.teacherTaps.length || plan.studentTerms.studentTaps.length))
     throw new UserError(opts.configPath, `kd.${config.kd.assistants ? "assistants" : "generations"}: a chain of teachers passes on logits only, but a term taps layers (${[...new Set([...plan.studentTerms.teacherTaps, ...plan.studentTerms.studentTaps])].join(", ")})`);
   const userSpec = config.teacher;
+  let fileCopy: [string, Uint8Array] | undefined;
+  if (userSpec?.softTargets !== undefined) {
+    const taps = plan.studentTerms.teacherTaps;
+    if (taps.length)
+      throw new UserError(opts.configPath, `kd: a term taps the teacher's layers (${taps.join(", ")}), but teacher.softTargets is a file of its outputs, without layers; use an .onnx teacher, or terms on its logits only`);
+    const copy = run.softTargetsFile(userSpec.softTargets);
+    plan.fileTeacher = openFileTeacher(plan, userSpec, "teacher", existsSync(copy) ? copy : undefined);
+    if (!existsSync(copy)) fileCopy = [copy, readFileSync(userSpec.softTargets)];
+  }
   if (userSpec?.onnx !== undefined && !existsSync(run.teacherFile)) plan.userTeacher = await loadUserTeacher(plan, userSpec);
   try {
     await checkTaps(plan, run);
@@ -198,7 +210,8 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
   }
   const extraTeachers = await checkExtraTeachers(plan, run);
   if (plan.userTeacher) writeFileAtomic(run.teacherFile, plan.userTeacher.bytes);
-  extraTeachers.forEach((bytes, i) => bytes && writeFileAtomic(run.extraTeacherFile(i), bytes));
+  if (fileCopy) writeFileAtomic(...fileCopy);
+  for (const [file, bytes] of extraTeachers) writeFileAtomic(file, bytes);
   return plan;
 }
 
@@ -221,27 +234,107 @@ function distilledData(plan: Plan): Plan["distilledData"] {
   return { trainIndices, mix: { unlabeled: unlabeledIndices, labeledPerBatch } };
 }
 
-/** Several teachers: each further .onnx is adapted and fits the data, and some term uses soft targets. */
-async function checkExtraTeachers(plan: Plan, run: RunFolder): Promise<(Uint8Array | undefined)[]> {
+/**
+ * Several teachers: each further .onnx is adapted and fits the data, each file of soft targets is
+ * read and checked, and some term uses soft targets. Returns the copies for the run folder.
+ */
+async function checkExtraTeachers(plan: Plan, run: RunFolder): Promise<[string, Uint8Array][]> {
   const { config, opts } = plan;
   const extra = config.kd.teachers ?? [];
   if (extra.length === 0) return [];
-  if (!plan.studentTerms.usesTeacherLogits) throw new UserError(opts.configPath, "kd.teachers: several teachers average soft targets, but no term uses the teacher's logits");
-  if (config.kd.teacherWeights === "accuracy" && plan.validationIndices.length === 0) throw new UserError(opts.configPath, "kd.teacherWeights: accuracy weights need validation examples (data.validation > 0)");
-  const adapted: (Uint8Array | undefined)[] = [];
+  const fail = async (e: unknown) => {
+    await plan.userTeacher?.dispose();
+    throw e;
+  };
+  if (!plan.studentTerms.usesTeacherLogits) await fail(new UserError(opts.configPath, "kd.teachers: several teachers average soft targets, but no term uses the teacher's logits"));
+  if (config.kd.teacherWeights === "accuracy" && plan.validationIndices.length === 0) await fail(new UserError(opts.configPath, "kd.teacherWeights: accuracy weights need validation examples (data.validation > 0)"));
+  const copies: [string, Uint8Array][] = [];
   for (const [i, t] of extra.entries()) {
-    if (existsSync(run.extraTeacherFile(i))) {
-      adapted.push(undefined);
+    if (t.softTargets !== undefined) {
+      const copy = run.softTargetsFile(t.softTargets, i);
+      if (existsSync(copy)) continue;
+      try {
+        openFileTeacher(plan, { ...t, softTargets: t.softTargets }, `kd.teachers[${i}]`);
+      } catch (e) {
+        await fail(e);
+      }
+      copies.push([copy, readFileSync(t.softTargets)]);
       continue;
     }
-    const c = await loadUserTeacher(plan, { onnx: t.onnx }).catch(async (e) => {
-      await plan.userTeacher?.dispose();
-      throw e;
-    });
-    adapted.push(c.bytes);
+    if (existsSync(run.extraTeacherFile(i))) continue;
+    const c = await loadUserTeacher(plan, { onnx: t.onnx! }).catch(fail);
+    copies.push([run.extraTeacherFile(i), c.bytes]);
     await c.dispose();
   }
-  return adapted;
+  return copies;
+}
+
+/**
+ * A file of soft targets read against the run's data (`copy`: the run folder's, on a resume). Every
+ * sample the teacher is asked about needs a row: the transfer set and the validation split.
+ */
+function openFileTeacher(plan: Pick<Plan, "dataset" | "transferIndices" | "validationIndices">, spec: SoftTargetFileSpec, field: string, copy?: string): FileTeacher {
+  const needed = Int32Array.from(new Set([...plan.transferIndices, ...plan.validationIndices])).sort();
+  return loadFileTeacher(copy ? { ...spec, softTargets: copy } : spec, plan.dataset.train, plan.dataset.classLabels, needed, field);
+}
+
+/** What a teacher gives the run: its logits on training-source samples, from a model (cached passes) or a file. */
+interface TeacherScores {
+  classes: number;
+  /** The model, when the teacher is one (taps need it). */
+  classifier?: OnnxClassifier;
+  /** The file, when the teacher is a file of soft targets. */
+  file?: FileTeacher;
+  /** Logits on dataset.train at `indices`; `folder`: the cache's sub-folder for a model's passes. */
+  logits(indices: Int32Array, folder: string, onProgress?: (done: number) => void): Promise<{ logits: Float32Array; computedSamples: number; key: string }>;
+  dispose(): Promise<void>;
+}
+
+function modelScores(plan: Plan, classifier: OnnxClassifier): TeacherScores {
+  const cacheDir = plan.opts.cacheDir ?? defaultCacheDir();
+  return {
+    classes: classifier.numClasses, classifier,
+    logits: async (indices, folder, onProgress) => {
+      const soft = await teacherSoftTargets({
+        teacher: classifier, set: plan.dataset.train, indices, cacheDir, folder,
+        ...(onProgress ? { onProgress } : {}), onWarning: (m) => plan.progress.log(`warning: ${m}`),
+      });
+      return { logits: soft.logits, computedSamples: soft.computedSamples, key: soft.key };
+    },
+    dispose: () => classifier.dispose(),
+  };
+}
+
+function fileScores(file: FileTeacher): TeacherScores {
+  return {
+    classes: file.classes, file,
+    logits: async (indices, _folder, onProgress) => {
+      const logits = file.logits(indices);
+      onProgress?.(indices.length);
+      return { logits, computedSamples: 0, key: file.key(indices) };
+    },
+    dispose: async () => undefined,
+  };
+}
+
+/** The run's teacher as scores: the file of soft targets, or the model (the user's, checked on the first start; else the run folder's). */
+async function mainTeacherScores(plan: Plan, run: RunFolder): Promise<TeacherScores> {
+  const spec = plan.config.teacher!;
+  if (spec.softTargets !== undefined) return fileScores(plan.fileTeacher!);
+  const where = spec.onnx ?? run.teacherFile;
+  const user = plan.userTeacher;
+  // Used once: later stages open the run folder's copy.
+  delete plan.userTeacher;
+  const teacher = user ?? (await OnnxClassifier.fromBytes(readFileSync(run.teacherFile), where));
+  if (!user) {
+    try {
+      checkTeacher(plan, teacher, where);
+    } catch (e) {
+      await teacher.dispose();
+      throw e;
+    }
+  }
+  return modelScores(plan, teacher);
 }
 
 /**
@@ -299,8 +392,9 @@ async function checkTaps(plan: Plan, run: RunFolder): Promise<void> {
   const { config } = plan;
   const student = modelTapShapes(plan.studentModel());
   let teacher: Map<string, Shape>;
-  // A term that taps the teacher has one (the config requires it).
-  if (config.teacher!.model) teacher = modelTapShapes(plan.teacherModel());
+  if (config.teacher?.model) teacher = modelTapShapes(plan.teacherModel());
+  // No teacher model to tap (none, or a file of its outputs, whose taps makePlan refused).
+  else if (!config.teacher || config.teacher.softTargets !== undefined) teacher = new Map();
   else {
     const file = config.teacher!.onnx!;
     const bytes = plan.userTeacher?.bytes ?? readFileSync(run.teacherFile);
@@ -344,26 +438,25 @@ async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
 
 /** 2. What the student's terms need from the frozen teacher, computed once and cached (see teacher-outputs.ts). */
 async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutputs> {
-  const { config, dataset, transferIndices, progress } = plan;
-  const rows = () => TeacherOutputs.rowsFor(transferIndices, dataset.train.count);
+  const { config, transferIndices, progress } = plan;
+  const rows = () => TeacherOutputs.rowsFor(transferIndices, plan.dataset.train.count);
   // No separate teacher (ema-teacher: the model's own average teaches it): nothing to compute.
   if (!config.teacher) return new TeacherOutputs(rows(), undefined, new Map());
-  const teacher = plan.userTeacher ?? (await OnnxClassifier.fromBytes(readFileSync(run.teacherFile), config.teacher.onnx ?? run.teacherFile));
   const cacheDir = plan.opts.cacheDir ?? defaultCacheDir();
+  const teacher = await mainTeacherScores(plan, run);
   try {
-    if (!plan.userTeacher) checkTeacher(plan, teacher, config.teacher.onnx ?? run.teacherFile);
     let logits: CachedTensor | undefined;
     if (plan.studentTerms.usesTeacherLogits) {
-      const task = progress.task("soft targets (teacher logits on the transfer set)", transferIndices.length);
-      const soft = await teacherSoftTargets({ teacher, set: dataset.train, indices: transferIndices, cacheDir, onProgress: (done) => task.update(done), onWarning: (message) => progress.log(`warning: ${message}`) });
-      task.finish(soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
+      const task = progress.task(`soft targets (teacher logits on the transfer set${teacher.file ? `, from ${teacher.file.where}` : ""})`, transferIndices.length);
+      const soft = await teacher.logits(transferIndices, "soft-targets", (done) => task.update(done));
+      task.finish(teacher.file ? `read ${transferIndices.length} rows${teacher.file.probabilities ? " (probabilities, as log-probabilities)" : ""}` : soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
       run.state.softTargets = { key: soft.key, samples: transferIndices.length, computedSamples: soft.computedSamples };
-      logits = { sampleShape: [soft.classes], data: soft.logits };
-      if (config.kd.teachers) logits = await ensembleLogits(plan, run, teacher, logits, cacheDir);
+      logits = { sampleShape: [teacher.classes], data: soft.logits };
+      if (config.kd.teachers) logits = await ensembleLogits(plan, run, teacher, logits);
     }
-    const taps = await teacherTaps(plan, run, teacher, cacheDir);
-    await reportOnTeacher(plan, run, teacher, cacheDir);
-    await checkDomainShift(plan, run, teacher, cacheDir, logits?.data);
+    const taps = teacher.classifier ? await teacherTaps(plan, run, teacher.classifier, cacheDir) : new Map<string, CachedTensor>();
+    await reportOnTeacher(plan, run, teacher);
+    await checkDomainShift(plan, run, teacher, logits?.data);
     run.saveState();
     return new TeacherOutputs(rows(), logits, taps);
   } finally {
@@ -375,28 +468,32 @@ async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutput
  * Several teachers (Hinton et al. 2015 §2's ensemble as teacher; weighting as in You et al. 2017):
  * the weighted mean of their softened outputs p̄ = Σ wᵢ softmax(zᵢ/T) / Σ wᵢ, passed on as logits
  * T·log p̄, so that a term's softmax(·/T) recovers exactly p̄. T is the first term's temperature.
+ * Each member is an .onnx model (passes cached) or a file of soft targets (read from the run folder's copy).
  */
-async function ensembleLogits(plan: Plan, run: RunFolder, main: OnnxClassifier, mainLogits: CachedTensor, cacheDir: string): Promise<CachedTensor> {
+async function ensembleLogits(plan: Plan, run: RunFolder, main: TeacherScores, mainLogits: CachedTensor): Promise<CachedTensor> {
   const { config, dataset, transferIndices, validationIndices } = plan;
-  const members: { classifier: OnnxClassifier; logits: Float32Array; weight: number }[] = [{ classifier: main, logits: mainLogits.data, weight: 1 }];
+  const members: { scores: TeacherScores; logits: Float32Array; weight: number }[] = [{ scores: main, logits: mainLogits.data, weight: 1 }];
   let computed = 0;
   try {
     for (const [i, t] of (config.kd.teachers ?? []).entries()) {
-      const classifier = await OnnxClassifier.fromFile(run.extraTeacherFile(i));
-      members.push({ classifier, logits: new Float32Array(0), weight: t.weight });
-      const soft = await teacherSoftTargets({ teacher: classifier, set: dataset.train, indices: transferIndices, cacheDir, onWarning: (m) => plan.progress.log(`warning: ${m}`) });
+      const scores = t.softTargets !== undefined
+        ? fileScores(openFileTeacher(plan, { ...t, softTargets: t.softTargets }, `kd.teachers[${i}]`, run.softTargetsFile(t.softTargets, i)))
+        : modelScores(plan, await OnnxClassifier.fromFile(run.extraTeacherFile(i)));
+      members.push({ scores, logits: new Float32Array(0), weight: t.weight });
+      const soft = await scores.logits(transferIndices, "soft-targets");
       members[i + 1]!.logits = soft.logits;
       computed += soft.computedSamples;
     }
     if (config.kd.teacherWeights === "accuracy") {
       const labels = Uint8Array.from(validationIndices, (idx) => dataset.train.labels[idx]!);
       for (const m of members) {
-        m.weight = accuracy(await m.classifier.logits(dataset.train, validationIndices), labels, dataset.classLabels.length);
-        computed += validationIndices.length;
+        const scored = await m.scores.logits(validationIndices, "teacher-validation");
+        m.weight = accuracy(scored.logits, labels, dataset.classLabels.length);
+        computed += scored.computedSamples;
       }
     }
   } finally {
-    for (const m of members.slice(1)) await m.classifier.dispose();
+    for (const m of members.slice(1)) await m.scores.dispose();
   }
   const temperature = config.kd.terms.map((t) => t["temperature"]).find((v): v is number => typeof v === "number") ?? 1;
   const weights = members.map((m) => m.weight);
@@ -458,11 +555,11 @@ async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOutputs): 
  * Teacher quality first: the teacher scored on the validation split (logits cached like soft
  * targets, so a later run spends no passes on it). Judged against the baseline once that has trained.
  */
-async function reportOnTeacher(plan: Plan, run: RunFolder, teacher: OnnxClassifier, cacheDir: string): Promise<void> {
+async function reportOnTeacher(plan: Plan, run: RunFolder, teacher: TeacherScores): Promise<void> {
   const { dataset, validationIndices, progress } = plan;
   if (run.state.teacherReport || validationIndices.length === 0) return;
-  const scored = await teacherSoftTargets({ teacher, set: dataset.train, indices: validationIndices, cacheDir, folder: "teacher-validation", onWarning: (m) => progress.log(`warning: ${m}`) });
-  const report = teacherReport(scored.logits, gatherLabels(dataset.train, validationIndices), scored.classes);
+  const scored = await teacher.logits(validationIndices, "teacher-validation");
+  const report = teacherReport(scored.logits, gatherLabels(dataset.train, validationIndices), teacher.classes);
   run.state.teacherReport = { ...report, computedSamples: scored.computedSamples };
   progress.log(`teacher on ${report.samples} validation samples: accuracy ${(report.accuracy * 100).toFixed(2)} %, macro-F1 ${report.macroF1.toFixed(4)}, ECE ${report.ece.toFixed(4)}, mean confidence ${report.meanConfidence.toFixed(3)}`);
 }
@@ -474,13 +571,13 @@ async function reportOnTeacher(plan: Plan, run: RunFolder, teacher: OnnxClassifi
  * (src/eval/domain-shift.ts). Printed, kept for results.json and the report; a warning above the rule's
  * thresholds. `transferLogits`: the soft targets already computed on transferIndices, when there are.
  */
-async function checkDomainShift(plan: Plan, run: RunFolder, teacher: OnnxClassifier, cacheDir: string, transferLogits: Float32Array | undefined): Promise<void> {
+async function checkDomainShift(plan: Plan, run: RunFolder, teacher: TeacherScores, transferLogits: Float32Array | undefined): Promise<void> {
   const { dataset, unlabeledIndices, validationIndices, trainIndices, progress } = plan;
   if (unlabeledIndices.length === 0 || run.state.domainShift) return;
-  const k = teacher.numClasses;
+  const k = teacher.classes;
   let computed = 0;
   const logitsOf = async (indices: Int32Array, folder: string) => {
-    const soft = await teacherSoftTargets({ teacher, set: dataset.train, indices, cacheDir, folder, onWarning: (m) => progress.log(`warning: ${m}`) });
+    const soft = await teacher.logits(indices, folder);
     computed += soft.computedSamples;
     return soft.logits;
   };
@@ -563,8 +660,9 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
   const chainStage = (role: string) => plan.chain.some((l) => l.stage === role);
   const machine = machineFacts(); // the load average as timing starts
   const teacherParams = config.teacher?.model ? plan.teacherModel().initParameters(0).count() : undefined;
-  // No separate teacher (ema-teacher alone): no teacher row, and no agreement with one.
-  const teacherEval = config.teacher ? await evaluateOnce(plan, run, "teacher", teacherSeed, run.teacherFile, teacherParams, undefined) : undefined;
+  // No separate teacher (ema-teacher alone), or only a file of its outputs on the training source:
+  // no teacher row, and no agreement with one.
+  const teacherEval = config.teacher && config.teacher.softTargets === undefined ? await evaluateOnce(plan, run, "teacher", teacherSeed, run.teacherFile, teacherParams, undefined) : undefined;
   const roles: ModelResult[] = teacherEval ? [{ role: "teacher", file: "teacher.onnx", perSeed: [teacherEval.metrics], summary: summarize([teacherEval.metrics]) }] : [];
   for (const link of plan.chain) {
     const m = (await evaluateOnce(plan, run, link.stage, teacherSeed, run.modelPath(link.stage, teacherSeed), link.model().initParameters(0).count(), teacherEval?.logits)).metrics;
@@ -653,9 +751,9 @@ async function biasShiftedStudents(plan: Plan, run: RunFolder): Promise<{ role: 
     return file;
   };
   if (given !== undefined) variants.push({ role: "student-bias-given", files: await Promise.all(config.seeds.map((seed) => make("student-bias-given", seed, async () => shiftOf(given)))) });
-  const teacher = await OnnxClassifier.fromFile(run.teacherFile);
+  const teacher = await mainTeacherScores(plan, run);
   try {
-    const teacherLogits = (await teacherSoftTargets({ teacher, set: dataset.train, indices: validationIndices, cacheDir: plan.opts.cacheDir ?? defaultCacheDir(), folder: "teacher-validation" })).logits;
+    const teacherLogits = (await teacher.logits(validationIndices, "teacher-validation")).logits;
     const files: string[] = [];
     for (const seed of config.seeds) {
       files.push(await make("student-bias-estimated", seed, async () => {

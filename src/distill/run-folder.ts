@@ -68,6 +68,11 @@ export class RunFolder {
   extraTeacherFile(i: number): string {
     return join(this.dir, "teachers", `teacher${i + 2}.onnx`);
   }
+  /** The copy of a soft-target file teacher (teacher.softTargets; kd.teachers[i] with `i`), its extensions kept. */
+  softTargetsFile(source: string, i?: number): string {
+    const ext = (/(\.[^./\\]+)(\.gz)?$/i.exec(source)?.[0] ?? "").toLowerCase();
+    return i === undefined ? join(this.dir, `teacher-soft-targets${ext}`) : join(this.dir, "teachers", `teacher${i + 2}-soft-targets${ext}`);
+  }
   modelPath(stage: string, seed: number): string {
     return join(this.dir, "models", `${stage}-s${seed}.onnx`);
   }

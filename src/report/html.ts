@@ -335,7 +335,15 @@ ${perClassF1Table(d)}
 
 ${results.models.some((m) => m.role === "teacher") ? `<h2>Where the student and the teacher disagree</h2>
 ${d.disagreements.length ? `<div class="examples" id="disagreements">${examples}</div>` : `<p id="disagreements">They agree on every test example.</p>`}
-<p class="note">${d.disagreementCount} of ${fixed(summaryOf(results.models[0]!, "total").mean, 0)} test examples differ between the teacher and the student (first seed); the first ${d.disagreements.length} are shown.</p>` : `<p class="note" id="no-teacher">This run has no separate teacher (its terms learn from the model itself), so there is no teacher row and no agreement with one.</p>`}`;
+<p class="note">${d.disagreementCount} of ${fixed(summaryOf(results.models[0]!, "total").mean, 0)} test examples differ between the teacher and the student (first seed); the first ${d.disagreements.length} are shown.</p>` : teacherFileOf(results) !== undefined
+    ? `<p class="note" id="no-teacher">The teacher is a file of its outputs on the training data (${escapeHtml(teacherFileOf(results)!)}), not a model: it cannot be run on the test set, so there is no teacher row and no agreement with it. Its quality on the validation split is under "The teacher".</p>`
+    : `<p class="note" id="no-teacher">This run has no separate teacher (its terms learn from the model itself), so there is no teacher row and no agreement with one.</p>`}`;
+}
+
+/** teacher.softTargets of the run, when its teacher is a file of soft targets. */
+function teacherFileOf(results: RunResults): string | undefined {
+  const teacher = results.setup?.["teacher"] as { softTargets?: unknown } | undefined;
+  return typeof teacher?.softTargets === "string" ? teacher.softTargets : undefined;
 }
 
 function setupSection(results: RunResults): string {

@@ -180,6 +180,9 @@ export class Session {
    */
   async ensureTeacher(): Promise<void> {
     if (this.state.teacherOnnx) return;
+    // A file of soft targets is the teacher already: every trial reads it.
+    const teacher = this.state.base["teacher"] as { softTargets?: unknown } | undefined;
+    if (teacher?.softTargets !== undefined) return;
     const seed = (this.state.base["seeds"] as number[])[0]!;
     const p = this.plan("teacher", [`seeds=[${seed}]`, "student.train.epochs=1", `data.testLimit=${TRIAL_TEST_LIMIT}`], { kind: "teacher", rung: 0, epochs: 1, setting: {} });
     await this.runner.runAll([p]);

@@ -4,7 +4,7 @@
 
 import { createHash } from "node:crypto";
 import { readdirSync, statSync } from "node:fs";
-import { extname, join, resolve } from "node:path";
+import { extname, join, relative, resolve, sep } from "node:path";
 import { cachedPayload, defaultCacheDir } from "../../util/cache-file.js";
 import sharp, { type OutputInfo } from "sharp";
 import { UserError } from "../../errors.js";
@@ -143,8 +143,16 @@ export async function loadImageFolders(
   if (testList.files.length === 0) throw new UserError(testDir, "data.test: no .png, .jpg or .jpeg images in its class folders");
   const target = await targetSize(trainList.files[0]!, size);
   const resize = size.width !== undefined && size.height !== undefined;
-  const decodeSplit = (list: Listing, split: string) => decodeAll(list, target, resize, cacheDir, o.onProgress && ((d, t) => o.onProgress!(split, d, t)));
-  return { train: await decodeSplit(trainList, "train"), test: await decodeSplit(testList, "test"), classLabels };
+  const decodeSplit = async (list: Listing, split: string, dir: string) => ({
+    ...(await decodeAll(list, target, resize, cacheDir, o.onProgress && ((d, t) => o.onProgress!(split, d, t)))),
+    ids: idsOf(list.files, dir),
+  });
+  return { train: await decodeSplit(trainList, "train", trainDir), test: await decodeSplit(testList, "test", testDir), classLabels };
+}
+
+/** Each image's id: its path relative to the split folder, with "/" between parts on every system ("3/img_001.png"). */
+function idsOf(files: string[], dir: string): string[] {
+  return files.map((f) => relative(dir, f).split(sep).join("/"));
 }
 
 /** Every image under `dir`, at any depth (class sub-folders or none), sorted by path. */
@@ -174,5 +182,5 @@ export async function loadUnlabeledImages(
 ): Promise<SampleSet> {
   const files = listAllImages(dir, field);
   if (files.length === 0) throw new UserError(dir, `${field}: no .png, .jpg or .jpeg images in the folder or its sub-folders`);
-  return decodeAll({ files, labels: files.map(() => -1) }, target, true, o.cacheDir ?? defaultCacheDir(), o.onProgress);
+  return { ...(await decodeAll({ files, labels: files.map(() => -1) }, target, true, o.cacheDir ?? defaultCacheDir(), o.onProgress)), ids: idsOf(files, dir) };
 }

@@ -133,6 +133,8 @@ export interface RecordOptions {
   label: string;
   features?: string[] | undefined;
   text?: string | undefined;
+  /** The column or field naming each row (data.id): kept as the samples' ids. */
+  id?: string | undefined;
 }
 
 /** Both splits of a numeric table: raw feature values, float32 (standardisation goes in the model's graph). */
@@ -147,8 +149,8 @@ export interface TableData {
 /** Both splits of a text dataset, not yet tokenised (the vocabulary comes from the training split). */
 export interface TextData {
   kind: "text";
-  train: { texts: string[]; labels: Int32Array };
-  test?: { texts: string[]; labels: Int32Array };
+  train: { texts: string[]; labels: Int32Array; ids?: string[] };
+  test?: { texts: string[]; labels: Int32Array; ids?: string[] };
   classLabels: string[];
 }
 
@@ -157,6 +159,11 @@ export function loadRecords(o: RecordOptions): TableData | TextData {
   const test = o.test === undefined ? undefined : readSources(o.test, o.format, "data.test");
   requireColumn(train, o.label, "data.label", o.train);
   if (test) requireColumn(test, o.label, "data.label", o.test!);
+  if (o.id !== undefined) {
+    requireColumn(train, o.id, "data.id", o.train);
+    if (test) requireColumn(test, o.id, "data.id", o.test!);
+  }
+  const idsOf = (s: Source) => (o.id === undefined ? {} : { ids: s.rows.map((r) => String(cell(r, o.id!))) });
   const classLabels = classesOf(train.rows, o.label);
   if (classLabels.length < 2) throw new UserError(Array.isArray(o.train) ? o.train[0]! : o.train, `data.label: column "${o.label}" holds one class only (${classLabels[0]}); a classifier needs at least two`);
   if (o.text !== undefined) {
@@ -169,11 +176,11 @@ export function loadRecords(o: RecordOptions): TableData | TextData {
     });
     return {
       kind: "text", classLabels,
-      train: { texts: texts(train), labels: labelsOf(train.rows, o.label, classLabels, "training") },
-      ...(test ? { test: { texts: texts(test), labels: labelsOf(test.rows, o.label, classLabels, "test") } } : {}),
+      train: { texts: texts(train), labels: labelsOf(train.rows, o.label, classLabels, "training"), ...idsOf(train) },
+      ...(test ? { test: { texts: texts(test), labels: labelsOf(test.rows, o.label, classLabels, "test"), ...idsOf(test) } } : {}),
     };
   }
-  const featureNames = o.features ?? train.columns.filter((c) => c !== o.label);
+  const featureNames = o.features ?? train.columns.filter((c) => c !== o.label && c !== o.id);
   if (featureNames.length === 0) throw new UserError(Array.isArray(o.train) ? o.train[0]! : o.train, `data.features: no feature columns besides the label "${o.label}"`);
   for (const f of featureNames) {
     requireColumn(train, f, "data.features", o.train);
@@ -187,7 +194,7 @@ export function loadRecords(o: RecordOptions): TableData | TextData {
       if (!Number.isFinite(v)) throw new UserError(`${r.file}: ${r.at}`, `column "${f}": ${JSON.stringify(raw)} is not a number (every feature must be numeric; list the numeric ones in data.features)`);
       inputs[i * featureNames.length + j] = v;
     }));
-    return { kind: "table", inputs, labels: labelsOf(s.rows, o.label, classLabels, split), count: s.rows.length, sampleShape: [featureNames.length] };
+    return { kind: "table", inputs, labels: labelsOf(s.rows, o.label, classLabels, split), count: s.rows.length, sampleShape: [featureNames.length], ...idsOf(s) };
   };
   return { kind: "table", classLabels, featureNames, train: table(train, "training"), ...(test ? { test: table(test, "test") } : {}) };
 }
