@@ -208,11 +208,14 @@ test("--epochs sets every stage; --seeds and --output", () => {
   assert.equal(d.student.train.epochs, 2);
 });
 
-test("teacher needs exactly one of onnx and model", () => {
+test("teacher needs exactly one of onnx, model and softTargets", () => {
   assert.throws(() => loadConfig(validPath, { set: ["teacher.onnx=t.onnx"] }), {
-    message: `${validPath}: teacher: give either onnx (a trained classifier) or model (trained here), not both`,
+    message: `${validPath}: teacher: give one of onnx (a trained classifier), model (trained here) or softTargets (a file of its outputs), not onnx and model`,
   });
-  assert.throws(() => loadConfig(validPath, { set: ["teacher={}"] }), /teacher: needs onnx \(a trained classifier\) or model/);
+  assert.throws(() => loadConfig(validPath, { set: ["teacher={}"] }), /teacher: needs onnx \(a trained classifier\), model \(with train\) or softTargets \(a file of its outputs\)/);
+  assert.deepEqual(loadConfig(validPath, { set: ["teacher={softTargets: soft.npy}"] }).teacher, { softTargets: "soft.npy" });
+  assert.throws(() => loadConfig(validPath, { set: ["teacher={softTargets: soft.npy, train: {epochs: 1, optimizer: {kind: sgd, lr: 0.1}}}"] }), /teacher\.train: only used with model/);
+  assert.throws(() => loadConfig(validPath, { set: ["teacher={onnx: t.onnx, id: name}"] }), /teacher\.id: only used with softTargets/);
   assert.throws(() => loadConfig(validPath, { set: ["teacher={model: {layers: [{type: linear, units: 10}]}}"] }), /teacher\.train: required with model/);
 });
 

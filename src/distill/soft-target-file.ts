@@ -93,7 +93,8 @@ export function readNpy(bytes: Uint8Array, path: string): RawScores {
   const dataStart = start + headerLength;
   if (bytes.length - dataStart !== rows * width * bytesPer)
     throw new UserError(path, `holds ${bytes.length - dataStart} bytes of data, the header's shape (${rows}, ${width}) of ${descr} needs ${rows * width * bytesPer}; is the file truncated?`);
-  const copy = bytes.slice(dataStart); // aligned for the typed array
+  // A copy of its own (a Buffer's slice would share, at any offset, the pool readFileSync used): aligned for the typed array.
+  const copy = new Uint8Array(bytes.subarray(dataStart));
   const values = bytesPer === 4 ? Float64Array.from(new Float32Array(copy.buffer, 0, rows * width)) : new Float64Array(copy.buffer, 0, rows * width);
   return { rows, width, values, rowName: (r) => `row ${r}` };
 }
@@ -178,9 +179,9 @@ function readCsv(text: string, path: string, spec: SoftTargetFileSpec, classLabe
     if (record.length !== header.length) throw new UserError(at, `has ${record.length} cells, the header has ${header.length} columns`);
     columnOf.forEach((col, c) => {
       const cell = record[col]!.trim();
-      const v = Number(cell);
-      // nan, inf (numpy's spelling) read as NaN: caught with the other non-finite rows below.
-      if (cell === "" || (Number.isNaN(v) && !/^[+-]?(nan|inf(inity)?)$/i.test(cell))) throw new UserError(at, `column "${header[col]}": ${JSON.stringify(cell)} is not a number`);
+      // nan and inf as numpy writes them are numbers, caught with the other non-finite rows below.
+      const v = /^[+-]?inf(inity)?$/i.test(cell) ? (cell.startsWith("-") ? -Infinity : Infinity) : /^[+-]?nan$/i.test(cell) ? NaN : Number(cell);
+      if (cell === "" || (Number.isNaN(v) && !/nan$/i.test(cell))) throw new UserError(at, `column "${header[col]}": ${JSON.stringify(cell)} is not a number`);
       values[r * k + c] = v;
     });
     if (idColumn >= 0) ids.push(record[idColumn]!.trim());
