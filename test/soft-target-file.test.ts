@@ -249,3 +249,13 @@ test("bad soft-target files and settings: one line naming the file and row or fi
   assert.match(cli("preprocessing", { softTargets: npyA, preprocessing: { layout: "flat" } }), /preprocessing\.yaml: teacher\.preprocessing: only used with onnx/);
   assert.match(cli("extra-both", { onnx: teacherA }, { kd: { teachers: [{ onnx: teacherB, softTargets: npyB }] } }), /kd\.teachers\[0\]: expected one of onnx \(a classifier\) or softTargets/);
 });
+
+test("data.id: a csv's id column names its rows (kept through testFraction's hold-out) and is not a feature", async () => {
+  const csv = join(dir, "named.csv");
+  writeFileSync(csv, "name,a,b,label\n" + Array.from({ length: 20 }, (_, i) => `row-${i},${i},${i % 3},${i % 2 ? "odd" : "even"}`).join("\n") + "\n");
+  const ds = await loadData({ format: "csv", train: csv, testFraction: 0.25, label: "label", id: "name" } as never);
+  assert.deepEqual(ds.featureNames, ["a", "b"]);
+  assert.equal(ds.train.ids!.length + ds.test.ids!.length, 20);
+  ds.train.ids!.forEach((id, i) => assert.equal(`row-${ds.train.inputs[i * 2]}`, id, "each id stays with its row"));
+  assert.throws(() => validateConfig({ ...config("id-idx", { onnx: teacherA }), data: { dataset: "mnist", id: "name" } }, "x.yaml"), /data\.id: only used with format image-folder, csv or jsonl/);
+});
