@@ -259,3 +259,9 @@ test("data.id: a csv's id column names its rows (kept through testFraction's hol
   ds.train.ids!.forEach((id, i) => assert.equal(`row-${ds.train.inputs[i * 2]}`, id, "each id stays with its row"));
   assert.throws(() => validateConfig({ ...config("id-idx", { onnx: teacherA }), data: { dataset: "mnist", id: "name" } }, "x.yaml"), /data\.id: only used with format image-folder, csv or jsonl/);
 });
+
+test("the example config loads and names a file teacher", async () => {
+  const { loadConfig } = await import("../src/config/load.js");
+  const example = loadConfig(join(dirname(fileURLToPath(import.meta.url)), "../../examples/soft-targets-file.yaml"));
+  assert.deepEqual(example.teacher, { softTargets: "runs/demo-teacher-logits.npy", outputs: "auto" });
+});
