@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +16,7 @@ import { gzipSync } from "node:zlib";
 import { validateConfig } from "../src/config/load.js";
 import "../src/distill/methods/index.js"; // registers the methods the kd: block accepts
 import { labelCommand } from "../src/distill/label.js";
-import { runDistillation } from "../src/distill/pipeline.js";
+import { resumeDistillation, runDistillation } from "../src/distill/pipeline.js";
 import type { RunState } from "../src/distill/run-folder.js";
 import { loadFileTeacher, npyBytes, readNpy } from "../src/distill/soft-target-file.js";
 import { teacherSoftTargets } from "../src/distill/soft-targets.js";
@@ -125,6 +125,17 @@ test("a file teacher (.npy, .jsonl.gz, .csv with its columns in another order) t
     assert.ok(existsSync(join(fileRun.runDir, `teacher-soft-targets${name === "jsonl" ? ".jsonl.gz" : `.${name}`}`)), "the file is kept in the run folder");
     assert.match(readFileSync(join(fileRun.runDir, "report.html"), "utf8"), /id="no-teacher">The teacher is a file of its outputs/);
   }
+});
+
+test("a resumed run reads the run folder's copy of the file: the original may be gone", async () => {
+  const copy = join(dir, "moved.npy");
+  writeFileSync(copy, readFileSync(npyA));
+  const cfg = validateConfig(config("cut", { softTargets: copy }, { epochs: 2 }), "cut.yaml");
+  await assert.rejects(runDistillation(cfg, { configPath: "cut.yaml", quiet: true, cacheDir: join(dir, "cache"), progress: silent(), stopAfterEpochs: 1 }), /stopped after epoch 1/);
+  rmSync(copy);
+  const resumed = await resumeDistillation(cfg.output, { quiet: true, cacheDir: join(dir, "cache"), progress: silent() });
+  const straight = await run("straight", { softTargets: npyA }, { epochs: 2 });
+  assert.deepEqual(studentWeights(resumed.runDir), studentWeights(straight.runDir));
 });
 
 test("rows by id: an image folder's file paths, the rows shuffled, probabilities in a .jsonl field; extra rows are ignored", async () => {
