@@ -38,7 +38,7 @@ test("assistants {count}: CNN channel counts (and the hidden linear width) inter
 });
 
 test("assistants {count}: a teacher without a spec, other layers, equal widths or a bad count is one line naming kd.assistants", () => {
-  assert.throws(() => config({ onnx: "t.onnx" }, mlp(16), { count: 1 }), /a\.yaml: kd\.assistants: \{count: 1\} chooses sizes between teacher\.model and student\.model, but the teacher is an \.onnx file; give the assistants as model specs/);
+  assert.throws(() => config({ onnx: "t.onnx" }, mlp(16), { count: 1 }), /a\.yaml: kd\.assistants: \{count: 1\} chooses sizes between teacher\.model and student\.model, but the teacher is not trained here \(an \.onnx or soft-target file\); give the assistants as model specs/);
   assert.throws(() => config(mlp(256, 64), mlp(16), { count: 1 }), /a\.yaml: kd\.assistants: .*the teacher has 5 layers and the student 3; give the assistants as model specs/);
   assert.throws(() => config(cnn(32, 64, 64), mlp(16), { count: 1 }), /kd\.assistants: .*give the assistants as model specs/);
   assert.throws(() => config(mlp(16), mlp(16), { count: 1 }), /kd\.assistants: .*same widths/);
