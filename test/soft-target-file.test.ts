@@ -24,6 +24,7 @@ import { planData } from "../src/distill/data-plan.js";
 import { loadData, subset } from "../src/data/load.js";
 import { loadDataset } from "../src/data/datasets.js";
 import { OnnxClassifier } from "../src/eval/evaluate.js";
+import { topOneAgreement } from "../src/eval/metrics.js";
 import { decodeModel } from "../src/engine/onnx.js";
 import { createProgress } from "../src/util/progress.js";
 import { writeImageFolders } from "../examples/write-image-folders.js";
@@ -123,7 +124,18 @@ test("a file teacher (.npy, .jsonl.gz, .csv with its columns in another order) t
     assert.ok(drift < 1e-4, `${name}: the student's weights drift by ${drift}`);
     assert.equal(fileRun.results.models[1]!.summary.errors.mean, onnxRun.results.models.find((m) => m.role === "student")!.summary.errors.mean);
     assert.ok(existsSync(join(fileRun.runDir, `teacher-soft-targets${name === "jsonl" ? ".jsonl.gz" : `.${name}`}`)), "the file is kept in the run folder");
-    assert.match(readFileSync(join(fileRun.runDir, "report.html"), "utf8"), /id="no-teacher">The teacher is a file of its outputs/);
+    const html = readFileSync(join(fileRun.runDir, "report.html"), "utf8");
+    assert.match(html, /id="no-teacher">The teacher is a file of its outputs/);
+    // No test agreement; the students' agreement with the file on the validation split instead.
+    const va = fileRun.results.validationAgreement!;
+    assert.equal(va.samples, 200);
+    assert.deepEqual(Object.keys(va.perRole), ["baseline", "student"]);
+    const student = await OnnxClassifier.fromFile(join(fileRun.runDir, "student.onnx"));
+    const onValidation = await student.logits(plan.dataset.train, plan.validationIndices);
+    await student.dispose();
+    const fileRows = Float32Array.from(Array.from(plan.validationIndices).flatMap((idx) => Array.from(npy.values.subarray(idx * 10, idx * 10 + 10))));
+    assert.equal(va.perRole["student"]![0], topOneAgreement(onValidation, fileRows, 10));
+    assert.match(html, /id="validation-agreement">.*student \d+\.\d+ %/);
   }
 });
 

@@ -27,7 +27,7 @@ import { UserError } from "../errors.js";
 import { formatShape, ShapeError, type Shape } from "../engine/graph.js";
 import { evaluateClassifier, OnnxClassifier, readModelFile } from "../eval/evaluate.js";
 import { machineFacts, runDetails } from "../eval/details.js";
-import { accuracy, summarize } from "../eval/metrics.js";
+import { accuracy, summarize, topOneAgreement } from "../eval/metrics.js";
 import type { EpochMetric, ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
 import type { Model } from "../nn/model.js";
 import { buildModel } from "../nn/spec.js";
@@ -699,6 +699,7 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     roles.push({ role, file: `compressed/${role}.onnx`, perSeed: [m], summary: summarize([m]) });
     compressed.set(role, file);
   }
+  const validationAgreement = await agreementWithFileTeacher(plan, run);
   const details = await runDetails({
     files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [run.teacherFile] : chainStage(r.role) ? [run.modelPath(r.role, teacherSeed)] : compressed.has(r.role) ? [compressed.get(r.role)!] : shifted.get(r.role) ?? config.seeds.map((seed) => run.modelPath(r.role, seed)) })),
     set: plan.dataset.test, indices: plan.testIndices, classLabels: plan.dataset.classLabels,
@@ -726,9 +727,33 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     machine,
     details,
     ...(run.state.teacherReport ? { teacherReport: run.state.teacherReport } : {}),
+    ...(validationAgreement ? { validationAgreement } : {}),
     ...(run.state.domainShift ? { domainShift: run.state.domainShift } : {}),
     ...(run.state.biasShift ? { biasShift: run.state.biasShift } : {}),
   };
+}
+
+/**
+ * A file teacher cannot be run on the test set; its rows cover the validation split, which no model
+ * trained on: each student's (every seed's) top-1 agreement with it there stands in for the test agreement.
+ */
+async function agreementWithFileTeacher(plan: Plan, run: RunFolder): Promise<RunResults["validationAgreement"]> {
+  const { config, dataset, validationIndices } = plan;
+  if (!plan.fileTeacher || validationIndices.length === 0) return undefined;
+  const teacherLogits = plan.fileTeacher.logits(validationIndices);
+  const perRole: Record<string, number[]> = {};
+  for (const stage of studentStages(plan)) {
+    perRole[stage] = [];
+    for (const seed of config.seeds) {
+      const model = await OnnxClassifier.fromFile(run.modelPath(stage, seed));
+      try {
+        perRole[stage].push(topOneAgreement(await model.logits(dataset.train, validationIndices), teacherLogits, dataset.classLabels.length));
+      } finally {
+        await model.dispose();
+      }
+    }
+  }
+  return { samples: validationIndices.length, perRole };
 }
 
 /**

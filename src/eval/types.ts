@@ -82,6 +82,11 @@ export interface RunResults {
   details?: RunDetails;
   /** The teacher on the validation split, and the weak-teacher warning when it does not beat the baseline. */
   teacherReport?: TeacherReport & { computedSamples: number };
+  /**
+   * A teacher given as a file of soft targets has no test row; instead each student's top-1 agreement
+   * with it where the file has rows the students never trained on: the validation split (per seed).
+   */
+  validationAgreement?: { samples: number; perRole: Record<string, number[]> };
   /** Unlabelled transfer data checked against the teacher's labelled reference (data.unlabeled). */
   domainShift?: DomainShiftRecord;
   /** data.transferOmits: the omitted classes' output-bias shifts (given, and estimated per seed). */

@@ -266,8 +266,13 @@ function teacherSection(results: RunResults): string {
   const bars = t.confidenceHistogram.map((n, b) =>
     `<tr><th scope="row">${fixed(b / 10, 1)}–${fixed((b + 1) / 10, 1)}</th><td><span class="bar" style="width:${Math.round((n / peak) * 240)}px"></span> ${grouped(n)}</td></tr>`).join("");
   const versus = t.baselineAccuracy === undefined ? "" : ` The label-only baseline reached ${percent(t.baselineAccuracy)} on the same split (first seed, last epoch)${t.warning ? ": <strong class=\"bad\">the teacher is not better</strong>." : "."}`;
+  const va = results.validationAgreement;
+  const agreement = va
+    ? `<p id="validation-agreement">The teacher is a file of its outputs, with no test row: top-1 agreement with it on the same ${grouped(va.samples)} validation samples instead — ${Object.entries(va.perRole).map(([role, v]) => `${escapeHtml(role)} ${percent(v.reduce((a, b) => a + b, 0) / v.length)}${v.length > 1 ? ` (mean of ${v.length} seeds)` : ""}`).join(", ")}.</p>`
+    : "";
   return `<h2>The teacher</h2>
 <p id="teacher-report">On ${grouped(t.samples)} validation samples (never trained on): accuracy <strong>${percent(t.accuracy)}</strong>, macro-F1 ${fixed(t.macroF1, 4)}, ECE ${fixed(t.ece, 4)}, mean confidence ${fixed(t.meanConfidence, 3)}.${versus}</p>
+${agreement}
 <div class="table-wrap"><table id="teacher-confidence"><caption>Teacher confidence (max softmax probability) on the validation split</caption><tbody>${bars}</tbody></table></div>`;
 }
 
