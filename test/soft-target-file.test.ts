@@ -150,6 +150,14 @@ test("a resumed run reads the run folder's copy of the file: the original may be
   assert.deepEqual(studentWeights(resumed.runDir), studentWeights(straight.runDir));
 });
 
+test("gradual pruning of a file-teacher run's student fine-tunes against the run folder's copy of the file", async () => {
+  const { pruneGradually } = await import("../src/compress/gradual.js");
+  const runDir = join(dir, "runs", "file-npy");
+  const g = await pruneGradually(runDir, readFileSync(join(runDir, "student.onnx")), "student.onnx", { sparsity: 0.5, scope: "global", epochs: 1, interval: 5, cacheDir: join(dir, "cache") });
+  assert.equal(g.role, "student");
+  assert.equal(g.schedule.at(-1)!.sparsity, 0.5);
+});
+
 test("rows by id: an image folder's file paths, the rows shuffled, probabilities in a .jsonl field; extra rows are ignored", async () => {
   const root = join(dir, "folder");
   await writeImageFolders(subset(mnist.train, Int32Array.from({ length: 400 }, (_, i) => i)), LABELS, join(root, "train"));

@@ -14,6 +14,8 @@ import { planData } from "../distill/data-plan.js";
 import { defaultCacheDir, teacherSoftTargets } from "../distill/soft-targets.js";
 import { decodeModel } from "../engine/onnx.js";
 import { UserError } from "../errors.js";
+import { loadFileTeacher, type SoftTargetFileSpec } from "../distill/soft-target-file.js";
+import { softTargetsCopy } from "../distill/run-folder.js";
 import { OnnxClassifier } from "../eval/evaluate.js";
 import { exportOnnx, type Model } from "../nn/model.js";
 import { kdLossGraph } from "../nn/losses.js";
@@ -77,12 +79,18 @@ export async function finetuneJob(
   const config = loadConfig(configPath);
   const data = await planData(config, configPath);
   const { dataset, trainIndices } = data;
-  const teacher = await OnnxClassifier.fromFile(join(runDir, "teacher.onnx"));
-  let soft;
-  try {
-    soft = await teacherSoftTargets({ teacher, set: dataset.train, indices: trainIndices, cacheDir: cacheDir ?? defaultCacheDir() });
-  } finally {
-    await teacher.dispose();
+  let soft: { logits: Float32Array };
+  const file = config.teacher?.softTargets;
+  if (file !== undefined) {
+    // A file of the teacher's outputs: the run folder's copy, rows as the run matched them.
+    soft = { logits: loadFileTeacher({ ...config.teacher!, softTargets: softTargetsCopy(runDir, file) } as SoftTargetFileSpec, dataset.train, dataset.classLabels, trainIndices, "teacher").logits(trainIndices) };
+  } else {
+    const teacher = await OnnxClassifier.fromFile(join(runDir, "teacher.onnx"));
+    try {
+      soft = await teacherSoftTargets({ teacher, set: dataset.train, indices: trainIndices, cacheDir: cacheDir ?? defaultCacheDir() });
+    } finally {
+      await teacher.dispose();
+    }
   }
   const decoded = decodeModel(bytes);
   const build = (spec: ModelSpec) => buildModel(spec, dataset.classLabels, data.geometry);

@@ -70,8 +70,7 @@ export class RunFolder {
   }
   /** The copy of a soft-target file teacher (teacher.softTargets; kd.teachers[i] with `i`), its extensions kept. */
   softTargetsFile(source: string, i?: number): string {
-    const ext = (/(\.[^./\\]+)(\.gz)?$/i.exec(source)?.[0] ?? "").toLowerCase();
-    return i === undefined ? join(this.dir, `teacher-soft-targets${ext}`) : join(this.dir, "teachers", `teacher${i + 2}-soft-targets${ext}`);
+    return softTargetsCopy(this.dir, source, i);
   }
   modelPath(stage: string, seed: number): string {
     return join(this.dir, "models", `${stage}-s${seed}.onnx`);
@@ -125,4 +124,10 @@ export class RunFolder {
   writeRecord(record: StageRecord): void {
     writeFileAtomic(this.recordPath(record.stage, record.seed), JSON.stringify(record) + "\n");
   }
+}
+
+/** Where a run folder keeps its copy of a soft-target file teacher (teacher.softTargets; kd.teachers[i] with `i`). */
+export function softTargetsCopy(runDir: string, source: string, i?: number): string {
+  const ext = (/(\.[^./\\]+)(\.gz)?$/i.exec(source)?.[0] ?? "").toLowerCase();
+  return i === undefined ? join(runDir, `teacher-soft-targets${ext}`) : join(runDir, "teachers", `teacher${i + 2}-soft-targets${ext}`);
 }
