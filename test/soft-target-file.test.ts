@@ -250,6 +250,8 @@ test("bad soft-target files and settings: one line naming the file and row or fi
     `distill: ${short}: has 100 rows, but the training source has 60000 samples (row i is training sample i, data.unlabeled's samples after the labelled ones); give one row per sample, or match rows by id with teacher.id`);
   const nan = write("nan.jsonl", probs(6).map((r, i) => JSON.stringify(r).replace(/^\[[^,]*/, i === 4 ? "[NaN" : "$&")).join("\n"));
   assert.equal(cli("nan", { softTargets: nan }), `distill: ${nan}: line 5: score 0 (class 0) is NaN, not a finite number`);
+  const inf = write("inf.jsonl", `[0, 0, 0, 0, 0, 0, 0, 0, 0, 1]\n[0, 0, -Infinity, 0, 0, 0, 0, 0, 0, 1]\n`);
+  assert.equal(cli("inf-jsonl", { softTargets: inf }), `distill: ${inf}: line 2: score 2 (class 2) is -Infinity, not a finite number`);
   const infCsv = write("inf.csv", `${LABELS.join(",")}\n${"0,".repeat(9)}0\n${"0,".repeat(9)}inf\n`);
   assert.equal(cli("inf", { softTargets: infCsv }), `distill: ${infCsv}: row 3: score 9 (class 9) is Infinity, not a finite number`);
   const nine = write("nine.npy", npyBytes(new Float32Array(60000 * 9), 60000, 9));

@@ -120,10 +120,14 @@ function readJsonl(text: string, path: string, spec: SoftTargetFileSpec): RawSco
     const at = `${path}: line ${i + 1}`;
     let item: unknown;
     try {
-      // Python's json writes NaN and Infinity, which JSON has no words for: read them as null (not finite).
-      item = JSON.parse(line.replace(/-?\b(NaN|Infinity)\b/g, "null"));
+      item = JSON.parse(line);
     } catch (e) {
-      throw new UserError(at, `not JSON (${(e as Error).message})`);
+      // Python's json writes NaN and Infinity, which JSON has no words for: NaN as null, Infinity as 1e999 (which parses to it).
+      try {
+        item = JSON.parse(line.replace(/\bNaN\b/g, "null").replace(/\bInfinity\b/g, "1e999"));
+      } catch {
+        throw new UserError(at, `not JSON (${(e as Error).message})`);
+      }
     }
     let scores: unknown = item;
     if (item && typeof item === "object" && !Array.isArray(item)) {
