@@ -183,6 +183,10 @@ test("kill -9 of the whole search mid-trial, then distill resume: finished trial
   for (const [id, mtime] of stamps) assert.equal(statSync(join(out, "trials", id, "results.json")).mtimeMs, mtime, `${id} not redone`);
   const resumed = readJson<TuneResults>(join(out, "results.json"));
   const whole = readJson<TuneResults>(join(gridDir, "results.json"));
+  // The time spent before the kill still counts: the clock carries on from the last finished trial's.
+  const clockAtKill = Math.max(...finishedBefore.map((id) => resumed.trials.find((t) => t.id === id)?.elapsedSeconds ?? 0));
+  assert.ok(resumed.trials.every((t) => finishedBefore.includes(t.id) || t.elapsedSeconds >= clockAtKill), "later trials finish after the kill on the search's clock");
+  assert.ok(resumed.wallSeconds >= clockAtKill);
   assert.deepEqual(resumed.trials.map((t) => [t.id, t.valAccuracy]), whole.trials.map((t) => [t.id, t.valAccuracy]));
   assert.deepEqual(resumed.winner, whole.winner);
   assert.deepEqual(resumed.final, whole.final);

@@ -132,6 +132,9 @@ export class Session {
   ) {
     this.executor = executor;
     this.runner = new Runner(dir, executor, state.concurrency, () => this.elapsed(), log);
+    // A search killed outright (kill -9, a lost machine) never saved its clock; its last finished
+    // trial did, so the time before the kill still counts.
+    for (const e of this.runner.ledger.values()) state.activeSeconds = Math.max(state.activeSeconds, e.elapsedSeconds);
   }
 
   static async open(dir: string, state: SessionState, log: (line: string) => void): Promise<Session> {
