@@ -8,17 +8,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildModel } from "../src/nn/spec.js";
+import { skipWithoutRedis, startRedis } from "./helpers/redis.js";
 import { exportOnnx } from "../src/nn/model.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-label-queue-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
 const env = { ...process.env, DISTILL_CACHE: join(dir, "default-cache"), DISTILL_THREADS: "1" };
-const redisServer = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
 
 function teacherFile(): string {
   const path = join(dir, "teacher.onnx");
@@ -57,17 +56,6 @@ function cliAsync(args: string[]): Promise<{ status: number | null; stdout: stri
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 function collect(child: ChildProcess): string[] {
   const seen: string[] = [];
   let buf = "";
@@ -84,21 +72,14 @@ function collect(child: ChildProcess): string[] {
 
 const chunkFiles = (cache: string) => readdirSync(join(cache, "soft-targets")).filter((f) => f.endsWith(".bin")).sort();
 
-test("distill label --queue --shards 3 with two workers on a real Redis: every shard labelled exactly once, the cache equal byte for byte to a local distill label", { skip: redisServer ? false : "redis-server is not installed (apt-get install redis-server); skipped" }, async () => {
+test("distill label --queue --shards 3 with two workers on a real Redis: every shard labelled exactly once, the cache equal byte for byte to a local distill label", { skip: skipWithoutRedis }, async () => {
   const local = cli(["label", cfg, "--cache-dir", join(dir, "local"), "--quiet"]);
   assert.equal(local.status, 0, local.stderr);
   assert.equal(chunkFiles(join(dir, "local")).length, 3);
 
-  const port = await freePort();
-  const redis = spawn(redisServer, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-  const url = `redis://127.0.0.1:${port}`;
+  const { url, process: redis } = await startRedis();
   const started: ChildProcess[] = [redis];
   try {
-    for (let i = 0; i < 100; i++) {
-      const ping = spawnSync(process.execPath, ["-e", `require("net").connect(${port},"127.0.0.1").on("connect",()=>process.exit(0)).on("error",()=>process.exit(1))`]);
-      if (ping.status === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const workers = [0, 1].map(() => {
       const w = spawn(process.execPath, [CLI, "worker", "--queue", url], { env, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
       started.push(w);

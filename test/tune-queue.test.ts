@@ -8,17 +8,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TuneResults } from "../src/tune/search.js";
 import type { LedgerEntry } from "../src/tune/runner.js";
+import { skipWithoutRedis, startRedis } from "./helpers/redis.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-queue-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
 const env = { ...process.env, DISTILL_CACHE: join(dir, "cache"), DISTILL_THREADS: "1" };
-const redisServer = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
 
 const CONFIG = `name: queued
 seeds: 1
@@ -34,17 +33,6 @@ tune:
   space: { temperature: [2, 4], alpha: [0.5, 0.9] }
   seeds: 1
 `;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Collects a process's stdout lines; `waitFor` resolves at the first line matching. */
 function lines(child: ChildProcess) {
@@ -87,23 +75,15 @@ function alive(pid: number): boolean {
 
 const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once("exit", (code) => r(code))));
 
-test("two workers on a real Redis, one killed with SIGKILL mid-trial: every trial finishes exactly once and the result equals the local search's", { skip: redisServer ? false : "redis-server is not installed (apt-get install redis-server); skipped" }, async () => {
+test("two workers on a real Redis, one killed with SIGKILL mid-trial: every trial finishes exactly once and the result equals the local search's", { skip: skipWithoutRedis }, async () => {
   const cfg = join(dir, "queued.yaml");
   writeFileSync(cfg, CONFIG);
   const local = spawnSync(process.execPath, [CLI, "tune", cfg, "--output", join(dir, "local"), "--concurrency", "2"], { encoding: "utf8", env });
   assert.equal(local.status, 0, local.stderr);
 
-  const port = await freePort();
-  const redis = spawn(redisServer, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-  const url = `redis://127.0.0.1:${port}`;
+  const { url, process: redis } = await startRedis();
   const started: ChildProcess[] = [redis];
   try {
-    // Redis answers once it is listening; the tune command itself checks it with a PING.
-    for (let i = 0; i < 100; i++) {
-      const ping = spawnSync(process.execPath, ["-e", `require("net").connect(${port},"127.0.0.1").on("connect",()=>process.exit(0)).on("error",()=>process.exit(1))`]);
-      if (ping.status === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const worker = () => {
       const w = spawn(process.execPath, [CLI, "worker", "--queue", url, "--stall-seconds", "5"], { env, stdio: ["ignore", "pipe", "inherit"] });
       started.push(w);
