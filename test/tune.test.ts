@@ -133,6 +133,13 @@ test("distill tune: a T × α grid, one teacher and one soft-target cache, the w
   for (const t of results.trials) assert.ok(!stagesOf(t.id).some((f) => f.startsWith("baseline")), `${t.id} trains no baseline`);
   for (const id of runs.filter((d) => d.startsWith("final-"))) assert.ok(stagesOf(id).some((f) => f.startsWith("baseline")), `${id} trains the baseline`);
   assert.ok(results.final.config.baselineTestErrors!.every(Number.isFinite));
+  // Winner against config, paired by seed (one seed here: the difference, no test).
+  const sameSetting = results.keys.every((k) => results.winner.setting[k] === results.configSetting[k]);
+  if (sameSetting) assert.equal(results.final.comparison, undefined);
+  else {
+    assert.deepEqual(results.final.comparison!.differences, [results.final.winner.testErrors[0]! - results.final.config.testErrors[0]!]);
+    assert.equal(results.final.comparison!.verdict, "one seed: not tested");
+  }
   const ids = ledger(gridDir).map((e) => e.id);
   assert.equal(new Set(ids).size, ids.length, "each trial once in trials.jsonl");
   const html = readFileSync(join(gridDir, "report.html"), "utf8");

@@ -8,6 +8,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { rungLabel } from "./ladder.js";
 import type { ShrinkResults } from "./shrink.js";
 import type { SeedStats, TuneResults } from "./search.js";
+import type { PairedComparison } from "./compare.js";
 import type { Setting } from "./space.js";
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
@@ -64,6 +65,15 @@ function heatTable(r: TuneResults): string {
   return `<table id="heatmap"><tr><th></th>${h.alphas.map((a) => `<th>α = ${a}</th>`).join("")}</tr>${rows.join("")}</table>`;
 }
 
+/** The paired test of winner against config, in words: whether the gain is more than seed noise. */
+function comparisonText(c: PairedComparison | undefined): string {
+  if (!c) return "<p>The search chose the config's own setting.</p>";
+  const diffs = c.differences.map((d) => (d > 0 ? "+" : "") + d).join(", ");
+  if (c.pValue === null) return `<p id="paired">Winner minus config: ${diffs} test errors (one seed: no test of significance; use <code>tune.seeds</code> ≥ 3).</p>`;
+  return `<p id="paired">Winner minus config, paired by seed: ${diffs} test errors, mean ${c.meanDifference.toFixed(1)} ± ${c.std.toFixed(1)};
+paired t = ${c.t!.toFixed(2)}, two-sided p = ${c.pValue.toFixed(3)}: <b>${c.verdict}</b>${c.verdict === "no significant difference" ? " (the gap is within the seed spread; validation selection may have fitted the validation split)" : ""}.</p>`;
+}
+
 export function writeTuneReport(dir: string, r: TuneResults): string {
   const trialRows = [...r.trials]
     .sort((a, b) => b.valAccuracy - a.valAccuracy)
@@ -77,6 +87,7 @@ against <b>${seedText(f.config)}</b> for the config's own ${esc(settingText(r.co
 <table id="final"><tr><th class="l">setting</th><th>test errors (mean ± std)</th><th>per seed</th><th>baseline per seed</th></tr>
 <tr class="win"><td class="l">winner: ${esc(settingText(r.winner.setting))}</td><td>${seedText(f.winner)}</td><td>${f.winner.testErrors.join(", ")}</td><td>${f.winner.baselineTestErrors?.join(", ") ?? "—"}</td></tr>
 <tr><td class="l">config: ${esc(settingText(r.configSetting))}</td><td>${seedText(f.config)}</td><td>${f.config.testErrors.join(", ")}</td><td>${f.config.baselineTestErrors?.join(", ") ?? "—"}</td></tr></table>
+${comparisonText(f.comparison)}
 <h2>Validation accuracy over T × α</h2>${heatTable(r)}
 <h2>Progress of the search</h2><div class="box"><canvas id="progress"></canvas></div>
 <h2>Trials (${r.trials.length}${r.skipped.length ? `; ${r.skipped.length} not started: budget spent` : ""})</h2>

@@ -15,6 +15,7 @@ import type { LedgerEntry, Planned } from "./runner.js";
 import { assignments, axesOf, checkSpace, gridSettings, randomSettings, type Setting, type SpaceAxis } from "./space.js";
 import { createState, loadState, saveState, Session, settingOf, TRIAL_TEST_LIMIT, type SessionOptions, type SessionState } from "./session.js";
 import { writeTuneReport } from "./report.js";
+import { comparePaired, type PairedComparison } from "./compare.js";
 
 interface TuneState extends SessionState {
   tune: TuneSpec;
@@ -42,7 +43,11 @@ export interface TuneResults {
   skipped: string[];
   winner: { id: string; setting: Setting; valAccuracy: number };
   configSetting: Setting;
-  final: { epochs: number; testTotal: number; config: SeedStats; winner: SeedStats };
+  final: {
+    epochs: number; testTotal: number; config: SeedStats; winner: SeedStats;
+    /** Winner against config, paired by seed; absent when the search chose the config's own setting. */
+    comparison?: PairedComparison;
+  };
   wallSeconds: number;
 }
 
@@ -200,9 +205,13 @@ async function finish(session: Session, state: TuneState, axes: SpaceAxis[], s: 
     trials, skipped: s.skipped,
     winner: { id: s.winner.id, setting: s.winner.setting, valAccuracy: s.winner.outcome.valAccuracy },
     configSetting,
-    final: { epochs: studentEpochs, testTotal: byId.get(configRuns[0]!.job.id)!.outcome.testTotal, config: stats(configRuns), winner: stats(winnerRuns) },
+    final: finalStats(studentEpochs, byId.get(configRuns[0]!.job.id)!.outcome.testTotal, stats(configRuns), stats(winnerRuns), same),
     wallSeconds: Math.round(session.elapsed() * 10) / 10,
   };
+}
+
+function finalStats(epochs: number, testTotal: number, config: SeedStats, winner: SeedStats, same: boolean): TuneResults["final"] {
+  return { epochs, testTotal, config, winner, ...(same ? {} : { comparison: comparePaired(winner.testErrors, config.testErrors) }) };
 }
 
 function interleave<T>(a: T[], b: T[]): T[] {
@@ -222,5 +231,7 @@ function pad(i: number): string {
 function summary(r: TuneResults, dir: string): string {
   const f = (s: SeedStats) => `${s.mean.toFixed(1)}${s.testErrors.length > 1 ? ` ± ${s.std.toFixed(1)}` : ""}`;
   const setting = (s: Setting) => Object.entries(s).map(([k, v]) => `${k}=${v}`).join(" ");
-  return `${r.name}: best ${setting(r.winner.setting)} (val_acc ${r.winner.valAccuracy.toFixed(4)}): ${f(r.final.winner)} test errors vs the config's ${setting(r.configSetting)}: ${f(r.final.config)} (of ${r.final.testTotal}, ${r.final.winner.testErrors.length} seeds); ${dir}`;
+  const c = r.final.comparison;
+  const paired = c?.pValue != null ? `; paired by seed ${c.meanDifference >= 0 ? "+" : ""}${c.meanDifference.toFixed(1)} errors, p = ${c.pValue.toFixed(3)}: ${c.verdict}` : "";
+  return `${r.name}: best ${setting(r.winner.setting)} (val_acc ${r.winner.valAccuracy.toFixed(4)}): ${f(r.final.winner)} test errors vs the config's ${setting(r.configSetting)}: ${f(r.final.config)} (of ${r.final.testTotal}, ${r.final.winner.testErrors.length} seeds)${paired}; ${dir}`;
 }
