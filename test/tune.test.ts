@@ -100,7 +100,8 @@ let teacherOnnx: string;
 
 test("distill tune: a T × α grid, one teacher and one soft-target cache, the winner chosen on validation accuracy and retrained next to the config's setting", () => {
   gridDir = join(dir, "grid");
-  const r = cli(["tune", config("grid", STUDY + TRAINED_TEACHER + GRID), "--output", gridDir, "--concurrency", "2"]);
+  // A --set to the search's own section applies to the search, not to the trials' configs.
+  const r = cli(["tune", config("grid", STUDY + TRAINED_TEACHER + GRID), "--output", gridDir, "--concurrency", "2", "--set", "tune.seeds=1"]);
   assert.equal(r.status, 0, r.stderr);
   const results = readJson<TuneResults>(join(gridDir, "results.json"));
   assert.equal(results.trials.length, 4);

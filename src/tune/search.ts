@@ -57,8 +57,8 @@ export async function tuneCommand(configPath: string, opts: SessionOptions): Pro
   if (!tune) throw new UserError(configPath, "tune: required by distill tune, e.g. tune: {space: {kd.temperature: [1, 2, 4], kd.alpha: [0.5, 0.9]}}");
   if (opts.concurrency === undefined && tune.concurrency !== undefined) opts = { ...opts, concurrency: tune.concurrency };
   const axes = axesOf(tune.space);
-  const { rawDocument } = await import("./session.js");
-  checkSpace(rawDocument(configPath), axes, configPath, opts.set ?? []);
+  const { rawDocument, trialSets } = await import("./session.js");
+  checkSpace(rawDocument(configPath), axes, configPath, trialSets(opts.set ?? []));
   if (tune.strategy === "grid") {
     try {
       gridSettings(axes);

@@ -66,6 +66,14 @@ export function rawDocument(configPath: string): Record<string, unknown> {
   return doc;
 }
 
+/**
+ * `--set` assignments a trial inherits: those to `tune.*`, `shrink.*` and `output` configure the
+ * search itself (as the sections `rawDocument` drops), so trials leave them out.
+ */
+export function trialSets(sets: string[]): string[] {
+  return sets.filter((s) => !/^\s*(tune|shrink|output)\s*[.=]/.test(s));
+}
+
 /** The resolved config as a plain document, minus what a trial must not inherit. */
 export function baseDocument(config: DistillConfig): Record<string, unknown> {
   const { tune: _tune, shrink: _shrink, output: _output, ...rest } = config as DistillConfig & { tune?: unknown; shrink?: unknown };
@@ -92,7 +100,7 @@ export function createState(kind: SessionState["kind"], configPath: string, conf
   const threads = fixed > 0 ? fixed : opts.queue ? 1 : Math.max(1, Math.floor(availableParallelism() / concurrency));
   const createdAt = new Date().toISOString();
   const state: SessionState = {
-    kind, configPath, createdAt, base: baseDocument(config), raw: rawDocument(configPath), sets: opts.set ?? [],
+    kind, configPath, createdAt, base: baseDocument(config), raw: rawDocument(configPath), sets: trialSets(opts.set ?? []),
     ...(config.teacher?.onnx !== undefined ? { teacherOnnx: resolve(config.teacher.onnx) } : {}),
     ...(opts.queue ? { queue: opts.queue } : {}),
     concurrency, threads,
