@@ -312,11 +312,23 @@ const dataSchema = obj({
    */
   transferOmits: z.array(z.union([str("a class label"), z.number().int().nonnegative()]), num("a list of class labels like [\"3\"]")).min(1, num("at least one class")).optional(),
   omittedClassShift: z.number(num("a number")).optional(),
+  /**
+   * Images: the transfer set gains this many copies of each labelled training image, each shifted
+   * by up to `jitter` pixels, labelled by the teacher once and cached like the rest. The distilled
+   * students train on them (an epoch is then 1 + copies passes over the images); the teacher and the
+   * baseline do not see them.
+   */
+  jitteredCopies: obj({
+    copies: z.number(num("an integer from 1 to 80")).int(num("an integer from 1 to 80")).min(1, num("an integer from 1 to 80")).max(80, num("an integer from 1 to 80")),
+    jitter: z.number(num("an integer from 1 to 4")).int(num("an integer from 1 to 4")).min(1, num("an integer from 1 to 4")).max(4, num("an integer from 1 to 4")).default(2),
+  }).optional(),
 }).superRefine((d, ctx) => {
   const need = (key: string, why: string) => ctx.addIssue({ code: "custom", path: [key], message: `required ${why}` });
   const unused = (key: string, why: string) => ctx.addIssue({ code: "custom", path: [key], message: `only used ${why}` });
   if (d.omittedClassShift !== undefined && d.transferOmits === undefined) unused("omittedClassShift", "with transferOmits (it raises the omitted classes' output bias)");
   if (d.labeledShare !== undefined && d.unlabeled === undefined) unused("labeledShare", "with unlabeled (it sets how batches mix labelled and unlabelled samples)");
+  if (d.jitteredCopies && d.jitteredCopies.copies > (2 * d.jitteredCopies.jitter + 1) ** 2 - 1)
+    ctx.addIssue({ code: "custom", path: ["jitteredCopies", "copies"], message: `at most ${(2 * d.jitteredCopies.jitter + 1) ** 2 - 1} with jitter ${d.jitteredCopies.jitter} (each copy of an image is shifted differently; there are that many non-zero shifts)` });
   d.unlabeled?.forEach((u, i) => {
     if (u.restOfTrain && d.trainLimit === null) ctx.addIssue({ code: "custom", path: ["unlabeled", i, "restOfTrain"], message: "needs data.trainLimit (the training pool beyond it becomes the unlabelled set)" });
   });

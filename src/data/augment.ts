@@ -1,8 +1,12 @@
-// Per-example image copies into a float batch buffer: plain, or shifted by whole pixels — the
-// ±2-pixel jitter Hinton et al. (2015) trained their MNIST teacher with.
+// Per-example image copies into a batch buffer: plain, or shifted by whole pixels — the ±2-pixel
+// jitter Hinton et al. (2015) trained their MNIST teacher with — and whole jittered copies of a
+// set, for a transfer set the teacher labels once (data.jitteredCopies).
+
+import { Rng } from "../nn/random.js";
+import { imageShape, sampleSize, type SampleSet } from "./sample-set.js";
 
 /** Copies one h×w uint8 image to float32 (values stay 0–255). */
-export function copyInto(src: Uint8Array, srcOffset: number, h: number, w: number, dst: Float32Array, dstOffset: number): void {
+export function copyInto(src: Uint8Array, srcOffset: number, h: number, w: number, dst: Float32Array | Uint8Array, dstOffset: number): void {
   // TypedArray.set converts element-wise uint8 → float32 in native code.
   dst.set(src.subarray(srcOffset, srcOffset + h * w), dstOffset);
 }
@@ -18,7 +22,7 @@ export function jitterInto(
   w: number,
   dx: number,
   dy: number,
-  dst: Float32Array,
+  dst: Float32Array | Uint8Array,
   dstOffset: number,
 ): void {
   if (dx === 0 && dy === 0) return copyInto(src, srcOffset, h, w, dst, dstOffset);
@@ -41,4 +45,49 @@ export function jitterInto(
 /** A shift in [−max, max] on each axis, uniform over integers. */
 export function randomShift(rng: { int(n: number): number }, max: number): [dx: number, dy: number] {
   return [rng.int(2 * max + 1) - max, rng.int(2 * max + 1) - max];
+}
+
+/** Every non-zero shift of at most `max` pixels on each axis: (2·max + 1)² − 1 of them. */
+export function nonZeroShifts(max: number): [dx: number, dy: number][] {
+  const shifts: [number, number][] = [];
+  for (let dy = -max; dy <= max; dy++) for (let dx = -max; dx <= max; dx++) if (dx !== 0 || dy !== 0) shifts.push([dx, dy]);
+  return shifts;
+}
+
+/**
+ * `set` with `copies` shifted copies of each of its images `indices` appended (same label, same id
+ * plus "@dx,dy"), each copy of one image shifted differently (drawn without replacement from the
+ * non-zero shifts, seeded: the same set every run). Returns the grown set and the copies' indices
+ * in it, copy-major: [all images' first copies, all second copies, …].
+ */
+export function appendJitteredCopies(set: SampleSet, indices: Int32Array, copies: number, jitter: number, seed = 0): { set: SampleSet; indices: Int32Array } {
+  const { channels, height: h, width: w } = imageShape(set);
+  const shifts = nonZeroShifts(jitter);
+  if (!Number.isInteger(copies) || copies < 1 || copies > shifts.length) throw new RangeError(`copies must be an integer from 1 to ${shifts.length} (the non-zero shifts of at most ${jitter} pixels), got ${copies}`);
+  const size = sampleSize(set), pixels = h * w, added = indices.length * copies;
+  const inputs = new Uint8Array((set.count + added) * size);
+  inputs.set(set.inputs as Uint8Array);
+  const labels = new (set.labels.constructor as Uint8ArrayConstructor | Int32ArrayConstructor)(set.count + added);
+  labels.set(set.labels);
+  const ids = set.ids ? [...set.ids] : undefined;
+  const out = new Int32Array(added);
+  const rng = new Rng(seed, "jittered-copies");
+  const order = Int32Array.from(shifts, (_, i) => i);
+  for (let i = 0; i < indices.length; i++) {
+    const src = indices[i]!;
+    // A partial Fisher–Yates shuffle: the first `copies` entries are this image's distinct shifts.
+    for (let c = 0; c < copies; c++) {
+      const j = c + rng.int(order.length - c);
+      [order[c], order[j]] = [order[j]!, order[c]!];
+    }
+    for (let c = 0; c < copies; c++) {
+      const idx = set.count + c * indices.length + i;
+      const [dx, dy] = shifts[order[c]!]!;
+      for (let ch = 0; ch < channels; ch++) jitterInto(set.inputs as Uint8Array, (src * channels + ch) * pixels, h, w, dx, dy, inputs, (idx * channels + ch) * pixels);
+      labels[idx] = set.labels[src]!;
+      if (ids) ids[idx] = `${set.ids![src]}@${dx},${dy}`;
+      out[c * indices.length + i] = idx;
+    }
+  }
+  return { set: { ...set, inputs, labels, count: set.count + added, ...(ids ? { ids } : {}) }, indices: out };
 }

@@ -2,13 +2,15 @@
 // must reproduce its sets exactly (the labelling pass whose cache a run reuses) agree by construction.
 //
 //   dataset.train = the labelled training source, followed by any unlabelled transfer samples
+//                   and any jittered copies of its images (data.jitteredCopies)
 //   trainIndices      labelled examples the models train on (the baseline's whole world)
 //   validationIndices labelled examples held out for per-epoch validation and the teacher report
-//   transferIndices   what the teacher labels: trainIndices, then the unlabelled samples
+//   transferIndices   what the teacher labels: trainIndices, their jittered copies, then the unlabelled samples
 
 import { validationSize, type DistillConfig } from "../config/schema.js";
 import { loadData, type LoadOptions } from "../data/load.js";
 import type { Dataset } from "../data/sample-set.js";
+import { appendJitteredCopies } from "../data/augment.js";
 import { allIndices, firstN, splitTrainValidation } from "../data/split.js";
 import { loadUnlabeled, type UnlabeledPart } from "../data/unlabeled.js";
 import { UserError } from "../errors.js";
@@ -26,7 +28,9 @@ export interface DataPlan {
   testIndices: Int32Array;
   /** The unlabelled transfer samples (indices into dataset.train, after the labelled ones); empty when none. */
   unlabeledIndices: Int32Array;
-  /** The teacher's labelling pass: trainIndices followed by unlabeledIndices. */
+  /** data.jitteredCopies: shifted copies of the trainIndices images (labelled like them); empty when none. */
+  copyIndices: Int32Array;
+  /** The teacher's labelling pass: trainIndices, copyIndices, then unlabeledIndices. */
   transferIndices: Int32Array;
   /** Whether the training examples' labels are used (false: data.transfer is unlabeled). */
   labeled: boolean;
@@ -65,6 +69,14 @@ export async function planData(config: DistillConfig, configPath: string, load: 
     unlabeledIndices = extra.indices;
     unlabeledParts = extra.parts;
   }
+  let copyIndices: Int32Array = new Int32Array(0);
+  const jittered = config.data.jitteredCopies;
+  if (jittered) {
+    if (dataset.train.kind !== "image") throw new UserError(configPath, `data.jitteredCopies: shifts images, but this data holds ${dataset.train.kind === "table" ? "table rows" : "texts"}; leave it out`);
+    const grown = appendJitteredCopies(dataset.train, trainIndices, jittered.copies, jittered.jitter);
+    dataset = { ...dataset, train: grown.set };
+    copyIndices = grown.indices;
+  }
   const labeled = config.data.transfer === "labeled";
   const mixing = labeled && unlabeledIndices.length > 0;
   return {
@@ -75,11 +87,12 @@ export async function planData(config: DistillConfig, configPath: string, load: 
     validationIndices: pick(trainPool, split.validation),
     testIndices: firstN(allIndices(dataset.test.count), config.data.testLimit ?? undefined),
     unlabeledIndices,
-    transferIndices: concat(trainIndices, unlabeledIndices),
+    copyIndices,
+    transferIndices: concat(concat(trainIndices, copyIndices), unlabeledIndices),
     labeled,
     unlabeledParts,
     geometry,
-    labeledShare: mixing ? config.data.labeledShare ?? trainIndices.length / (trainIndices.length + unlabeledIndices.length) : 1,
+    labeledShare: mixing ? config.data.labeledShare ?? (trainIndices.length + copyIndices.length) / (trainIndices.length + copyIndices.length + unlabeledIndices.length) : 1,
   };
 }
 

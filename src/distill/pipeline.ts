@@ -192,6 +192,10 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
   if (plan.chain.length && (plan.studentTerms.teacherTaps.length || plan.studentTerms.studentTaps.length))
     throw new UserError(opts.configPath, `kd.${config.kd.assistants ? "assistants" : "generations"}: a chain of teachers passes on logits only, but a term taps layers (${[...new Set([...plan.studentTerms.teacherTaps, ...plan.studentTerms.studentTaps])].join(", ")})`);
   const userSpec = config.teacher;
+  const fileTeacherAt = (config.kd.teachers ?? []).findIndex((t) => t.softTargets !== undefined);
+  const fileField = userSpec?.softTargets !== undefined ? "teacher.softTargets" : fileTeacherAt >= 0 ? `kd.teachers[${fileTeacherAt}].softTargets` : undefined;
+  if (config.data.jitteredCopies && fileField)
+    throw new UserError(opts.configPath, `data.jitteredCopies: the copies need a teacher that can label them (an .onnx or a trained one), but ${fileField} holds rows for the original samples only; leave out the copies, or that teacher`);
   let fileCopy: [string, Uint8Array] | undefined;
   if (userSpec?.softTargets !== undefined) {
     const taps = plan.studentTerms.teacherTaps;
@@ -221,7 +225,9 @@ async function makePlan(run: RunFolder, config: DistillConfig, opts: PipelineOpt
  * nothing to tell apart and the students train on the whole transfer set.
  */
 function distilledData(plan: Plan): Plan["distilledData"] {
-  const { config, unlabeledIndices, trainIndices } = plan;
+  const { config, unlabeledIndices } = plan;
+  // Jittered copies are labelled examples like the images they were made from.
+  const trainIndices = plan.copyIndices.length ? plan.transferIndices.subarray(0, plan.trainIndices.length + plan.copyIndices.length) : plan.trainIndices;
   if (unlabeledIndices.length === 0) return { trainIndices };
   if (!plan.labeled) return { trainIndices: plan.transferIndices };
   const where = plan.opts.configPath;
@@ -585,7 +591,7 @@ async function checkDomainShift(plan: Plan, run: RunFolder, teacher: TeacherScor
   const referenceLogits = validationIndices.length
     ? await logitsOf(validationIndices, "teacher-validation")
     : transferLogits?.subarray(0, trainIndices.length * k) ?? (await logitsOf(trainIndices, "soft-targets"));
-  const unlabeledLogits = transferLogits?.subarray(trainIndices.length * k) ?? (await logitsOf(unlabeledIndices, "soft-targets"));
+  const unlabeledLogits = transferLogits?.subarray((plan.transferIndices.length - unlabeledIndices.length) * k) ?? (await logitsOf(unlabeledIndices, "soft-targets"));
   const refInputs = inputStatistic(dataset.train, referenceIndices), trInputs = inputStatistic(dataset.train, unlabeledIndices);
   const report = domainShift({
     classes: k, referenceLogits, transferLogits: unlabeledLogits,
@@ -721,6 +727,7 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     models: roles,
     data: {
       train: plan.trainIndices.length, validation: plan.validationIndices.length, test: plan.testIndices.length, transfer: plan.transferIndices.length, transferLabeled: plan.labeled,
+      ...(plan.copyIndices.length ? { jitteredCopies: { ...config.data.jitteredCopies!, samples: plan.copyIndices.length } } : {}),
       ...(plan.unlabeledIndices.length ? { unlabeled: { samples: plan.unlabeledIndices.length, labeledPerBatch: plan.distilledData.mix?.labeledPerBatch ?? null, batchSize: config.student.train.batchSize } } : {}),
     },
     setup: { teacher: config.teacher, student: config.student, kd: config.kd, seeds: config.seeds },

@@ -74,6 +74,8 @@ export interface RunResults {
     train: number; validation: number; test: number; transfer: number; transferLabeled: boolean;
     /** data.unlabeled: the unlabelled samples and how each distilled batch mixed them with labelled ones. */
     unlabeled?: { samples: number; labeledPerBatch: number | null; batchSize: number };
+    /** data.jitteredCopies: shifted copies of the training images in the transfer set. */
+    jitteredCopies?: { copies: number; jitter: number; samples: number };
   };
   /** Architectures and training settings, as resolved from the config. */
   setup?: Record<string, unknown>;

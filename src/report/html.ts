@@ -353,7 +353,7 @@ function teacherFileOf(results: RunResults): string | undefined {
 
 function setupSection(results: RunResults): string {
   const sizes = results.data
-    ? `<p>Training ${grouped(results.data.train)}, validation ${grouped(results.data.validation)}, test ${grouped(results.data.test)}; transfer set ${grouped(results.data.transfer)} examples (${results.data.unlabeled ? `${grouped(results.data.transfer - results.data.unlabeled.samples)} ${results.data.transferLabeled ? "labelled" : "with labels withheld"} + ${grouped(results.data.unlabeled.samples)} unlabelled` : results.data.transferLabeled ? "labelled" : "labels withheld"}).</p>`
+    ? `<p>Training ${grouped(results.data.train)}, validation ${grouped(results.data.validation)}, test ${grouped(results.data.test)}; transfer set ${grouped(results.data.transfer)} examples (${results.data.unlabeled ? `${grouped(results.data.transfer - results.data.unlabeled.samples)} ${results.data.transferLabeled ? "labelled" : "with labels withheld"} + ${grouped(results.data.unlabeled.samples)} unlabelled` : results.data.transferLabeled ? "labelled" : "labels withheld"})${results.data.jitteredCopies ? `, of which ${grouped(results.data.jitteredCopies.samples)} are copies of the training images shifted by up to ${results.data.jitteredCopies.jitter} pixels (${results.data.jitteredCopies.copies} per image), labelled by the teacher` : ""}.</p>`
     : "";
   const setup = results.setup ? `<pre>${escapeHtml(toYaml(results.setup))}</pre>` : `<p class="note">No setup recorded in results.json.</p>`;
   return `<details class="setup" id="setup"><summary>Data, architectures and training settings</summary>${sizes}${setup}</details>`;
