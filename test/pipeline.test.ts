@@ -347,6 +347,16 @@ test("distill eval measures an exported model exactly as the run did", () => {
   assert.ok(got.latencyP50Ms > 0);
   const table = cli(["eval", join(uninterrupted, "student.onnx"), "--data", "mnist", "--limit", "1000"]);
   assert.match(table.stdout, new RegExp(`accuracy +${(want.accuracy * 100).toFixed(2)}% \\(${want.errors} errors of 1000\\)`));
+  // Two models: each as alone, then their ensemble — here the student and the baseline.
+  const pair = cli(["eval", join(uninterrupted, "student.onnx"), join(uninterrupted, "baseline.onnx"), "--data", "mnist", "--limit", "1000", "--json"]);
+  assert.equal(pair.status, 0, pair.stderr);
+  const [one, two, both] = pair.stdout.trim().split("\n").map((l) => JSON.parse(l) as { errors: number; nll: number; ensemble?: string[] });
+  assert.equal(one!.errors, want.errors);
+  const baseline = results.models.find((m) => m.role === "baseline")!.perSeed[0]!;
+  assert.equal(two!.errors, baseline.errors);
+  assert.equal(both!.ensemble!.length, 2);
+  // log is concave: the mean distribution's NLL is at most the mean of the two NLLs.
+  assert.ok(both!.nll <= (one!.nll + two!.nll) / 2 + 1e-9, `ensemble NLL ${both!.nll} against ${one!.nll}, ${two!.nll}`);
 });
 
 test("Ctrl-C stops at once with exit code 130 and says how to resume", async () => {

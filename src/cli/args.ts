@@ -29,7 +29,7 @@ export interface EvalOptions {
   json: boolean;
 }
 interface EvalModule {
-  evalCommand(modelPath: string, opts: EvalOptions): Promise<void>;
+  evalCommand(modelPaths: string[], opts: EvalOptions): Promise<void>;
 }
 
 function positiveIntArg(value: string): number {
@@ -212,17 +212,17 @@ export function buildProgram(io: CliIo = defaultIo): Command {
 
   program
     .command("eval")
-    .description("measure an ONNX classifier on a test set: accuracy, F1, NLL, calibration, size, latency")
-    .argument("<model.onnx>", "ONNX model taking images and returning class logits")
+    .description("measure ONNX classifiers on a test set: accuracy, F1, NLL, calibration, size, latency; given several, also their ensemble (mean of probabilities)")
+    .argument("<model.onnx...>", "ONNX models taking the data's inputs and returning class logits")
     .option("--data <dataset|config.yaml>", "test set: mnist, fashion-mnist, or a run config whose data: block names it (default: the data in the model's metadata)")
     .option("--limit <n>", "use only the first n test samples", positiveIntArg)
     .option("--json", "print the metrics as JSON")
     .option("--debug", "print stack traces of errors")
-    .action(async (modelPath: string, opts: { data?: EvalOptions["data"]; limit?: number; json?: boolean }) => {
+    .action(async (modelPaths: string[], opts: { data?: EvalOptions["data"]; limit?: number; json?: boolean }) => {
       // A computed specifier: the module is written separately and typed by EvalModule above.
       const specifier = new URL("../eval/evaluate.js", import.meta.url).href;
       const { evalCommand } = (await import(specifier)) as EvalModule;
-      await evalCommand(modelPath, { data: opts.data, limit: opts.limit, json: opts.json === true });
+      await evalCommand(modelPaths, { data: opts.data, limit: opts.limit, json: opts.json === true });
     });
 
   program

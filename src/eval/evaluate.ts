@@ -14,7 +14,7 @@ import { allIndices, firstN } from "../data/split.js";
 import { DATASET_NAMES, type DatasetName } from "../data/datasets.js";
 import { dataOfModel, loadData } from "../data/load.js";
 import { loadConfig } from "../config/load.js";
-import { accuracy, binaryMetrics, errorCount, expectedCalibrationError, macroF1, meanNll, topOneAgreement } from "./metrics.js";
+import { accuracy, averageSoftTargets, binaryMetrics, errorCount, expectedCalibrationError, macroF1, meanNll, topOneAgreement } from "./metrics.js";
 import { formatMs, measureOnnx, sizeOf, type LatencyInput } from "./latency.js";
 import type { ModelMetrics } from "./types.js";
 
@@ -195,37 +195,67 @@ export function datasetOfModel(c: OnnxClassifier): DatasetName {
 }
 
 /** `distill eval <model.onnx> [--data mnist]`: prints the metrics (a table, or JSON). */
-export async function evalCommand(modelPath: string, opts: { data?: string; limit?: number; json: boolean }): Promise<void> {
+/**
+ * `distill eval`: each model's metrics on its test set and, given several models, also those of
+ * their ensemble (the mean of their probabilities, as kd.teachers averages teachers).
+ */
+export async function evalCommand(modelPaths: string[], opts: { data?: string; limit?: number; json: boolean }): Promise<void> {
   const given = opts.data;
   if (given !== undefined && !(DATASET_NAMES as readonly string[]).includes(given) && !/\.ya?ml$/i.test(given))
     throw new UserError("--data", `expected ${DATASET_NAMES.join(", ")} or a config file (.yaml) with a data: block, got ${JSON.stringify(given)}`);
-  const classifier = await OnnxClassifier.fromFile(modelPath);
+  const classifiers: OnnxClassifier[] = [];
   try {
+    for (const path of modelPaths) classifiers.push(await OnnxClassifier.fromFile(path));
     const dataset = given !== undefined && /\.ya?ml$/i.test(given)
       ? await loadData(loadConfig(given).data)
-      : await dataOfModel(classifier.metadata, given as DatasetName | undefined, modelPath, "the test set to evaluate on");
+      : await dataOfModel(classifiers[0]!.metadata, given as DatasetName | undefined, modelPaths[0]!, "the test set to evaluate on");
     const data = dataset.name;
-    classifier.checkFits(dataset.test, `${data} test set`);
-    if (classifier.numClasses !== dataset.classLabels.length)
-      throw new UserError(modelPath, `outputs ${classifier.numClasses} classes, but ${data} has ${dataset.classLabels.length}`);
+    for (const [i, classifier] of classifiers.entries()) {
+      classifier.checkFits(dataset.test, `${data} test set`);
+      if (classifier.numClasses !== dataset.classLabels.length)
+        throw new UserError(modelPaths[i]!, `outputs ${classifier.numClasses} classes, but ${data} has ${dataset.classLabels.length}`);
+    }
     const indices = firstN(allIndices(dataset.test.count), opts.limit);
-    const { metrics } = await evaluateClassifier({ classifier, set: dataset.test, indices });
+    const labels = gatherLabels(dataset.test, indices);
+    const k = dataset.classLabels.length;
+    const scored: Float32Array[] = [];
+    for (const [i, classifier] of classifiers.entries()) {
+      const { metrics, logits } = await evaluateClassifier({ classifier, set: dataset.test, indices });
+      scored.push(logits);
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ model: modelPaths[i], data, ...metrics }) + "\n");
+        continue;
+      }
+      process.stdout.write(metricsTable(`${modelPaths[i]} on ${data} test`, [
+        ["accuracy", `${(metrics.accuracy * 100).toFixed(2)}% (${metrics.errors} errors of ${metrics.total})`],
+        ["macro-F1", metrics.macroF1.toFixed(4)],
+        ["NLL", metrics.nll.toFixed(4)],
+        ["ECE", metrics.ece.toFixed(4)],
+        ["parameters", String(metrics.params)],
+        ["size", `${metrics.onnxBytes} bytes (${metrics.onnxGzipBytes} gzipped)`],
+        ["latency b1", `p50 ${formatMs(metrics.latencyP50Ms)}, p95 ${formatMs(metrics.latencyP95Ms)}`],
+        ["throughput b128", `${Math.round(metrics.throughput)} samples/s`],
+      ]));
+    }
+    if (classifiers.length < 2) return;
+    // Log of the mean probability: the argmax, NLL and calibration of the averaged prediction.
+    const mixed = averageSoftTargets(scored, scored.map(() => 1), k, 1);
+    const ensemble = { accuracy: accuracy(mixed, labels, k), errors: errorCount(mixed, labels, k), total: indices.length, macroF1: macroF1(mixed, labels, k), nll: meanNll(mixed, labels, k), ece: expectedCalibrationError(mixed, labels, k) };
     if (opts.json) {
-      process.stdout.write(JSON.stringify({ model: modelPath, data, ...metrics }) + "\n");
+      process.stdout.write(JSON.stringify({ ensemble: modelPaths, combine: "mean of probabilities", data, ...ensemble }) + "\n");
       return;
     }
-    const rows: [string, string][] = [
-      ["accuracy", `${(metrics.accuracy * 100).toFixed(2)}% (${metrics.errors} errors of ${metrics.total})`],
-      ["macro-F1", metrics.macroF1.toFixed(4)],
-      ["NLL", metrics.nll.toFixed(4)],
-      ["ECE", metrics.ece.toFixed(4)],
-      ["parameters", String(metrics.params)],
-      ["size", `${metrics.onnxBytes} bytes (${metrics.onnxGzipBytes} gzipped)`],
-      ["latency b1", `p50 ${formatMs(metrics.latencyP50Ms)}, p95 ${formatMs(metrics.latencyP95Ms)}`],
-      ["throughput b128", `${Math.round(metrics.throughput)} samples/s`],
-    ];
-    process.stdout.write(`${modelPath} on ${data} test\n` + rows.map(([a, b]) => `  ${a.padEnd(16)} ${b}`).join("\n") + "\n");
+    process.stdout.write(metricsTable(`ensemble of the ${classifiers.length} (mean of probabilities) on ${data} test`, [
+      ["accuracy", `${(ensemble.accuracy * 100).toFixed(2)}% (${ensemble.errors} errors of ${ensemble.total})`],
+      ["macro-F1", ensemble.macroF1.toFixed(4)],
+      ["NLL", ensemble.nll.toFixed(4)],
+      ["ECE", ensemble.ece.toFixed(4)],
+    ]));
   } finally {
-    await classifier.dispose();
+    for (const c of classifiers) await c.dispose();
   }
+}
+
+function metricsTable(title: string, rows: [string, string][]): string {
+  return `${title}\n` + rows.map(([a, b]) => `  ${a.padEnd(16)} ${b}`).join("\n") + "\n";
 }
