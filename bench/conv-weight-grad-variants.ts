@@ -79,6 +79,25 @@ const variants: Record<string, Variant> = {
     const dw = F.gemm(b, a, { transA: 1 }); // [M, K·K·C]
     return F.transpose(F.reshape(dw, [m, K, K, c]), [0, 3, 1, 2]);
   },
+  "im2col NHWC Gather(axis 1) + one Gemm(dY as [M, P] · cols), no transposes": (g, x, dy, c, m, h) => {
+    const hp = h + 2 * PAD;
+    const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!;
+    const cols = gatherAxis(g, F.reshape(padded, [0, hp * hp, c]), tapPositions(h, h), 1); // [N, H·W, K·K, C]
+    const a = F.reshape(cols, [-1, K * K * c], ["P", K * K * c]);
+    const b = F.reshape(F.transpose(dy, [1, 0, 2, 3]), [m, -1], [m, "P"]);
+    const dw = F.gemm(b, a); // [M, K·K·C]
+    return F.transpose(F.reshape(dw, [m, K, K, c]), [0, 3, 1, 2]);
+  },
+  "im2col NCHW by 9 Slices, Concat, Transpose + Gemm(dY as [M, P], colsᵀ)": (g, x, dy, c, m, h) => {
+    const padded = F.emit("Pad", [x, g.constInt64([0, 0, PAD, PAD, 0, 0, PAD, PAD])])[0]!; // [N, C, Hp, Wp]
+    const shifts: Value[] = [];
+    for (let a = 0; a < K; a++) for (let b = 0; b < K; b++) shifts.push(F.unsqueeze(F.slice(padded, [a, b], [a + h, b + h], [2, 3]), [0]));
+    const stacked = F.transpose(F.concat(shifts, 0), [0, 2, 1, 3, 4]); // [K·K, C, N, H, W]
+    const colsT = F.reshape(stacked, [K * K * c, -1], [K * K * c, "P"]);
+    const b = F.reshape(F.transpose(dy, [1, 0, 2, 3]), [m, -1], [m, "P"]);
+    const dw = F.gemm(b, colsT, { transB: 1 }); // [M, K·K·C]
+    return F.transpose(F.reshape(dw, [m, K, K, c]), [0, 3, 1, 2]);
+  },
   "im2col NHWC Slice+Concat + one Gemm": (g, x, dy, c, m, h) => {
     const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!; // [N, Hp, Wp, C]
     const byColumn = F.concat(Array.from({ length: K }, (_, b) => F.slice(padded, [b], [b + h], [2])), 3); // [N, Hp, W, K·C]

@@ -3,12 +3,13 @@
 # ../shared/peers/README.md asks: ours-old, ours-new, peer, per figure, PAIRS times. JSON lines to stdout.
 # usage: [THREADS=n] bench/vs-peer.sh OLD_DIR NEW_DIR [PAIRS]   (each DIR holds a built checkout: dist/, node_modules/)
 # THREADS (default 2, the peer's default and this machine's cores) is given to both sides.
+# FIGS (default "mlp cnn") picks the figures.
 set -u
-OLD=$1; NEW=$2; PAIRS=${3:-3}; THREADS=${THREADS:-2}
+OLD=$1; NEW=$2; PAIRS=${3:-3}; THREADS=${THREADS:-2}; FIGS=${FIGS:-mlp cnn}
 PEER=$(dirname "$0")/../../shared/peers/torch_peer.py
 OPENBLAS=$(dpkg -L libopenblas0-openmp | grep -m1 "/openblas-openmp$")
 for i in $(seq 1 "$PAIRS"); do
-  for fig in mlp cnn; do
+  for fig in $FIGS; do
     for who in old new; do
       dir=$OLD; [ $who = new ] && dir=$NEW
       echo "{\"pair\":$i,\"who\":\"$who\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"

@@ -12,7 +12,8 @@ import * as F from "../src/engine/ops.js";
 import { ForwardContext, type Module, initialValue, type Mode } from "../src/nn/module.js";
 import * as L from "../src/nn/layers.js";
 import { Rng } from "../src/nn/random.js";
-import { gradCheck, randomData, type CheckInput } from "./helpers/gradcheck.js";
+import { gradCheck, randomData, type CheckInput, type GradCheckOptions } from "./helpers/gradcheck.js";
+import { nchwcBlockSize } from "../src/engine/nchwc.js";
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 function inp(g: Graph, name: string, shape: number[], seed: number, low = -1, high = 1): CheckInput {
@@ -173,7 +174,7 @@ describe("op gradients", () => {
 });
 
 describe("layer gradients", () => {
-  async function layerCheck(label: string, layer: Module, shape: number[], mode: Mode, opts: { batch?: number; low?: number; high?: number; step?: number } = {}) {
+  async function layerCheck(label: string, layer: Module, shape: number[], mode: Mode, opts: { batch?: number; low?: number; high?: number; step?: number; nchwc?: GradCheckOptions["nchwc"] } = {}) {
     await gradCheck(label, (g) => {
       const batch = opts.batch ?? 3;
       const x: CheckInput = { value: g.input("x", ["N", ...shape]), data: randomData(batch * size(shape), 21, opts.low ?? -1, opts.high ?? 1), shape: [batch, ...shape] };
@@ -193,7 +194,7 @@ describe("layer gradients", () => {
       const masks: CheckInput[] = ctx.randomStream ? [{ value: ctx.randomStream, data: BigInt64Array.of(7n), wrt: false, shape: [] }] : [];
       const outShape = y.shape.map((d) => (typeof d === "number" ? d : batch));
       return { inputs: [x, ...params, ...masks], output: y, outputShape: outShape };
-    }, { step: opts.step });
+    }, { step: opts.step, nchwc: opts.nchwc });
   }
 
   it("Linear", () => layerCheck("linear", new L.Linear({ outFeatures: 4 }), [5], "train"));
@@ -215,6 +216,21 @@ describe("layer gradients", () => {
     await layerCheck("conv_i2c_np", new L.Conv2d({ outChannels: 2, kernelSize: 3, bias: false }), [5, 5, 7], "train");
     await layerCheck("conv_i2c_s2", new L.Conv2d({ outChannels: 3, kernelSize: 3, stride: 2, padding: 1 }), [4, 7, 6], "train");
   });
+  it("Conv2d on onnxruntime's blocked (NCHWc) kernels, as training steps run it: pad 1; stride 2 with padding; no bias, no padding", async (t) => {
+    const block = await nchwcBlockSize();
+    if (!block) return t.skip("this onnxruntime build has no NCHWc kernels (nchwcBlockSize() is undefined)");
+    const counts: number[] = [];
+    const nchwc = { block, blocked: (n: number) => counts.push(n) };
+    // Two convolutions so the second one's input gradient (a forward Conv of dY) is blocked too.
+    const twoConvs = (o: { stride?: number; padding?: number; bias?: boolean }) =>
+      new L.Sequential([new L.Conv2d({ outChannels: block, kernelSize: 3, ...o }), new L.Tanh(), new L.Conv2d({ outChannels: 2 * block, kernelSize: 3, padding: 1 })]);
+    await layerCheck("nchwc_p1", twoConvs({ padding: 1 }), [block, 5, 5], "train", { batch: 2, nchwc });
+    await layerCheck("nchwc_s2", twoConvs({ stride: 2, padding: 1 }), [block, 7, 6], "train", { batch: 2, nchwc });
+    await layerCheck("nchwc_nobias", twoConvs({ bias: false }), [block, 6, 5], "train", { batch: 2, nchwc });
+    // Both forward Convs plus the second one's input gradient (stride 1) run blocked; the first's
+    // input gradient is blocked only at stride 1 (at stride 2 it is a ConvTranspose).
+    assert.deepEqual(counts, [4, 3, 4]);
+  });
   it("Conv2d depthwise (groups = channels)", () => layerCheck("dwconv", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1, groups: 3 }), [3, 5, 5], "train"));
   it("Conv2d depthwise with multiplier 2, stride 2", () => layerCheck("dwconv2", new L.Conv2d({ outChannels: 6, kernelSize: 3, stride: 2, padding: 1, groups: 3 }), [3, 6, 6], "train"));
   it("Conv2d grouped (2 groups)", () => layerCheck("gconv", new L.Conv2d({ outChannels: 4, kernelSize: 3, padding: 1, groups: 2 }), [4, 4, 4], "train"));
@@ -224,6 +240,11 @@ describe("layer gradients", () => {
     // Two inputs of one window lie 0.007 apart here: a smaller step keeps the probe off that kink.
     await layerCheck("maxpool_pad", new L.MaxPool2d({ kernelSize: 2, padding: 1 }), [2, 5, 4], "train", { step: 1e-3 });
     await layerCheck("maxpool3", new L.MaxPool2d({ kernelSize: 3, stride: 2 }), [2, 7, 7], "train");
+  });
+  it("Conv2d → MaxPool2d 2×2 (the bias gradient sums the pooled gradient), also padded and on odd sizes", async () => {
+    const convPool = (padding: number) => new L.Sequential([new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1 }), new L.MaxPool2d({ kernelSize: 2, padding })]);
+    await layerCheck("conv_pool", convPool(0), [2, 4, 4], "train");
+    await layerCheck("conv_pool_odd_pad", convPool(1), [2, 5, 7], "train", { step: 1e-3 });
   });
   it("AvgPool2d, also padded", async () => {
     await layerCheck("avgpool", new L.AvgPool2d({ kernelSize: 2 }), [2, 4, 4], "train");

@@ -31,7 +31,10 @@ function cnn(separated: boolean): Model {
         new L.BatchNorm(),
         new L.ReLU(),
         pool(),
-        new L.Conv2d({ outChannels: 8, kernelSize: 3, padding: 1 }),
+        // No bias: a conv bias's gradient sums the pooled gradient where the pool follows the conv
+        // directly (engine/conv-grad.ts, biasGradSource) and the full-size one where a ReLU sits
+        // between them: the same sum in another order, so another last bit.
+        new L.Conv2d({ outChannels: 8, kernelSize: 3, padding: 1, bias: false }),
         new L.ReLU(),
         pool(),
         new L.Flatten(),

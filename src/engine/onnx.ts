@@ -3,14 +3,18 @@
 import onnxProto from "onnx-proto";
 import { type Graph, type Value, type Tensor, type Shape } from "./graph.js";
 import { ONNX_BY_DTYPE, OPS } from "./ops.js";
+import { BLOCKED_CONV, NCHWC_DOMAIN, encodeBlockedConv } from "./nchwc.js";
 
 const { onnx } = onnxProto;
 
 /** ONNX opset all distill graphs target: Reduce* take axes as inputs, ScatterND/ScatterElements reduce. */
 export const OPSET = 18;
 const IR_VERSION = 8;
-/** Versions of the other operator sets a graph may use: LabelEncoder-2 (ai.onnx.ml 3, paired with opset 18), Tokenizer (com.microsoft 1). */
-const DOMAIN_OPSETS = { "ai.onnx.ml": 3, "com.microsoft": 1 } as const;
+/**
+ * Versions of the other operator sets a graph may use: LabelEncoder-2 (ai.onnx.ml 3, paired with
+ * opset 18), Tokenizer (com.microsoft 1), blocked convolutions in training steps (com.microsoft.nchwc 1).
+ */
+const DOMAIN_OPSETS = { "ai.onnx.ml": 3, "com.microsoft": 1, [NCHWC_DOMAIN]: 1 } as const;
 
 export interface ModelOptions {
   /** Free-form key/value pairs stored in the model (input layout, class labels…). */
@@ -67,7 +71,10 @@ export function encodeModel(graph: Graph, options: ModelOptions = {}): Uint8Arra
 }
 
 function finishModel(graph: onnxProto.onnx.IGraphProto, options: ModelOptions): Uint8Array {
-  const domains = new Set((graph.node ?? []).map((n) => n.domain).filter((d): d is keyof typeof DOMAIN_OPSETS => !!d));
+  // Domains used anywhere, a Loop body's nodes included.
+  const nodesOf = (g: onnxProto.onnx.IGraphProto): onnxProto.onnx.INodeProto[] =>
+    (g.node ?? []).flatMap((n) => [n, ...(n.attribute ?? []).flatMap((a) => (a.g ? nodesOf(a.g) : []))]);
+  const domains = new Set(nodesOf(graph).map((n) => n.domain).filter((d): d is keyof typeof DOMAIN_OPSETS => !!d));
   const model = onnx.ModelProto.create({
     irVersion: IR_VERSION,
     opsetImport: [{ domain: "", version: OPSET }, ...[...domains].map((domain) => ({ domain, version: DOMAIN_OPSETS[domain] }))],
@@ -105,7 +112,7 @@ function encodeGraph(graph: Graph): { node: onnxProto.onnx.INodeProto[]; output:
   }
   const node: onnxProto.onnx.INodeProto[] = graph.nodes
     .filter((_, i) => keep[i])
-    .map((n, i) => ({
+    .flatMap((n, i) => n.opType === BLOCKED_CONV ? encodeBlockedConv(n, `${n.scope ? n.scope + "/" : ""}${n.opType}_${i}`, nameOf, attributeProto) : [{
       name: `${n.scope ? n.scope + "/" : ""}${n.opType}_${i}`,
       opType: n.opType,
       ...(OPS[n.opType]?.domain ? { domain: OPS[n.opType]!.domain } : {}),
@@ -114,7 +121,7 @@ function encodeGraph(graph: Graph): { node: onnxProto.onnx.INodeProto[]; output:
       // e.g. MaxPool without its Indices output runs ~10× faster in onnxruntime).
       output: n.outputs.slice(0, liveOutputCount(n.outputs, live)).map(nameOf),
       attribute: Object.entries(n.attrs).map(([k, a]) => attributeProto(k, a)),
-    }));
+    }]);
   for (const { from, to } of identities) node.push({ name: `output/${to}`, opType: "Identity", input: [from], output: [to], attribute: [] });
   return {
     node,

@@ -17,6 +17,7 @@ import {
   stepScalars,
 } from "./optimizers.js";
 import { Session, type RuntimeOptions, type TypedArray } from "./runtime.js";
+import { blockConvolutions } from "./nchwc.js";
 
 export interface TrainGraphSpec {
   graph: Graph;
@@ -38,6 +39,11 @@ export interface TrainGraphSpec {
   clipGradNorm?: number;
   /** Output the global gradient norm (always on when clipping); costs one pass over all gradients. */
   reportGradNorm?: boolean;
+  /**
+   * Channel block of onnxruntime's NCHWc kernels on this machine (`nchwcBlockSize()`): Convs whose
+   * channel counts it divides run on them. Undefined: every Conv stays plain.
+   */
+  nchwcBlock?: number;
 }
 
 const NEXT = "next:";
@@ -84,6 +90,7 @@ export function compileTrainStep(spec: TrainGraphSpec): CompiledTrainStep {
     for (const k of stateKinds) g.output(upd.state[k]!, `${NEXT}${name}.${k}`);
   });
   foldMomentumIntoGemm(g);
+  if (spec.nchwcBlock) blockConvolutions(g, spec.nchwcBlock);
   for (const [name, { input, next }] of spec.bufferUpdates ?? []) {
     g.output(next, NEXT + input.name);
     updated.set(name, next);

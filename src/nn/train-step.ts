@@ -2,6 +2,7 @@
 
 import { Graph, type Value, type DType, type Shape } from "../engine/graph.js";
 import { compileTrainStep, TrainingSession, type StepResult } from "../engine/training.js";
+import { nchwcBlockSize } from "../engine/nchwc.js";
 import type { Tensor } from "../engine/graph.js";
 import { type OptimizerConfig, optimizerStateNames } from "../engine/optimizers.js";
 import { type Model } from "./model.js";
@@ -103,7 +104,7 @@ export class ModelTrainer {
     const bufferUpdates = new Map<string, { input: Value; next: Value }>();
     for (const [name, next] of ctx.bufferUpdates) bufferUpdates.set(name, { input: paramInputs.get(name)!, next });
     const stateAfterUpdate = (updated: Map<string, Value>) => new Map([...extraState].map(([name, s]) => [name, { input: s.input, next: s.next(updated) }]));
-    const compiled = compileTrainStep({ graph: g, loss, params: trainable, bufferUpdates, stateAfterUpdate, outputs, optimizer: o.optimizer, clipGradNorm: o.clipGradNorm, reportGradNorm: o.reportGradNorm });
+    const compiled = compileTrainStep({ graph: g, loss, params: trainable, bufferUpdates, stateAfterUpdate, outputs, optimizer: o.optimizer, clipGradNorm: o.clipGradNorm, reportGradNorm: o.reportGradNorm, nchwcBlock: await nchwcBlockSize() });
 
     const initial = new Map<string, Tensor<"float32">>();
     for (const [name, t] of o.params.tensors) initial.set(name, t);

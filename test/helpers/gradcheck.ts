@@ -6,6 +6,7 @@ import { Graph, type Value } from "../../src/engine/graph.js";
 import * as F from "../../src/engine/ops.js";
 import { gradients } from "../../src/engine/autodiff.js";
 import { encodeModel } from "../../src/engine/onnx.js";
+import { blockConvolutions } from "../../src/engine/nchwc.js";
 import { Session, type Tensor } from "../../src/engine/runtime.js";
 import { Rng } from "../../src/nn/random.js";
 
@@ -27,6 +28,11 @@ export interface GradCheckOptions {
   seed?: number;
   /** Step of the directional probe (default step/4: a smaller step crosses fewer ReLU/max kinks). */
   directionStep?: number;
+  /**
+   * Run eligible Convs on onnxruntime's blocked kernels, as training steps do
+   * (engine/nchwc.ts); `blocked` receives how many Convs were marked.
+   */
+  nchwc?: { block: number; blocked?: (count: number) => void };
 }
 
 /**
@@ -50,6 +56,7 @@ export async function gradCheck(
   const grads = gradients(g, loss, wrt.map((i) => i.value));
   g.output(loss, "loss");
   grads.forEach((d, i) => g.output(d, `grad${i}`));
+  if (opts.nchwc) opts.nchwc.blocked?.(blockConvolutions(g, opts.nchwc.block));
   const session = await Session.create(encodeModel(g), { threads: 1 });
 
   const feeds: Record<string, Tensor> = { upstream: { dtype: "float32", shape: outShape, data: rData } };
