@@ -8,7 +8,7 @@
 import os from "node:os";
 import { Graph, type Value } from "../src/engine/graph.js";
 import * as F from "../src/engine/ops.js";
-import { convGrad } from "../src/engine/conv-grad.js";
+import { convGrad, weightGradByIm2col, weightGradByTapSlices } from "../src/engine/conv-grad.js";
 import { encodeModel } from "../src/engine/onnx.js";
 import { Session, type Tensor } from "../src/engine/runtime.js";
 
@@ -98,6 +98,8 @@ const variants: Record<string, Variant> = {
     const dw = F.gemm(b, colsT, { transB: 1 }); // [M, K·K·C]
     return F.transpose(F.reshape(dw, [m, K, K, c]), [0, 3, 1, 2]);
   },
+  "engine's im2col + GEMM (≥ 4 channels)": (g, x, dy) => weightGradByIm2col(g, x, dy, K, K, [1, 1], [PAD, PAD, PAD, PAD]),
+  "engine's tap slices + batched MatMul + ReduceSum (< 4 channels)": (g, x, dy) => weightGradByTapSlices(g, x, dy, K, K, [PAD, PAD, PAD, PAD]),
   "im2col NHWC Slice+Concat + one Gemm": (g, x, dy, c, m, h) => {
     const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!; // [N, Hp, Wp, C]
     const byColumn = F.concat(Array.from({ length: K }, (_, b) => F.slice(padded, [b], [b + h], [2])), 3); // [N, Hp, W, K·C]

@@ -211,8 +211,9 @@ describe("layer gradients", () => {
     await layerCheck("conv_s2p1_odd", new L.Conv2d({ outChannels: 2, kernelSize: 3, stride: 2, padding: 1 }), [3, 7, 5], "train");
     await layerCheck("conv_s3p2", new L.Conv2d({ outChannels: 2, kernelSize: 5, stride: 3, padding: 2, bias: false }), [2, 8, 7], "train");
   });
-  it("Conv2d with ≥ 4 input channels (im2col weight gradient): pad 1, none on a non-square input, stride 2 on odd sizes", async () => {
-    await layerCheck("conv_i2c", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1 }), [4, 5, 5], "train");
+  it("Conv2d weight gradient as tap slices (stride 1, < 16 channels) and im2col (≥ 16, or ≥ 4 strided): pad 1, none on a non-square input, stride 2 on odd sizes", async () => {
+    await layerCheck("conv_taps", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1 }), [4, 5, 5], "train");
+    await layerCheck("conv_i2c", new L.Conv2d({ outChannels: 3, kernelSize: 3, padding: 1 }), [16, 5, 5], "train", { batch: 2 });
     await layerCheck("conv_i2c_np", new L.Conv2d({ outChannels: 2, kernelSize: 3, bias: false }), [5, 5, 7], "train");
     await layerCheck("conv_i2c_s2", new L.Conv2d({ outChannels: 3, kernelSize: 3, stride: 2, padding: 1 }), [4, 7, 6], "train");
   });

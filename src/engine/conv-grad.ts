@@ -28,12 +28,20 @@ export function convTransposeTo(g: Graph, dy: Value, w: Value, like: Value, o: {
 const IM2COL_MIN_CHANNELS = 4;
 
 /**
+ * Below this many input channels a stride-1 weight gradient is the tap slices' batched GEMM
+ * (`weightGradByTapSlices`): it reads dY as it lies and needs no Gather, which wins while the
+ * per-image GEMMs stay thin. Measured crossover between 8 (tap slices 1.1× faster) and 16
+ * (im2col 1.2× faster) channels (bench/conv-weight-grad-variants.ts, docs/results.md).
+ */
+const TAP_SLICES_BELOW_CHANNELS = 16;
+
+/**
  * Ungrouped Conv weight gradient as im2col + one GEMM: one Gather over an NHWC copy of the
  * padded input picks, for every output pixel, its kh·kw taps of C contiguous floats, which makes
  * the [N·Ho·Wo, kh·kw·C] matrix; dW = colsᵀ · dY with dY as [N·Ho·Wo, M]. The reduction over
  * batch and pixels is the GEMM's long inner dimension. Any stride and padding.
  */
-function weightGradByIm2col(g: Graph, x: Value, dy: Value, kh: number, kw: number, strides: number[], pads: number[]): Value {
+export function weightGradByIm2col(g: Graph, x: Value, dy: Value, kh: number, kw: number, strides: number[], pads: number[]): Value {
   const [, c, h, wd] = x.shape as [Dim, number, number, number];
   const [, m, ho, wo] = dy.shape as [Dim, number, number, number];
   const [sh, sw] = strides as [number, number];
@@ -56,6 +64,26 @@ function weightGradByIm2col(g: Graph, x: Value, dy: Value, kh: number, kw: numbe
   return transpose(reshape(gemm(dyRows, colsFlat), [m, kh, kw, c]), [0, 3, 1, 2]);
 }
 
+/**
+ * Weight gradient of a stride-1, ungrouped convolution as one batched GEMM over the kernel taps:
+ * each tap (a, b) is one Slice of the padded input, per image they stack into [kh·kw·C, Ho·Wo]
+ * (blocks of whole rows, no transpose), dW = Σₙ dYₙ[M, Ho·Wo] · tapsₙᵀ as one batched MatMul
+ * (onnxruntime fuses the transpose into it) and a sum over the batch. dY is read as it lies.
+ */
+export function weightGradByTapSlices(g: Graph, x: Value, dy: Value, kh: number, kw: number, pads: number[]): Value {
+  const [n, c] = x.shape as [Dim, number];
+  const [, m, ho, wo] = dy.shape as [Dim, number, number, number];
+  const [pt, pl, pb, pr] = pads as [number, number, number, number];
+  const padded = pads.some((p) => p) ? emit("Pad", [x, g.constInt64([0, 0, pt, pl, 0, 0, pb, pr])])[0]! : x;
+  const taps: Value[] = [];
+  for (let a = 0; a < kh; a++)
+    for (let b = 0; b < kw; b++) taps.push(reshape(slice(padded, [a, b], [a + ho, b + wo], [2, 3]), [0, c, ho * wo], [n!, c, ho * wo]));
+  const cols = concat(taps, 1); // [N, kh·kw·C, Ho·Wo]
+  const perImage = one("MatMul", [reshape(dy, [0, m, ho * wo], [n!, m, ho * wo]), transpose(cols, [0, 2, 1])]); // [N, M, kh·kw·C]
+  // [M, kh·kw·C] → [M, C, kh, kw]
+  return transpose(reshape(reduceSum(perImage, [0]), [m, kh, kw, c]), [0, 3, 1, 2]);
+}
+
 export function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y: Value, dy: Value, attrs: Attrs): (Value | undefined)[] {
   const strides = intsAttr(attrs, "strides", [1, 1]);
   const pads = intsAttr(attrs, "pads", [0, 0, 0, 0]);
@@ -68,10 +96,10 @@ export function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y:
     ? inputGradByConv(g, dy, w, pads)
     : convTransposeTo(g, dy, w, x, { strides, pads, group });
 
-  // Weight gradient: im2col + GEMM for ungrouped convolutions of ≥ IM2COL_MIN_CHANNELS inputs;
-  // otherwise a convolution of the input with the output gradient, batch and channel axes
-  // swapped so the batch is summed over by the convolution itself (the forward stride becomes
-  // the dilation).
+  // Weight gradient, ungrouped: at stride 1 with few input channels, a batched GEMM over the
+  // kernel taps as slices; else im2col + GEMM from IM2COL_MIN_CHANNELS inputs; else (and for
+  // groups) a convolution of the input with the output gradient, batch and channel axes swapped
+  // so the batch is summed over by the convolution itself (the forward stride becomes the dilation).
   const h = x.shape[2] as number, wd = x.shape[3] as number;
   const ho = dy.shape[2] as number, wo = dy.shape[3] as number;
   // Full correlation extent; can exceed the kernel when the stride dropped trailing input rows.
@@ -84,7 +112,9 @@ export function convGrad(g: Graph, x: Value, w: Value, b: Value | undefined, _y:
       { shape: [outBatch, outChannels, fullH, fullW], dtype: "float32" },
     ])[0]!;
   let dw: Value;
-  if (group === 1 && c >= IM2COL_MIN_CHANNELS) {
+  if (group === 1 && c < TAP_SLICES_BELOW_CHANNELS && strides.every((v) => v === 1)) {
+    dw = weightGradByTapSlices(g, x, dy, kh!, kw!, pads);
+  } else if (group === 1 && c >= IM2COL_MIN_CHANNELS) {
     dw = weightGradByIm2col(g, x, dy, kh!, kw!, strides, pads);
   } else if (group === 1) {
     const xt = transpose(x, [1, 0, 2, 3]); // [C, N, H, W]
