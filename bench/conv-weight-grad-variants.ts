@@ -3,7 +3,7 @@
 // formulations, alternated round by round; ms per run, median (JSON lines). Each variant is checked
 // against the engine's (engine/conv-grad.ts) to float tolerance before it is timed.
 // LAYERS='[{"name":"c8","c":8,"m":64,"h":14}, …]' times other channel counts (where conv-grad.ts's
-// IM2COL_MIN_CHANNELS comes from). The evidence for conv-grad.ts's choice (docs/results.md, Engine II).
+// IM2COL_MIN_CHANNELS and TAP_SLICES_BELOW_CHANNELS come from). The evidence for conv-grad.ts's choice (docs/results.md, Engine II).
 
 import os from "node:os";
 import { Graph, type Value } from "../src/engine/graph.js";
@@ -45,7 +45,7 @@ const variants: Record<string, Variant> = {
     const w = g.constFloat(new Float32Array(m * c * K * K), [m, c, K, K]);
     return convGrad(g, x, w, undefined, dy, dy, convAttrs)[1]!;
   },
-  "K·K shifted GEMMs (the engine before)": (g, x, dy, c, m, h) => {
+  "K·K shifted GEMMs (the engine of round 1)": (g, x, dy, c, m, h) => {
     // dW[:, :, a, b] = Σ dY · X shifted by (a, b); rows kept at the padded width Wp so that each
     // shift is one contiguous slice of X as [C, N, (Hp + 1)·Wp].
     const wp = h + 2 * PAD;
@@ -61,7 +61,7 @@ const variants: Record<string, Variant> = {
       }
     return F.reshape(F.transpose(F.concat(taps, 2), [1, 0, 2]), [m, c, K, K]);
   },
-  "im2col NHWC Gather(axis 1) + one Gemm(transA)": (g, x, dy, c, m, h) => {
+  "im2col NHWC Gather(axis 1) + one Gemm(transA) (the engine before round 4)": (g, x, dy, c, m, h) => {
     const hp = h + 2 * PAD;
     const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!;
     const cols = gatherAxis(g, F.reshape(padded, [0, hp * hp, c]), tapPositions(h, h), 1); // [N, H·W, K·K, C]
@@ -79,15 +79,6 @@ const variants: Record<string, Variant> = {
     const dw = F.gemm(b, a, { transA: 1 }); // [M, K·K·C]
     return F.transpose(F.reshape(dw, [m, K, K, c]), [0, 3, 1, 2]);
   },
-  "im2col NHWC Gather(axis 1) + one Gemm(dY as [M, P] · cols), no transposes": (g, x, dy, c, m, h) => {
-    const hp = h + 2 * PAD;
-    const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!;
-    const cols = gatherAxis(g, F.reshape(padded, [0, hp * hp, c]), tapPositions(h, h), 1); // [N, H·W, K·K, C]
-    const a = F.reshape(cols, [-1, K * K * c], ["P", K * K * c]);
-    const b = F.reshape(F.transpose(dy, [1, 0, 2, 3]), [m, -1], [m, "P"]);
-    const dw = F.gemm(b, a); // [M, K·K·C]
-    return F.transpose(F.reshape(dw, [m, K, K, c]), [0, 3, 1, 2]);
-  },
   "im2col NCHW by 9 Slices, Concat, Transpose + Gemm(dY as [M, P], colsᵀ)": (g, x, dy, c, m, h) => {
     const padded = F.emit("Pad", [x, g.constInt64([0, 0, PAD, PAD, 0, 0, PAD, PAD])])[0]!; // [N, C, Hp, Wp]
     const shifts: Value[] = [];
@@ -98,8 +89,17 @@ const variants: Record<string, Variant> = {
     const dw = F.gemm(b, colsT, { transB: 1 }); // [M, K·K·C]
     return F.transpose(F.reshape(dw, [m, K, K, c]), [0, 3, 1, 2]);
   },
-  "engine's im2col + GEMM (≥ 4 channels)": (g, x, dy) => weightGradByIm2col(g, x, dy, K, K, [1, 1], [PAD, PAD, PAD, PAD]),
-  "engine's tap slices + batched MatMul + ReduceSum (< 4 channels)": (g, x, dy) => weightGradByTapSlices(g, x, dy, K, K, [PAD, PAD, PAD, PAD]),
+  "engine's im2col + GEMM (stride 1: ≥ 16 channels)": (g, x, dy) => weightGradByIm2col(g, x, dy, K, K, [1, 1], [PAD, PAD, PAD, PAD]),
+  "engine's tap slices + batched MatMul + ReduceSum (stride 1: < 16 channels)": (g, x, dy) => weightGradByTapSlices(g, x, dy, K, K, [PAD, PAD, PAD, PAD]),
+  "colsᵀ from [C, N, H, W] by 9 Slices + Concat, Gemm(colsᵀ, dY NHWC), no transposed operand": (g, x, dy, c, m, h) => {
+    const padded = F.emit("Pad", [F.transpose(x, [1, 0, 2, 3]), g.constInt64([0, 0, PAD, PAD, 0, 0, PAD, PAD])])[0]!; // [C, N, Hp, Wp]
+    const shifts = [];
+    for (let a = 0; a < K; a++) for (let b = 0; b < K; b++) shifts.push(F.unsqueeze(F.slice(padded, [a, b], [a + h, b + h], [2, 3]), [0]));
+    const colsT = F.reshape(F.concat(shifts, 0), [K * K * c, -1], [K * K * c, "P"]); // [(tap, c), (n, i, j)]
+    const dyPix = F.reshape(F.transpose(dy, [0, 2, 3, 1]), [-1, m], ["P", m]);
+    const dw = F.gemm(colsT, dyPix); // [K·K·C, M]
+    return F.transpose(F.reshape(dw, [K, K, c, m]), [3, 2, 0, 1]);
+  },
   "im2col NHWC Slice+Concat + one Gemm": (g, x, dy, c, m, h) => {
     const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!; // [N, Hp, Wp, C]
     const byColumn = F.concat(Array.from({ length: K }, (_, b) => F.slice(padded, [b], [b + h], [2])), 3); // [N, Hp, W, K·C]
