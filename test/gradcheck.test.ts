@@ -271,7 +271,7 @@ describe("layer gradients", () => {
   it("Flatten + Linear on an image", () => layerCheck("flat", new L.Sequential([new L.Flatten(), new L.Linear({ outFeatures: 3 })]), [2, 3, 3], "train"));
   // Ids with padding inside a text (an unknown bigram), at the end, and one text with no tokens.
   const ids = [1, 2, 0, 2, 6, 0, 0, 0, 3, 3, 5, 1, 0, 0, 0, 0];
-  async function tokenLayerCheck(label: string, layers: Module[]) {
+  async function tokenLayerCheck(label: string, layers: Module[], nchwc?: GradCheckOptions["nchwc"]) {
     await gradCheck(label, (g) => {
       const x = { value: g.input("ids", ["N", 4], "int64"), data: BigInt64Array.from(ids.map(BigInt)), wrt: false, shape: [4, 4] };
       const params: CheckInput[] = [];
@@ -284,13 +284,23 @@ describe("layer gradients", () => {
       net.path = label;
       const y = net.forward(ctx, x.value);
       return { inputs: [x, ...params], output: y, outputShape: y.shape.map((d) => (typeof d === "number" ? d : 4)) };
-    });
+    }, { nchwc });
   }
   it("Embedding (padding embeds to zeros)", () => tokenLayerCheck("emb", [new L.Embedding({ vocabSize: 7, dim: 3 })]));
   it("Embedding + MeanPool (mask-aware mean)", () => tokenLayerCheck("embmean", [new L.Embedding({ vocabSize: 7, dim: 3 }), new L.MeanPool()]));
   it("Embedding + Conv1d (odd and even kernels) + MaxOverTime", async () => {
     await tokenLayerCheck("conv1d_k3", [new L.Embedding({ vocabSize: 7, dim: 3 }), new L.Conv1d({ outChannels: 4, kernelSize: 3 }), new L.MaxOverTime()]);
     await tokenLayerCheck("conv1d_k2", [new L.Embedding({ vocabSize: 7, dim: 3 }), new L.Conv1d({ outChannels: 2, kernelSize: 2 }), new L.Tanh(), new L.MeanPool()]);
+  });
+  it("Embedding + two Conv1d (odd and even kernels: asymmetric padding) on the blocked (NCHWc) kernels, as training steps run them", async (t) => {
+    const block = await nchwcBlockSize();
+    if (!block) return t.skip("this onnxruntime build has no NCHWc kernels (nchwcBlockSize() is undefined)");
+    const counts: number[] = [];
+    const nchwc = { block, blocked: (n: number) => counts.push(n) };
+    for (const k of [3, 2])
+      await tokenLayerCheck(`nchwc_conv1d_k${k}`, [new L.Embedding({ vocabSize: 7, dim: block }), new L.Conv1d({ outChannels: block, kernelSize: k }), new L.Tanh(), new L.Conv1d({ outChannels: block, kernelSize: k }), new L.MeanPool()], nchwc);
+    // Per check: both forward Convs and both input gradients (the first reaches the embeddings).
+    assert.deepEqual(counts, [4, 4]);
   });
   it("Residual block with 1×1 shortcut, and Concat branches", async () => {
     const res = new L.Residual(

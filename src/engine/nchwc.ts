@@ -59,8 +59,8 @@ async function probeBlockSize(): Promise<number | undefined> {
 
 /**
  * Marks every Conv of `g` that the blocked kernels can run and onnxruntime would not block
- * itself: a weight that is not a constant, one group, no dilation, static channel counts that are
- * multiples of `block`. Inputs with fewer channels (a first layer's 1 or 3) stay plain Conv: the
+ * itself: 2-D, a weight that is not a constant, one group, no dilation, static channel counts
+ * that are multiples of `block`. Inputs with fewer channels (a first layer's 1 or 3) stay plain Conv: the
  * blocked kernel ran them slower. Returns how many were marked.
  */
 export function blockConvolutions(g: Graph, block: number): number {
@@ -68,7 +68,7 @@ export function blockConvolutions(g: Graph, block: number): number {
   for (const n of g.nodes) {
     if (n.opType !== "Conv") continue;
     const [x, w] = n.inputs;
-    if (!x || !w || g.initializers.has(w.name)) continue;
+    if (!x || !w || g.initializers.has(w.name) || x.rank !== 4 || w.rank !== 4) continue;
     const c = x.shape[1], m = w.shape[0];
     if (typeof c !== "number" || typeof m !== "number" || c % block || m % block) continue;
     if (intAttr(n.attrs, "group", 1) !== 1 || intsAttr(n.attrs, "dilations", [1, 1]).some((d) => d !== 1)) continue;
