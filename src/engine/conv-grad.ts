@@ -76,9 +76,8 @@ export function weightGradByTapSlices(g: Graph, x: Value, dy: Value, kh: number,
   const [pt, pl, pb, pr] = pads as [number, number, number, number];
   const padded = pads.some((p) => p) ? emit("Pad", [x, g.constInt64([0, 0, pt, pl, 0, 0, pb, pr])])[0]! : x;
   const taps: Value[] = [];
-  for (let a = 0; a < kh; a++)
-    for (let b = 0; b < kw; b++) taps.push(reshape(slice(padded, [a, b], [a + ho, b + wo], [2, 3]), [0, c, ho * wo], [n!, c, ho * wo]));
-  const cols = concat(taps, 1); // [N, kh·kw·C, Ho·Wo]
+  for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) taps.push(slice(padded, [a, b], [a + ho, b + wo], [2, 3]));
+  const cols = reshape(concat(taps, 1), [0, kh * kw * c, ho * wo], [n!, kh * kw * c, ho * wo]); // [N, kh·kw·C, Ho·Wo]
   const perImage = one("MatMul", [reshape(dy, [0, m, ho * wo], [n!, m, ho * wo]), transpose(cols, [0, 2, 1])]); // [N, M, kh·kw·C]
   // [M, kh·kw·C] → [M, C, kh, kw]
   return transpose(reshape(reduceSum(perImage, [0]), [m, kh, kw, c]), [0, 3, 1, 2]);
