@@ -60,8 +60,9 @@ async function probeBlockSize(): Promise<number | undefined> {
 /**
  * Marks every Conv of `g` that the blocked kernels can run and onnxruntime would not block
  * itself: 2-D, a weight that is not a constant, one group, no dilation, static channel counts
- * that are multiples of `block`. Inputs with fewer channels (a first layer's 1 or 3) stay plain Conv: the
- * blocked kernel ran them slower. Returns how many were marked.
+ * that are multiples of `block`. Inputs with fewer channels (a first layer's 1 or 3) stay plain
+ * Conv: the blocked kernel for them ran slower (docs/results.md, Engine II round 3). Run after
+ * autodiff: a marked node has no gradient rule. Returns how many were marked.
  */
 export function blockConvolutions(g: Graph, block: number): number {
   let marked = 0;
