@@ -38,7 +38,7 @@ const TAP_SLICES_BELOW_CHANNELS = 16;
 /**
  * Ungrouped Conv weight gradient as im2col + one GEMM: one Gather over an NHWC copy of the
  * padded input picks, for every output pixel, its kh·kw taps of C contiguous floats, which makes
- * the [N·Ho·Wo, kh·kw·C] matrix; dW = colsᵀ · dY with dY as [N·Ho·Wo, M]. The reduction over
+ * the [N·Ho·Wo, kh·kw·C] matrix; dW = dY · cols with dY as [M, N·Ho·Wo]. The reduction over
  * batch and pixels is the GEMM's long inner dimension. Any stride and padding.
  */
 export function weightGradByIm2col(g: Graph, x: Value, dy: Value, kh: number, kw: number, strides: number[], pads: number[]): Value {

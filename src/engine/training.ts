@@ -90,7 +90,6 @@ export function compileTrainStep(spec: TrainGraphSpec): CompiledTrainStep {
     for (const k of stateKinds) g.output(upd.state[k]!, `${NEXT}${name}.${k}`);
   });
   foldMomentumIntoGemm(g);
-  if (spec.nchwcBlock) blockConvolutions(g, spec.nchwcBlock);
   for (const [name, { input, next }] of spec.bufferUpdates ?? []) {
     g.output(next, NEXT + input.name);
     updated.set(name, next);
@@ -114,6 +113,8 @@ export function compileTrainStep(spec: TrainGraphSpec): CompiledTrainStep {
   const carried = stateNames.map((n) => ({ input: n, next: NEXT + n }));
   const stateSet = new Set(stateNames);
   const perStep = g.inputs.map((v) => v.name).filter((n) => !stateSet.has(n));
+  // Last, once the graph is complete: marked Convs have no gradient rule.
+  if (spec.nchwcBlock) blockConvolutions(g, spec.nchwcBlock);
   const loopModel = encodeLoopModel(g, { carried, perStep, scans: outputNames });
   return { model: encodeModel(g), loopModel, stateNames, scalarNames: Object.keys(scalars), outputNames };
 }
