@@ -4,8 +4,8 @@
 
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
-import { mnistHead } from "./helpers/mnist-models.js";
-import { Graph, type Tensor } from "../src/engine/graph.js";
+import { labelStepTrainer, mnistBatch, mnistHead } from "./helpers/mnist-models.js";
+import { Graph } from "../src/engine/graph.js";
 import * as F from "../src/engine/ops.js";
 import { nchwcBlockSize } from "../src/engine/nchwc.js";
 import { compileTrainStep } from "../src/engine/training.js";
@@ -13,13 +13,12 @@ import { decodeModel } from "../src/engine/onnx.js";
 import { Model } from "../src/nn/model.js";
 import * as L from "../src/nn/layers.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
-import { kdLossGraph } from "../src/nn/losses.js";
 
 const SAMPLES = 192, BATCH = 32;
-let images: Float32Array, labels: BigInt64Array;
+let data: ReturnType<typeof mnistHead>;
 
 before(() => {
-  ({ images, labels } = mnistHead(SAMPLES));
+  data = mnistHead(SAMPLES);
 });
 
 /** The bench CNN's shape at a quarter of its width: conv1 (1 channel in) stays plain, conv2 is blocked. */
@@ -45,29 +44,14 @@ async function trainer(model: Model, blocked: boolean): Promise<ModelTrainer> {
   const before = process.env["DISTILL_BLOCKED_CONV"];
   if (!blocked) process.env["DISTILL_BLOCKED_CONV"] = "0";
   try {
-    return await ModelTrainer.create({
-      model,
-      params: model.initParameters(3),
-      optimizer: { kind: "sgd", momentum: 0.9 },
-      threads: 1,
-      fetchLogits: true,
-      reportGradNorm: true,
-      loss: (ctx) => ({ loss: kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0).loss }),
-    });
+    return await labelStepTrainer(model, 3);
   } finally {
     if (before === undefined) delete process.env["DISTILL_BLOCKED_CONV"];
     else process.env["DISTILL_BLOCKED_CONV"] = before;
   }
 }
 
-function batch(b: number): Record<string, Tensor> {
-  const at = (b * BATCH) % SAMPLES;
-  return {
-    input: { dtype: "float32", shape: [BATCH, 1, 28, 28], data: images.subarray(at * 784, (at + BATCH) * 784) },
-    labels: { dtype: "int64", shape: [BATCH], data: labels.subarray(at, at + BATCH) },
-    teacher_logits: { dtype: "float32", shape: [BATCH, 10], data: new Float32Array(BATCH * 10) },
-  };
-}
+const batch = (b: number) => mnistBatch(data, b, BATCH);
 
 const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);

@@ -3,18 +3,16 @@
 
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
-import { mnistHead } from "./helpers/mnist-models.js";
-import { Graph, type Tensor } from "../src/engine/graph.js";
+import { labelStepTrainer, mnistBatch, mnistHead } from "./helpers/mnist-models.js";
+import { Graph } from "../src/engine/graph.js";
 import { Model } from "../src/nn/model.js";
 import * as L from "../src/nn/layers.js";
-import { ModelTrainer } from "../src/nn/train-step.js";
-import { kdLossGraph } from "../src/nn/losses.js";
 
 const SAMPLES = 256, BATCH = 32;
-let images: Float32Array, labels: BigInt64Array;
+let data: ReturnType<typeof mnistHead>;
 
 before(() => {
-  ({ images, labels } = mnistHead(SAMPLES));
+  data = mnistHead(SAMPLES);
 });
 
 /** conv-BN-ReLU-pool twice; `separated` puts each pool in a Sequential of its own, so no ReLU sits next to a pool and nothing is swapped. */
@@ -43,26 +41,8 @@ function cnn(separated: boolean): Model {
   );
 }
 
-async function trainer(model: Model): Promise<ModelTrainer> {
-  return ModelTrainer.create({
-    model,
-    params: model.initParameters(7),
-    optimizer: { kind: "sgd", momentum: 0.9 },
-    threads: 1,
-    fetchLogits: true,
-    reportGradNorm: true,
-    loss: (ctx) => ({ loss: kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0).loss }),
-  });
-}
-
-function batch(b: number): Record<string, Tensor> {
-  const at = (b * BATCH) % SAMPLES;
-  return {
-    input: { dtype: "float32", shape: [BATCH, 1, 28, 28], data: images.subarray(at * 784, (at + BATCH) * 784) },
-    labels: { dtype: "int64", shape: [BATCH], data: labels.subarray(at, at + BATCH) },
-    teacher_logits: { dtype: "float32", shape: [BATCH, 10], data: new Float32Array(BATCH * 10) },
-  };
-}
+const trainer = (model: Model) => labelStepTrainer(model, 7);
+const batch = (b: number) => mnistBatch(data, b, BATCH);
 
 describe("ReLU → MaxPool in training graphs", () => {
   it("trains on the same bits as the ReLU applied before the pool: losses, gradient norms, logits, parameters", async () => {

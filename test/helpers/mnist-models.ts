@@ -8,7 +8,8 @@ import { readIdx } from "../../src/data/idx.js";
 import { Model, exportOnnx } from "../../src/nn/model.js";
 import * as L from "../../src/nn/layers.js";
 import { ModelTrainer } from "../../src/nn/train-step.js";
-import { crossEntropy } from "../../src/nn/losses.js";
+import { crossEntropy, kdLossGraph } from "../../src/nn/losses.js";
+import type { Tensor } from "../../src/engine/graph.js";
 
 export const LABELS = [..."0123456789"];
 
@@ -23,6 +24,32 @@ export function mnistHead(samples: number): { images: Float32Array; labels: BigI
   return {
     images: Float32Array.from(readIdx(join(dir, "train-images-idx3-ubyte")).data.subarray(0, samples * 784)),
     labels: BigInt64Array.from(readIdx(join(dir, "train-labels-idx1-ubyte")).data.subarray(0, samples), BigInt),
+  };
+}
+
+/**
+ * The trainer the engine's step-comparison tests use: SGD momentum 0.9 on the KD loss at α = 0
+ * (labels only; the teacher input is fed but unused), one thread, logits and gradient norm fetched.
+ */
+export function labelStepTrainer(model: Model, seed: number): Promise<ModelTrainer> {
+  return ModelTrainer.create({
+    model,
+    params: model.initParameters(seed),
+    optimizer: { kind: "sgd", momentum: 0.9 },
+    threads: 1,
+    fetchLogits: true,
+    reportGradNorm: true,
+    loss: (ctx) => ({ loss: kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0).loss }),
+  });
+}
+
+/** Batch `b` of `size` from `mnistHead` data, wrapping around, with zero teacher logits. */
+export function mnistBatch(data: { images: Float32Array; labels: BigInt64Array }, b: number, size: number): Record<string, Tensor> {
+  const samples = data.labels.length, at = (b * size) % samples;
+  return {
+    input: { dtype: "float32", shape: [size, 1, 28, 28], data: data.images.subarray(at * 784, (at + size) * 784) },
+    labels: { dtype: "int64", shape: [size], data: data.labels.subarray(at, at + size) },
+    teacher_logits: { dtype: "float32", shape: [size, 10], data: new Float32Array(size * 10) },
   };
 }
 
