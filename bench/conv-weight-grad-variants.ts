@@ -89,6 +89,14 @@ const variants: Record<string, Variant> = {
     const dw = F.gemm(b, colsT, { transB: 1 }); // [M, K·K·C]
     return F.transpose(F.reshape(dw, [m, K, K, c]), [0, 3, 1, 2]);
   },
+  "im2col NHWC Gather(axis 1) + one Gemm(dY planes [M, P], cols) (the engine of round 4)": (g, x, dy, c, m, h) => {
+    const hp = h + 2 * PAD;
+    const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!;
+    const cols = gatherAxis(g, F.reshape(padded, [0, hp * hp, c]), tapPositions(h, h), 1); // [N, H·W, K·K, C]
+    const b = F.reshape(cols, [-1, K * K * c], ["P", K * K * c]);
+    const a = F.reshape(F.transpose(dy, [1, 0, 2, 3]), [m, -1], [m, "P"]);
+    return F.transpose(F.reshape(F.gemm(a, b), [m, K, K, c]), [0, 3, 1, 2]);
+  },
   "engine's im2col + GEMM (stride 1: ≥ 16 channels)": (g, x, dy) => weightGradByIm2col(g, x, dy, K, K, [1, 1], [PAD, PAD, PAD, PAD]),
   "engine's tap slices + batched MatMul + ReduceSum (stride 1: < 16 channels)": (g, x, dy) => weightGradByTapSlices(g, x, dy, K, K, [PAD, PAD, PAD, PAD]),
   "colsᵀ from [C, N, H, W] by 9 Slices + Concat, Gemm(colsᵀ, dY NHWC), no transposed operand": (g, x, dy, c, m, h) => {

@@ -36,32 +36,34 @@ const IM2COL_MIN_CHANNELS = 4;
 const TAP_SLICES_BELOW_CHANNELS = 16;
 
 /**
- * Ungrouped Conv weight gradient as im2col + one GEMM: one Gather over an NHWC copy of the
- * padded input picks, for every output pixel, its kh·kw taps of C contiguous floats, which makes
- * the [N·Ho·Wo, kh·kw·C] matrix; dW = dY · cols with dY as [M, N·Ho·Wo]. The reduction over
- * batch and pixels is the GEMM's long inner dimension. Any stride and padding.
+ * Ungrouped Conv weight gradient as im2col + one GEMM, im2col transposed: one Gather over the
+ * padded input laid out [C, Hp·Wp, N] picks, for every kernel tap and output pixel, the N floats
+ * of the whole batch, which makes colsᵀ [C·kh·kw, Ho·Wo·N] (rows already in dW's (c, a, b) order);
+ * dWᵀ = colsᵀ · dY with dY as [Ho·Wo·N, M]. The reduction over pixels and batch is the GEMM's long
+ * inner dimension. Any stride and padding.
  */
 export function weightGradByIm2col(g: Graph, x: Value, dy: Value, kh: number, kw: number, strides: number[], pads: number[]): Value {
-  const [, c, h, wd] = x.shape as [Dim, number, number, number];
+  const [n, c, h, wd] = x.shape as [Dim, number, number, number];
   const [, m, ho, wo] = dy.shape as [Dim, number, number, number];
   const [sh, sw] = strides as [number, number];
   const [pt, pl, pb, pr] = pads as [number, number, number, number];
-  const wp = wd + pl + pr;
-  const padded = emit("Pad", [transpose(x, [0, 2, 3, 1]), g.constInt64([0, pt, pl, 0, 0, pb, pr, 0])])[0]!; // [N, Hp, Wp, C]
+  const hp = h + pt + pb, wp = wd + pl + pr;
+  // Both layout changes are ones onnxruntime does fast: a 2-D transpose, and one axis moved to
+  // the front ([N, M, P] → [P, N, M]); a general 4-D permutation took 10× longer.
+  const batchLast = reshape(transpose(reshape(x, [0, -1], [n!, c * h * wd]), [1, 0]), [c, h, wd, -1], [c, h, wd, n!]);
+  const padded = pads.some((p) => p) ? emit("Pad", [batchLast, g.constInt64([0, pt, pl, 0, 0, pb, pr, 0])])[0]! : batchLast; // [C, Hp, Wp, N]
   const taps: number[] = [];
-  for (let i = 0; i < ho; i++)
-    for (let j = 0; j < wo; j++)
-      for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) taps.push((i * sh + a) * wp + j * sw + b);
-  const pixelRows = reshape(padded, [0, -1, c], [x.shape[0]!, (h + pt + pb) * wp, c]);
-  const cols = gather(pixelRows, g.constInt64(taps, [ho * wo, kh * kw]), 1); // [N, Ho·Wo, kh·kw, C]
-  const pixels = `${String(x.shape[0])}*${ho}*${wo}`;
-  const colsFlat = reshape(cols, [-1, kh * kw * c], [pixels, kh * kw * c]);
-  // dY as [M, N·Ho·Wo] (a copy of whole Ho·Wo planes) so neither GEMM operand is transposed:
-  // MLAS reads A's rows as they lie and packs B once. 1.3–1.6× faster than colsᵀ·dY with dY
-  // in NHWC (bench/conv-weight-grad-variants.ts, docs/results.md "Engine II, round 4").
-  const dyRows = reshape(transpose(dy, [1, 0, 2, 3]), [m, -1], [m, pixels]);
-  // [M, kh·kw·C] → [M, C, kh, kw]
-  return transpose(reshape(gemm(dyRows, colsFlat), [m, kh, kw, c]), [0, 3, 1, 2]);
+  for (let a = 0; a < kh; a++)
+    for (let b = 0; b < kw; b++)
+      for (let i = 0; i < ho; i++) for (let j = 0; j < wo; j++) taps.push((i * sh + a) * wp + j * sw + b);
+  const cols = gather(reshape(padded, [c, hp * wp, -1], [c, hp * wp, n!]), g.constInt64(taps, [kh * kw, ho * wo]), 1); // [C, kh·kw, Ho·Wo, N]
+  const pixels = `${String(n)}*${ho}*${wo}`;
+  const colsT = reshape(cols, [c * kh * kw, -1], [c * kh * kw, pixels]);
+  const dyPixels = reshape(transpose(reshape(dy, [0, m, ho * wo], [n!, m, ho * wo]), [2, 0, 1]), [-1, m], [pixels, m]);
+  // MLAS packs dY (the smaller operand) and reads colsᵀ's rows as they lie: 1.5× faster than
+  // dY[M, P] · cols[P, C·kh·kw] (bench/conv-weight-grad-variants.ts, docs/results.md "Engine II,
+  // round 5"). The reshape keeps onnxruntime from fusing the transpose into the Gemm (slower).
+  return transpose(reshape(gemm(colsT, dyPixels), [c, kh, kw, m]), [3, 0, 1, 2]); // [C·kh·kw, M] → [M, C, kh, kw]
 }
 
 /**
