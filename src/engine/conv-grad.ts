@@ -21,9 +21,11 @@ export function convTransposeTo(g: Graph, dy: Value, w: Value, like: Value, o: {
 
 /**
  * Input channels from which the weight gradient is im2col + GEMM rather than a Conv over
- * batch-swapped tensors. im2col's Gather copies blocks of C floats, slow for a handful; the
+ * batch-swapped tensors (strided layers only: stride-1 thin layers take the tap slices). The
  * swapped Conv runs C thin GEMMs only kh·kw wide, slow for many. Measured crossover at C = 4
- * (bench/conv-weight-grad-variants.ts, docs/results.md "Engine II").
+ * when im2col copied C floats per tap; since it copies the batch's N floats, the two are even at
+ * C = 1 (14.5 against 13.7 ms, stride 1), so the threshold stays (bench/conv-weight-grad-variants.ts,
+ * docs/results.md "Engine II").
  */
 const IM2COL_MIN_CHANNELS = 4;
 
