@@ -62,8 +62,8 @@ export function weightGradByIm2col(g: Graph, x: Value, dy: Value, kh: number, kw
   const pixels = `${String(n)}*${ho}*${wo}`;
   const colsT = reshape(cols, [c * kh * kw, -1], [c * kh * kw, pixels]);
   const dyPixels = reshape(transpose(reshape(dy, [0, m, ho * wo], [n!, m, ho * wo]), [2, 0, 1]), [-1, m], [pixels, m]);
-  // MLAS packs dY (the smaller operand) and reads colsᵀ's rows as they lie: 1.5× faster than
-  // dY[M, P] · cols[P, C·kh·kw] (bench/conv-weight-grad-variants.ts, docs/results.md "Engine II,
+  // MLAS packs dY (the smaller operand) and reads colsᵀ's rows as they lie: 1.35–1.45× faster than
+  // dY[M, P] · cols[P, C·kh·kw] (bench/gemm-orientation.ts, docs/results.md "Engine II,
   // round 5"). The reshape keeps onnxruntime from fusing the transpose into the Gemm (slower).
   return transpose(reshape(gemm(colsT, dyPixels), [c, kh, kw, m]), [3, 0, 1, 2]); // [C·kh·kw, M] → [M, C, kh, kw]
 }
