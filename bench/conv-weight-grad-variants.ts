@@ -39,6 +39,14 @@ function tapPositions(h: number, w: number): number[][] {
   return rows;
 }
 
+/** im2col over an NHWC copy of the padded input: [N·H·W, K·K·C], one Gather (axis 1). */
+function nhwcCols(g: Graph, x: Value, c: number, h: number): Value {
+  const hp = h + 2 * PAD;
+  const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!;
+  const cols = gatherAxis(g, F.reshape(padded, [0, hp * hp, c]), tapPositions(h, h), 1); // [N, H·W, K·K, C]
+  return F.reshape(cols, [-1, K * K * c], ["P", K * K * c]);
+}
+
 const variants: Record<string, Variant> = {
   "engine (conv-grad.ts)": (g, x, dy, c, m) => {
     // Only the kernel's shape matters to the weight gradient; the unused constant is pruned.
@@ -62,19 +70,13 @@ const variants: Record<string, Variant> = {
     return F.reshape(F.transpose(F.concat(taps, 2), [1, 0, 2]), [m, c, K, K]);
   },
   "im2col NHWC Gather(axis 1) + one Gemm(transA) (the engine before round 4)": (g, x, dy, c, m, h) => {
-    const hp = h + 2 * PAD;
-    const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!;
-    const cols = gatherAxis(g, F.reshape(padded, [0, hp * hp, c]), tapPositions(h, h), 1); // [N, H·W, K·K, C]
-    const a = F.reshape(cols, [-1, K * K * c], ["P", K * K * c]);
+    const a = nhwcCols(g, x, c, h);
     const b = F.reshape(F.transpose(dy, [0, 2, 3, 1]), [-1, m], ["P", m]);
     const dw = F.gemm(a, b, { transA: 1 }); // [K·K·C, M]
     return F.transpose(F.reshape(dw, [K, K, c, m]), [3, 2, 0, 1]);
   },
   "im2col NHWC Gather(axis 1) + one Gemm(dYᵀ·cols)": (g, x, dy, c, m, h) => {
-    const hp = h + 2 * PAD;
-    const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!;
-    const cols = gatherAxis(g, F.reshape(padded, [0, hp * hp, c]), tapPositions(h, h), 1); // [N, H·W, K·K, C]
-    const a = F.reshape(cols, [-1, K * K * c], ["P", K * K * c]);
+    const a = nhwcCols(g, x, c, h);
     const b = F.reshape(F.transpose(dy, [0, 2, 3, 1]), [-1, m], ["P", m]);
     const dw = F.gemm(b, a, { transA: 1 }); // [M, K·K·C]
     return F.transpose(F.reshape(dw, [m, K, K, c]), [0, 3, 1, 2]);
@@ -90,10 +92,7 @@ const variants: Record<string, Variant> = {
     return F.transpose(F.reshape(dw, [m, K, K, c]), [0, 3, 1, 2]);
   },
   "im2col NHWC Gather(axis 1) + one Gemm(dY planes [M, P], cols) (the engine of round 4)": (g, x, dy, c, m, h) => {
-    const hp = h + 2 * PAD;
-    const padded = F.emit("Pad", [F.transpose(x, [0, 2, 3, 1]), g.constInt64([0, PAD, PAD, 0, 0, PAD, PAD, 0])])[0]!;
-    const cols = gatherAxis(g, F.reshape(padded, [0, hp * hp, c]), tapPositions(h, h), 1); // [N, H·W, K·K, C]
-    const b = F.reshape(cols, [-1, K * K * c], ["P", K * K * c]);
+    const b = nhwcCols(g, x, c, h);
     const a = F.reshape(F.transpose(dy, [1, 0, 2, 3]), [m, -1], [m, "P"]);
     return F.transpose(F.reshape(F.gemm(a, b), [m, K, K, c]), [0, 3, 1, 2]);
   },
