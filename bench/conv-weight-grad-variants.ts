@@ -3,7 +3,7 @@
 // formulations, alternated round by round; ms per run, median (JSON lines). Each variant is checked
 // against the engine's (engine/conv-grad.ts) to float tolerance before it is timed.
 // LAYERS='[{"name":"c8","c":8,"m":64,"h":14}, …]' times other channel counts (where conv-grad.ts's
-// IM2COL_MIN_CHANNELS and TAP_SLICES_BELOW_CHANNELS come from). The evidence for conv-grad.ts's choice (docs/results.md, Engine II).
+// IM2COL_MIN_CHANNELS and TAP_SLICES_BELOW_CHANNELS come from). The evidence for conv-grad.ts's choice (docs/engine.md, "Weight gradient").
 
 import os from "node:os";
 import { Graph, type Value } from "../src/engine/graph.js";

@@ -2,7 +2,7 @@
 // (P = 128·14·14 = 25,088 pixels, C·kh·kw = 288, M = 64) as MLAS runs it in each operand layout,
 // from operands already laid out (layout costs excluded), at 2 and 1 threads (or those given),
 // alternated round by round; ms per run, median (JSON lines). Why weightGradByIm2col (engine/conv-grad.ts) computes
-// colsᵀ · dY rather than dY · cols (docs/results.md, Engine II round 5).
+// colsᵀ · dY rather than dY · cols (docs/engine.md, "GEMM orientation").
 
 import os from "node:os";
 import { Graph, type Value } from "../src/engine/graph.js";

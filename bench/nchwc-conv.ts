@@ -1,7 +1,7 @@
 // `node dist/bench/nchwc-conv.js [ROUNDS]`: the CNN step's conv2 forward ([128,32,14,14] → 64) and
 // input gradient ([128,64,14,14] → 32), 3×3 pad 1, weight fed as an input as in training, as plain
 // Conv and on onnxruntime's blocked kernels (engine/nchwc.ts), alternated; ms per run, median
-// (JSON lines). The evidence for blocked convolutions in training steps (docs/results.md, Engine II round 4).
+// (JSON lines). The evidence for blocked convolutions in training steps (docs/engine.md, "Blocked (NCHWc) convolutions").
 
 import os from "node:os";
 import { Graph } from "../src/engine/graph.js";

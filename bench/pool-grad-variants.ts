@@ -1,7 +1,7 @@
 // `node dist/bench/pool-grad-variants.js`: forward 2×2 max-pool + its input gradient on
 // [128, 32, 28, 28]: MaxPool-with-Indices + ScatterElements or + MaxUnpool against Indices-free
 // formulations (an Equal mask of input and pooled output), alternated; ms per run (JSON lines).
-// The evidence for MaxUnpool in the engine's MaxPool gradient (docs/results.md, Engine II).
+// The evidence for MaxUnpool in the engine's MaxPool gradient (docs/engine.md, "Max-pooling").
 
 import os from "node:os";
 import { Graph, type Value } from "../src/engine/graph.js";

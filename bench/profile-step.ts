@@ -1,7 +1,7 @@
 // `node dist/bench/profile-step.js mlp|cnn [CALLS] [--nodes]`: onnxruntime's per-op kernel time of
 // the training step as the trainer runs it (K = 16 steps per call, ModelTrainer.stepMany), summed
 // by op type (by node with --nodes) and divided by the steps timed; the warm-up call is left out.
-// One JSON line per op type, largest first, then the totals. The figures behind docs/results.md's per-op tables.
+// One JSON line per op type, largest first, then the totals. The figures behind docs/engine.md's per-op tables.
 
 import fs from "node:fs";
 import os from "node:os";

@@ -15,7 +15,8 @@ import type { ActivationRanges } from "./calibrate.js";
  * DynamicQuantizeLinear → DequantizeLinear on activations, DequantizeLinear on weights, float ops.
  * "weights": int8 weights behind DequantizeLinear, float activations (weight-only). "auto": integer
  * ops for Gemm/MatMul, weight-only for Conv — the fastest in both onnxruntime-node and -web on our
- * models (docs/results.md: ConvInteger is 2–3× slower than float Conv at these sizes).
+ * models (docs/engine.md, "Quantization forms": ConvInteger is 4× slower than float Conv on the
+ * compress-mnist teacher in onnxruntime-node, 30× in wasm).
  */
 export const DYNAMIC_FORMATS = ["auto", "integer", "qdq", "weights"] as const;
 export type DynamicFormat = (typeof DYNAMIC_FORMATS)[number];

@@ -283,7 +283,7 @@ function chunkLength(samples: number, c: number): number {
 /**
  * Worker threads for a labelling pass: one per core (DISTILL_THREADS overrides, as for sessions).
  * Chunks side by side on one-thread sessions beat one session's intra-op threads on the shared
- * 2-core machine (docs/results.md, "Labelling large transfer sets").
+ * 2-core machine (docs/results.md, "Labelling ahead of the run, in shards").
  */
 export function labelWorkers(): number {
   return defaultThreads();

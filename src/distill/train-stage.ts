@@ -125,7 +125,7 @@ class EpochTally {
 }
 
 /** One pass over the training batches, then validation; returns the epoch's metrics line. */
-/** Optimizer steps per onnxruntime call: the MLP step measured 1.27× faster at 16 (docs/results.md, Engine II). */
+/** Optimizer steps per onnxruntime call: the MLP step measured 1.27× faster at 16 (docs/engine.md, "The step graph"). */
 const STEPS_PER_CALL = 16;
 
 async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedTerms, batches: Batches, epoch: number, epochsKept: number): Promise<EpochMetric> {

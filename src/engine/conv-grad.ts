@@ -1,6 +1,6 @@
 // Convolution gradients, built from onnxruntime's fast kernels: the input gradient as a forward
 // Conv (stride 1) or a ConvTranspose, the weight gradient as im2col + one GEMM or a Conv over
-// batch-swapped tensors. Measured choices are in docs/results.md ("Engine II").
+// batch-swapped tensors. Measured choices are in docs/engine.md ("Convolutions").
 
 import type { Attrs, Dim, Graph, Value } from "./graph.js";
 import { concat, emit, gather, gemm, intAttr, intsAttr, one, reduceSum, reshape, slice, transpose } from "./ops.js";
@@ -25,7 +25,7 @@ export function convTransposeTo(g: Graph, dy: Value, w: Value, like: Value, o: {
  * swapped Conv runs C thin GEMMs only kh·kw wide, slow for many. Measured crossover at C = 4
  * when im2col copied C floats per tap; since it copies the batch's N floats, the two are even at
  * C = 1 (14.5 against 13.7 ms, stride 1), so the threshold stays (bench/conv-weight-grad-variants.ts,
- * docs/results.md "Engine II").
+ * docs/engine.md "Weight gradient").
  */
 const IM2COL_MIN_CHANNELS = 4;
 
@@ -33,7 +33,7 @@ const IM2COL_MIN_CHANNELS = 4;
  * Below this many input channels a stride-1 weight gradient is the tap slices' batched GEMM
  * (`weightGradByTapSlices`): it reads dY as it lies and needs no Gather, which wins while the
  * per-image GEMMs stay thin. Measured crossover between 8 (tap slices 1.1× faster) and 16
- * (im2col 1.2× faster) channels (bench/conv-weight-grad-variants.ts, docs/results.md).
+ * (im2col 1.2× faster) channels (bench/conv-weight-grad-variants.ts, docs/engine.md).
  */
 const TAP_SLICES_BELOW_CHANNELS = 16;
 
@@ -63,8 +63,8 @@ export function weightGradByIm2col(g: Graph, x: Value, dy: Value, kh: number, kw
   const colsT = reshape(cols, [c * kh * kw, -1], [c * kh * kw, pixels]);
   const dyPixels = reshape(transpose(reshape(dy, [0, m, ho * wo], [n!, m, ho * wo]), [2, 0, 1]), [-1, m], [pixels, m]);
   // MLAS packs dY (the smaller operand) and reads colsᵀ's rows as they lie: 1.35–1.45× faster than
-  // dY[M, P] · cols[P, C·kh·kw] (bench/gemm-orientation.ts, docs/results.md "Engine II,
-  // round 5"). The reshape keeps onnxruntime from fusing the transpose into the Gemm (slower).
+  // dY[M, P] · cols[P, C·kh·kw] (bench/gemm-orientation.ts, docs/engine.md "GEMM
+  // orientation"). The reshape keeps onnxruntime from fusing the transpose into the Gemm (slower).
   return transpose(reshape(gemm(colsT, dyPixels), [c, kh, kw, m]), [3, 0, 1, 2]); // [C·kh·kw, M] → [M, C, kh, kw]
 }
 
@@ -158,7 +158,7 @@ function biasGradSource(dy: Value): Value {
  * Input gradient of a stride-1, ungrouped convolution as a forward `Conv` of dY with the kernel
  * flipped in space and its channel axes swapped, padded by k−1−p. Whole CNN training step at two
  * threads: 1.28× faster than with ConvTranspose (at one thread ConvTranspose was 1.11× faster;
- * docs/results.md, Engine II).
+ * docs/engine.md, "Weight gradient").
  */
 function inputGradByConv(g: Graph, dy: Value, w: Value, pads: number[]): Value {
   const [m, c, kh, kw] = w.shape as [number, number, number, number];

@@ -3,7 +3,7 @@
 // weight is a constant initializer, and in a training step every weight is an input, so the step
 // asks for the kernels itself: `blockConvolutions` marks eligible Conv nodes after autodiff, and
 // the encoder (onnx.ts) writes each marked node as ReorderInput → NCHWc Conv → ReorderOutput with
-// the filter reordered inside the graph. Measured in docs/results.md ("Engine II, round 4").
+// the filter reordered inside the graph. Measured in docs/engine.md ("Blocked (NCHWc) convolutions").
 
 import onnxProto from "onnx-proto";
 import type { Graph, GraphNode } from "./graph.js";
@@ -61,7 +61,7 @@ async function probeBlockSize(): Promise<number | undefined> {
  * Marks every Conv of `g` that the blocked kernels can run and onnxruntime would not block
  * itself: 2-D, a weight that is not a constant, one group, no dilation, static channel counts
  * that are multiples of `block`. Inputs with fewer channels (a first layer's 1 or 3) stay plain
- * Conv: the blocked kernel for them ran slower (docs/results.md, Engine II round 3). Run after
+ * Conv: the blocked kernel for them ran slower (docs/engine.md, "Blocked (NCHWc) convolutions"). Run after
  * autodiff: a marked node has no gradient rule. Returns how many were marked.
  */
 export function blockConvolutions(g: Graph, block: number): number {

@@ -512,7 +512,7 @@ export const OPS: Record<string, OpDef> = {
     grad: ({ x, dy, attrs, outputs: [, indices] }) => {
       // Indices address the flattened input (batch and channel included). Where windows do not
       // overlap, each input element receives at most one output's gradient: MaxUnpool places dY
-      // there (1.6× faster than the scatter for 2×2 pools, bit-identical; docs/results.md).
+      // there (1.6× faster than the scatter for 2×2 pools, bit-identical; docs/engine.md, "Max-pooling").
       // Overlapping windows must add up: dY scattered with reduction add into zeros.
       // Indices-free forms (an Equal mask of the input and the pooled output) were 1.4–4× slower
       // than either in onnxruntime's CPU build (bench/pool-grad-variants.ts).

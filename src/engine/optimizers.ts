@@ -88,7 +88,7 @@ function unconstrainedUpdate(g: Graph, cfg: OptimizerConfig, u: UpdateInputs): {
  * Graph pass: where SGD's momentum update v' = μ·v + g adds to a gradient that a Gemm computes
  * (Linear weights: dW = dYᵀ·X) and that nothing else reads, the update folds into that Gemm as its
  * C input with beta = μ: the same value, two fewer passes over weight-sized tensors per step
- * (measured inside the K-step Loop: 1.20× on the MLP step, median of 5 alternated pairs, docs/results.md). Returns
+ * (measured inside the K-step Loop: 1.20× on the MLP step, median of 5 alternated pairs, docs/engine.md). Returns
  * how many updates were folded; the Mul and Add left behind are dead and dropped at encoding.
  */
 export function foldMomentumIntoGemm(g: Graph): number {
