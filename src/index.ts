@@ -54,7 +54,7 @@ export { Rng } from "./nn/random.js";
 
 // ---- engine ----
 export { Graph, Value, ShapeError, type Shape, type Dim, type DType } from "./engine/graph.js";
-export * as ops from "./engine/ops.js";
+export * as ops from "./engine/functional.js";
 export { gradients } from "./engine/autodiff.js";
 export { encodeModel, decodeModel, OPSET } from "./engine/onnx.js";
 export { Session, type Tensor } from "./engine/runtime.js";

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Graph } from "../src/engine/graph.js";
 import { decodeModel, encodeModel } from "../src/engine/onnx.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { Session } from "../src/engine/runtime.js";
 import { Rng } from "../src/nn/random.js";
 import { loadDataset } from "../src/data/datasets.js";

@@ -6,7 +6,7 @@
 
 import { type Dim, Graph, type Value } from "../engine/graph.js";
 import { encodeModel } from "../engine/onnx.js";
-import * as F from "../engine/ops.js";
+import * as F from "../engine/functional.js";
 import { type ExportOptions, type Model, exportOnnx } from "../nn/model.js";
 import type { ParameterSet } from "../nn/module.js";
 import { PAD_ID, UNKNOWN_ID, WORD_PATTERN, type Vocabulary, vocabularyIndex } from "./tokenizer.js";

@@ -2,7 +2,7 @@
 // seeded generator (sfc32); inside training graphs a counter-based hash in integer ONNX ops.
 
 import type { Value } from "../engine/graph.js";
-import * as F from "../engine/ops.js";
+import * as F from "../engine/functional.js";
 
 /** FNV-1a hash of a string, for deriving independent streams ("seed 7, parameter fc1.weight"). */
 export function hashString(s: string, seed = 0): number {

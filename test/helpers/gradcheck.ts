@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { Graph, type Value } from "../../src/engine/graph.js";
-import * as F from "../../src/engine/ops.js";
+import * as F from "../../src/engine/functional.js";
 import { gradients } from "../../src/engine/autodiff.js";
 import { encodeModel } from "../../src/engine/onnx.js";
 import { blockConvolutions } from "../../src/engine/nchwc.js";

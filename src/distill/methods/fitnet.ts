@@ -5,7 +5,7 @@
 // linear map otherwise; it is trained with the student and is not part of the exported student.
 
 import { formatShape, type Value } from "../../engine/graph.js";
-import * as F from "../../engine/ops.js";
+import * as F from "../../engine/functional.js";
 import { obj, str } from "../../config/fields.js";
 import { mse } from "../../nn/losses.js";
 import { Rng } from "../../nn/random.js";
