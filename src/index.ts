@@ -21,7 +21,8 @@ export { Batches, type Batch, type BatchOptions } from "./data/batches.js";
 export { loadData, holdOut, subset, type DataSource, type LoadOptions } from "./data/load.js";
 export { sampleSize, imageShape, gatherSamples, gatherLabels, type InputKind } from "./data/sample-set.js";
 export { buildVocabulary, tokenize, tokenizeAll, words, PAD_ID, UNKNOWN_ID, type Vocabulary, type VocabularyOptions, type TokenizerRules } from "./data/tokenizer.js";
-export { exportTextOnnx, tokenizerOnnx, readVocabulary, type TextExportOptions } from "./data/text-onnx.js";
+export { tokenizerOnnx, readVocabulary } from "./data/text-onnx.js";
+export { exportTextOnnx, type TextExportOptions } from "./nn/text-export.js";
 
 // ---- distillation ----
 export { kdLoss, type KdLossInput } from "./distill/kd-loss.js";
@@ -50,7 +51,7 @@ export { Module, ForwardContext, ParameterSet, type ParamDecl } from "./nn/modul
 export { Model, exportOnnx, type InputSpec, type ExportOptions } from "./nn/model.js";
 export { ModelTrainer, type LossContext, type LossResult } from "./nn/train-step.js";
 export * as losses from "./nn/losses.js";
-export { Rng } from "./nn/random.js";
+export { Rng } from "./util/random.js";
 
 // ---- engine ----
 export { Graph, Value, ShapeError, type Shape, type Dim, type DType } from "./engine/graph.js";

@@ -14,7 +14,7 @@ import { Graph } from "../src/engine/graph.js";
 import { decodeModel, encodeModel } from "../src/engine/onnx.js";
 import * as F from "../src/engine/functional.js";
 import { Session } from "../src/engine/runtime.js";
-import { Rng } from "../src/nn/random.js";
+import { Rng } from "../src/util/random.js";
 import { loadDataset } from "../src/data/datasets.js";
 import { OnnxClassifier } from "../src/eval/evaluate.js";
 import { adaptTeacher, looksLikeProbabilities, prepareTeacher } from "../src/distill/teacher-adapter.js";

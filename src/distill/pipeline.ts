@@ -21,7 +21,7 @@ import { teacherReport, withBaseline } from "../eval/teacher-report.js";
 import { domainShift, inputStatistic, type ShiftReport } from "../eval/domain-shift.js";
 import { estimateBiasShift, withLogitShift } from "../eval/bias-correction.js";
 import { exportOnnx } from "../nn/model.js";
-import { exportTextOnnx } from "../data/text-onnx.js";
+import { exportTextOnnx } from "../nn/text-export.js";
 import { dataMetadata } from "../data/load.js";
 import { UserError } from "../errors.js";
 import { formatShape, ShapeError, type Shape } from "../engine/graph.js";

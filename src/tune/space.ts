@@ -6,7 +6,7 @@ import { stringify as toYaml } from "yaml";
 import { configFromObject } from "../config/load.js";
 import type { TuneSpec } from "../config/schema.js";
 import { UserError } from "../errors.js";
-import { Rng } from "../nn/random.js";
+import { Rng } from "../util/random.js";
 
 /** Short names for the keys a KD search almost always has. */
 const ALIASES: Record<string, string> = {

@@ -8,7 +8,7 @@ import { gradients } from "../../src/engine/autodiff.js";
 import { encodeModel } from "../../src/engine/onnx.js";
 import { blockConvolutions } from "../../src/engine/nchwc.js";
 import { Session, type Tensor } from "../../src/engine/runtime.js";
-import { Rng } from "../../src/nn/random.js";
+import { Rng } from "../../src/util/random.js";
 
 export interface CheckInput {
   value: Value;
