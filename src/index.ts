@@ -29,6 +29,7 @@ export { kdLoss, type KdLossInput } from "./distill/kd-loss.js";
 export { dkdLoss, rkdLoss, attentionLoss, similarityLoss, type DkdLossInput, type RkdLossInput, type AttentionLossInput, type SimilarityLossInput, type NestedArray } from "./distill/loss-api.js";
 export { METHODS, methodNamed, type DistillMethod, type MethodNeeds, type TermInputs, type TermResult, type TapShapes } from "./distill/methods/index.js";
 export { teacherSoftTargets, softTargetKey, defaultCacheDir, labelTransferSet, residentSource, parseShard, CHUNK_SAMPLES, type SoftTargets, type TransferSource, type Shard, type LabelResult } from "./distill/soft-targets.js";
+export { averageSoftTargets } from "./distill/teacher-ensemble.js";
 export { trainStage, type StageJob } from "./distill/train-stage.js";
 export { learningRate } from "./distill/schedule.js";
 
