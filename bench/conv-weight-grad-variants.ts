@@ -7,7 +7,7 @@
 
 import os from "node:os";
 import { Graph, type Value } from "../src/engine/graph.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { convGrad, weightGradByIm2col, weightGradByTapSlices } from "../src/engine/conv-grad.js";
 import { encodeModel } from "../src/engine/onnx.js";
 import { Session, type Tensor } from "../src/engine/runtime.js";

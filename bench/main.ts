@@ -14,7 +14,7 @@ import { ModelTrainer } from "../src/nn/train-step.js";
 import { kdLossGraph } from "../src/nn/losses.js";
 import { exportOnnx } from "../src/nn/model.js";
 import { Session, defaultThreads, type Tensor } from "../src/engine/runtime.js";
-import { Rng } from "../src/nn/random.js";
+import { Rng } from "../src/util/random.js";
 
 const args = process.argv.slice(2);
 const filter = args.includes("--filter") ? args[args.indexOf("--filter") + 1]! : "";

@@ -5,7 +5,7 @@
 
 import os from "node:os";
 import { Graph, type Value } from "../src/engine/graph.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { encodeModel } from "../src/engine/onnx.js";
 import { Session } from "../src/engine/runtime.js";
 

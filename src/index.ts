@@ -21,13 +21,15 @@ export { Batches, type Batch, type BatchOptions } from "./data/batches.js";
 export { loadData, holdOut, subset, type DataSource, type LoadOptions } from "./data/load.js";
 export { sampleSize, imageShape, gatherSamples, gatherLabels, type InputKind } from "./data/sample-set.js";
 export { buildVocabulary, tokenize, tokenizeAll, words, PAD_ID, UNKNOWN_ID, type Vocabulary, type VocabularyOptions, type TokenizerRules } from "./data/tokenizer.js";
-export { exportTextOnnx, tokenizerOnnx, readVocabulary, type TextExportOptions } from "./data/text-onnx.js";
+export { tokenizerOnnx, readVocabulary } from "./data/text-onnx.js";
+export { exportTextOnnx, type TextExportOptions } from "./nn/text-export.js";
 
 // ---- distillation ----
 export { kdLoss, type KdLossInput } from "./distill/kd-loss.js";
 export { dkdLoss, rkdLoss, attentionLoss, similarityLoss, type DkdLossInput, type RkdLossInput, type AttentionLossInput, type SimilarityLossInput, type NestedArray } from "./distill/loss-api.js";
 export { METHODS, methodNamed, type DistillMethod, type MethodNeeds, type TermInputs, type TermResult, type TapShapes } from "./distill/methods/index.js";
 export { teacherSoftTargets, softTargetKey, defaultCacheDir, labelTransferSet, residentSource, parseShard, CHUNK_SAMPLES, type SoftTargets, type TransferSource, type Shard, type LabelResult } from "./distill/soft-targets.js";
+export { averageSoftTargets } from "./distill/teacher-ensemble.js";
 export { trainStage, type StageJob } from "./distill/train-stage.js";
 export { learningRate } from "./distill/schedule.js";
 
@@ -50,11 +52,11 @@ export { Module, ForwardContext, ParameterSet, type ParamDecl } from "./nn/modul
 export { Model, exportOnnx, type InputSpec, type ExportOptions } from "./nn/model.js";
 export { ModelTrainer, type LossContext, type LossResult } from "./nn/train-step.js";
 export * as losses from "./nn/losses.js";
-export { Rng } from "./nn/random.js";
+export { Rng } from "./util/random.js";
 
 // ---- engine ----
 export { Graph, Value, ShapeError, type Shape, type Dim, type DType } from "./engine/graph.js";
-export * as ops from "./engine/ops.js";
+export * as ops from "./engine/functional.js";
 export { gradients } from "./engine/autodiff.js";
 export { encodeModel, decodeModel, OPSET } from "./engine/onnx.js";
 export { Session, type Tensor } from "./engine/runtime.js";

@@ -4,7 +4,7 @@
 
 import { it } from "node:test";
 import assert from "node:assert/strict";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { Model } from "../src/nn/model.js";
 import * as L from "../src/nn/layers.js";
 import { ModelTrainer } from "../src/nn/train-step.js";

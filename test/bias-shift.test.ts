@@ -17,7 +17,7 @@ import { OnnxClassifier } from "../src/eval/evaluate.js";
 import { loadDataset } from "../src/data/datasets.js";
 import type { RunResults } from "../src/eval/types.js";
 import { createProgress } from "../src/util/progress.js";
-import { Rng } from "../src/nn/random.js";
+import { Rng } from "../src/util/random.js";
 import { spawnSync } from "node:child_process";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";

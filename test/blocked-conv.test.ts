@@ -6,7 +6,7 @@ import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { labelStepTrainer, mnistBatch, mnistHead } from "./helpers/mnist-models.js";
 import { Graph } from "../src/engine/graph.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { nchwcBlockSize } from "../src/engine/nchwc.js";
 import { compileTrainStep } from "../src/engine/training.js";
 import { decodeModel } from "../src/engine/onnx.js";

@@ -12,7 +12,8 @@ import { Model } from "../src/nn/model.js";
 import * as L from "../src/nn/layers.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
 import { crossEntropy } from "../src/nn/losses.js";
-import { hashString, randomStreamValue } from "../src/nn/random.js";
+import { randomStreamValue } from "../src/nn/random.js";
+import { hashString } from "../src/util/random.js";
 import type { Tensor } from "../src/engine/runtime.js";
 
 /** The graph's hash, written with 32-bit JavaScript integer arithmetic. */

@@ -9,7 +9,7 @@ import { decodeModel } from "../src/engine/onnx.js";
 import { Session } from "../src/engine/runtime.js";
 import { Model, exportOnnx, type InputSpec } from "../src/nn/model.js";
 import * as L from "../src/nn/layers.js";
-import { Rng } from "../src/nn/random.js";
+import { Rng } from "../src/util/random.js";
 
 const C = 3, H = 2, W = 4, PIXELS = C * H * W;
 const MEAN = [0.1, 0.5, 0.9], STD = [0.2, 0.3, 0.4];

@@ -8,10 +8,10 @@ import { gradients } from "../src/engine/autodiff.js";
 import { encodeModel } from "../src/engine/onnx.js";
 import { Session } from "../src/engine/runtime.js";
 import { Graph, type Value } from "../src/engine/graph.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { ForwardContext, type Module, initialValue, type Mode } from "../src/nn/module.js";
 import * as L from "../src/nn/layers.js";
-import { Rng } from "../src/nn/random.js";
+import { Rng } from "../src/util/random.js";
 import { gradCheck, randomData, type CheckInput, type GradCheckOptions } from "./helpers/gradcheck.js";
 import { nchwcBlockSize } from "../src/engine/nchwc.js";
 

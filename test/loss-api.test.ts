@@ -10,8 +10,8 @@ import { attentionTransfer } from "../src/distill/methods/attention.js";
 import { dkdTerms } from "../src/distill/methods/dkd.js";
 import { rkdTerms } from "../src/distill/methods/rkd.js";
 import { similarityPreserving } from "../src/distill/methods/similarity.js";
-import * as F from "../src/engine/ops.js";
-import { Rng } from "../src/nn/random.js";
+import * as F from "../src/engine/functional.js";
+import { Rng } from "../src/util/random.js";
 import { gradCheck } from "./helpers/gradcheck.js";
 import { attentionReference, dkdReference, rkdReference, similarityReference, type Matrix } from "./helpers/kd-reference.js";
 

@@ -89,7 +89,7 @@ import { validateConfig } from "../src/config/load.js";
 import type { KdTerm } from "../src/config/schema.js";
 import { attentionReference, dkdReference, rkdReference } from "./helpers/kd-reference.js";
 import { evaluateTerms, tensor } from "./helpers/term-eval.js";
-import { averageSoftTargets } from "../src/eval/metrics.js";
+import { averageSoftTargets } from "../src/distill/teacher-ensemble.js";
 
 const kdOf = (raw: unknown, labeled = true) => resolveKd(kdSchema.parse(raw), labeled);
 const near = (a: number, b: number, what: string, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);

@@ -18,7 +18,7 @@ import {
   topOneAgreement,
 } from "../src/eval/metrics.js";
 import type { ModelMetrics } from "../src/eval/types.js";
-import { Rng } from "../src/nn/random.js";
+import { Rng } from "../src/util/random.js";
 import { teacherReport, withBaseline } from "../src/eval/teacher-report.js";
 
 const close = (actual: number, expected: number, tol = 1e-6) =>

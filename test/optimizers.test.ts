@@ -3,7 +3,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Graph, type Tensor } from "../src/engine/graph.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { compileTrainStep, TrainingSession } from "../src/engine/training.js";
 import type { OptimizerConfig } from "../src/engine/optimizers.js";
 

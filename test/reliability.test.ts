@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Graph } from "../src/engine/graph.js";
 import { encodeModel } from "../src/engine/onnx.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { buildModel } from "../src/nn/spec.js";
 import { exportOnnx } from "../src/nn/model.js";
 import { readCheckpoint } from "../src/distill/checkpoint.js";

@@ -14,7 +14,7 @@ import { headline, pairedDifference, tQuantile95 } from "../src/report/headline.
 import { summarize } from "../src/eval/metrics.js";
 import { measureOnnx, sizeOf } from "../src/eval/latency.js";
 import { Graph } from "../src/engine/graph.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { encodeModel } from "../src/engine/onnx.js";
 import { UserError } from "../src/errors.js";
 import type { EpochMetric, ModelMetrics, ModelResult, RunResults } from "../src/eval/types.js";

@@ -4,7 +4,7 @@
 import { it } from "node:test";
 import assert from "node:assert/strict";
 import { Graph } from "../src/engine/graph.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { encodeModel } from "../src/engine/onnx.js";
 import { Session } from "../src/engine/runtime.js";
 

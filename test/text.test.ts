@@ -5,7 +5,8 @@
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { PAD_ID, UNKNOWN_ID, buildVocabulary, tokenize, tokenizeAll, words, type Vocabulary } from "../src/data/tokenizer.js";
-import { exportTextOnnx, readVocabulary, tokenizerOnnx } from "../src/data/text-onnx.js";
+import { readVocabulary, tokenizerOnnx } from "../src/data/text-onnx.js";
+import { exportTextOnnx } from "../src/nn/text-export.js";
 import { decodeModel } from "../src/engine/onnx.js";
 import { Session } from "../src/engine/runtime.js";
 import { createWasmSession } from "../src/compress/wasm-runtime.js";

@@ -5,7 +5,7 @@
 // largest first; every other setting (and the dropout rates and layer names) is the student's.
 // Anything else is the user's to choose: the message says to give the assistants as model specs.
 
-import type { LayerSpec, ModelSpec } from "./schema.js";
+import type { LayerSpec, ModelSpec } from "./model-spec.js";
 
 /** The setting that is a layer's width, for the layers that have one. */
 const WIDTH: Partial<Record<LayerSpec["type"], string>> = { linear: "units", conv: "filters", conv1d: "filters", embedding: "dims" };

@@ -2,7 +2,7 @@
 // jitter Hinton et al. (2015) trained their MNIST teacher with — and whole jittered copies of a
 // set, for a transfer set the teacher labels once (data.jitteredCopies).
 
-import { Rng } from "../nn/random.js";
+import { Rng } from "../util/random.js";
 import { imageShape, sampleSize, type SampleSet } from "./sample-set.js";
 
 /** Copies one h×w uint8 image to float32 (values stay 0–255). */

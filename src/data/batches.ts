@@ -1,7 +1,7 @@
 // Mini-batches over a subset of a SampleSet. Order and jitter are functions of (seed, epoch) only,
 // so a resumed run replays exactly the batches the interrupted one would have seen.
 
-import { Rng } from "../nn/random.js";
+import { Rng } from "../util/random.js";
 import { jitterInto, randomShift } from "./augment.js";
 import { copySample, imageShape, inputBuffer, type SampleSet } from "./sample-set.js";
 

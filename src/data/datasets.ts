@@ -74,11 +74,6 @@ function readIdxCached(path: string): IdxArray {
   return value;
 }
 
-/** Drops every cached file (frees the memory; the next load re-reads). */
-export function clearDatasetCache(): void {
-  cache.clear();
-}
-
 /** `dir/base` or `dir/base.gz`, whichever exists (raw first: it is cheaper to read). */
 function findFile(dir: string, base: string, name: DatasetName): string {
   for (const candidate of [join(dir, base), join(dir, base + ".gz")]) if (existsSync(candidate)) return candidate;

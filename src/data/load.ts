@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { UserError } from "../errors.js";
 import type { DataSpec } from "../config/schema.js";
 import { dataName } from "../config/schema.js";
-import { Rng } from "../nn/random.js";
+import { Rng } from "../util/random.js";
 import { DATASET_NAMES, loadDataset, type DatasetName } from "./datasets.js";
 import { sampleSize, type Dataset, type SampleSet } from "./sample-set.js";
 import { loadImageFolders } from "./sources/image-folder.js";

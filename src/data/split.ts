@@ -2,7 +2,7 @@
 // Everything is a function of its arguments (no hidden state), so a rerun gets the same split.
 
 import { UserError } from "../errors.js";
-import { Rng } from "../nn/random.js";
+import { Rng } from "../util/random.js";
 
 function checkCount(what: string, n: number): void {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative integer, got ${n}`);

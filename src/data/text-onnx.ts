@@ -2,13 +2,12 @@
 // Tokenizer (RE2) finds the words, StringNormalizer lower-cases them, LabelEncoder looks up word
 // ids and — keyed by the pair of word ids — bigram ids; integer ops interleave, pad and truncate.
 // Each step reproduces one rule of tokenizer.ts exactly (checked on all UCI sentences, in
-// onnxruntime-node and onnxruntime-web, by test/text.test.ts).
+// onnxruntime-node and onnxruntime-web, by test/text.test.ts). A text model with this tokenizer in
+// front is exported by nn/text-export.ts.
 
 import { type Dim, Graph, type Value } from "../engine/graph.js";
 import { encodeModel } from "../engine/onnx.js";
-import * as F from "../engine/ops.js";
-import { type ExportOptions, type Model, exportOnnx } from "../nn/model.js";
-import type { ParameterSet } from "../nn/module.js";
+import * as F from "../engine/functional.js";
 import { PAD_ID, UNKNOWN_ID, WORD_PATTERN, type Vocabulary, vocabularyIndex } from "./tokenizer.js";
 
 /** Columns start..end (end may pass the last) of [N, W] with a run-time width, as `width` columns. */
@@ -100,23 +99,4 @@ export function readVocabulary(metadata: Record<string, string>): Vocabulary | u
   if (tokens === undefined || tokenizer === undefined) return undefined;
   const { maxTokens, ...rules } = JSON.parse(tokenizer) as { maxTokens: number } & Vocabulary["rules"];
   return { tokens: JSON.parse(tokens) as string[], maxTokens, rules };
-}
-
-export interface TextExportOptions extends ExportOptions {
-  /** "text" (default): the model takes raw strings [N]; "tokens": int64 ids [N, maxTokens] from tokenize(). */
-  input?: "text" | "tokens";
-}
-
-/**
- * The standalone text classifier: raw strings in (the tokenizer inside the graph), logits out;
- * or, with input: "tokens", token ids in. Either way the vocabulary and the tokenizer's rules are
- * in the metadata, beside exportOnnx's input/output names and class labels.
- */
-export function exportTextOnnx(model: Model, params: ParameterSet, vocab: Vocabulary, opts: TextExportOptions = {}): Uint8Array {
-  if (model.input.layout !== "tokens" || model.input.shape[0] !== vocab.maxTokens)
-    throw new Error(`exportTextOnnx: the model takes ${JSON.stringify(model.input.shape)} ${model.input.layout ?? ""} input, not ${vocab.maxTokens} token ids`);
-  const { input = "text", ...rest } = opts;
-  const metadata = { ...vocabularyMetadata(vocab), ...opts.metadata };
-  if (input === "tokens") return exportOnnx(model, params, { ...rest, metadata });
-  return exportOnnx(model, params, { ...rest, metadata, rawInput: { dtype: "string", shape: [], layout: "text", toModelInput: (x) => tokenIdsFromText(x, vocab) } });
 }

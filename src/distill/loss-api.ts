@@ -6,7 +6,7 @@ import { formatShape, Graph, type Tensor, type Value } from "../engine/graph.js"
 import { gradients } from "../engine/autodiff.js";
 import { encodeModel } from "../engine/onnx.js";
 import { Session } from "../engine/runtime.js";
-import * as F from "../engine/ops.js";
+import * as F from "../engine/functional.js";
 import { attentionTransfer } from "./methods/attention.js";
 import { dkdTerms } from "./methods/dkd.js";
 import { rkdTerms } from "./methods/rkd.js";

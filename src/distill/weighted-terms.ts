@@ -5,7 +5,7 @@
 
 import type { KdTerm } from "../config/schema.js";
 import type { Value } from "../engine/graph.js";
-import * as F from "../engine/ops.js";
+import * as F from "../engine/functional.js";
 import type { Tensor } from "../engine/runtime.js";
 import type { LossContext, LossResult } from "../nn/train-step.js";
 import { methodNamed, type DistillMethod } from "./methods/index.js";

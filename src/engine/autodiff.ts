@@ -1,8 +1,9 @@
 // Reverse-mode automatic differentiation over a Graph: walks the nodes backwards from a scalar
-// and appends gradient nodes (built by each op's `grad` in ops.ts) to the same graph.
+// and appends gradient nodes (built by each op's rule in gradients.ts) to the same graph.
 
 import { type Graph, type Value, type GraphNode, formatShape } from "./graph.js";
-import { OPS, type GradContext, add, expandLike, unbroadcast, zerosLike } from "./ops.js";
+import { add, expandLike, unbroadcast, zerosLike } from "./functional.js";
+import { GRADIENTS, type GradContext } from "./gradients.js";
 
 /**
  * Gradients of `output` with respect to each of `wrt`. `seed` is dL/d(output); by default 1
@@ -34,14 +35,14 @@ export function gradients(graph: Graph, output: Value, wrt: Value[], seed?: Valu
     if (!node.outputs.some((o) => depends.has(o))) continue;
     const dOut = node.outputs.map((o) => grads.get(o));
     if (dOut.every((d) => !d)) continue;
-    const def = OPS[node.opType]!;
-    if (!def.grad) {
+    const grad = GRADIENTS[node.opType];
+    if (!grad) {
       if (node.inputs.some((v) => v && depends.has(v) && v.dtype === "float32"))
         throw new Error(`${node.scope || "<graph>"}: op ${node.opType} is not differentiable`);
       continue;
     }
     graph.withScope(`grad${node.scope ? "/" + node.scope : ""}`, () => {
-      const dIn = def.grad!(gradContext(graph, node, dOut));
+      const dIn = grad(gradContext(graph, node, dOut));
       node.inputs.forEach((v, k) => {
         const d = dIn[k];
         // Broadcasting is undone here, once, rather than in every rule.
@@ -56,7 +57,7 @@ export function gradients(graph: Graph, output: Value, wrt: Value[], seed?: Valu
   });
 }
 
-/** The named view of one node that a gradient rule reads (see GradContext in ops.ts). */
+/** The named view of one node that a gradient rule reads (see GradContext in gradients.ts). */
 function gradContext(g: Graph, node: GraphNode, dOut: (Value | undefined)[]): GradContext {
   const input = (i: number): Value => {
     const v = node.inputs[i];

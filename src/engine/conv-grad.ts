@@ -3,7 +3,8 @@
 // batch-swapped tensors. Measured choices are in docs/engine.md ("Convolutions").
 
 import type { Attrs, Dim, Graph, Value } from "./graph.js";
-import { concat, emit, gather, gemm, intAttr, intsAttr, one, reduceSum, reshape, slice, transpose } from "./ops.js";
+import { emit, intAttr, intsAttr, one } from "./ops.js";
+import { concat, gather, gemm, reduceSum, reshape, slice, transpose } from "./functional.js";
 
 export function convTransposeTo(g: Graph, dy: Value, w: Value, like: Value, o: { strides: number[]; pads: number[]; group: number }): Value {
   // output_padding makes ConvTranspose land exactly on the forward input size when a stride

@@ -1,9 +1,12 @@
 // The functional API: one small function per op (`add`, `gemm`, `reshape`…) that emits it into
 // the graph its inputs belong to, plus shape helpers (`reshapeLike`, `expandLike`, `unbroadcast`).
+// `import * as F from "engine/functional.js"` is what a graph builder needs: with `emit`/`one` for
+// any other op and OPS, the shape rules they check against (ops.ts).
 
 import { type Attrs, type DType, type Shape, type Value, isStatic } from "./graph.js";
 import { ONNX_BY_DTYPE, one } from "./ops.js";
 
+export { OPS, emit, one } from "./ops.js";
 
 export const unary = (opType: string, x: Value, attrs: Attrs = {}): Value => one(opType, [x], attrs);
 export const add = (a: Value, b: Value) => one("Add", [a, b]);

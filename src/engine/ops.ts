@@ -1,16 +1,8 @@
-// ONNX operators as distill uses them: each op's shape rule and its gradient side by side
-// (the tinygrad way). The functions that emit them (`add`, `gemm`…) are in functional.ts.
-// Gradients are built only from standard ONNX ops that the default onnxruntime CPU build runs.
+// ONNX operators as distill uses them: each op's shape rule, and `emit`, which adds a node after
+// checking it. The functions that emit them (`add`, `gemm`…) are in functional.ts and each op's
+// gradient in gradients.ts, both built on this file, which imports neither.
 
-import { type Attrs, type DType, type Graph, type Shape, type Dim, Value, formatShape, isStatic } from "./graph.js";
-import { convGrad, convTransposeTo } from "./conv-grad.js";
-import {
-  cast, div, exp, expandLike, gemm, matmul, mul, neg, pow, reduceSum, reshape, reshapeLike, slice, sub, transpose, unary, unsqueeze, where, zerosLike,
-} from "./functional.js";
-
-// The functional API (add, gemm, conv helpers…) lives in functional.ts; re-exported so that
-// `import * as F from "./ops.js"` reaches both the op table and the functions that emit ops.
-export * from "./functional.js";
+import { type Attrs, type DType, type Graph, type Shape, type Dim, type Value, formatShape, isStatic } from "./graph.js";
 
 export interface OutSpec {
   shape: Shape;
@@ -27,12 +19,6 @@ export interface OpDef {
   shapeFromHint?: boolean;
   /** Output shapes and types from input shapes; throws a ShapeError naming the layer on mismatch. */
   infer(c: InferContext): OutSpec[];
-  /**
-   * Gradients of the inputs given the gradient of the output (undefined where no gradient
-   * flows). A gradient may keep the broadcast shape of the output: autodiff sums it back to the
-   * input's shape. Ops without `grad` are not differentiable (integer, comparison, shape ops).
-   */
-  grad?(c: GradContext): (Value | undefined)[];
 }
 
 /** What a shape rule sees: the node's inputs by position, its attributes and the caller's hint. */
@@ -51,21 +37,6 @@ export interface InferContext {
   hint: Shape | undefined;
 }
 
-/** What a gradient rule sees: the node's values by role, its attributes, and the graph to build on. */
-export interface GradContext {
-  g: Graph;
-  /** The first input, the first output, and dL/d(first output). */
-  x: Value;
-  y: Value;
-  dy: Value;
-  attrs: Attrs;
-  /** Input `i`; throws naming the op where a required input is absent. */
-  input(i: number): Value;
-  /** Every input, undefined where an optional one was left out. */
-  inputs: (Value | undefined)[];
-  outputs: Value[];
-}
-
 // ---------------------------------------------------------------- helpers for attributes
 
 export const intAttr = (a: Attrs, k: string, dflt: number): number => {
@@ -76,12 +47,12 @@ export const intsAttr = (a: Attrs, k: string, dflt: number[]): number[] => {
   const v = a[k];
   return v && "ints" in v ? v.ints : dflt;
 };
-const floatAttr = (a: Attrs, k: string, dflt: number): number => {
+export const floatAttr = (a: Attrs, k: string, dflt: number): number => {
   const v = a[k];
   return v && "f" in v ? v.f : dflt;
 };
 
-function constInts(v: Value | undefined): number[] | undefined {
+export function constInts(v: Value | undefined): number[] | undefined {
   if (!v) return undefined;
   const init = v.graph.initializers.get(v.name);
   if (!init || init.tensor.dtype !== "int64") return undefined;
@@ -105,7 +76,7 @@ function broadcastShapes(g: Graph, a: Shape, b: Shape, what: string): Shape {
   return out;
 }
 
-function normAxis(axis: number, rank: number): number {
+export function normAxis(axis: number, rank: number): number {
   return axis < 0 ? axis + rank : axis;
 }
 
@@ -126,59 +97,39 @@ function convOutDim(g: Graph, inDim: Dim, k: number, stride: number, padBegin: n
 // ---------------------------------------------------------------- op table
 
 export const OPS: Record<string, OpDef> = {
-  Identity: { infer: sameAsFirst, grad: ({ dy }) => [dy] },
+  Identity: { infer: sameAsFirst },
   Add: {
     infer: binaryBroadcast(),
-    grad: ({ dy }) => [dy, dy],
   },
   Sub: {
     infer: binaryBroadcast(),
-    grad: ({ dy }) => [dy, neg(dy)],
   },
   Mul: {
     infer: binaryBroadcast(),
-    grad: ({ x, dy, input }) => [mul(dy, input(1)), mul(dy, x)],
   },
   Div: {
     infer: binaryBroadcast(),
-    grad: ({ y, dy, input }) => [div(dy, input(1)), neg(div(mul(dy, y), input(1)))],
   },
   Pow: {
-    // Only a constant scalar exponent is differentiated (x², x^-0.5…).
     infer: binaryBroadcast(),
-    grad: ({ g, x, dy, input }) => {
-      const init = g.initializers.get(input(1).name);
-      if (!init || init.tensor.data.length !== 1) throw g.shapeError("Pow gradient needs a constant scalar exponent");
-      const e = Number((init.tensor.data as Float32Array)[0]);
-      return [mul(dy, mul(g.constFloat([e]), pow(x, e - 1))), undefined];
-    },
   },
-  Neg: { infer: sameAsFirst, grad: ({ dy }) => [neg(dy)] },
+  Neg: { infer: sameAsFirst },
   Relu: {
     infer: sameAsFirst,
-    // The 0/1 mask as Cast(y > 0): measured 2× faster than Sign(y) and 1.5× faster than Where
-    // in onnxruntime's CPU kernels (scratch benchmark on 3.2M elements).
-    grad: ({ g, y, dy }) => [mul(dy, one("Cast", [one("Greater", [y, g.constFloat([0])])], { to: { i: 1 } }))],
   },
   Tanh: {
     infer: sameAsFirst,
-    grad: ({ g, y, dy }) => [mul(dy, sub(g.constFloat([1]), mul(y, y)))],
   },
   Sigmoid: {
     infer: sameAsFirst,
-    grad: ({ g, y, dy }) => [mul(dy, mul(y, sub(g.constFloat([1]), y)))],
   },
-  Exp: { infer: sameAsFirst, grad: ({ y, dy }) => [mul(dy, y)] },
-  Log: { infer: sameAsFirst, grad: ({ x, dy }) => [div(dy, x)] },
-  Sqrt: { infer: sameAsFirst, grad: ({ g, y, dy }) => [div(mul(dy, g.constFloat([0.5])), y)] },
-  Reciprocal: { infer: sameAsFirst, grad: ({ y, dy }) => [neg(mul(dy, mul(y, y)))] },
-  Abs: { infer: sameAsFirst, grad: ({ x, dy }) => [mul(dy, unary("Sign", x))] },
+  Exp: { infer: sameAsFirst },
+  Log: { infer: sameAsFirst },
+  Sqrt: { infer: sameAsFirst },
+  Reciprocal: { infer: sameAsFirst },
+  Abs: { infer: sameAsFirst },
   Sign: { infer: sameAsFirst },
-  Erf: {
-    // d/dx erf(x) = 2/√π · exp(−x²)
-    infer: sameAsFirst,
-    grad: ({ g, x, dy }) => [mul(dy, mul(g.constFloat([2 / Math.sqrt(Math.PI)]), exp(neg(mul(x, x)))))],
-  },
+  Erf: { infer: sameAsFirst },
   Max: { infer: binaryBroadcast() },
   Min: { infer: binaryBroadcast() },
   Greater: { infer: binaryBroadcast("bool") },
@@ -190,14 +141,9 @@ export const OPS: Record<string, OpDef> = {
       const c = input(0), a = input(1), b = input(2);
       return [{ shape: broadcastShapes(g, c.shape, broadcastShapes(g, a.shape, b.shape, "Where"), "Where"), dtype: a.dtype }];
     },
-    grad: ({ g, x: cond, dy }) => {
-      const zero = g.constFloat([0]);
-      return [undefined, where(cond, dy, zero), where(cond, zero, dy)];
-    },
   },
   Cast: {
     infer: ({ x, attrs }) => [{ shape: x.shape, dtype: DTYPE_BY_ONNX[intAttr(attrs, "to", 1)] ?? "float32" }],
-    grad: ({ x, y, dy }) => [x.dtype === "float32" && y.dtype === "float32" ? dy : undefined],
   },
   Gemm: {
     // Y = alpha·op(A)·op(B) + beta·C — the linear layer, with transposes handled by the GEMM
@@ -214,15 +160,6 @@ export const OPS: Record<string, OpDef> = {
       if (c) broadcastShapes(g, out, c.shape, "Gemm bias");
       return floatOut(out);
     },
-    grad: ({ g, x: a, dy, attrs, input, inputs }) => {
-      const b = input(1), c = inputs[2];
-      const ta = intAttr(attrs, "transA", 0), tb = intAttr(attrs, "transB", 0);
-      const alpha = floatAttr(attrs, "alpha", 1), beta = floatAttr(attrs, "beta", 1);
-      const da = ta ? gemm(b, dy, { transA: tb, transB: 1, alpha }) : gemm(dy, b, { transB: 1 - tb, alpha });
-      const db = tb ? gemm(dy, a, { transA: 1, transB: ta, alpha }) : gemm(a, dy, { transA: 1 - ta, alpha });
-      const dc = c ? (beta === 1 ? dy : mul(dy, g.constFloat([beta]))) : undefined;
-      return [da, db, dc];
-    },
   },
   MatMul: {
     infer: ({ g, input }) => {
@@ -233,25 +170,11 @@ export const OPS: Record<string, OpDef> = {
       const batch = broadcastShapes(g, a.shape.slice(0, -2), b.shape.slice(0, -2), "MatMul batch");
       return floatOut([...batch, a.shape[a.rank - 2]!, b.shape[b.rank - 1]!]);
     },
-    grad: ({ x: a, dy, input }) => {
-      const swapLast = (v: Value) => {
-        const perm = v.shape.map((_, i) => i);
-        [perm[v.rank - 1], perm[v.rank - 2]] = [perm[v.rank - 2]!, perm[v.rank - 1]!];
-        return transpose(v, perm);
-      };
-      return [matmul(dy, swapLast(input(1))), matmul(swapLast(a), dy)];
-    },
   },
   Transpose: {
     infer: ({ g, x, attrs }) => {
       const perm = intsAttr(attrs, "perm", x.shape.map((_, i) => x.rank - 1 - i));
       return [{ shape: perm.map((p) => x.shape[p]!), dtype: x.dtype }];
-    },
-    grad: ({ x, dy, attrs }) => {
-      const perm = intsAttr(attrs, "perm", x.shape.map((_, i) => x.rank - 1 - i));
-      const inv = new Array<number>(perm.length);
-      perm.forEach((p, i) => (inv[p] = i));
-      return [transpose(dy, inv)];
     },
   },
   Reshape: {
@@ -265,7 +188,6 @@ export const OPS: Record<string, OpDef> = {
       }
       return [{ shape: resolveReshape(g, x.shape, target, hint), dtype: x.dtype }];
     },
-    grad: ({ x, dy }) => [reshapeLike(dy, x)],
   },
   Flatten: {
     infer: ({ g, x, attrs }) => {
@@ -273,7 +195,6 @@ export const OPS: Record<string, OpDef> = {
       const prod = (dims: Shape): Dim => (isStatic(dims) ? dims.reduce((p, d) => p * d, 1) : dims.length === 1 ? dims[0]! : `${dims.join("*")}`);
       return [{ shape: [prod(x.shape.slice(0, axis)), prod(x.shape.slice(axis))], dtype: x.dtype }];
     },
-    grad: ({ x, dy }) => [reshapeLike(dy, x)],
   },
   Unsqueeze: {
     infer: ({ g, x, input }) => {
@@ -283,7 +204,6 @@ export const OPS: Record<string, OpDef> = {
       for (const a of axes) out.splice(a, 0, 1);
       return [{ shape: out, dtype: x.dtype }];
     },
-    grad: ({ x, dy }) => [reshapeLike(dy, x)],
   },
   Squeeze: {
     infer: ({ g, x, input }) => {
@@ -291,7 +211,6 @@ export const OPS: Record<string, OpDef> = {
       const axes = new Set(constInts(axesV)!.map((a) => normAxis(a, x.rank)));
       return [{ shape: x.shape.filter((_, i) => !axes.has(i)), dtype: x.dtype }];
     },
-    grad: ({ x, dy }) => [reshapeLike(dy, x)],
   },
   Shape: { infer: ({ x }) => [{ shape: [x.rank], dtype: "int64" }] },
   Size: { infer: () => [{ shape: [], dtype: "int64" }] },
@@ -314,7 +233,6 @@ export const OPS: Record<string, OpDef> = {
       if (!hint) throw g.shapeError("Expand to a runtime shape needs a shape hint");
       return [{ shape: hint, dtype: x.dtype }];
     },
-    grad: ({ dy }) => [dy, undefined],
   },
   Concat: {
     infer: ({ g, inputs, attrs }) => {
@@ -334,17 +252,6 @@ export const OPS: Record<string, OpDef> = {
       out[axis] = total;
       return [{ shape: out, dtype: first.dtype }];
     },
-    grad: ({ g, x, dy, attrs, inputs }) => {
-      const axis = normAxis(intAttr(attrs, "axis", 0), x.rank);
-      let start = 0;
-      return inputs.map((v) => {
-        const d = v?.shape[axis];
-        if (typeof d !== "number") throw g.shapeError("Concat gradient needs a static size along the concatenated axis");
-        const piece = slice(dy, [start], [start + d], [axis]);
-        start += d;
-        return piece;
-      });
-    },
   },
   Slice: {
     infer: ({ g, x, input, optional }) => {
@@ -361,20 +268,6 @@ export const OPS: Record<string, OpDef> = {
         out[a] = Math.max(0, clamp(ends[i]!) - clamp(starts[i]!));
       });
       return [{ shape: out, dtype: x.dtype }];
-    },
-    grad: ({ g, x, dy, inputs: [, startsV, endsV, axesV] }) => {
-      // The gradient of a slice is the slice padded back with zeros.
-      const starts = constInts(startsV)!, ends = constInts(endsV)!;
-      const axes = constInts(axesV) ?? starts.map((_, i) => i);
-      const pads = new Array<number>(2 * x.rank).fill(0);
-      axes.forEach((a0, i) => {
-        const a = normAxis(a0, x.rank);
-        const d = x.shape[a] as number;
-        const clamp = (v: number) => Math.max(0, Math.min(d, v < 0 ? v + d : v));
-        pads[a] = clamp(starts[i]!);
-        pads[a + x.rank] = d - clamp(ends[i]!);
-      });
-      return [one("Pad", [dy, g.constInt64(pads)], {}, x.shape)];
     },
   },
   Pad: {
@@ -397,21 +290,11 @@ export const OPS: Record<string, OpDef> = {
       const axesV = input(1);
       return [{ shape: reducedShape(x, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x.dtype }];
     },
-    grad: ({ x, dy, attrs, input }) => [expandLike(restoreReducedAxes(dy, x, constInts(input(1))!, intAttr(attrs, "keepdims", 1)), x), undefined],
   },
   ReduceMean: {
     infer: ({ g, x, input, attrs }) => {
       const axesV = input(1);
       return [{ shape: reducedShape(x, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x.dtype }];
-    },
-    grad: ({ g, x, y, dy, attrs, input }) => {
-      const axes = constInts(input(1))!.map((a) => normAxis(a, x.rank));
-      const dims = axes.map((a) => x.shape[a]!);
-      // The count is static when the reduced dims are; otherwise it is read from the tensors at run time.
-      const scale = dims.every((d) => typeof d === "number")
-        ? g.constFloat([1 / (dims as number[]).reduce((p, d) => p * d, 1)])
-        : div(cast(unary("Size", y), "float32"), cast(unary("Size", x), "float32"));
-      return [mul(expandLike(restoreReducedAxes(dy, x, axes, intAttr(attrs, "keepdims", 1)), x), scale), undefined];
     },
   },
   ReduceMax: {
@@ -419,29 +302,15 @@ export const OPS: Record<string, OpDef> = {
       const axesV = input(1);
       return [{ shape: reducedShape(x, constInts(axesV)!, intAttr(attrs, "keepdims", 1)), dtype: x.dtype }];
     },
-    grad: ({ x, y, dy, attrs, input }) => {
-      // The gradient goes to the maxima, shared evenly where several tie (as torch.amax).
-      const axes = constInts(input(1))!, keepdims = intAttr(attrs, "keepdims", 1);
-      const winners = cast(one("Equal", [x, restoreReducedAxes(y, x, axes, keepdims)]), "float32");
-      return [mul(restoreReducedAxes(dy, x, axes, keepdims), div(winners, reduceSum(winners, axes, true))), undefined];
-    },
   },
   ArgMax: {
     infer: ({ g, x, attrs }) => [{ shape: reducedShape(x, [intAttr(attrs, "axis", 0)], intAttr(attrs, "keepdims", 1)), dtype: "int64" }],
   },
   Softmax: {
     infer: sameAsFirst,
-    grad: ({ y, dy, attrs }) => {
-      const axis = intAttr(attrs, "axis", -1);
-      return [mul(y, sub(dy, reduceSum(mul(dy, y), [axis], true)))];
-    },
   },
   LogSoftmax: {
     infer: sameAsFirst,
-    grad: ({ y, dy, attrs }) => {
-      const axis = intAttr(attrs, "axis", -1);
-      return [sub(dy, mul(exp(y), reduceSum(dy, [axis], true)))];
-    },
   },
   OneHot: {
     shapeFromHint: true,
@@ -458,13 +327,6 @@ export const OPS: Record<string, OpDef> = {
       const data = input(0), idx = input(1);
       const axis = normAxis(intAttr(attrs, "axis", 0), data.rank);
       return [{ shape: [...data.shape.slice(0, axis), ...idx.shape, ...data.shape.slice(axis + 1)], dtype: data.dtype }];
-    },
-    grad: ({ g, x: table, dy, attrs, input }) => {
-      // Rows picked several times receive the sum of their gradients (ScatterND, reduction add).
-      if (intAttr(attrs, "axis", 0) !== 0) throw g.shapeError("Gather gradient: only axis 0 is supported");
-      if (!isStatic(table.shape)) throw g.shapeError("Gather gradient needs a static table shape");
-      const index = unsqueeze(input(1), [-1]);
-      return [one("ScatterND", [zerosLike(table), index, dy], { reduction: { s: "add" } }), undefined];
     },
   },
   ScatterND: { infer: sameAsFirst },
@@ -484,7 +346,6 @@ export const OPS: Record<string, OpDef> = {
       if (b && !sameDim(b.shape[0]!, m!)) throw g.shapeError(`Conv2d bias ${formatShape(b.shape)} does not match ${m} output channels`);
       return floatOut([x.shape[0]!, m!, oh, ow]);
     },
-    grad: ({ g, x, y, dy, attrs, input, inputs }) => convGrad(g, x, input(1), inputs[2], y, dy, attrs),
   },
   ConvTranspose: {
     infer: ({ g, x, input, attrs }) => {
@@ -509,27 +370,6 @@ export const OPS: Record<string, OpDef> = {
         { shape, dtype: "int64" },
       ];
     },
-    grad: ({ x, dy, attrs, outputs: [, indices] }) => {
-      // Indices address the flattened input (batch and channel included). Where windows do not
-      // overlap, each input element receives at most one output's gradient: MaxUnpool places dY
-      // there (1.6× faster than the scatter for 2×2 pools, bit-identical; docs/engine.md, "Max-pooling").
-      // Overlapping windows must add up: dY scattered with reduction add into zeros.
-      // Indices-free forms (an Equal mask of the input and the pooled output) were 1.4–4× slower
-      // than either in onnxruntime's CPU build (bench/pool-grad-variants.ts).
-      const kernel = intsAttr(attrs, "kernel_shape", []), strides = intsAttr(attrs, "strides", [1, 1]);
-      const dilated = intsAttr(attrs, "dilations", [1, 1]).some((d) => d !== 1);
-      if (!dilated && strides.every((s, i) => s >= kernel[i]!)) {
-        // MaxUnpool checks the given output shape against the one its pads imply.
-        const unpoolAttrs: Attrs = { kernel_shape: { ints: kernel }, strides: { ints: strides }, pads: { ints: intsAttr(attrs, "pads", [0, 0, 0, 0]) } };
-        return [one("MaxUnpool", [dy, indices!, one("Shape", [x])], unpoolAttrs, x.shape)];
-      }
-      const flatZeros = reshape(zerosLike(x), [-1], ["numel"]);
-      const scattered = one("ScatterElements", [flatZeros, reshape(indices!, [-1], ["numel"]), reshape(dy, [-1], ["numel"])], {
-        axis: { i: 0 },
-        reduction: { s: "add" },
-      });
-      return [reshapeLike(scattered, x)];
-    },
   },
   // Only in MaxPool's gradient: its output shape is the pooled input's, given as the hint.
   MaxUnpool: { shapeFromHint: true, infer: ({ hint }) => [{ shape: hint!, dtype: "float32" }] },
@@ -540,22 +380,9 @@ export const OPS: Record<string, OpDef> = {
       const [pt, pl, pb, pr] = intsAttr(attrs, "pads", [0, 0, 0, 0]);
       return floatOut([x.shape[0]!, x.shape[1]!, convOutDim(g, x.shape[2]!, kh!, sh!, pt!, pb!), convOutDim(g, x.shape[3]!, kw!, sw!, pl!, pr!)]);
     },
-    grad: ({ g, x, dy, attrs }) => {
-      // Each output spreads its gradient evenly over its window: a depthwise ConvTranspose with
-      // a constant 1/(kh·kw) kernel (exact for count_include_pad=1, which layers.ts always sets).
-      const [kh, kw] = intsAttr(attrs, "kernel_shape", []) as [number, number];
-      const c = x.shape[1];
-      if (typeof c !== "number") throw g.shapeError("AvgPool gradient needs a static channel count");
-      const kernel = g.constFloat(new Float32Array(c * kh * kw).fill(1 / (kh * kw)), [c, 1, kh, kw]);
-      return [convTransposeTo(g, dy, kernel, x, { strides: intsAttr(attrs, "strides", [1, 1]), pads: intsAttr(attrs, "pads", [0, 0, 0, 0]), group: c })];
-    },
   },
   GlobalAveragePool: {
     infer: ({ g, x }) => floatOut([x.shape[0]!, x.shape[1]!, 1, 1]),
-    grad: ({ g, x, dy }) => {
-      const [h, w] = x.shape.slice(2) as [number, number];
-      return [mul(expandLike(dy, x), g.constFloat([1 / (h * w)]))];
-    },
   },
 
   // ---- text: what a model that takes raw strings needs (data/text-onnx.ts)
@@ -608,11 +435,6 @@ function reducedShape(x: Value, axes0: number[], keepdims: number): Shape {
     else if (keepdims) out.push(1);
   });
   return out;
-}
-
-function restoreReducedAxes(dy: Value, x: Value, axes: number[], keepdims: number): Value {
-  if (keepdims) return dy;
-  return unsqueeze(dy, axes.map((a) => normAxis(a, x.rank)).sort((p, q) => p - q));
 }
 
 function resolveReshape(g: Graph, input: Shape, target: number[], hint?: Shape): Shape {

@@ -3,7 +3,7 @@
 // live in TypeScript. Update rules follow torch.optim exactly (SGD, Adam, AdamW).
 
 import { formatShape, type Graph, type Value } from "./graph.js";
-import * as F from "./ops.js";
+import * as F from "./functional.js";
 
 export type OptimizerConfig = (
   | { kind: "sgd"; momentum?: number; nesterov?: boolean; weightDecay?: number }

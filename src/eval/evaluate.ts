@@ -14,9 +14,10 @@ import { allIndices, firstN } from "../data/split.js";
 import { DATASET_NAMES, type DatasetName } from "../data/datasets.js";
 import { dataOfModel, loadData } from "../data/load.js";
 import { loadConfig } from "../config/load.js";
-import { accuracy, averageSoftTargets, binaryMetrics, errorCount, expectedCalibrationError, macroF1, meanNll, topOneAgreement } from "./metrics.js";
+import { accuracy, binaryMetrics, errorCount, expectedCalibrationError, macroF1, meanNll, topOneAgreement } from "./metrics.js";
+import { averageSoftTargets } from "../distill/teacher-ensemble.js";
 import { formatMs, measureOnnx, sizeOf, type LatencyInput } from "./latency.js";
-import type { ModelMetrics } from "./types.js";
+import type { ModelMetrics } from "./model-metrics.js";
 
 /** A model file's bytes; a missing or unreadable file is a UserError naming it. */
 export function readModelFile(path: string): Uint8Array {

@@ -1,7 +1,7 @@
 // Test-set metrics over raw logits. Everything is computed in float64 from float32 logits so the
 // numbers do not depend on the model's precision, and nothing here touches onnxruntime.
 
-import type { MeanStd, MetricName, MetricSummary, ModelMetrics } from "./types.js";
+import type { MeanStd, MetricName, MetricSummary, ModelMetrics } from "./model-metrics.js";
 
 export type Labels = Uint8Array | Int32Array | readonly number[];
 
@@ -250,23 +250,4 @@ export function summarize(perSeed: ModelMetrics[]): MetricSummary {
     if (values.length) out[key] = meanStd(values);
   }
   return out as MetricSummary;
-}
-
-/** An ensemble's log-probabilities: T·log(Σ wᵢ softmax(zᵢ/T) / Σ wᵢ) row by row, in float64. */
-export function averageSoftTargets(logits: Float32Array[], weights: number[], classes: number, temperature: number): Float32Array {
-  const out = new Float32Array(logits[0]!.length);
-  const total = weights.reduce((a, b) => a + b, 0);
-  const mix = new Float64Array(classes);
-  for (let row = 0; row < out.length / classes; row++) {
-    mix.fill(0);
-    logits.forEach((z, m) => {
-      const at = row * classes;
-      let max = -Infinity, sum = 0;
-      for (let c = 0; c < classes; c++) max = Math.max(max, z[at + c]! / temperature);
-      for (let c = 0; c < classes; c++) sum += Math.exp(z[at + c]! / temperature - max);
-      for (let c = 0; c < classes; c++) mix[c]! += (weights[m]! / total) * (Math.exp(z[at + c]! / temperature - max) / sum);
-    });
-    for (let c = 0; c < classes; c++) out[row * classes + c] = temperature * Math.log(Math.max(mix[c]!, 1e-30));
-  }
-  return out;
 }

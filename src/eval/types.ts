@@ -1,8 +1,11 @@
 // The shapes of what a run writes: per-epoch metrics (metrics.jsonl) and final results
 // (results.json). The report and the CLI read these and nothing else.
 
+import type { MetricSummary, ModelMetrics } from "./model-metrics.js";
 import type { TeacherReport } from "./teacher-report.js";
 import type { ShiftReport } from "./domain-shift.js";
+
+export type { MeanStd, MetricName, MetricSummary, ModelMetrics, OptionalMetric } from "./model-metrics.js";
 
 /** The transfer check of a run with unlabelled data: the shift report, its reference split, the sources. */
 export type DomainShiftRecord = Omit<ShiftReport, "reference"> & {
@@ -11,42 +14,6 @@ export type DomainShiftRecord = Omit<ShiftReport, "reference"> & {
   /** Teacher forward passes the check itself ran (0 when it reused the soft targets). */
   computedSamples: number;
 };
-
-/** Test-set quality and cost of one model (one seed). */
-export interface ModelMetrics {
-  accuracy: number; // fraction correct, 0..1
-  errors: number; // misclassified test samples
-  total: number; // test samples
-  macroF1: number;
-  nll: number; // mean negative log-likelihood (nats)
-  ece: number; // expected calibration error, 15 equal-width bins
-  agreement: number | null; // top-1 agreement with the teacher (null for the teacher itself)
-  // Two classes only (null otherwise); the positive class is the second (class index 1):
-  precision: number | null; // of the positive class
-  recall: number | null;
-  f1: number | null;
-  rocAuc: number | null; // area under the ROC curve of the positive class's score
-  params: number;
-  onnxBytes: number;
-  onnxGzipBytes: number;
-  latencyP50Ms: number; // batch 1, onnxruntime-node
-  latencyP95Ms: number;
-  throughput: number; // samples/s at batch 128
-}
-
-export type MetricName = keyof ModelMetrics;
-
-/** Metrics that may be null: agreement (the teacher has none with itself), the binary ones (more than two classes). */
-export type OptionalMetric = "agreement" | "precision" | "recall" | "f1" | "rocAuc";
-
-/** Mean ± std per metric over seeds; a metric that is null in every seed is absent. */
-export type MetricSummary = Record<Exclude<MetricName, OptionalMetric>, MeanStd> & Partial<Record<OptionalMetric, MeanStd>>;
-
-export interface MeanStd {
-  mean: number;
-  std: number; // sample standard deviation over seeds (0 for one seed)
-  values: number[];
-}
 
 export interface ModelResult {
   role: string; // "teacher" | "baseline" | "student" | other stage names

@@ -2,7 +2,7 @@
 // (Linear/Conv: kaiming_uniform(a=√5) ⇒ U(±1/√fan_in) for weight and bias).
 
 import { type Value, ShapeError, formatShape } from "../engine/graph.js";
-import * as F from "../engine/ops.js";
+import * as F from "../engine/functional.js";
 import { ForwardContext, Module } from "./module.js";
 
 const kaimingBound = (fanIn: number) => 1 / Math.sqrt(fanIn);

@@ -2,7 +2,7 @@
 // differentiated by the engine's autodiff like any other part of the graph.
 
 import type { Value } from "../engine/graph.js";
-import * as F from "../engine/ops.js";
+import * as F from "../engine/functional.js";
 
 function batchMean(perSample: Value): Value {
   return F.reduceMean(perSample, [0]);

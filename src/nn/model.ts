@@ -3,7 +3,7 @@
 // deployment needs no copy of our normalisation code.
 
 import { Graph, type Value, type Shape, type DType, formatShape } from "../engine/graph.js";
-import * as F from "../engine/ops.js";
+import * as F from "../engine/functional.js";
 import { encodeModel } from "../engine/onnx.js";
 import { ForwardContext, type Mode, type Module, ParameterSet, type ParamDecl, initialValue } from "./module.js";
 

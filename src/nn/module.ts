@@ -3,7 +3,8 @@
 // width from the incoming value, and one trace of the model lists every parameter in order.
 
 import { type Graph, type Tensor, type Value, formatShape } from "../engine/graph.js";
-import { Rng, RANDOM_STREAM, hashString, keepMask } from "./random.js";
+import { RANDOM_STREAM, keepMask } from "./random.js";
+import { Rng, hashString } from "../util/random.js";
 
 export type Init =
   | { kind: "uniform"; bound: number }

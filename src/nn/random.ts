@@ -1,94 +1,10 @@
-// Seeded randomness: same seed → same bits on every machine (no Math.random anywhere). In JS a
-// seeded generator (sfc32); inside training graphs a counter-based hash in integer ONNX ops.
+// Seeded randomness inside training graphs: a counter-based hash in integer ONNX ops, so a dropout
+// mask depends on (seed, step, layer, element) alone — same bits on every machine. Its JS
+// counterpart, the seeded generator Rng, is in util/random.ts.
 
 import type { Value } from "../engine/graph.js";
-import * as F from "../engine/ops.js";
-
-/** FNV-1a hash of a string, for deriving independent streams ("seed 7, parameter fc1.weight"). */
-export function hashString(s: string, seed = 0): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
-
-/** sfc32: a small, fast generator that passes PractRand; seeded through splitmix32. */
-export class Rng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-  private spareNormal: number | undefined;
-
-  constructor(seed: number, stream = "") {
-    let s = hashString(stream, seed >>> 0) ^ (seed >>> 0);
-    const split = () => {
-      s = (s + 0x9e3779b9) >>> 0;
-      let z = s;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.a = split();
-    this.b = split();
-    this.c = split();
-    this.d = split();
-    for (let i = 0; i < 12; i++) this.nextUint32();
-  }
-
-  nextUint32(): number {
-    const t = (((this.a + this.b) >>> 0) + this.d) >>> 0;
-    this.d = (this.d + 1) >>> 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) >>> 0;
-    this.c = ((this.c << 21) | (this.c >>> 11)) >>> 0;
-    this.c = (this.c + t) >>> 0;
-    return t;
-  }
-
-  /** Uniform in [0, 1). */
-  next(): number {
-    return this.nextUint32() / 4294967296;
-  }
-
-  uniform(low: number, high: number): number {
-    return low + (high - low) * this.next();
-  }
-
-  /** Standard normal (Box–Muller). */
-  normal(): number {
-    if (this.spareNormal !== undefined) {
-      const v = this.spareNormal;
-      this.spareNormal = undefined;
-      return v;
-    }
-    let u = 0;
-    while (u === 0) u = this.next();
-    const v = this.next();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.spareNormal = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  }
-
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-
-  /** Fisher–Yates shuffle in place. */
-  shuffle<T>(xs: T[] | Int32Array | Uint32Array): void {
-    for (let i = xs.length - 1; i > 0; i--) {
-      const j = this.int(i + 1);
-      const t = xs[i]!;
-      xs[i] = xs[j]!;
-      xs[j] = t;
-    }
-  }
-}
-
-// ---------------------------------------------------------------- random numbers inside the graph
+import * as F from "../engine/functional.js";
+import { Rng } from "../util/random.js";
 
 /** Name of the int64 scalar input that carries a training step's random stream. */
 export const RANDOM_STREAM = "random:stream";

@@ -11,6 +11,7 @@ import { loadConfig } from "../config/load.js";
 import type { TuneSpec } from "../config/schema.js";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
+import { meanStd } from "../eval/metrics.js";
 import type { LedgerEntry, Planned } from "./runner.js";
 import { assignments, axesOf, checkSpace, gridSettings, randomSettings, type Setting, type SpaceAxis } from "./space.js";
 import { createState, loadState, saveState, Session, settingOf, TRIAL_TEST_LIMIT, type SessionOptions, type SessionState } from "./session.js";
@@ -190,7 +191,8 @@ async function finish(session: Session, state: TuneState, axes: SpaceAxis[], s: 
   const stats = (runs: Planned[]): SeedStats => {
     const outcomes = runs.map((p) => byId.get(p.job.id)!.outcome);
     const errors = outcomes.map((o) => o.testErrors[0]!);
-    return { seeds, testErrors: errors, ...meanStd(errors), baselineTestErrors: outcomes.map((o) => o.baselineTestErrors?.[0] ?? NaN) };
+    const { mean, std } = meanStd(errors);
+    return { seeds, testErrors: errors, mean, std, baselineTestErrors: outcomes.map((o) => o.baselineTestErrors?.[0] ?? NaN) };
   };
   const trials = s.entries.map((e) => ({
     id: e.id, rung: e.rung, epochs: e.epochs, setting: e.setting, valAccuracy: e.outcome.valAccuracy, valLoss: e.outcome.valLoss,
@@ -216,12 +218,6 @@ function finalStats(epochs: number, testTotal: number, config: SeedStats, winner
 
 function interleave<T>(a: T[], b: T[]): T[] {
   return a.flatMap((x, i) => [x, b[i]!]);
-}
-
-export function meanStd(xs: number[]): { mean: number; std: number } {
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
-  return { mean, std };
 }
 
 function pad(i: number): string {

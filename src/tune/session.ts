@@ -81,9 +81,11 @@ export function baseDocument(config: DistillConfig): Record<string, unknown> {
 }
 
 /**
- * Default concurrency: one trial per core, each with one onnxruntime thread. Students are small, so
- * one more intra-op thread buys little, while a second process doubles throughput; and a fixed
- * thread count per trial keeps results independent of how many trials share the machine.
+ * Default concurrency: one trial per core. Students are small, so one more intra-op thread buys
+ * little, while a second process doubles throughput. A local trial gets cores / concurrency
+ * onnxruntime threads (createState), one at this default; since the thread count may change float
+ * results, a local search's results depend on its concurrency. Queued trials always get one thread,
+ * and DISTILL_THREADS fixes the count everywhere.
  */
 export function defaultConcurrency(): number {
   return Math.max(1, availableParallelism());

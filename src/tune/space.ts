@@ -2,11 +2,10 @@
 // is a list of `key=value` assignments, the same form as `distill run --set`, so any config key the
 // schema knows can be searched (the methods' weights included) and a bad value fails like a bad --set.
 
-import { stringify as toYaml } from "yaml";
 import { configFromObject } from "../config/load.js";
 import type { TuneSpec } from "../config/schema.js";
 import { UserError } from "../errors.js";
-import { Rng } from "../nn/random.js";
+import { Rng } from "../util/random.js";
 
 /** Short names for the keys a KD search almost always has. */
 const ALIASES: Record<string, string> = {
@@ -92,8 +91,4 @@ export function checkSpace(base: unknown, axes: SpaceAxis[], where: string, sets
 export function label(setting: Setting): string {
   const short: Record<string, string> = { "kd.temperature": "T", "kd.alpha": "α", "student.train.optimizer.lr": "lr" };
   return Object.entries(setting).map(([k, v]) => `${short[k] ?? k}=${v}`).join(" ");
-}
-
-export function settingYaml(setting: Setting): string {
-  return toYaml(setting).trim();
 }

@@ -3,12 +3,12 @@
 
 import assert from "node:assert/strict";
 import { Graph, type Value } from "../../src/engine/graph.js";
-import * as F from "../../src/engine/ops.js";
+import * as F from "../../src/engine/functional.js";
 import { gradients } from "../../src/engine/autodiff.js";
 import { encodeModel } from "../../src/engine/onnx.js";
 import { blockConvolutions } from "../../src/engine/nchwc.js";
 import { Session, type Tensor } from "../../src/engine/runtime.js";
-import { Rng } from "../../src/nn/random.js";
+import { Rng } from "../../src/util/random.js";
 
 export interface CheckInput {
   value: Value;

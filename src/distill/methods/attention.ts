@@ -5,7 +5,7 @@
 // Channel counts may differ: the maps are per position, so no adapter is needed.
 
 import { formatShape, type Value } from "../../engine/graph.js";
-import * as F from "../../engine/ops.js";
+import * as F from "../../engine/functional.js";
 import { obj, positiveNumber, str } from "../../config/fields.js";
 import { mse } from "../../nn/losses.js";
 import { flattenSamples, l2NormalizeRows, matchSpatial, spatialMismatch } from "./feature-math.js";

@@ -6,7 +6,7 @@
 // warm-up of the KD part over the first epochs is not applied.
 
 import type { Value } from "../../engine/graph.js";
-import * as F from "../../engine/ops.js";
+import * as F from "../../engine/functional.js";
 import { nonNegativeNumber, obj, positiveNumber } from "../../config/fields.js";
 import { crossEntropy, klDivergence } from "../../nn/losses.js";
 import { logSumExp } from "./feature-math.js";

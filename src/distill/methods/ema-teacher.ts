@@ -14,7 +14,7 @@
 // is the student, not the average.
 
 import type { Value } from "../../engine/graph.js";
-import * as F from "../../engine/ops.js";
+import * as F from "../../engine/functional.js";
 import { bool, obj, positiveNumber, unitClosed, unitOpen } from "../../config/fields.js";
 import { kdLossGraph } from "../../nn/losses.js";
 import { defineMethod } from "./types.js";

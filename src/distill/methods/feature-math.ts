@@ -2,7 +2,7 @@
 // normalisation, smooth-L1, pooling one feature map to another's size. Shapes keep a symbolic batch.
 
 import { formatShape, type Shape, type Value } from "../../engine/graph.js";
-import * as F from "../../engine/ops.js";
+import * as F from "../../engine/functional.js";
 
 /** [N, …] → [N, D]. */
 export function flattenSamples(x: Value): Value {

@@ -5,10 +5,10 @@
 // linear map otherwise; it is trained with the student and is not part of the exported student.
 
 import { formatShape, type Value } from "../../engine/graph.js";
-import * as F from "../../engine/ops.js";
+import * as F from "../../engine/functional.js";
 import { obj, str } from "../../config/fields.js";
 import { mse } from "../../nn/losses.js";
-import { Rng } from "../../nn/random.js";
+import { Rng } from "../../util/random.js";
 import type { LossContext } from "../../nn/train-step.js";
 import { flattenSamples, matchSpatial, spatialMismatch } from "./feature-math.js";
 import { defineMethod } from "./types.js";

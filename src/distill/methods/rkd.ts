@@ -5,7 +5,7 @@
 // for both, as mdistiller's rkd_loss. Embeddings of different widths need no adapter.
 
 import type { Value } from "../../engine/graph.js";
-import * as F from "../../engine/ops.js";
+import * as F from "../../engine/functional.js";
 import { nonNegativeNumber, obj, str } from "../../config/fields.js";
 import { flattenSamples, smoothL1Mean } from "./feature-math.js";
 import { defineMethod } from "./types.js";

@@ -4,7 +4,7 @@
 // sp_loss). The two layers may have any widths: only the N×N similarities are compared.
 
 import type { Value } from "../../engine/graph.js";
-import * as F from "../../engine/ops.js";
+import * as F from "../../engine/functional.js";
 import { obj, str } from "../../config/fields.js";
 import { flattenSamples, l2NormalizeRows } from "./feature-math.js";
 import { defineMethod } from "./types.js";
