@@ -116,12 +116,12 @@ export class MultiHeadAttention extends Module {
     // Q, K, V projections: Xavier-uniform weights and zero biases, as PyTorch's MultiheadAttention.
     const xavier = (fanIn: number) => ({ kind: "uniform" as const, bound: Math.sqrt(6 / (fanIn + d)) });
     const zero = { kind: "constant" as const, value: 0 };
-    const project = (input: Value, name: string, fanIn: number) =>
-      F.gemm(rowsOf(input), ctx.param(this.pname(`${name}.weight`), [d, fanIn], xavier(fanIn)), { c: ctx.param(this.pname(`${name}.bias`), [d], zero), transB: 1 });
+    const project = (input: Value, name: string, fanIn: number, scale = 1) =>
+      F.gemm(rowsOf(input), ctx.param(this.pname(`${name}.weight`), [d, fanIn], xavier(fanIn)), { c: ctx.param(this.pname(`${name}.bias`), [d], zero), transB: 1, alpha: scale, beta: scale });
     // Heads: [N·L, D] → [N, L, H, dk] → [N, H, L, dk] (keys straight to [N, H, dk, L] for Q·Kᵀ).
     const heads = (rows: Value, length: number, perm: number[]) => F.transpose(F.reshape(rows, [-1, length, h, dk], [x.shape[0]!, length, h, dk]), perm);
-    // 1/√d_k goes on Q ([N, H, L, dk]) rather than on the scores ([N, H, L, L]).
-    const q = F.scale(heads(project(x, "q", d), lq, [0, 2, 1, 3]), 1 / Math.sqrt(dk));
+    // 1/√d_k is the Q projection's alpha and beta: no pass of its own over Q or the scores.
+    const q = heads(project(x, "q", d, 1 / Math.sqrt(dk)), lq, [0, 2, 1, 3]);
     const kT = heads(project(source, "k", dm), lk, [0, 2, 3, 1]);
     const v = heads(project(source, "v", dm), lk, [0, 2, 1, 3]);
 
