@@ -9,7 +9,7 @@ import os from "node:os";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Model } from "../src/nn/model.js";
-import { cnn, mlp800 } from "./models.js";
+import { TRANSFORMER, cnn, mlp800, tokenTransformer } from "./models.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
 import { kdLossGraph } from "../src/nn/losses.js";
 import { exportOnnx } from "../src/nn/model.js";
@@ -31,9 +31,19 @@ function trainFlops(layers: number[], firstLayer: number): number {
 }
 const MLP_MACS = [784 * 800, 800 * 800, 800 * 10];
 const CNN_MACS = [784 * 32 * 9, 196 * 64 * 32 * 9, 3136 * 128, 128 * 10];
+/**
+ * Per sequence: per block and token the Q, K, V and output projections (4d²), the FFN (2d·ffn) and
+ * the attention products Q·Kᵀ and weights·V (2Ld); then the output layer (d·V). The embedding is
+ * a lookup, so every GEMM also runs its input gradient: 3× the forward.
+ */
+function transformerTrainFlops(t: typeof TRANSFORMER): number {
+  const perToken = t.layers * (4 * t.dim * t.dim + 2 * t.dim * t.ffn + 2 * t.length * t.dim) + t.dim * t.vocab;
+  return 2 * 3 * t.length * perToken;
+}
 const TRAIN_FLOPS: Record<string, number> = {
   mlp800: trainFlops(MLP_MACS, MLP_MACS[0]!),
   cnn: trainFlops(CNN_MACS, CNN_MACS[0]!),
+  transformer: transformerTrainFlops(TRANSFORMER),
 };
 
 /** Optimizer steps per onnxruntime call, as the trainer's K-step path takes them. */
@@ -54,21 +64,35 @@ function emit(name: string, fields: Record<string, number | string>): void {
   console.log(JSON.stringify({ name, ...fields, threads: defaultThreads(), loadavg1m: Number(os.loadavg()[0]!.toFixed(2)), node: process.version }));
 }
 
-async function benchTrain(name: string, model: Model, flopsKey: string, batch: number): Promise<void> {
+/** A batch of `batch` sequences of ids 1..vocab−1 (0 is padding, which the peer does not have). */
+function randomTokens(model: Model, batch: number, vocab: number, seed: number): Tensor {
+  const rng = new Rng(seed, "bench");
+  const n = batch * model.input.shape[0]!;
+  return { dtype: "int64", shape: [batch, ...model.input.shape], data: BigInt64Array.from({ length: n }, () => BigInt(1 + rng.int(vocab - 1))) };
+}
+
+/**
+ * KD training steps/s of `model` on one synthetic batch. A model may give several rows of logits
+ * per sample (the transformer: one per position); the KD loss then averages over rows, and a
+ * sample is still a whole input (a sequence), as the peer counts.
+ */
+async function benchTrain(name: string, model: Model, flopsKey: string, batch: number, input: Tensor = randomBatch(model, batch, 1), rowsPerSample = 1): Promise<void> {
+  const classes = model.numClasses, rows = batch * rowsPerSample;
   const trainer = await ModelTrainer.create({
     model,
     params: model.initParameters(0),
     optimizer: { kind: "sgd", momentum: 0.9 },
     loss: (ctx) => {
-      const terms = kdLossGraph(ctx.logits, ctx.input("teacher_logits", ["N", 10]), ctx.input("labels", ["N"], "int64"), 4, 0.9);
+      const n = ctx.logits.shape[0]!;
+      const terms = kdLossGraph(ctx.logits, ctx.input("teacher_logits", [n, classes]), ctx.input("labels", [n], "int64"), 4, 0.9);
       return { loss: terms.loss };
     },
   });
   const rng = new Rng(3, "teacher");
   const feeds: Record<string, Tensor> = {
-    input: randomBatch(model, batch, 1),
-    teacher_logits: { dtype: "float32", shape: [batch, 10], data: Float32Array.from({ length: batch * 10 }, () => rng.normal() * 3) },
-    labels: { dtype: "int64", shape: [batch], data: BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % 10)) },
+    input,
+    teacher_logits: { dtype: "float32", shape: [rows, classes], data: Float32Array.from({ length: rows * classes }, () => rng.normal() * 3) },
+    labels: { dtype: "int64", shape: [rows], data: BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % classes)) },
   };
   const callsPerRound = flopsKey === "mlp800" ? 3 : 1;
   const feedsList = Array.from({ length: STEPS_PER_CALL }, () => feeds);
@@ -127,6 +151,10 @@ async function benchLabel(): Promise<void> {
 const figures: [string, () => Promise<void>][] = [
   ["train.mlp800.kd.b128", () => benchTrain("train.mlp800.kd.b128", mlp800(), "mlp800", 128)],
   ["train.cnn.kd.b128", () => benchTrain("train.cnn.kd.b128", cnn(), "cnn", 128)],
+  ["train.transformer.kd.b64", () => {
+    const model = tokenTransformer();
+    return benchTrain("train.transformer.kd.b64", model, "transformer", 64, randomTokens(model, 64, TRANSFORMER.vocab, 1), TRANSFORMER.length);
+  }],
   ["infer.mlp800.b1", () => benchInfer("infer.mlp800.b1", mlp800(), 1)],
   ["infer.mlp800.b128", () => benchInfer("infer.mlp800.b128", mlp800(), 128)],
   ["infer.cnn.b128", () => benchInfer("infer.cnn.b128", cnn(), 128)],

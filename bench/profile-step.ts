@@ -1,4 +1,4 @@
-// `node dist/bench/profile-step.js mlp|cnn [CALLS] [--nodes]`: onnxruntime's per-op kernel time of
+// `node dist/bench/profile-step.js mlp|cnn|transformer [CALLS] [--nodes]`: onnxruntime's per-op kernel time of
 // the training step as the trainer runs it (K = 16 steps per call, ModelTrainer.stepMany), summed
 // by op type (by node with --nodes) and divided by the steps timed; the warm-up call is left out.
 // One JSON line per op type, largest first, then the totals. The figures behind docs/engine.md's per-op tables.
@@ -19,7 +19,7 @@ interface ProfileEvent {
 
 const [which = "cnn", callsArg = "3"] = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const byNode = process.argv.includes("--nodes");
-const calls = Number(callsArg), k = 16, batch = 128;
+const calls = Number(callsArg), k = 16, batch = which === "transformer" ? 64 : 128;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "distill-profile-"));
 // Session.create reads it: every session of this process writes its profile under `dir`.
 process.env["DISTILL_PROFILE"] = path.join(dir, "step");

@@ -3,7 +3,7 @@
 # ../shared/peers/README.md asks: ours-old, ours-new, peer, per figure, PAIRS times. JSON lines to stdout.
 # usage: [THREADS=n] bench/vs-peer.sh OLD_DIR NEW_DIR [PAIRS]   (each DIR holds a built checkout: dist/, node_modules/)
 # THREADS (default 2, the peer's default and this machine's cores) is given to both sides.
-# FIGS (default "mlp cnn") picks the figures; REPEATS (default 3) our rounds, SECS (default 3) the peer's seconds.
+# FIGS (default "mlp cnn"; "transformer" too) picks the figures; REPEATS (default 3) our rounds, SECS (default 3) the peer's seconds.
 set -u
 OLD=$1; NEW=$2; PAIRS=${3:-3}; THREADS=${THREADS:-2}; FIGS=${FIGS:-mlp cnn}; REPEATS=${REPEATS:-3}; SECS=${SECS:-3}
 PEER=$(dirname "$0")/../../shared/peers/torch_peer.py

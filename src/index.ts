@@ -48,6 +48,7 @@ export { renderReport, writeReport } from "./report/html.js";
 // ---- models ----
 export { buildModel, pixelStatistics, type DataGeometry, dataGeometry } from "./nn/spec.js";
 export * from "./nn/layers.js";
+export * from "./nn/attention.js";
 export { Module, ForwardContext, ParameterSet, type ParamDecl } from "./nn/module.js";
 export { Model, exportOnnx, type InputSpec, type ExportOptions } from "./nn/model.js";
 export { ModelTrainer, type LossContext, type LossResult } from "./nn/train-step.js";

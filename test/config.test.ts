@@ -149,7 +149,7 @@ test("bad enum values list the options", () => {
     message: `--set data.dataset=cifar: data.dataset: expected one of mnist, fashion-mnist, got "cifar"`,
   });
   assert.throws(() => loadConfig(validPath, { set: ["student.model.layers[1].type=lin"] }), (e: Error) => {
-    assert.match(e.message, /student\.model\.layers\[1\]\.type: expected one of linear, conv, .*layernorm, .*conv1d, got "lin"$/);
+    assert.match(e.message, /student\.model\.layers\[1\]\.type: expected one of linear, conv, .*layernorm, .*conv1d, transformer, got "lin"$/);
     return true;
   });
   assert.throws(() => loadConfig(validPath, { set: ["student.train.optimizer.kind=rmsprop"] }), /optimizer\.kind: expected one of sgd, adam, adamw, got "rmsprop"/);

@@ -35,6 +35,16 @@ const layerSchema = z.discriminatedUnion(
     obj({ type: z.literal("meanpool"), ...named }),
     obj({ type: z.literal("maxovertime"), ...named }),
     obj({ type: z.literal("conv1d"), filters: positiveInt(), kernel: positiveInt(), ...named }),
+    // Pre-norm transformer encoder blocks on the token sequence; its width is the incoming one (the embedding's dims).
+    obj({
+      type: z.literal("transformer"),
+      layers: positiveInt(),
+      heads: positiveInt(),
+      ffn: positiveInt(),
+      positions: enumOf(["learned", "sinusoidal"]).default("learned"),
+      dropout: unitOpen().default(0),
+      ...named,
+    }),
   ],
   {
     // The issue type omits invalid_type, but a non-mapping entry does arrive here with it.
@@ -61,6 +71,7 @@ export const LAYER_TYPES = [
   "meanpool",
   "maxovertime",
   "conv1d",
+  "transformer",
 ] as const;
 
 export type LayerSpec = z.output<typeof layerSchema>;
@@ -78,6 +89,16 @@ export const modelSchema = obj({
     });
     if (m.input === "tokens" && m.layers[0]?.type !== "embedding")
       ctx.addIssue({ code: "custom", path: ["layers", 0], message: "expected {type: embedding, dims: …} first with input: tokens" });
+    // Attention heads split the sequence's width, which an embedding or conv1d sets.
+    let width: number | undefined;
+    m.layers.forEach((l, i) => {
+      if (l.type === "embedding") width = l.dims;
+      else if (l.type === "conv1d") width = l.filters;
+      else if (l.type === "transformer" && m.layers[0]?.type !== "embedding")
+        ctx.addIssue({ code: "custom", path: ["layers", i], message: "a transformer works on token sequences: the model must start with {type: embedding, dims: …}" });
+      else if (l.type === "transformer" && width !== undefined && width % l.heads !== 0)
+        ctx.addIssue({ code: "custom", path: ["layers", i, "heads"], message: `expected a divisor of the width ${width} that the transformer receives` });
+    });
     if (m.input !== undefined && m.input !== "tokens" && m.layers[0]?.type === "embedding")
       ctx.addIssue({ code: "custom", path: ["input"], message: `expected tokens (the first layer is an embedding), got ${m.input}` });
   })

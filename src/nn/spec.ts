@@ -11,6 +11,7 @@ import {
   AvgPool2d, BatchNorm, Conv1d, Conv2d, Dropout, Embedding, Flatten, GELU, GlobalAvgPool, LayerNorm, Linear, MaxOverTime, MaxPool2d, MeanPool, ReLU,
   Sequential, Sigmoid, Tanh,
 } from "./layers.js";
+import { TransformerEncoder } from "./attention.js";
 
 /** What a model needs to know about its data: the samples' kind and shape, and the normalisation
  * that goes inside its graph (x ↦ (x·scale − mean) / std, per channel for images, per feature for tables). */
@@ -57,6 +58,7 @@ function layerOf(spec: LayerSpec, geometry: DataGeometry): Module {
     case "meanpool": return new MeanPool();
     case "maxovertime": return new MaxOverTime();
     case "conv1d": return new Conv1d({ outChannels: spec.filters, kernelSize: spec.kernel });
+    case "transformer": return new TransformerEncoder({ layers: spec.layers, heads: spec.heads, ffn: spec.ffn, positions: spec.positions, dropout: spec.dropout });
   }
 }
 
