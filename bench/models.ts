@@ -6,7 +6,7 @@ import * as L from "../src/nn/layers.js";
 import { TokenLinear, TransformerEncoder } from "../src/nn/attention.js";
 import { type ForwardContext, Module } from "../src/nn/module.js";
 import type { Value } from "../src/engine/graph.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { ModelTrainer } from "../src/nn/train-step.js";
 import { kdLossGraph } from "../src/nn/losses.js";
 import type { Tensor } from "../src/engine/runtime.js";

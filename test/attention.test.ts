@@ -7,7 +7,7 @@
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { Graph, type Value } from "../src/engine/graph.js";
-import * as F from "../src/engine/ops.js";
+import * as F from "../src/engine/functional.js";
 import { encodeModel } from "../src/engine/onnx.js";
 import { gradients } from "../src/engine/autodiff.js";
 import { Session, type Tensor } from "../src/engine/runtime.js";
@@ -16,7 +16,7 @@ import * as L from "../src/nn/layers.js";
 import { MultiHeadAttention, PositionEmbedding, TokenLinear, TransformerDecoderBlock, TransformerEncoder, TransformerEncoderBlock, sinusoidalPositions } from "../src/nn/attention.js";
 import { gradCheck, randomData, type CheckInput } from "./helpers/gradcheck.js";
 import { buildVocabulary, tokenizeAll, type Vocabulary } from "../src/data/tokenizer.js";
-import { exportTextOnnx } from "../src/data/text-onnx.js";
+import { exportTextOnnx } from "../src/nn/text-export.js";
 import type { LayerSpec } from "../src/config/schema.js";
 import { validateConfig } from "../src/config/load.js";
 import "../src/distill/methods/index.js"; // registers the methods the kd: block accepts

@@ -8,7 +8,7 @@
 // token ids (ctx.tokenMask, set by the Embedding); the causal mask is a constant [L, L].
 
 import { type Value, formatShape } from "../engine/graph.js";
-import * as F from "../engine/ops.js";
+import * as F from "../engine/functional.js";
 import { type ForwardContext, Module } from "./module.js";
 import { Dropout, GELU, LayerNorm } from "./layers.js";
 
