@@ -21,17 +21,6 @@ const defaultIo: CliIo = {
   writeErr: (t) => void process.stderr.write(t),
 };
 
-/** What `distill eval` calls; the module is loaded on demand (../eval/evaluate.js). */
-export interface EvalOptions {
-  /** A preset name or a config file; default: the data named in the model's metadata. */
-  data?: string;
-  limit?: number;
-  json: boolean;
-}
-interface EvalModule {
-  evalCommand(modelPaths: string[], opts: EvalOptions): Promise<void>;
-}
-
 function positiveIntArg(value: string): number {
   if (!/^\d+$/.test(value.trim()) || Number(value) < 1) throw new InvalidArgumentError("expected a positive integer.");
   return Number(value);
@@ -218,11 +207,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .option("--limit <n>", "use only the first n test samples", positiveIntArg)
     .option("--json", "print the metrics as JSON")
     .option("--debug", "print stack traces of errors")
-    .action(async (modelPaths: string[], opts: { data?: EvalOptions["data"]; limit?: number; json?: boolean }) => {
-      // A computed specifier: the module is written separately and typed by EvalModule above.
-      const specifier = new URL("../eval/evaluate.js", import.meta.url).href;
-      const { evalCommand } = (await import(specifier)) as EvalModule;
-      await evalCommand(modelPaths, { data: opts.data, limit: opts.limit, json: opts.json === true });
+    .action(async (modelPaths: string[], opts: { data?: string; limit?: number; json?: boolean }) => {
+      const { evalCommand } = await import("../eval/evaluate.js");
+      await evalCommand(modelPaths, { data: opts.data, limit: opts.limit, json: opts.json === true, write: io.writeOut });
     });
 
   program

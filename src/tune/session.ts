@@ -6,8 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
-import { configFromObject } from "../config/load.js";
+import { configFromObject, readConfigDocument } from "../config/load.js";
 import type { DistillConfig } from "../config/schema.js";
 import { defaultCacheDir } from "../distill/soft-targets.js";
 import { UserError } from "../errors.js";
@@ -57,9 +56,9 @@ export function stateFile(kind: SessionState["kind"]): string {
   return `${kind}.json`;
 }
 
-/** The YAML file as parsed (already validated by loadConfig), minus what a trial must not inherit. */
+/** The YAML file as parsed (already validated by loadConfig; its paths absolute), minus what a trial must not inherit. */
 export function rawDocument(configPath: string): Record<string, unknown> {
-  const doc = parseYaml(readFileSync(configPath, "utf8")) as Record<string, unknown>;
+  const doc = readConfigDocument(configPath) as Record<string, unknown>;
   delete doc["tune"];
   delete doc["shrink"];
   delete doc["output"];
