@@ -10,7 +10,8 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { distill, evaluate, UserError, type RunResults } from "../src/index.js";
+import { distill, evaluate, resume, RunAbortedError, UserError, type RunResults } from "../src/index.js";
+import type { Progress } from "../src/util/progress.js";
 import { validationSize } from "../src/config/schema.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -46,10 +47,54 @@ test("the library example runs: a distillation from an object, then evaluate() o
 test("distill() rejects a bad object like a bad YAML file: a UserError naming the key, nothing written", async () => {
   const output = join(dir, "never");
   await assert.rejects(
+    // The config is typed: the compiler refuses this inline object (the build fails if it accepts it);
+    // at run time the schema refuses it too, for objects the compiler never saw.
+    // @ts-expect-error units must be a number
     distill({ name: "x", data: { dataset: "mnist" }, teacher: { onnx: "t.onnx" }, student: { model: { layers: [{ type: "linear", units: "ten" }] } } }, { output, where: "my-config" }),
     (e: unknown) => e instanceof UserError && /^my-config: student\.model\.layers\[0\]\.units: /.test(e.message),
   );
   assert.equal(existsSync(output), false);
+});
+
+test("aborting distill() stops at a safe point: a RunAbortedError naming the resume, the caller's process goes on, resume() finishes it", async () => {
+  const output = join(dir, "aborted");
+  const cacheDir = join(dir, "cache");
+  const controller = new AbortController();
+  const sigintListeners = process.listenerCount("SIGINT");
+  const listenersDuringRun: number[] = [];
+  // Abort as the teacher's first epoch ends; the run must stop before its next optimizer step.
+  const progress: Progress = {
+    log: () => undefined,
+    task: (label) => ({
+      update: () => undefined,
+      finish: () => {
+        listenersDuringRun.push(process.listenerCount("SIGINT"), process.listenerCount("SIGTERM"));
+        if (label.startsWith("teacher epoch 1/")) controller.abort("test");
+      },
+    }),
+  };
+  const train = { epochs: 2, optimizer: { kind: "adam" as const, lr: 0.003 } };
+  const config = {
+    name: "aborted", data: { dataset: "mnist" as const, trainLimit: 1200, testLimit: 300, validation: 200 },
+    teacher: { model: { layers: [{ type: "linear" as const, units: 32 }, { type: "relu" as const }, { type: "linear" as const, units: 10 }] }, train },
+    student: { model: { layers: [{ type: "linear" as const, units: 10 }] }, train },
+    kd: { temperature: 4, alpha: 0.9 },
+  };
+  await assert.rejects(distill(config, { output, cacheDir, progress, signal: controller.signal }), (e: unknown) => {
+    assert.ok(e instanceof RunAbortedError, String(e));
+    assert.equal(e.folder, output);
+    assert.equal(e.resumeCommand, `distill resume ${output}`);
+    assert.equal(e.reason, "test");
+    return true;
+  });
+  // Signals are the caller's: the library installed no handler of its own while it ran.
+  assert.ok(listenersDuringRun.length > 0 && listenersDuringRun.every((n) => n === sigintListeners), `SIGINT/SIGTERM listeners during the run: ${listenersDuringRun}`);
+  // Stopped in the teacher's second epoch: its first is checkpointed, nothing after it exists.
+  assert.ok(existsSync(join(output, "checkpoints", "teacher-s0.ckpt")));
+  assert.equal(existsSync(join(output, "stages", "teacher-s0.json")), false);
+  // This process is alive (this line runs), and the folder resumes to the end.
+  const { results } = await resume(output, { cacheDir });
+  assert.deepEqual(results.models.map((m) => m.role), ["teacher", "baseline", "student"]);
 });
 
 test("the validation split scales down with trainLimit unless set", () => {

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../config/load.js";
+import { RunAbortedError } from "../errors.js";
 // Registers the distillation methods that the config's `kd:` block accepts (src/config/methods.ts).
 import "../distill/methods/index.js";
 import { stopAllProgress } from "../util/progress.js";
@@ -72,7 +73,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .action(async (configPath: string, opts: { set?: string[]; epochs?: number; seeds?: number; output?: string; quiet?: boolean }) => {
       const config = loadConfig(configPath, { set: opts.set, epochs: opts.epochs, seeds: opts.seeds, output: opts.output });
       const { runDistillation } = await import("../distill/pipeline.js");
-      const { runDir } = await runDistillation(config, { configPath, quiet: opts.quiet === true });
+      const { runDir } = await withSignals(io, `distill resume ${config.output}`, (signal) => runDistillation(config, { configPath, quiet: opts.quiet === true, signal }));
       reportWhere(io, runDir);
     });
 
@@ -126,11 +127,12 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const search = ["tune", "shrink"].find((k) => existsSync(join(runDir, `${k}.json`)));
       if (search) {
         const m = search === "tune" ? await import("../tune/search.js") : await import("../tune/shrink.js");
-        const result = await ("resumeTune" in m ? m.resumeTune : m.resumeShrink)(runDir, (l) => io.writeOut(l + "\n"));
-        return void result;
+        const log = (l: string) => io.writeOut(l + "\n");
+        await withSignals<unknown>(io, `distill resume ${runDir}`, (signal) => ("resumeTune" in m ? m.resumeTune(runDir, log, signal) : m.resumeShrink(runDir, log, signal)));
+        return;
       }
       const { resumeDistillation } = await import("../distill/pipeline.js");
-      const result = await resumeDistillation(runDir, { quiet: opts.quiet === true });
+      const result = await withSignals(io, `distill resume ${runDir}`, (signal) => resumeDistillation(runDir, { quiet: opts.quiet === true, signal }));
       reportWhere(io, result.runDir);
     });
 
@@ -145,7 +147,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .option("--debug", "print stack traces of errors")
     .action(async (configPath: string, opts: { set?: string[]; output?: string; concurrency?: number; queue?: string }) => {
       const { tuneCommand } = await import("../tune/search.js");
-      await tuneCommand(configPath, { ...searchOptions(opts), log: (l) => io.writeOut(l + "\n") });
+      await withSignals(io, "distill resume <the tune folder>", (signal) => tuneCommand(configPath, { ...searchOptions(opts), log: (l) => io.writeOut(l + "\n"), signal }));
     });
 
   program
@@ -171,10 +173,10 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const depths = opts.depths === undefined ? undefined : parseDepths(opts.depths);
       if (opts.assistant && opts.assistantGap !== undefined) throw new UserError("--assistant-gap", "give --assistant (always) or --assistant-gap (when the gap is larger), not both");
       const assistant = opts.assistant ? { always: true as const } : opts.assistantGap !== undefined ? { gap: parseGap(opts.assistantGap) } : undefined;
-      await shrinkCommand(configPath, {
+      await withSignals(io, "distill resume <the shrink folder>", (signal) => shrinkCommand(configPath, {
         keep, ...(widths ? { widths } : {}), ...(depths ? { depths } : {}), everyRung: opts.everyRung === true, ...(assistant ? { assistant } : {}),
-        ...searchOptions(opts), log: (l) => io.writeOut(l + "\n"),
-      });
+        ...searchOptions(opts), log: (l) => io.writeOut(l + "\n"), signal,
+      }));
     });
 
   program
@@ -350,6 +352,39 @@ function reportWhere(io: CliIo, runDir: string): void {
   io.writeOut(existsSync(report) ? `report: ${report}\n` : `run folder: ${runDir} (write the report with: distill report ${runDir})\n`);
 }
 
+/**
+ * Runs `work` with an AbortSignal that Ctrl-C and SIGTERM abort: the library stops at its next safe
+ * point and throws a RunAbortedError, which runCli turns into the resume line and exit code 130 or
+ * 143 (the shell's 128 + signal number). A second signal stops at once — a labelling pass, say, has
+ * no safe point before its end — which is safe too, as every file is written atomically.
+ */
+async function withSignals<T>(io: CliIo, resumeCommand: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => {
+    const onSignal = () => {
+      if (!controller.signal.aborted) return controller.abort(name);
+      stopAllProgress();
+      io.writeErr(`\n${stoppedLine(name, resumeCommand)}\n`);
+      process.exit(signalExitCode(name));
+    };
+    process.on(name, onSignal);
+    return [name, onSignal] as const;
+  });
+  try {
+    return await work(controller.signal);
+  } finally {
+    for (const [name, onSignal] of handlers) process.removeListener(name, onSignal);
+  }
+}
+
+function stoppedLine(signal: unknown, resumeCommand: string): string {
+  return `${signal === "SIGTERM" ? "terminated" : "interrupted"}; continue with: ${resumeCommand}`;
+}
+
+function signalExitCode(signal: unknown): number {
+  return signal === "SIGTERM" ? 143 : 130;
+}
+
 /** Errors the user can fix: printed as one line, exit code 2. */
 export function isUserError(e: unknown): boolean {
   return e instanceof Error && (e.name === "UserError" || e.name === "DataFileError");
@@ -392,6 +427,10 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     }
     stopAllProgress();
     const err = e instanceof Error ? e : new Error(String(e));
+    if (err instanceof RunAbortedError) {
+      io.writeErr(`\n${stoppedLine(err.reason, err.resumeCommand)}\n`);
+      return signalExitCode(err.reason);
+    }
     if (isUserError(err)) {
       io.writeErr(`distill: ${oneLine(err.message)}\n`);
       if (debug && err.stack) io.writeErr(err.stack + "\n");

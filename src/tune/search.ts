@@ -74,21 +74,19 @@ export async function tuneCommand(configPath: string, opts: SessionOptions): Pro
   const dir = opts.output ?? join("runs", `${config.name}-tune`);
   const state: TuneState = { ...createState("tune", configPath, config, dir, opts), tune };
   saveState(dir, state);
-  return executeTune(dir, state, opts.log);
+  return executeTune(dir, state, opts.log, opts.signal);
 }
 
-export async function resumeTune(dir: string, log: (line: string) => void): Promise<TuneResults> {
+/** Continues a tune folder; `signal` as in SessionOptions. */
+export async function resumeTune(dir: string, log: (line: string) => void, signal?: AbortSignal): Promise<TuneResults> {
   const state = loadState(dir, "tune") as TuneState;
-  return executeTune(dir, state, log);
+  return executeTune(dir, state, log, signal);
 }
 
-async function executeTune(dir: string, state: TuneState, log: (line: string) => void): Promise<TuneResults> {
-  const session = await Session.open(dir, state, log);
-  const onInterrupt = () => {
-    process.stderr.write(`\ninterrupted; finished trials are kept, continue with: distill resume ${dir}\n`);
-    process.exit(130);
-  };
-  process.once("SIGINT", onInterrupt);
+// Signals are the caller's (the CLI turns Ctrl-C into an abort): an aborted search stops its
+// trials and throws a RunAbortedError from the runner; finished trials are in the ledger.
+async function executeTune(dir: string, state: TuneState, log: (line: string) => void, signal?: AbortSignal): Promise<TuneResults> {
+  const session = await Session.open(dir, state, log, signal);
   try {
     await session.ensureTeacher();
     const axes = axesOf(state.tune.space);
@@ -99,7 +97,6 @@ async function executeTune(dir: string, state: TuneState, log: (line: string) =>
     log(summary(results, dir));
     return results;
   } finally {
-    process.removeListener("SIGINT", onInterrupt);
     await session.close();
   }
 }

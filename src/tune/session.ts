@@ -50,6 +50,8 @@ export interface SessionOptions {
   concurrency?: number;
   cacheDir?: string;
   log: (line: string) => void;
+  /** Aborting stops the search (running trials too) with a RunAbortedError; `distill resume` continues it. */
+  signal?: AbortSignal;
 }
 
 export function stateFile(kind: SessionState["kind"]): string {
@@ -136,23 +138,26 @@ export class Session {
     readonly state: SessionState,
     executor: Executor,
     readonly log: (line: string) => void,
+    signal?: AbortSignal,
   ) {
     this.executor = executor;
-    this.runner = new Runner(dir, executor, state.concurrency, () => this.elapsed(), log);
+    this.runner = new Runner(dir, executor, state.concurrency, () => this.elapsed(), log, signal);
     // A search killed outright (kill -9, a lost machine) never saved its clock; its last finished
     // trial did, so the time before the kill still counts.
     for (const e of this.runner.ledger.values()) state.activeSeconds = Math.max(state.activeSeconds, e.elapsedSeconds);
   }
 
-  static async open(dir: string, state: SessionState, log: (line: string) => void): Promise<Session> {
+  static async open(dir: string, state: SessionState, log: (line: string) => void, signal?: AbortSignal): Promise<Session> {
     let executor: Executor = localExecutor;
     if (state.queue) {
       const { QueueExecutor, checkRedis } = await import("./queue.js");
       await checkRedis(state.queue, "--queue");
       const q = new QueueExecutor(state.queue, "--queue");
-      executor = { run: (job) => q.run(job, state.key), close: () => q.close() };
+      // A queued trial runs on a worker and stays queued; an abort only stops waiting for it (a
+      // resumed search finds the same job id and waits again).
+      executor = { run: (job, s) => untilAborted(q.run(job, state.key), s), close: () => q.close() };
     }
-    return new Session(dir, state, executor, log);
+    return new Session(dir, state, executor, log, signal);
   }
 
   /** Active seconds: earlier sessions' plus this one's. */
@@ -199,6 +204,16 @@ export class Session {
     this.state.teacherOnnx = join(p.job.output, "teacher.onnx");
     saveState(this.dir, this.state);
   }
+}
+
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error("stopped waiting: aborted"));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /** The value at a config key path ("student.model.layers[0].units") of a document, or undefined. */

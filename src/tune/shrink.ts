@@ -137,20 +137,21 @@ export async function shrinkCommand(configPath: string, o: ShrinkOptions): Promi
     ...(o.assistant ? { assistant: o.assistant } : {}), ...(config.teacher && config.teacher.onnx === undefined ? { teacherModel: config.teacher.model } : {}),
   };
   saveState(dir, state);
-  return executeShrink(dir, state, o.log);
+  return executeShrink(dir, state, o.log, o.signal);
 }
 
-export async function resumeShrink(dir: string, log: (line: string) => void): Promise<ShrinkResults> {
+/** Continues a shrink folder; `signal` as in SessionOptions. */
+export async function resumeShrink(dir: string, log: (line: string) => void, signal?: AbortSignal): Promise<ShrinkResults> {
   const state = loadState(dir, "shrink") as ShrinkState;
   if (!Array.isArray(state.ladder) || typeof state.ladder[0] !== "object")
     throw new UserError(dir, "this shrink folder was made by an older distill (a ladder of widths only); start it again with distill shrink");
-  return executeShrink(dir, state, log);
+  return executeShrink(dir, state, log, signal);
 }
 
 type Trained = Rung & { teacherParams?: number; teacherLatencyP50Ms: number; testTotal: number };
 
-async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void): Promise<ShrinkResults> {
-  const session = await Session.open(dir, state, log);
+async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void, signal?: AbortSignal): Promise<ShrinkResults> {
+  const session = await Session.open(dir, state, log, signal);
   try {
     await session.ensureTeacher();
     const dataset = await loadData(state.base["data"] as DataSpec);
