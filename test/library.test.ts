@@ -115,6 +115,33 @@ test("evaluate() without --data and without a dataset in the metadata says to na
   assert.equal(m.total, 200);
 });
 
+test("distill eval writes through the CLI's output, not to the process's stdout", async () => {
+  const { runCli } = await import("../src/cli/args.js");
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { writeOut: (t: string) => void out.push(t), writeErr: (t: string) => void err.push(t) };
+  assert.equal(await runCli(["node", "distill", "eval", join(dir, "example-run", "student.onnx"), "--data", "mnist", "--limit", "200", "--json"], io), 0, err.join(""));
+  const line = JSON.parse(out.join("")) as { total: number; data: string };
+  assert.deepEqual([line.total, line.data], [200, "mnist"]);
+});
+
+test("install: README opens with it and a table of contents; no npm config that npm 11 calls unknown; tarballs ignored", () => {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const headings = [...readme.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
+  assert.equal(headings[0], "Install");
+  assert.match(readme.slice(0, readme.indexOf("## Install")), /\*\*Contents:\*\*.*\(#install\)/s);
+  assert.match(readme, /npm pack/);
+  // onnxruntime-node reads ONNXRUNTIME_NODE_INSTALL itself; as an .npmrc key or npm flag npm 11 warns.
+  for (const f of [".npmrc", "README.md", ".ci/run"]) {
+    const text = existsSync(join(root, f)) ? readFileSync(join(root, f), "utf8") : "";
+    assert.doesNotMatch(text, /(^|--)onnxruntime-node-install\s*=/m, f);
+  }
+  assert.match(readFileSync(join(root, ".ci/run"), "utf8"), /^ONNXRUNTIME_NODE_INSTALL=skip npm ci$/m);
+  const ignored = spawnSync("git", ["check-ignore", "-q", "distill-0.1.0.tgz"], { cwd: root });
+  assert.equal(ignored.status, 0, "npm pack's tarball is git-ignored");
+  assert.match(readFileSync(join(root, "examples/sentiment.yaml"), "utf8"), /npm install sentiment/);
+});
+
 test("npm pack ships the compiled library, its types and the examples", () => {
   const out = execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: root, encoding: "utf8" });
   const files = (JSON.parse(out) as [{ files: { path: string }[] }])[0].files.map((f) => f.path);
