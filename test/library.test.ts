@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { distill, evaluate, resume, RunAbortedError, UserError, type RunResults } from "../src/index.js";
+import { distill, evaluate, resume, RunAbortedError, shrink, tune, UserError, type DistillConfigInput, type RunResults } from "../src/index.js";
 import type { Progress } from "../src/util/progress.js";
 import { validationSize } from "../src/config/schema.js";
 
@@ -95,6 +95,25 @@ test("aborting distill() stops at a safe point: a RunAbortedError naming the res
   // This process is alive (this line runs), and the folder resumes to the end.
   const { results } = await resume(output, { cacheDir });
   assert.deepEqual(results.models.map((m) => m.role), ["teacher", "baseline", "student"]);
+});
+
+test("tune() and shrink() take a config object like distill(), and check their options as the CLI does", async () => {
+  const log = () => undefined;
+  const base: DistillConfigInput = {
+    name: "object-tune", data: { dataset: "mnist", trainLimit: 1000, testLimit: 200, validation: 200 },
+    teacher: { onnx: join(dir, "example-run", "teacher.onnx") },
+    student: { model: { layers: [{ type: "linear", units: 10 }] }, train: { epochs: 1, optimizer: { kind: "adam", lr: 0.003 } } },
+    kd: { temperature: 4, alpha: 0.9 },
+  };
+  const none = join(dir, "never-searched");
+  await assert.rejects(tune(base, { output: none, log }), /config: tune: required by distill tune/);
+  await assert.rejects(tune({ ...base, tune: { space: { "kd.temperature": [2] } } }, { output: none, concurrency: 0, log }), { message: "concurrency: expected a positive integer, got 0" });
+  await assert.rejects(shrink(base, { keep: 5, output: none, log }), { message: "keep: expected a fraction in (0, 1] like 0.99, got 5" });
+  await assert.rejects(shrink(base, { keep: 0.9, widths: [0, 1], output: none, log }), /widths: expected a non-empty list of positive multipliers/);
+  assert.equal(existsSync(none), false, "nothing written");
+  const results = await tune({ ...base, tune: { space: { "kd.temperature": [2] }, seeds: 1 } }, { output: join(dir, "object-tune"), concurrency: 1, cacheDir: join(dir, "cache"), log });
+  assert.equal(results.configPath, "config");
+  assert.deepEqual(results.winner.setting, { "kd.temperature": 2 });
 });
 
 test("the validation split scales down with trainLimit unless set", () => {

@@ -41,6 +41,11 @@ export function configFromObject(doc: unknown, where: string, overrides: ConfigO
   return validateConfig(resolveInputPaths(applyOverrides(resolved, overrides, origins), process.cwd()), where, origins);
 }
 
+/** A config object as given, copied, its relative input paths made absolute against `baseDir`; not yet validated. */
+export function configDocument(doc: unknown, baseDir = process.cwd()): unknown {
+  return resolveInputPaths(structuredClone(doc), baseDir);
+}
+
 /**
  * The config file as parsed, its input paths made absolute against its folder; not yet validated.
  * (A search keeps this document: its trials are made from it with the searched keys set.)
