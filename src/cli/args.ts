@@ -60,6 +60,23 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .showHelpAfterError("(run with --help for usage)")
     .helpCommand(false);
 
+  addRunCommand(program, io);
+  addLabelCommand(program, io);
+  addResumeCommand(program, io);
+  addTuneCommand(program, io);
+  addShrinkCommand(program, io);
+  addWorkerCommand(program, io);
+  addReportCommand(program, io);
+  addEvalCommand(program, io);
+  addShiftCommand(program, io);
+  addQuantizeCommand(program, io);
+  addPruneCommand(program, io);
+  addCompareCommand(program, io);
+  addExportWebCommand(program, io);
+  return program;
+}
+
+function addRunCommand(program: Command, io: CliIo): void {
   program
     .command("run")
     .description("run a distillation experiment described by a YAML config (teacher, baseline, student, report)")
@@ -76,7 +93,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const { runDir } = await withSignals(io, `distill resume ${config.output}`, (signal) => runDistillation(config, { configPath, quiet: opts.quiet === true, signal }));
       reportWhere(io, runDir);
     });
+}
 
+function addLabelCommand(program: Command, io: CliIo): void {
   program
     .command("label")
     .description("the teacher's labelling pass alone: its logits on the transfer set into the soft-target cache, in chunks; --shard splits it over machines (merge by copying the cache files), --queue runs the shards as jobs for distill worker")
@@ -115,7 +134,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
         quiet: opts.quiet === true, log: (l) => io.writeOut(l + "\n"),
       });
     });
+}
 
+function addResumeCommand(program: Command, io: CliIo): void {
   program
     .command("resume")
     .description("continue an interrupted run, tune or shrink from its folder (finished stages and trials are kept)")
@@ -135,7 +156,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const result = await withSignals(io, `distill resume ${runDir}`, (signal) => resumeDistillation(runDir, { quiet: opts.quiet === true, signal }));
       reportWhere(io, result.runDir);
     });
+}
 
+function addTuneCommand(program: Command, io: CliIo): void {
   program
     .command("tune")
     .description("search the config's tune: space (T, α, lr, …) on validation accuracy; retrain the winner and the config's setting with K seeds and test both")
@@ -149,7 +172,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const { tuneCommand } = await import("../tune/search.js");
       await withSignals(io, "distill resume <the tune folder>", (signal) => tuneCommand(configPath, { ...searchOptions(opts), log: (l) => io.writeOut(l + "\n"), signal }));
     });
+}
 
+function addShrinkCommand(program: Command, io: CliIo): void {
   program
     .command("shrink")
     .description("find the smallest student (width × depth multipliers or the config's shrink.models, ordered by parameters; bisection) whose validation accuracy is ≥ keep × the teacher's")
@@ -178,7 +203,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
         ...searchOptions(opts), log: (l) => io.writeOut(l + "\n"), signal,
       }));
     });
+}
 
+function addWorkerCommand(program: Command, io: CliIo): void {
   program
     .command("worker")
     .description("run tune/shrink trials and distill label --queue shards from a BullMQ queue on Redis until stopped")
@@ -190,7 +217,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const { runWorker } = await import("../tune/queue.js");
       await runWorker(opts.queue, { stallSeconds: opts.stallSeconds ?? 30, ...(opts.maxJobs ? { maxJobs: opts.maxJobs } : {}), log: (l) => io.writeOut(l + "\n") });
     });
+}
 
+function addReportCommand(program: Command, io: CliIo): void {
   program
     .command("report")
     .description("(re)write report.html of a run folder from its results.json and metrics.jsonl")
@@ -200,7 +229,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const { writeReport } = await import("../report/html.js");
       io.writeOut(`report: ${writeReport(runDir)}\n`);
     });
+}
 
+function addEvalCommand(program: Command, io: CliIo): void {
   program
     .command("eval")
     .description("measure ONNX classifiers on a test set: accuracy, F1, NLL, calibration, size, latency; given several, also their ensemble (mean of probabilities)")
@@ -213,7 +244,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const { evalCommand } = await import("../eval/evaluate.js");
       await evalCommand(modelPaths, { data: opts.data, limit: opts.limit, json: opts.json === true, write: io.writeOut });
     });
+}
 
+function addShiftCommand(program: Command, io: CliIo): void {
   program
     .command("shift")
     .description("before distilling on a transfer set: does it look like the teacher's own data? (teacher confidence, entropy, input statistics, KS tests)")
@@ -228,13 +261,11 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const { shiftCommand } = await import("../eval/domain-shift.js");
       await shiftCommand(teacherPath, { transfer: opts.transfer, reference: opts.reference, invert: opts.invert, limit: opts.limit ?? 5000, json: opts.json === true });
     });
-
-  addCompressCommands(program, io);
-  return program;
 }
 
-/** quantize, prune, compare, export-web: the after-distillation commands (src/compress, src/web). */
-function addCompressCommands(program: Command, io: CliIo): void {
+// quantize, prune, compare, export-web: the after-distillation commands (src/compress, src/web).
+
+function addQuantizeCommand(program: Command, io: CliIo): void {
   program
     .command("quantize")
     .description("quantize an ONNX classifier (dynamic int8, static int8 QDQ, or fp16 weights) and check it against the source")
@@ -260,7 +291,9 @@ function addCompressCommands(program: Command, io: CliIo): void {
       });
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatQuantizeResult(result));
     });
+}
 
+function addPruneCommand(program: Command, io: CliIo): void {
   program
     .command("prune")
     .description("prune an ONNX classifier: unstructured (zero the smallest weights) or structured (remove whole units/channels)")
@@ -291,7 +324,9 @@ function addCompressCommands(program: Command, io: CliIo): void {
       });
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatPruneResult(result));
     });
+}
 
+function addCompareCommand(program: Command, io: CliIo): void {
   program
     .command("compare")
     .description("measure teacher, baseline, student and their int8/fp16/pruned variants side by side; writes compare.json and compare.html")
@@ -309,7 +344,9 @@ function addCompressCommands(program: Command, io: CliIo): void {
       writeReport(runDir);
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatCompare(result) + `compare: ${join(runDir, "compare.html")}\n`);
     });
+}
 
+function addExportWebCommand(program: Command, io: CliIo): void {
   program
     .command("export-web")
     .description("write a static page that runs teacher, student and int8 student in the browser (onnxruntime-web, wasm)")
