@@ -6,6 +6,7 @@
 //   writeReport(runDir);
 
 import { configFromObject, type ConfigOverrides } from "./config/load.js";
+import type { DistillConfigInput } from "./config/schema.js";
 // Registers the distillation methods that the config's `kd:` block accepts (src/config/methods.ts).
 import "./distill/methods/index.js";
 import { loadDataset, type DatasetName } from "./data/datasets.js";
@@ -27,24 +28,33 @@ export interface DistillOptions {
   progress?: Progress;
   /** The CLI's --epochs / --seeds / --set, for scripted sweeps. */
   overrides?: Omit<ConfigOverrides, "output">;
+  /** The folder relative paths in the config (data, teachers) start from (default: the working directory). */
+  baseDir?: string;
+  /**
+   * Aborting stops the run at its next safe point: the promise rejects with a RunAbortedError
+   * (its `resumeCommand` continues the run; `resume(runDir)` does the same), and nothing else
+   * happens to the process. Signals are the caller's to handle: the library installs no handlers.
+   */
+  signal?: AbortSignal;
 }
 
 /**
  * Runs a whole distillation (teacher → soft targets → baseline and distilled students per seed →
  * evaluation → results.json and report.html) and returns the run folder and its results.
- * `config` is what the YAML file would hold; a bad key throws a UserError naming it.
+ * `config` is what the YAML file would hold (typed, so an inline object is checked by the
+ * compiler); a bad key throws a UserError naming it, also for objects built at run time.
  */
-export async function distill(config: unknown, opts: DistillOptions = {}): Promise<{ runDir: string; results: RunResults }> {
+export async function distill(config: DistillConfigInput, opts: DistillOptions = {}): Promise<{ runDir: string; results: RunResults }> {
   const where = opts.where ?? "config";
-  const resolved = configFromObject(config, where, { ...opts.overrides, output: opts.output });
+  const resolved = configFromObject(config, where, { ...opts.overrides, output: opts.output }, opts.baseDir);
   const { runDistillation } = await import("./distill/pipeline.js");
-  return runDistillation(resolved, { configPath: where, quiet: opts.quiet ?? true, cacheDir: opts.cacheDir, progress: opts.progress });
+  return runDistillation(resolved, { configPath: where, quiet: opts.quiet ?? true, cacheDir: opts.cacheDir, progress: opts.progress, signal: opts.signal });
 }
 
-/** Continues an interrupted run folder (as `distill resume`). */
-export async function resume(runDir: string, opts: { quiet?: boolean; cacheDir?: string } = {}): Promise<{ runDir: string; results: RunResults }> {
+/** Continues an interrupted run folder (as `distill resume`); `signal` as for distill(). */
+export async function resume(runDir: string, opts: { quiet?: boolean; cacheDir?: string; signal?: AbortSignal } = {}): Promise<{ runDir: string; results: RunResults }> {
   const { resumeDistillation } = await import("./distill/pipeline.js");
-  return resumeDistillation(runDir, { quiet: opts.quiet ?? true, cacheDir: opts.cacheDir });
+  return resumeDistillation(runDir, { quiet: opts.quiet ?? true, cacheDir: opts.cacheDir, signal: opts.signal });
 }
 
 export interface EvaluateOptions {

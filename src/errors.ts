@@ -11,3 +11,20 @@ export class UserError extends Error {
     super(`${where}: ${what}`);
   }
 }
+
+/**
+ * A run or search stopped by its AbortSignal (the CLI's Ctrl-C or SIGTERM) at a safe point: every
+ * file is written whole, finished work is kept, and `resumeCommand` continues it.
+ */
+export class RunAbortedError extends Error {
+  override name = "RunAbortedError";
+  constructor(
+    /** The run, tune or shrink folder. */
+    readonly folder: string,
+    readonly resumeCommand: string,
+    /** The signal's reason (the CLI aborts with the signal's name, "SIGINT" or "SIGTERM"). */
+    readonly reason?: unknown,
+  ) {
+    super(`stopped; finished work is kept, continue with: ${resumeCommand}`);
+  }
+}

@@ -12,7 +12,7 @@ export { distill, resume, evaluate, type DistillOptions, type EvaluateOptions } 
 export { runDistillation, resumeDistillation, type PipelineOptions } from "./distill/pipeline.js";
 export { loadConfig, validateConfig, configFromObject, type ConfigOverrides } from "./config/load.js";
 export { distillConfigSchema, type DistillConfig, type DistillConfigInput, type ModelSpec, type TrainSpec, type KdSpec } from "./config/schema.js";
-export { UserError } from "./errors.js";
+export { UserError, RunAbortedError } from "./errors.js";
 
 // ---- data ----
 export { loadDataset, DATASET_NAMES, type DatasetName, type Dataset, type SampleSet } from "./data/datasets.js";

@@ -4,9 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { CommanderError } from "commander";
@@ -176,6 +176,63 @@ test("YAML syntax errors give file:line:col", () => {
   assert.throws(() => loadConfig(tabs), (e: Error) => e.message.startsWith(`${tabs}:3:`));
 });
 
+test("a --set typo names the --set, not the file", () => {
+  assert.throws(() => loadConfig(validPath, { set: ["kd.temprature=8"] }), {
+    message: `--set kd.temprature=8: kd: unknown key "temprature" (did you mean "temperature"? allowed: temperature, alpha)`,
+  });
+  assert.throws(() => loadConfig(validPath, { set: ["student.train.epoch=3"] }), (e: Error) => e.message.startsWith(`--set student.train.epoch=3: student.train: unknown key "epoch" (did you mean "epochs"?`));
+  assert.throws(() => loadConfig(validPath, { set: ["data.trainlimit=100"] }), (e: Error) => e.message.startsWith(`--set data.trainlimit=100: data: unknown key "trainlimit"`));
+  // The file's own unknown key is still the file's, even next to a --set.
+  const p = file("own-typo.yaml", VALID.replace("epochs: 12", "epoch: 12"));
+  assert.throws(() => loadConfig(p, { set: ["kd.temperature=8"] }), (e: Error) => e.message.startsWith(`${p}: student.train: unknown key "epoch"`));
+});
+
+test("paths in a config file are relative to its folder; --set paths to the working directory", () => {
+  // A config in a sub-folder naming files beside it, read from another working directory.
+  const project = join(dir, "project");
+  mkdirSync(join(project, "configs"), { recursive: true });
+  const p = join(project, "configs", "own.yaml");
+  writeFileSync(p, `name: own\ndata: { format: csv, train: ../data/train.csv, test: [../data/test.csv, /abs/extra.csv], label: y, unlabeled: [ { path: more/ } ] }\n` +
+    `teacher: { softTargets: soft.npy }\nstudent: { model: { layers: [ {type: linear, units: 2} ] }, train: { epochs: 1, optimizer: {kind: adam, lr: 0.01} } }\n` +
+    `kd: { temperature: 2, alpha: 0.5, teachers: [ { onnx: t2.onnx }, { softTargets: /abs/t3.npy } ] }\noutput: runs/own\n`);
+  const c = loadConfig(relative(process.cwd(), p));
+  assert.equal(c.data.train, join(project, "data", "train.csv"));
+  assert.deepEqual(c.data.test, [join(project, "data", "test.csv"), "/abs/extra.csv"]);
+  assert.equal(c.data.unlabeled![0]!.path, join(project, "configs", "more"));
+  assert.equal(c.teacher!.softTargets, join(project, "configs", "soft.npy"));
+  assert.deepEqual(c.kd.teachers!.map((t) => t.onnx ?? t.softTargets), [join(project, "configs", "t2.onnx"), "/abs/t3.npy"]);
+  // Where the run writes is not a file it reads: output stays relative to the working directory.
+  assert.equal(c.output, "runs/own");
+  // The command line's paths are the working directory's, as every command-line path is.
+  const set = loadConfig(p, { set: ["data.train=table.csv", "teacher.softTargets=logits.npy"] });
+  assert.equal(set.data.train, resolve("table.csv"));
+  assert.equal(set.teacher!.softTargets, resolve("logits.npy"));
+  // A preset's folder too; a preset's name is not a path.
+  const preset = file("preset.yaml", VALID.replace("dataset: mnist", "dataset: mnist\n  dir: idx-files"));
+  assert.equal(loadConfig(preset).data.dir, join(dir, "idx-files"));
+  assert.equal(loadConfig(preset).data.dataset, "mnist");
+});
+
+test("a missing data file is named by its resolved path, whatever the working directory", () => {
+  const sub = join(dir, "sub");
+  mkdirSync(sub, { recursive: true });
+  const cfg = join(sub, "csv.yaml");
+  writeFileSync(cfg, `name: csv\noutput: ${join(dir, "never")}\ndata: { format: csv, train: rows.csv, testFraction: 0.2, label: y }\n` +
+    `teacher: { model: { layers: [ {type: linear, units: 2} ] }, train: { epochs: 1, optimizer: {kind: adam, lr: 0.01} } }\nstudent: { model: { layers: [ {type: linear, units: 2} ] }, train: { epochs: 1, optimizer: {kind: adam, lr: 0.01} } }\n`);
+  const r = spawnSync(process.execPath, [CLI, "run", "sub/csv.yaml", "--quiet"], { encoding: "utf8", cwd: dir, timeout: 60_000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr.trim(), new RegExp(`^distill: .*${join(sub, "rows.csv").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}.*no such file`));
+  assert.equal(r.stderr.trim().split("\n").length, 1);
+});
+
+test("distill eval given a YAML file says it is not an ONNX model, not that it is truncated", async () => {
+  const c = capture();
+  assert.equal(await runCli(["node", "distill", "eval", validPath], c.io), 2);
+  const err = c.err.join("");
+  assert.match(err, /valid\.yaml: not a readable ONNX model: it is a text file \(it begins "name: hinton-mnist"\), and an ONNX model is binary/);
+  assert.doesNotMatch(err, /truncated/);
+});
+
 test("a missing file is named", () => {
   const p = join(dir, "missing.yaml");
   assert.throws(() => loadConfig(p), { name: "UserError", message: `${p}: no such file` });
@@ -204,7 +261,7 @@ test("--epochs sets every stage; --seeds and --output", () => {
   // An ONNX teacher has no train block; --epochs must not invent one.
   const onnx = file("onnx-teacher.yaml", VALID.replace(/teacher:\n[\s\S]*?\nstudent:/, "teacher:\n  onnx: teacher.onnx\nstudent:"));
   const d = loadConfig(onnx, { epochs: 2 });
-  assert.deepEqual(d.teacher, { onnx: "teacher.onnx" });
+  assert.deepEqual(d.teacher, { onnx: join(dir, "teacher.onnx") });
   assert.equal(d.student.train.epochs, 2);
 });
 
@@ -213,7 +270,7 @@ test("teacher needs exactly one of onnx, model and softTargets", () => {
     message: `${validPath}: teacher: give one of onnx (a trained classifier), model (trained here) or softTargets (a file of its outputs), not onnx and model`,
   });
   assert.throws(() => loadConfig(validPath, { set: ["teacher={}"] }), /teacher: needs onnx \(a trained classifier\), model \(with train\) or softTargets \(a file of its outputs\)/);
-  assert.deepEqual(loadConfig(validPath, { set: ["teacher={softTargets: soft.npy}"] }).teacher, { softTargets: "soft.npy" });
+  assert.deepEqual(loadConfig(validPath, { set: ["teacher={softTargets: soft.npy}"] }).teacher, { softTargets: resolve("soft.npy") });
   assert.throws(() => loadConfig(validPath, { set: ["teacher={softTargets: soft.npy, train: {epochs: 1, optimizer: {kind: sgd, lr: 0.1}}}"] }), /teacher\.train: only used with model/);
   assert.throws(() => loadConfig(validPath, { set: ["teacher={onnx: t.onnx, id: name}"] }), /teacher\.id: only used with softTargets/);
   assert.throws(() => loadConfig(validPath, { set: ["teacher={model: {layers: [{type: linear, units: 10}]}}"] }), /teacher\.train: required with model/);

@@ -159,6 +159,8 @@ test("bad shard specs and teachers that do not exist yet: one line naming the op
 });
 
 test("the example config loads and names an .onnx teacher (labelled ahead of its run)", () => {
-  const example = loadConfig(join(dirname(fileURLToPath(import.meta.url)), "../../examples/label-sharded.yaml"));
-  assert.equal(example.teacher!.onnx, "runs/hinton-mnist/teacher.onnx");
+  const examples = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
+  const example = loadConfig(join(examples, "label-sharded.yaml"));
+  // Relative to the config's folder: the repository's runs/, whatever the working directory.
+  assert.equal(example.teacher!.onnx, join(examples, "../runs/hinton-mnist/teacher.onnx"));
 });

@@ -295,6 +295,8 @@ test("data.id: a csv's id column names its rows (kept through testFraction's hol
 
 test("the example config loads and names a file teacher", async () => {
   const { loadConfig } = await import("../src/config/load.js");
-  const example = loadConfig(join(dirname(fileURLToPath(import.meta.url)), "../../examples/soft-targets-file.yaml"));
-  assert.deepEqual(example.teacher, { softTargets: "runs/demo-teacher-logits.npy", outputs: "auto" });
+  const examples = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
+  const example = loadConfig(join(examples, "soft-targets-file.yaml"));
+  // Relative to the config's folder: the repository's runs/, whatever the working directory.
+  assert.deepEqual(example.teacher, { softTargets: join(examples, "../runs/demo-teacher-logits.npy"), outputs: "auto" });
 });

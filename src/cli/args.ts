@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../config/load.js";
+import { RunAbortedError } from "../errors.js";
 // Registers the distillation methods that the config's `kd:` block accepts (src/config/methods.ts).
 import "../distill/methods/index.js";
 import { stopAllProgress } from "../util/progress.js";
@@ -20,17 +21,6 @@ const defaultIo: CliIo = {
   writeOut: (t) => void process.stdout.write(t),
   writeErr: (t) => void process.stderr.write(t),
 };
-
-/** What `distill eval` calls; the module is loaded on demand (../eval/evaluate.js). */
-export interface EvalOptions {
-  /** A preset name or a config file; default: the data named in the model's metadata. */
-  data?: string;
-  limit?: number;
-  json: boolean;
-}
-interface EvalModule {
-  evalCommand(modelPaths: string[], opts: EvalOptions): Promise<void>;
-}
 
 function positiveIntArg(value: string): number {
   if (!/^\d+$/.test(value.trim()) || Number(value) < 1) throw new InvalidArgumentError("expected a positive integer.");
@@ -70,6 +60,23 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .showHelpAfterError("(run with --help for usage)")
     .helpCommand(false);
 
+  addRunCommand(program, io);
+  addLabelCommand(program, io);
+  addResumeCommand(program, io);
+  addTuneCommand(program, io);
+  addShrinkCommand(program, io);
+  addWorkerCommand(program, io);
+  addReportCommand(program, io);
+  addEvalCommand(program, io);
+  addShiftCommand(program, io);
+  addQuantizeCommand(program, io);
+  addPruneCommand(program, io);
+  addCompareCommand(program, io);
+  addExportWebCommand(program, io);
+  return program;
+}
+
+function addRunCommand(program: Command, io: CliIo): void {
   program
     .command("run")
     .description("run a distillation experiment described by a YAML config (teacher, baseline, student, report)")
@@ -83,10 +90,12 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .action(async (configPath: string, opts: { set?: string[]; epochs?: number; seeds?: number; output?: string; quiet?: boolean }) => {
       const config = loadConfig(configPath, { set: opts.set, epochs: opts.epochs, seeds: opts.seeds, output: opts.output });
       const { runDistillation } = await import("../distill/pipeline.js");
-      const { runDir } = await runDistillation(config, { configPath, quiet: opts.quiet === true });
+      const { runDir } = await withSignals(io, `distill resume ${config.output}`, (signal) => runDistillation(config, { configPath, quiet: opts.quiet === true, signal }));
       reportWhere(io, runDir);
     });
+}
 
+function addLabelCommand(program: Command, io: CliIo): void {
   program
     .command("label")
     .description("the teacher's labelling pass alone: its logits on the transfer set into the soft-target cache, in chunks; --shard splits it over machines (merge by copying the cache files), --queue runs the shards as jobs for distill worker")
@@ -125,7 +134,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
         quiet: opts.quiet === true, log: (l) => io.writeOut(l + "\n"),
       });
     });
+}
 
+function addResumeCommand(program: Command, io: CliIo): void {
   program
     .command("resume")
     .description("continue an interrupted run, tune or shrink from its folder (finished stages and trials are kept)")
@@ -137,14 +148,17 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const search = ["tune", "shrink"].find((k) => existsSync(join(runDir, `${k}.json`)));
       if (search) {
         const m = search === "tune" ? await import("../tune/search.js") : await import("../tune/shrink.js");
-        const result = await ("resumeTune" in m ? m.resumeTune : m.resumeShrink)(runDir, (l) => io.writeOut(l + "\n"));
-        return void result;
+        const log = (l: string) => io.writeOut(l + "\n");
+        await withSignals<unknown>(io, `distill resume ${runDir}`, (signal) => ("resumeTune" in m ? m.resumeTune(runDir, log, signal) : m.resumeShrink(runDir, log, signal)));
+        return;
       }
       const { resumeDistillation } = await import("../distill/pipeline.js");
-      const result = await resumeDistillation(runDir, { quiet: opts.quiet === true });
+      const result = await withSignals(io, `distill resume ${runDir}`, (signal) => resumeDistillation(runDir, { quiet: opts.quiet === true, signal }));
       reportWhere(io, result.runDir);
     });
+}
 
+function addTuneCommand(program: Command, io: CliIo): void {
   program
     .command("tune")
     .description("search the config's tune: space (T, α, lr, …) on validation accuracy; retrain the winner and the config's setting with K seeds and test both")
@@ -156,9 +170,11 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .option("--debug", "print stack traces of errors")
     .action(async (configPath: string, opts: { set?: string[]; output?: string; concurrency?: number; queue?: string }) => {
       const { tuneCommand } = await import("../tune/search.js");
-      await tuneCommand(configPath, { ...searchOptions(opts), log: (l) => io.writeOut(l + "\n") });
+      await withSignals(io, "distill resume <the tune folder>", (signal) => tuneCommand(configPath, { ...searchOptions(opts), log: (l) => io.writeOut(l + "\n"), signal }));
     });
+}
 
+function addShrinkCommand(program: Command, io: CliIo): void {
   program
     .command("shrink")
     .description("find the smallest student (width × depth multipliers or the config's shrink.models, ordered by parameters; bisection) whose validation accuracy is ≥ keep × the teacher's")
@@ -182,12 +198,14 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const depths = opts.depths === undefined ? undefined : parseDepths(opts.depths);
       if (opts.assistant && opts.assistantGap !== undefined) throw new UserError("--assistant-gap", "give --assistant (always) or --assistant-gap (when the gap is larger), not both");
       const assistant = opts.assistant ? { always: true as const } : opts.assistantGap !== undefined ? { gap: parseGap(opts.assistantGap) } : undefined;
-      await shrinkCommand(configPath, {
+      await withSignals(io, "distill resume <the shrink folder>", (signal) => shrinkCommand(configPath, {
         keep, ...(widths ? { widths } : {}), ...(depths ? { depths } : {}), everyRung: opts.everyRung === true, ...(assistant ? { assistant } : {}),
-        ...searchOptions(opts), log: (l) => io.writeOut(l + "\n"),
-      });
+        ...searchOptions(opts), log: (l) => io.writeOut(l + "\n"), signal,
+      }));
     });
+}
 
+function addWorkerCommand(program: Command, io: CliIo): void {
   program
     .command("worker")
     .description("run tune/shrink trials and distill label --queue shards from a BullMQ queue on Redis until stopped")
@@ -199,7 +217,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const { runWorker } = await import("../tune/queue.js");
       await runWorker(opts.queue, { stallSeconds: opts.stallSeconds ?? 30, ...(opts.maxJobs ? { maxJobs: opts.maxJobs } : {}), log: (l) => io.writeOut(l + "\n") });
     });
+}
 
+function addReportCommand(program: Command, io: CliIo): void {
   program
     .command("report")
     .description("(re)write report.html of a run folder from its results.json and metrics.jsonl")
@@ -209,7 +229,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const { writeReport } = await import("../report/html.js");
       io.writeOut(`report: ${writeReport(runDir)}\n`);
     });
+}
 
+function addEvalCommand(program: Command, io: CliIo): void {
   program
     .command("eval")
     .description("measure ONNX classifiers on a test set: accuracy, F1, NLL, calibration, size, latency; given several, also their ensemble (mean of probabilities)")
@@ -218,13 +240,13 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .option("--limit <n>", "use only the first n test samples", positiveIntArg)
     .option("--json", "print the metrics as JSON")
     .option("--debug", "print stack traces of errors")
-    .action(async (modelPaths: string[], opts: { data?: EvalOptions["data"]; limit?: number; json?: boolean }) => {
-      // A computed specifier: the module is written separately and typed by EvalModule above.
-      const specifier = new URL("../eval/evaluate.js", import.meta.url).href;
-      const { evalCommand } = (await import(specifier)) as EvalModule;
-      await evalCommand(modelPaths, { data: opts.data, limit: opts.limit, json: opts.json === true });
+    .action(async (modelPaths: string[], opts: { data?: string; limit?: number; json?: boolean }) => {
+      const { evalCommand } = await import("../eval/evaluate.js");
+      await evalCommand(modelPaths, { data: opts.data, limit: opts.limit, json: opts.json === true, write: io.writeOut });
     });
+}
 
+function addShiftCommand(program: Command, io: CliIo): void {
   program
     .command("shift")
     .description("before distilling on a transfer set: does it look like the teacher's own data? (teacher confidence, entropy, input statistics, KS tests)")
@@ -239,13 +261,11 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const { shiftCommand } = await import("../eval/domain-shift.js");
       await shiftCommand(teacherPath, { transfer: opts.transfer, reference: opts.reference, invert: opts.invert, limit: opts.limit ?? 5000, json: opts.json === true });
     });
-
-  addCompressCommands(program, io);
-  return program;
 }
 
-/** quantize, prune, compare, export-web: the after-distillation commands (src/compress, src/web). */
-function addCompressCommands(program: Command, io: CliIo): void {
+// quantize, prune, compare, export-web: the after-distillation commands (src/compress, src/web).
+
+function addQuantizeCommand(program: Command, io: CliIo): void {
   program
     .command("quantize")
     .description("quantize an ONNX classifier (dynamic int8, static int8 QDQ, or fp16 weights) and check it against the source")
@@ -271,7 +291,9 @@ function addCompressCommands(program: Command, io: CliIo): void {
       });
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatQuantizeResult(result));
     });
+}
 
+function addPruneCommand(program: Command, io: CliIo): void {
   program
     .command("prune")
     .description("prune an ONNX classifier: unstructured (zero the smallest weights) or structured (remove whole units/channels)")
@@ -302,7 +324,9 @@ function addCompressCommands(program: Command, io: CliIo): void {
       });
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatPruneResult(result));
     });
+}
 
+function addCompareCommand(program: Command, io: CliIo): void {
   program
     .command("compare")
     .description("measure teacher, baseline, student and their int8/fp16/pruned variants side by side; writes compare.json and compare.html")
@@ -320,7 +344,9 @@ function addCompressCommands(program: Command, io: CliIo): void {
       writeReport(runDir);
       io.writeOut(opts.json ? JSON.stringify(result) + "\n" : formatCompare(result) + `compare: ${join(runDir, "compare.html")}\n`);
     });
+}
 
+function addExportWebCommand(program: Command, io: CliIo): void {
   program
     .command("export-web")
     .description("write a static page that runs teacher, student and int8 student in the browser (onnxruntime-web, wasm)")
@@ -361,6 +387,39 @@ function searchOptions(o: { set?: string[]; output?: string; concurrency?: numbe
 function reportWhere(io: CliIo, runDir: string): void {
   const report = join(runDir, "report.html");
   io.writeOut(existsSync(report) ? `report: ${report}\n` : `run folder: ${runDir} (write the report with: distill report ${runDir})\n`);
+}
+
+/**
+ * Runs `work` with an AbortSignal that Ctrl-C and SIGTERM abort: the library stops at its next safe
+ * point and throws a RunAbortedError, which runCli turns into the resume line and exit code 130 or
+ * 143 (the shell's 128 + signal number). A second signal stops at once — a labelling pass, say, has
+ * no safe point before its end — which is safe too, as every file is written atomically.
+ */
+async function withSignals<T>(io: CliIo, resumeCommand: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => {
+    const onSignal = () => {
+      if (!controller.signal.aborted) return controller.abort(name);
+      stopAllProgress();
+      io.writeErr(`\n${stoppedLine(name, resumeCommand)}\n`);
+      process.exit(signalExitCode(name));
+    };
+    process.on(name, onSignal);
+    return [name, onSignal] as const;
+  });
+  try {
+    return await work(controller.signal);
+  } finally {
+    for (const [name, onSignal] of handlers) process.removeListener(name, onSignal);
+  }
+}
+
+function stoppedLine(signal: unknown, resumeCommand: string): string {
+  return `${signal === "SIGTERM" ? "terminated" : "interrupted"}; continue with: ${resumeCommand}`;
+}
+
+function signalExitCode(signal: unknown): number {
+  return signal === "SIGTERM" ? 143 : 130;
 }
 
 /** Errors the user can fix: printed as one line, exit code 2. */
@@ -405,6 +464,10 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     }
     stopAllProgress();
     const err = e instanceof Error ? e : new Error(String(e));
+    if (err instanceof RunAbortedError) {
+      io.writeErr(`\n${stoppedLine(err.reason, err.resumeCommand)}\n`);
+      return signalExitCode(err.reason);
+    }
     if (isUserError(err)) {
       io.writeErr(`distill: ${oneLine(err.message)}\n`);
       if (debug && err.stack) io.writeErr(err.stack + "\n");

@@ -1,7 +1,16 @@
-// Reads a run config: YAML → command-line overrides → schema. Overrides are applied to the raw
-// document before validation so that a bad --set value gets the same message as a bad file value.
+// Reads a run config: YAML → paths resolved → command-line overrides → schema. Overrides are applied
+// to the raw document before validation so that a bad --set value gets the same message as a bad
+// file value.
+//
+// Paths a config reads (data, teachers) are relative to the config file's folder, as tsconfig and
+// docker-compose do it, so a config works from any working directory; they are made absolute, so
+// the messages name the file actually looked for and a run folder's config.yaml resumes anywhere.
+// Paths given on the command line (--set) and in a library caller's object stay relative to the
+// working directory, like every other command-line path. `output` is where the run writes, not a
+// file it reads: it stays relative to the working directory, as its default runs/<name> does.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml, parseDocument } from "yaml";
 import type { z } from "zod";
 import { UserError } from "../errors.js";
@@ -17,16 +26,32 @@ export interface ConfigOverrides {
 }
 
 export function loadConfig(path: string, overrides: ConfigOverrides = {}): DistillConfig {
-  const raw = readConfigFile(path);
   const origins: Origin[] = [];
-  const doc = applyOverrides(raw, overrides, origins);
-  return validateConfig(doc, path, origins);
+  const doc = applyOverrides(readConfigDocument(path), overrides, origins);
+  return validateConfig(resolveInputPaths(doc, process.cwd()), path, origins);
 }
 
-/** A config given as an object (the library's `distill()`): overrides applied to a copy, then validated. */
-export function configFromObject(doc: unknown, where: string, overrides: ConfigOverrides = {}): DistillConfig {
+/**
+ * A config given as an object (the library's `distill()`): overrides applied to a copy, relative
+ * paths resolved against `baseDir` (default: the working directory), then validated.
+ */
+export function configFromObject(doc: unknown, where: string, overrides: ConfigOverrides = {}, baseDir = process.cwd()): DistillConfig {
   const origins: Origin[] = [];
-  return validateConfig(applyOverrides(structuredClone(doc), overrides, origins), where, origins);
+  const resolved = resolveInputPaths(structuredClone(doc), baseDir);
+  return validateConfig(resolveInputPaths(applyOverrides(resolved, overrides, origins), process.cwd()), where, origins);
+}
+
+/** A config object as given, copied, its relative input paths made absolute against `baseDir`; not yet validated. */
+export function configDocument(doc: unknown, baseDir = process.cwd()): unknown {
+  return resolveInputPaths(structuredClone(doc), baseDir);
+}
+
+/**
+ * The config file as parsed, its input paths made absolute against its folder; not yet validated.
+ * (A search keeps this document: its trials are made from it with the searched keys set.)
+ */
+export function readConfigDocument(path: string): unknown {
+  return resolveInputPaths(readConfigFile(path), pathBase(path));
 }
 
 /** A value the command line put at `path`: an error at or under it names `where` (the --set), not the file. */
@@ -42,9 +67,19 @@ export function validateConfig(doc: unknown, where: string, origins: readonly Or
   if (result.success) return result.data;
   const issue = pickIssue(result.error.issues);
   const { path, text } = describeIssue(issue, doc);
-  // The last override that wrote at or above the bad key is where the bad value came from.
-  const origin = [...origins].reverse().find((o) => o.path.length <= issue.path.length && o.path.every((k, i) => String(k) === String(issue.path[i])));
+  // The last override that wrote at or above the bad key is where the bad value came from. An
+  // unknown key is reported at its parent, so its own name completes the path (a --set typo).
+  const unknown = unknownKeyOf(issue);
+  const badKey = unknown === undefined ? issue.path : [...issue.path, unknown];
+  const origin = [...origins].reverse().find((o) => o.path.length <= badKey.length && o.path.every((k, i) => String(k) === String(badKey[i])));
   throw new UserError(origin?.where ?? where, path ? `${path}: ${text}` : text);
+}
+
+/** The key an unknown-key issue names: zod's own, or a method schema's (reported as a custom issue, fields.ts's message). */
+function unknownKeyOf(issue: Issue): string | undefined {
+  if (issue.code === "unrecognized_keys") return issue.keys[0];
+  const quoted = issue.code === "custom" ? /^unknown key ("(?:[^"\\]|\\.)*")/.exec(issue.message)?.[1] : undefined;
+  return quoted === undefined ? undefined : (JSON.parse(quoted) as string);
 }
 
 // ---- reading ----------------------------------------------------------------------------------
@@ -68,6 +103,50 @@ function readConfigFile(path: string): unknown {
     throw new UserError(where, message);
   }
   return doc.toJS();
+}
+
+// ---- paths ------------------------------------------------------------------------------------
+
+/** Fields that name a file or folder the run reads; "*" is every entry of a list. */
+const INPUT_PATHS: readonly (readonly string[])[] = [
+  ["data", "dir"],
+  ["data", "train"],
+  ["data", "train", "*"],
+  ["data", "test"],
+  ["data", "test", "*"],
+  ["data", "unlabeled", "*", "path"],
+  ["teacher", "onnx"],
+  ["teacher", "softTargets"],
+  ["kd", "teachers", "*", "onnx"],
+  ["kd", "teachers", "*", "softTargets"],
+];
+
+/** Makes every relative input path in `doc` absolute against `base` (in place); other values are left for validation. */
+function resolveInputPaths(doc: unknown, base: string): unknown {
+  const visit = (node: unknown, pattern: readonly string[]): void => {
+    if (pattern.length === 0 || typeof node !== "object" || node === null) return;
+    const [head, ...rest] = pattern as [string, ...string[]];
+    const keys = head === "*" ? (Array.isArray(node) ? node.keys() : []) : Array.isArray(node) ? [] : [head];
+    for (const key of keys) {
+      const container = node as Record<string | number, unknown>;
+      const value = container[key];
+      if (rest.length === 0) {
+        if (typeof value === "string" && value !== "" && !isAbsolute(value)) container[key] = resolve(base, value);
+      } else visit(value, rest);
+    }
+  };
+  for (const pattern of INPUT_PATHS) visit(doc, pattern);
+  return doc;
+}
+
+/**
+ * The folder a config file's relative paths start from: its own. Except a run folder's config.yaml
+ * (next to run.json): distill writes it with absolute paths, and one written before paths were
+ * resolved holds them as given, relative to the working directory the run was started from.
+ */
+function pathBase(configPath: string): string {
+  const folder = dirname(resolve(configPath));
+  return basename(configPath) === "config.yaml" && existsSync(join(folder, "run.json")) ? process.cwd() : folder;
 }
 
 // ---- overrides --------------------------------------------------------------------------------

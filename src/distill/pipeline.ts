@@ -23,7 +23,7 @@ import { estimateBiasShift, withLogitShift } from "../eval/bias-correction.js";
 import { exportOnnx } from "../nn/model.js";
 import { exportTextOnnx } from "../nn/text-export.js";
 import { dataMetadata } from "../data/load.js";
-import { UserError } from "../errors.js";
+import { RunAbortedError, UserError } from "../errors.js";
 import { formatShape, ShapeError, type Shape } from "../engine/graph.js";
 import { evaluateClassifier, OnnxClassifier, readModelFile } from "../eval/evaluate.js";
 import { machineFacts, runDetails } from "../eval/details.js";
@@ -34,7 +34,7 @@ import type { Model } from "../nn/model.js";
 import { buildModel } from "../nn/spec.js";
 import { writeReport } from "../report/html.js";
 import { writeFileAtomic } from "../util/fs.js";
-import { createProgress, stopAllProgress, type Progress } from "../util/progress.js";
+import { createProgress, type Progress } from "../util/progress.js";
 import { planData, type DataPlan } from "./data-plan.js";
 import { CONFIG_FILE, RUN_FORMAT, RunFolder, STATE_FILE, type RunState } from "./run-folder.js";
 import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
@@ -57,6 +57,11 @@ export interface PipelineOptions {
   progress?: Progress;
   /** Train only the distilled student (a benchmark that measured the baseline in an earlier run). */
   skipBaseline?: boolean;
+  /**
+   * Aborting stops the run at its next safe point (between optimizer steps, or between stages) with
+   * a RunAbortedError; the run folder keeps everything finished, for `distill resume`.
+   */
+  signal?: AbortSignal;
 }
 
 export async function runDistillation(config: DistillConfig, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
@@ -78,12 +83,12 @@ export async function runDistillation(config: DistillConfig, opts: PipelineOptio
     // leave no run folder behind, so fixing the config and running again just works. A copied
     // teacher file is no progress; a checkpoint or a finished stage is, and stays for `resume`.
     const progressMade = existsSync(join(runDir, "stages")) || existsSync(join(runDir, "checkpoints"));
-    if (!progressMade && !(e instanceof Interrupted)) rmSync(runDir, { recursive: true, force: true });
+    if (!progressMade && !(e instanceof Interrupted) && !(e instanceof RunAbortedError)) rmSync(runDir, { recursive: true, force: true });
     throw e;
   }
 }
 
-export async function resumeDistillation(runDir: string, opts: { quiet: boolean; cacheDir?: string; progress?: Progress }): Promise<{ runDir: string; results: RunResults }> {
+export async function resumeDistillation(runDir: string, opts: { quiet: boolean; cacheDir?: string; progress?: Progress; signal?: AbortSignal }): Promise<{ runDir: string; results: RunResults }> {
   const statePath = join(runDir, STATE_FILE);
   if (!existsSync(statePath)) throw new UserError(runDir, `not a run folder (no ${STATE_FILE}); start one with \`distill run <config>\``);
   let state: RunState;
@@ -102,21 +107,14 @@ export async function resumeDistillation(runDir: string, opts: { quiet: boolean;
 }
 
 async function execute(runDir: string, config: DistillConfig, state: RunState, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
-  // Ctrl-C, or SIGTERM from Docker, Kubernetes or CI: every file is written atomically, so stopping
-  // at once is safe; say how to continue. Exit codes follow the shell's 128 + signal number.
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
-    const onSignal = () => {
-      stopAllProgress();
-      process.stderr.write(`\n${signal === "SIGINT" ? "interrupted" : "terminated"}; continue with: distill resume ${runDir}\n`);
-      process.exit(signal === "SIGINT" ? 130 : 143);
-    };
-    process.once(signal, onSignal);
-    return [signal, onSignal] as const;
-  });
+  // Signals belong to the caller (the CLI turns Ctrl-C and SIGTERM into an abort): a library must
+  // not end its caller's process. Every file is written atomically, so wherever the run stops, the
+  // folder resumes.
   try {
     return await executeStages(new RunFolder(runDir, state), config, opts);
-  } finally {
-    for (const [signal, onSignal] of handlers) process.removeListener(signal, onSignal);
+  } catch (e) {
+    if (opts.signal?.aborted) throw new RunAbortedError(runDir, `distill resume ${runDir}`, opts.signal.reason);
+    throw e;
   }
 }
 
@@ -143,10 +141,20 @@ interface Plan extends DataPlan {
 }
 
 async function executeStages(run: RunFolder, config: DistillConfig, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
+  // Between stages is a safe point; inside one, training checks the signal before every step.
+  const stopIfAborted = () => {
+    if (opts.signal?.aborted) throw new Interrupted("stopped by its AbortSignal");
+  };
   const plan = await makePlan(run, config, opts);
+  stopIfAborted();
   await trainTeacher(plan, run);
-  const teacher = await trainChain(plan, run, await teacherOutputs(plan, run));
+  stopIfAborted();
+  const outputs = await teacherOutputs(plan, run);
+  stopIfAborted();
+  const teacher = await trainChain(plan, run, outputs);
+  stopIfAborted();
   await trainStudents(plan, run, teacher);
+  stopIfAborted();
   const results = await evaluate(plan, run);
   writeFileAtomic(join(run.dir, "results.json"), JSON.stringify(results, null, 2) + "\n");
   writeReport(run.dir);
@@ -436,7 +444,7 @@ async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
       stage: "teacher", seed: teacherSeed, model, train: config.teacher.train!, terms: [{ method: "cross-entropy", weight: 1 }],
       set: plan.dataset.train, trainIndices: plan.teacherTrainIndices, validationIndices: plan.validationIndices, useLabels: true,
       checkpointPath: run.checkpointPath("teacher", teacherSeed), progress: plan.progress,
-      onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
+      onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs, signal: plan.opts.signal,
     });
     run.finishStage("teacher", teacherSeed, model, params, history, runMetadata(plan), exporterFor(plan.dataset));
   }
@@ -539,7 +547,7 @@ async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOutputs): 
         stage: link.stage, seed: teacherSeed, model, train: config.student.train, terms: config.kd.terms, teacher: current,
         set: dataset.train, ...plan.distilledData, validationIndices: plan.validationIndices, useLabels: plan.labeled,
         checkpointPath: run.checkpointPath(link.stage, teacherSeed), progress: plan.progress,
-        onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
+        onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs, signal: plan.opts.signal,
       });
       run.finishStage(link.stage, teacherSeed, model, params, history, runMetadata(plan), exporterFor(plan.dataset));
     }
@@ -633,7 +641,7 @@ async function trainStudents(plan: Plan, run: RunFolder, teacher: TeacherOutputs
         set: plan.dataset.train, validationIndices: plan.validationIndices, useLabels: labeled,
         ...(stage === "student" ? { teacher, ...plan.distilledData } : { trainIndices: plan.trainIndices }),
         checkpointPath: run.checkpointPath(stage, seed), progress: plan.progress,
-        onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs,
+        onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs, signal: plan.opts.signal,
       });
       run.finishStage(stage, seed, model, params, history, runMetadata(plan), exporterFor(plan.dataset));
       run.saveState();

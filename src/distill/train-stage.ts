@@ -46,6 +46,8 @@ export interface StageJob {
   onEpoch?: (history: EpochMetric[]) => void;
   /** Stop (as if interrupted) after this many epochs have been checkpointed; for tests. */
   stopAfterEpochs?: number;
+  /** Aborted: stop before the next optimizer step (the epoch's checkpoint so far is the last one written). */
+  signal?: AbortSignal;
 }
 
 export class Interrupted extends Error {
@@ -149,6 +151,7 @@ async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedT
     task.update(b, { loss: tally.lossSum / tally.seen, acc: tally.correct / tally.labeled });
   };
   for (const batch of batches.epoch(epoch)) {
+    if (job.signal?.aborted) throw new Interrupted("stopped by its AbortSignal");
     // One Loop call takes batches of one size: a short batch first runs what is waiting.
     if (group.length && batch.size !== group[0]!.size) await flush();
     lr = learningRate(train.optimizer.lr, train.schedule, train.epochs, epoch, b / batches.batchCount);

@@ -29,6 +29,19 @@ export function readModelFile(path: string): Uint8Array {
   }
 }
 
+/**
+ * Why bytes that do not decode are not a model. An .onnx file is binary protobuf (it begins with the
+ * ir_version field's tag, 0x08); text there is another file given in its place — a config, say —
+ * which is not a truncated model and should not be called one.
+ */
+export function unreadableModel(bytes: Uint8Array, decodeError: string): string {
+  const head = bytes.subarray(0, 512);
+  const text = head.length > 0 && head.every((b) => b >= 0x20 || b === 0x09 || b === 0x0a || b === 0x0d);
+  if (!text) return `not a readable ONNX model (${decodeError}); is the file truncated?`;
+  const firstLine = Buffer.from(head).toString("utf8").split(/\r?\n/).find((l) => l.trim() !== "") ?? "";
+  return `not a readable ONNX model: it is a text file (it begins ${JSON.stringify(firstLine.slice(0, 40))}), and an ONNX model is binary`;
+}
+
 /** A loaded classifier: its session and how it wants its input. */
 export class OnnxClassifier {
   private constructor(
@@ -67,7 +80,7 @@ export class OnnxClassifier {
     try {
       decoded = decodeModel(bytes);
     } catch (e) {
-      throw new UserError(where, `not a readable ONNX model (${(e as Error).message.split("\n")[0]}); is the file truncated?`);
+      throw new UserError(where, unreadableModel(bytes, (e as Error).message.split("\n")[0]!));
     }
     if (decoded.inputs.length !== 1) throw new UserError(where, `expected a model with one input, it has ${decoded.inputs.length}`);
     const input = decoded.inputs[0]!;
@@ -195,12 +208,20 @@ export function datasetOfModel(c: OnnxClassifier): DatasetName {
   throw new UserError(c.where, `its metadata names no dataset${named ? ` distill knows (it says ${JSON.stringify(named)})` : ""}; say which test set to use with --data ${DATASET_NAMES.join("|")}`);
 }
 
-/** `distill eval <model.onnx> [--data mnist]`: prints the metrics (a table, or JSON). */
+export interface EvalOptions {
+  /** A preset name or a config file; default: the data named in the model's metadata. */
+  data?: string;
+  limit?: number;
+  json: boolean;
+  /** Where the table or JSON lines go (the CLI's stdout). */
+  write: (text: string) => void;
+}
+
 /**
  * `distill eval`: each model's metrics on its test set and, given several models, also those of
  * their ensemble (the mean of their probabilities, as kd.teachers averages teachers).
  */
-export async function evalCommand(modelPaths: string[], opts: { data?: string; limit?: number; json: boolean }): Promise<void> {
+export async function evalCommand(modelPaths: string[], opts: EvalOptions): Promise<void> {
   const given = opts.data;
   if (given !== undefined && !(DATASET_NAMES as readonly string[]).includes(given) && !/\.ya?ml$/i.test(given))
     throw new UserError("--data", `expected ${DATASET_NAMES.join(", ")} or a config file (.yaml) with a data: block, got ${JSON.stringify(given)}`);
@@ -224,10 +245,10 @@ export async function evalCommand(modelPaths: string[], opts: { data?: string; l
       const { metrics, logits } = await evaluateClassifier({ classifier, set: dataset.test, indices });
       scored.push(logits);
       if (opts.json) {
-        process.stdout.write(JSON.stringify({ model: modelPaths[i], data, ...metrics }) + "\n");
+        opts.write(JSON.stringify({ model: modelPaths[i], data, ...metrics }) + "\n");
         continue;
       }
-      process.stdout.write(metricsTable(`${modelPaths[i]} on ${data} test`, [
+      opts.write(metricsTable(`${modelPaths[i]} on ${data} test`, [
         ["accuracy", `${(metrics.accuracy * 100).toFixed(2)}% (${metrics.errors} errors of ${metrics.total})`],
         ["macro-F1", metrics.macroF1.toFixed(4)],
         ["NLL", metrics.nll.toFixed(4)],
@@ -243,10 +264,10 @@ export async function evalCommand(modelPaths: string[], opts: { data?: string; l
     const mixed = averageSoftTargets(scored, scored.map(() => 1), k, 1);
     const ensemble = { accuracy: accuracy(mixed, labels, k), errors: errorCount(mixed, labels, k), total: indices.length, macroF1: macroF1(mixed, labels, k), nll: meanNll(mixed, labels, k), ece: expectedCalibrationError(mixed, labels, k) };
     if (opts.json) {
-      process.stdout.write(JSON.stringify({ ensemble: modelPaths, combine: "mean of probabilities", data, ...ensemble }) + "\n");
+      opts.write(JSON.stringify({ ensemble: modelPaths, combine: "mean of probabilities", data, ...ensemble }) + "\n");
       return;
     }
-    process.stdout.write(metricsTable(`ensemble of the ${classifiers.length} (mean of probabilities) on ${data} test`, [
+    opts.write(metricsTable(`ensemble of the ${classifiers.length} (mean of probabilities) on ${data} test`, [
       ["accuracy", `${(ensemble.accuracy * 100).toFixed(2)}% (${ensemble.errors} errors of ${ensemble.total})`],
       ["macro-F1", ensemble.macroF1.toFixed(4)],
       ["NLL", ensemble.nll.toFixed(4)],

@@ -5,7 +5,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../errors.js";
+import { RunAbortedError, UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
 import type { Setting } from "./space.js";
 import { runTrialChild, type TrialJob, type TrialOutcome } from "./trial.js";
@@ -35,7 +35,8 @@ export interface Planned {
 }
 
 export interface Executor {
-  run(job: TrialJob): Promise<TrialOutcome>;
+  /** Aborting `signal` settles the promise soon (rejected), with nothing of the trial left writing. */
+  run(job: TrialJob, signal?: AbortSignal): Promise<TrialOutcome>;
   close(): Promise<void>;
 }
 
@@ -51,6 +52,8 @@ export class Runner {
     private readonly concurrency: number,
     private readonly elapsed: () => number,
     private readonly log: (line: string) => void,
+    /** Aborted: no trial starts, running ones are stopped, and runAll throws a RunAbortedError. */
+    private readonly signal?: AbortSignal,
   ) {
     const path = join(dir, LEDGER_FILE);
     this.ledgerText = existsSync(path) ? readFileSync(path, "utf8") : "";
@@ -68,15 +71,16 @@ export class Runner {
   async runAll(planned: Planned[], admit: (p: Planned, finished: boolean) => boolean = () => true): Promise<LedgerEntry[]> {
     const running = new Set<Promise<void>>();
     let failure: Error | undefined;
+    const aborted = () => this.signal?.aborted === true;
     for (const p of planned) {
-      if (failure) break;
+      if (failure || aborted()) break;
       if (this.ledger.has(p.job.id)) {
         admit(p, true);
         continue;
       }
-      while (running.size >= this.concurrency && !failure) await Promise.race(running);
-      if (failure || !admit(p, false)) continue;
-      const started = this.executor.run(p.job).then(
+      while (running.size >= this.concurrency && !failure && !aborted()) await Promise.race(running);
+      if (failure || aborted() || !admit(p, false)) continue;
+      const started = this.executor.run(p.job, this.signal).then(
         (outcome) => this.record(p, outcome),
         (e: unknown) => void (failure ??= e instanceof Error ? e : new Error(String(e))),
       );
@@ -84,6 +88,8 @@ export class Runner {
       running.add(tracked);
     }
     await Promise.all(running);
+    // A trial stopped by the abort failed because of it: the search was stopped, not broken.
+    if (aborted()) throw new RunAbortedError(this.dir, `distill resume ${this.dir}`, this.signal!.reason);
     if (failure) {
       if (failure instanceof UserError) throw failure;
       throw new Error(`${failure.message}; finished trials are kept, continue with: distill resume ${this.dir}`);

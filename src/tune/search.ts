@@ -7,14 +7,13 @@
 // same trials and skips those already in the ledger.
 
 import { join } from "node:path";
-import { loadConfig } from "../config/load.js";
 import type { TuneSpec } from "../config/schema.js";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { meanStd } from "../eval/metrics.js";
 import type { LedgerEntry, Planned } from "./runner.js";
 import { assignments, axesOf, checkSpace, gridSettings, randomSettings, type Setting, type SpaceAxis } from "./space.js";
-import { createState, loadState, saveState, Session, settingOf, TRIAL_TEST_LIMIT, type SessionOptions, type SessionState } from "./session.js";
+import { createState, loadState, openSource, saveState, Session, settingOf, trialSets, TRIAL_TEST_LIMIT, type ConfigSource, type SessionOptions, type SessionState } from "./session.js";
 import { writeTuneReport } from "./report.js";
 import { comparePaired, type PairedComparison } from "./compare.js";
 
@@ -52,14 +51,14 @@ export interface TuneResults {
   wallSeconds: number;
 }
 
-export async function tuneCommand(configPath: string, opts: SessionOptions): Promise<TuneResults> {
-  const config = loadConfig(configPath, { set: opts.set ?? [] });
+/** `distill tune`: `source` is a config file or an object as `distill()` takes. */
+export async function tuneCommand(source: ConfigSource, opts: SessionOptions): Promise<TuneResults> {
+  const { configPath, config, raw } = openSource(source, opts);
   const tune = (config as { tune?: TuneSpec }).tune;
   if (!tune) throw new UserError(configPath, "tune: required by distill tune, e.g. tune: {space: {kd.temperature: [1, 2, 4], kd.alpha: [0.5, 0.9]}}");
   if (opts.concurrency === undefined && tune.concurrency !== undefined) opts = { ...opts, concurrency: tune.concurrency };
   const axes = axesOf(tune.space);
-  const { rawDocument, trialSets } = await import("./session.js");
-  checkSpace(rawDocument(configPath), axes, configPath, trialSets(opts.set ?? []));
+  checkSpace(raw, axes, configPath, trialSets(opts.set ?? []));
   if (tune.strategy === "grid") {
     try {
       gridSettings(axes);
@@ -73,23 +72,21 @@ export async function tuneCommand(configPath: string, opts: SessionOptions): Pro
     await checkRedis(opts.queue, "--queue");
   }
   const dir = opts.output ?? join("runs", `${config.name}-tune`);
-  const state: TuneState = { ...createState("tune", configPath, config, dir, opts), tune };
+  const state: TuneState = { ...createState("tune", configPath, config, raw, dir, opts), tune };
   saveState(dir, state);
-  return executeTune(dir, state, opts.log);
+  return executeTune(dir, state, opts.log, opts.signal);
 }
 
-export async function resumeTune(dir: string, log: (line: string) => void): Promise<TuneResults> {
+/** Continues a tune folder; `signal` as in SessionOptions. */
+export async function resumeTune(dir: string, log: (line: string) => void, signal?: AbortSignal): Promise<TuneResults> {
   const state = loadState(dir, "tune") as TuneState;
-  return executeTune(dir, state, log);
+  return executeTune(dir, state, log, signal);
 }
 
-async function executeTune(dir: string, state: TuneState, log: (line: string) => void): Promise<TuneResults> {
-  const session = await Session.open(dir, state, log);
-  const onInterrupt = () => {
-    process.stderr.write(`\ninterrupted; finished trials are kept, continue with: distill resume ${dir}\n`);
-    process.exit(130);
-  };
-  process.once("SIGINT", onInterrupt);
+// Signals are the caller's (the CLI turns Ctrl-C into an abort): an aborted search stops its
+// trials and throws a RunAbortedError from the runner; finished trials are in the ledger.
+async function executeTune(dir: string, state: TuneState, log: (line: string) => void, signal?: AbortSignal): Promise<TuneResults> {
+  const session = await Session.open(dir, state, log, signal);
   try {
     await session.ensureTeacher();
     const axes = axesOf(state.tune.space);
@@ -100,7 +97,6 @@ async function executeTune(dir: string, state: TuneState, log: (line: string) =>
     log(summary(results, dir));
     return results;
   } finally {
-    process.removeListener("SIGINT", onInterrupt);
     await session.close();
   }
 }

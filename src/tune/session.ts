@@ -6,9 +6,8 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
-import { configFromObject } from "../config/load.js";
-import type { DistillConfig } from "../config/schema.js";
+import { configDocument, configFromObject, loadConfig, readConfigDocument } from "../config/load.js";
+import type { DistillConfig, DistillConfigInput } from "../config/schema.js";
 import { defaultCacheDir } from "../distill/soft-targets.js";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
@@ -51,15 +50,40 @@ export interface SessionOptions {
   concurrency?: number;
   cacheDir?: string;
   log: (line: string) => void;
+  /** Aborting stops the search (running trials too) with a RunAbortedError; `distill resume` continues it. */
+  signal?: AbortSignal;
+  /** A config given as an object: names it in messages (default "config"). */
+  where?: string;
+}
+
+/** What a search starts from: a YAML file, or an object as `distill()` takes (paths relative to the working directory). */
+export type ConfigSource = string | DistillConfigInput;
+
+/** The validated config, the document trials are made from, and the name messages give it. */
+export function openSource(source: ConfigSource, opts: SessionOptions): { configPath: string; config: DistillConfig; raw: Record<string, unknown> } {
+  checkSessionOptions(opts);
+  const set = opts.set ?? [];
+  if (typeof source === "string") return { configPath: source, config: loadConfig(source, { set }), raw: rawDocument(source) };
+  const configPath = opts.where ?? "config";
+  return { configPath, config: configFromObject(source, configPath, { set }), raw: withoutSearchKeys(configDocument(source) as Record<string, unknown>) };
+}
+
+/** Option checks the CLI's parsers make for its flags, made here too for library callers. */
+function checkSessionOptions(opts: SessionOptions): void {
+  if (opts.concurrency !== undefined && !(Number.isInteger(opts.concurrency) && opts.concurrency >= 1))
+    throw new UserError("concurrency", `expected a positive integer, got ${opts.concurrency}`);
 }
 
 export function stateFile(kind: SessionState["kind"]): string {
   return `${kind}.json`;
 }
 
-/** The YAML file as parsed (already validated by loadConfig), minus what a trial must not inherit. */
+/** The YAML file as parsed (already validated by loadConfig; its paths absolute), minus what a trial must not inherit. */
 export function rawDocument(configPath: string): Record<string, unknown> {
-  const doc = parseYaml(readFileSync(configPath, "utf8")) as Record<string, unknown>;
+  return withoutSearchKeys(readConfigDocument(configPath) as Record<string, unknown>);
+}
+
+function withoutSearchKeys(doc: Record<string, unknown>): Record<string, unknown> {
   delete doc["tune"];
   delete doc["shrink"];
   delete doc["output"];
@@ -91,7 +115,7 @@ export function defaultConcurrency(): number {
   return Math.max(1, availableParallelism());
 }
 
-export function createState(kind: SessionState["kind"], configPath: string, config: DistillConfig, dir: string, opts: SessionOptions, configConcurrency?: number): SessionState {
+export function createState(kind: SessionState["kind"], configPath: string, config: DistillConfig, raw: Record<string, unknown>, dir: string, opts: SessionOptions, configConcurrency?: number): SessionState {
   if (existsSync(dir) && readdirSync(dir).length > 0)
     throw new UserError(dir, `the ${kind} folder already exists and is not empty; continue it with \`distill resume ${dir}\`, or choose another with --output`);
   // With a queue this is how many trials wait in it at once: the workers decide how many run.
@@ -102,7 +126,7 @@ export function createState(kind: SessionState["kind"], configPath: string, conf
   const threads = fixed > 0 ? fixed : opts.queue ? 1 : Math.max(1, Math.floor(availableParallelism() / concurrency));
   const createdAt = new Date().toISOString();
   const state: SessionState = {
-    kind, configPath, createdAt, base: baseDocument(config), raw: rawDocument(configPath), sets: trialSets(opts.set ?? []),
+    kind, configPath, createdAt, base: baseDocument(config), raw, sets: trialSets(opts.set ?? []),
     ...(config.teacher?.onnx !== undefined ? { teacherOnnx: resolve(config.teacher.onnx) } : {}),
     ...(opts.queue ? { queue: opts.queue } : {}),
     concurrency, threads,
@@ -139,23 +163,26 @@ export class Session {
     readonly state: SessionState,
     executor: Executor,
     readonly log: (line: string) => void,
+    signal?: AbortSignal,
   ) {
     this.executor = executor;
-    this.runner = new Runner(dir, executor, state.concurrency, () => this.elapsed(), log);
+    this.runner = new Runner(dir, executor, state.concurrency, () => this.elapsed(), log, signal);
     // A search killed outright (kill -9, a lost machine) never saved its clock; its last finished
     // trial did, so the time before the kill still counts.
     for (const e of this.runner.ledger.values()) state.activeSeconds = Math.max(state.activeSeconds, e.elapsedSeconds);
   }
 
-  static async open(dir: string, state: SessionState, log: (line: string) => void): Promise<Session> {
+  static async open(dir: string, state: SessionState, log: (line: string) => void, signal?: AbortSignal): Promise<Session> {
     let executor: Executor = localExecutor;
     if (state.queue) {
       const { QueueExecutor, checkRedis } = await import("./queue.js");
       await checkRedis(state.queue, "--queue");
       const q = new QueueExecutor(state.queue, "--queue");
-      executor = { run: (job) => q.run(job, state.key), close: () => q.close() };
+      // A queued trial runs on a worker and stays queued; an abort only stops waiting for it (a
+      // resumed search finds the same job id and waits again).
+      executor = { run: (job, s) => untilAborted(q.run(job, state.key), s), close: () => q.close() };
     }
-    return new Session(dir, state, executor, log);
+    return new Session(dir, state, executor, log, signal);
   }
 
   /** Active seconds: earlier sessions' plus this one's. */
@@ -202,6 +229,16 @@ export class Session {
     this.state.teacherOnnx = join(p.job.output, "teacher.onnx");
     saveState(this.dir, this.state);
   }
+}
+
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error("stopped waiting: aborted"));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /** The value at a config key path ("student.model.layers[0].units") of a document, or undefined. */

@@ -10,7 +10,6 @@
 
 import { join } from "node:path";
 import { chooseAssistants } from "../config/assistants.js";
-import { loadConfig } from "../config/load.js";
 import type { ModelSpec } from "../config/schema.js";
 import { validationSize, type DataSpec } from "../config/schema.js";
 import { loadData } from "../data/load.js";
@@ -22,7 +21,7 @@ import { dataGeometry } from "../nn/spec.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { buildLadder, parameterCount, parseMultipliers, rungLabel, type LadderRung } from "./ladder.js";
 import { writeShrinkReport } from "./report.js";
-import { createState, loadState, saveState, Session, type SessionOptions, type SessionState } from "./session.js";
+import { createState, loadState, openSource, saveState, Session, type ConfigSource, type SessionOptions, type SessionState } from "./session.js";
 import type { TrialOutcome } from "./trial.js";
 
 export const DEFAULT_LADDER = [0.0625, 0.125, 0.25, 0.5, 1];
@@ -98,6 +97,20 @@ export interface ShrinkResults {
   wallSeconds: number;
 }
 
+/**
+ * The ranges the CLI's parsers enforce on --keep, --widths, --depths and --assistant-gap, checked
+ * for library callers too (who pass numbers, and could pass both assistant forms from plain JS).
+ */
+function checkShrinkOptions(o: ShrinkOptions): void {
+  if (!(o.keep > 0 && o.keep <= 1)) throw new UserError("keep", `expected a fraction in (0, 1] like 0.99, got ${o.keep}`);
+  for (const [name, list] of [["widths", o.widths], ["depths", o.depths]] as const)
+    if (list !== undefined && (list.length === 0 || !list.every((m) => Number.isFinite(m) && m > 0)))
+      throw new UserError(name, `expected a non-empty list of positive multipliers, got ${JSON.stringify(list)}`);
+  const a = o.assistant as { always?: unknown; gap?: unknown } | undefined;
+  if (a && a.always !== undefined && a.gap !== undefined) throw new UserError("assistant", "give {always: true} or {gap}, not both");
+  if (a?.gap !== undefined && !(typeof a.gap === "number" && a.gap >= 0 && a.gap < 1)) throw new UserError("assistant.gap", `expected an accuracy gap in [0, 1) like 0.02, got ${String(a.gap)}`);
+}
+
 export function parseKeep(text: string): number {
   const keep = Number(text);
   if (!/^\s*[\d.eE+-]+\s*$/.test(text) || !(keep > 0 && keep <= 1)) throw new UserError("--keep", `expected a fraction in (0, 1] like 0.99, got ${JSON.stringify(text)}`);
@@ -118,8 +131,10 @@ export function parseGap(text: string): number {
   return gap;
 }
 
-export async function shrinkCommand(configPath: string, o: ShrinkOptions): Promise<ShrinkResults> {
-  const config = loadConfig(configPath, { set: o.set ?? [] });
+/** `distill shrink`: `source` is a config file or an object as `distill()` takes. */
+export async function shrinkCommand(source: ConfigSource, o: ShrinkOptions): Promise<ShrinkResults> {
+  checkShrinkOptions(o);
+  const { configPath, config, raw } = openSource(source, o);
   const models = (config as typeof config & { shrink?: { models: Array<{ name: string; model: ModelSpec }> } }).shrink?.models;
   if (models && (o.widths || o.depths)) throw new UserError(o.widths ? "--widths" : "--depths", `${configPath} lists its ladder in shrink.models; give either the list or multipliers, not both`);
   const dataset = await loadData(config.data);
@@ -133,24 +148,25 @@ export async function shrinkCommand(configPath: string, o: ShrinkOptions): Promi
   }
   const dir = o.output ?? join("runs", `${config.name}-shrink`);
   const state: ShrinkState = {
-    ...createState("shrink", configPath, config, dir, o), keep: o.keep, ladder, everyRung: o.everyRung === true,
+    ...createState("shrink", configPath, config, raw, dir, o), keep: o.keep, ladder, everyRung: o.everyRung === true,
     ...(o.assistant ? { assistant: o.assistant } : {}), ...(config.teacher && config.teacher.onnx === undefined ? { teacherModel: config.teacher.model } : {}),
   };
   saveState(dir, state);
-  return executeShrink(dir, state, o.log);
+  return executeShrink(dir, state, o.log, o.signal);
 }
 
-export async function resumeShrink(dir: string, log: (line: string) => void): Promise<ShrinkResults> {
+/** Continues a shrink folder; `signal` as in SessionOptions. */
+export async function resumeShrink(dir: string, log: (line: string) => void, signal?: AbortSignal): Promise<ShrinkResults> {
   const state = loadState(dir, "shrink") as ShrinkState;
   if (!Array.isArray(state.ladder) || typeof state.ladder[0] !== "object")
     throw new UserError(dir, "this shrink folder was made by an older distill (a ladder of widths only); start it again with distill shrink");
-  return executeShrink(dir, state, log);
+  return executeShrink(dir, state, log, signal);
 }
 
 type Trained = Rung & { teacherParams?: number; teacherLatencyP50Ms: number; testTotal: number };
 
-async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void): Promise<ShrinkResults> {
-  const session = await Session.open(dir, state, log);
+async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void, signal?: AbortSignal): Promise<ShrinkResults> {
+  const session = await Session.open(dir, state, log, signal);
   try {
     await session.ensureTeacher();
     const dataset = await loadData(state.base["data"] as DataSpec);

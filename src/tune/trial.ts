@@ -104,15 +104,17 @@ const CHILD = fileURLToPath(new URL("./trial-child.js", import.meta.url));
  * Runs a trial in a child process (trial-child.js), which dies with its parent. Exit code 2 (a
  * config the user can fix) comes back as a UserError with the child's own message.
  */
-export function runTrialChild(job: TrialJob): Promise<TrialOutcome> {
-  return runJobChild(job, `trial ${job.id}`, job.threads, job.cacheDir, () => readOutcome(job.output));
+export function runTrialChild(job: TrialJob, signal?: AbortSignal): Promise<TrialOutcome> {
+  return runJobChild(job, `trial ${job.id}`, job.threads, job.cacheDir, () => readOutcome(job.output), signal);
 }
 
 /**
  * Runs a queue job (a trial, a labelling shard) in trial-child.js; `read(stdout)` makes its result
  * once it has exited 0. Exit code 2 (the user can fix it) comes back as a UserError naming `what`.
+ * Aborting `signal` ends the child (its folder resumes: every write is atomic); the promise then
+ * settles once it has exited, so nothing writes after it.
  */
-export function runJobChild<T>(job: object, what: string, threads: number, cacheDir: string, read: (stdout: string) => T): Promise<T> {
+export function runJobChild<T>(job: object, what: string, threads: number, cacheDir: string, read: (stdout: string) => T, signal?: AbortSignal): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD, JSON.stringify(job)], {
       // The parent's pid, not the child's own ppid at start-up: a parent killed while the child is
@@ -124,8 +126,12 @@ export function runJobChild<T>(job: object, what: string, threads: number, cache
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout = (stdout + d.toString()).slice(-4000)));
     child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    const stop = () => void child.kill("SIGTERM");
+    if (signal?.aborted) stop();
+    else signal?.addEventListener("abort", stop, { once: true });
     child.on("error", reject);
-    child.on("close", (code, signal) => {
+    child.on("close", (code, exitSignal) => {
+      signal?.removeEventListener("abort", stop);
       const last = stderr.split("\n").find((l) => l.startsWith("distill: ")) ?? stderr.trim().split("\n").pop() ?? "";
       if (code === 0) {
         try {
@@ -134,7 +140,7 @@ export function runJobChild<T>(job: object, what: string, threads: number, cache
           reject(e as Error);
         }
       } else if (code === 2) reject(new UserError(what, last.replace(/^distill: /, "")));
-      else reject(new Error(`${what} stopped (${signal ? `signal ${signal}` : `exit code ${code}`})${last ? `: ${last}` : ""}`));
+      else reject(new Error(`${what} stopped (${exitSignal ? `signal ${exitSignal}` : `exit code ${code}`})${last ? `: ${last}` : ""}`));
     });
   });
 }
