@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { launchBrowser } from "./helpers/browser.js";
 import { renderReport, writeReport } from "../src/report/html.js";
 import { comparePage, int8Summary, labelWidth } from "../src/compress/compare-html.js";
@@ -18,7 +18,12 @@ import type { ShrinkResults } from "../src/tune/results.js";
 import { headline, pairedDifference, tQuantile95 } from "../src/report/headline.js";
 import { summarize } from "../src/eval/metrics.js";
 import { measureInterleaved, measureOnnx, sizeOf } from "../src/eval/latency.js";
-import { divergences, findDivergence } from "../src/eval/divergence.js";
+import { divergences, divergenceWarning, findDivergence } from "../src/eval/divergence.js";
+import { trainStage } from "../src/distill/train-stage.js";
+import { Model } from "../src/nn/model.js";
+import * as L from "../src/nn/layers.js";
+import type { TrainSpec } from "../src/config/schema.js";
+import { mnist } from "./helpers/mnist-models.js";
 import { Graph } from "../src/engine/graph.js";
 import * as F from "../src/engine/ops.js";
 import { encodeModel } from "../src/engine/onnx.js";
@@ -138,6 +143,21 @@ function withAccuracy(role: string, acc: number): RunResults {
   return { ...results, models: results.models.map((m) => (m.role === role ? model(role, { acc, params: 50_000, bytes: 200_000, p50: 0.08, step: 0.0035 }) : m)) };
 }
 
+/** On both trade-off charts: a name per model, none overlapping another or a point, all on the canvas. */
+async function assertNamesApart(page: Page, models: number): Promise<void> {
+  for (const id of ["chart-accuracy-latency", "chart-accuracy-size"]) {
+    const { boxes, points, width, height } = await page.evaluate((chartId) => {
+      const canvas = document.getElementById(chartId) as HTMLCanvasElement;
+      const chart = (window as unknown as { Chart: { getChart(c: HTMLCanvasElement): { data: { datasets: { pareto?: boolean }[] }; getDatasetMeta(i: number): { data: { x: number; y: number }[] }; width: number; height: number } } }).Chart.getChart(canvas);
+      const points = chart.data.datasets.flatMap((d, i) => (d.pareto ? [] : chart.getDatasetMeta(i).data.map((e) => ({ x: e.x, y: e.y }))));
+      return { boxes: JSON.parse(canvas.dataset["labelBoxes"] ?? "[]") as Box[], points, width: chart.width, height: chart.height };
+    }, id);
+    assert.equal(boxes.length, models, `${id}: a name per model`);
+    assertNoOverlap(boxes, points, 5, id);
+    for (const b of boxes) assert.ok(b.left >= 0 && b.top >= 0 && b.left + b.width <= width && b.top + b.height <= height, `${id}: ${b.label} drawn off the canvas`);
+  }
+}
+
 describe("HTML report in Chromium", () => {
   let browser: Browser | undefined;
   const dir = mkdtempSync(join(tmpdir(), "distill-report-"));
@@ -149,6 +169,17 @@ describe("HTML report in Chromium", () => {
   after(async () => {
     await browser?.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("names the points of models that sit within a few pixels of each other without overlap", async () => {
+    // Student and baseline: the same size and latency, 0.1 accuracy points apart.
+    const file = join(dir, "crowded.html");
+    writeFileSync(file, renderReport(withAccuracy("student", 0.9625), fixture().epochs));
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(pathToFileURL(file).href);
+    await page.waitForFunction(() => document.body.dataset["chartsRendered"] === "6", undefined, { timeout: 15000 });
+    await assertNamesApart(page, 4);
+    // Left open: this Chromium runs as one process, and closing its last page would end it.
   });
 
   it("answers the question at the top, draws six charts, per-class errors and disagreements, escapes names, needs no network", async () => {
@@ -217,18 +248,7 @@ describe("HTML report in Chromium", () => {
     // The fixture's matrices are sums over its two seeds: shown as one model's counts.
     assert.deepEqual(matrices, [["teacher", 3, "2"], ["baseline", 3, "2.5"], ["student", 3, "3"]]);
 
-    // Point names never overlap, however close the models sit (baseline and student coincide here).
-    for (const id of ["chart-accuracy-latency", "chart-accuracy-size"]) {
-      const { boxes, points, width, height } = await page.evaluate((chartId) => {
-        const canvas = document.getElementById(chartId) as HTMLCanvasElement;
-        const chart = (window as unknown as { Chart: { getChart(c: HTMLCanvasElement): { data: { datasets: { pareto?: boolean }[] }; getDatasetMeta(i: number): { data: { x: number; y: number }[] }; width: number; height: number } } }).Chart.getChart(canvas);
-        const points = chart.data.datasets.flatMap((d, i) => (d.pareto ? [] : chart.getDatasetMeta(i).data.map((e) => ({ x: e.x, y: e.y }))));
-        return { boxes: JSON.parse(canvas.dataset["labelBoxes"] ?? "[]") as Box[], points, width: chart.width, height: chart.height };
-      }, id);
-      assert.equal(boxes.length, 4, `${id}: a name per model`);
-      assertNoOverlap(boxes, points, 5, id);
-      for (const b of boxes) assert.ok(b.left >= 0 && b.top >= 0 && b.left + b.width <= width && b.top + b.height <= height, `${id}: ${b.label} drawn off the canvas`);
-    }
+    await assertNamesApart(page, 4);
     // Size ticks name their values exactly: "200 KiB" sits at 204,800 bytes.
     const ticks = await page.evaluate(() => (window as unknown as { Chart: { getChart(id: string): { scales: { x: { ticks: { value: number; label: string }[] } } } } }).Chart.getChart("chart-accuracy-size").scales.x.ticks.map((t) => [t.value, t.label] as [number, string]));
     assert.ok(ticks.length >= 3, JSON.stringify(ticks));
@@ -471,6 +491,28 @@ describe("the report's numbers, on one footing", () => {
     const exploded = epochs.map((e) => (e.stage === "baseline" && e.seed === 1 && e.epoch === 3 ? { ...e, trainLoss: 2.7e30 } : e));
     const banner = /<p class="warning" id="divergence-warning">(.*?)<\/p>/.exec(renderReport(results, exploded))![1]!;
     assert.equal(banner, "Warning: baseline (seed 1) diverged: training loss 2.70e+30 at epoch 3 (its best earlier epoch: 0.470); its model is not usable. Lower student.train.optimizer.lr or set student.train.clipGradNorm.");
+  });
+
+  it("the training loop warns at the epoch a finite loss explodes: softmax regression at lr 1e5", async () => {
+    // A linear model's gradient is bounded, so its weights (and loss) grow huge but finite: no NaN stop.
+    const { train } = mnist();
+    const model = new Model(new L.Sequential([new L.Linear({ outFeatures: 10 })]), { shape: [784], scale: 1 / 255, mean: [0.1307], std: [0.3081] }, [..."0123456789"]);
+    const spec: TrainSpec = { epochs: 2, batchSize: 64, optimizer: { kind: "sgd", lr: 1e5, momentum: 0, nesterov: false, weightDecay: 0 }, schedule: { kind: "constant", warmupEpochs: 0 }, jitter: 0 };
+    const lines: string[] = [];
+    const dir = mkdtempSync(join(tmpdir(), "distill-diverge-"));
+    try {
+      const { history } = await trainStage({
+        stage: "baseline", seed: 0, model, train: spec, terms: [{ method: "cross-entropy", weight: 1 }], set: train,
+        trainIndices: Int32Array.from({ length: 512 }, (_, i) => i), validationIndices: Int32Array.from({ length: 64 }, (_, i) => 1000 + i),
+        useLabels: true, checkpointPath: join(dir, "baseline.ckpt"),
+        progress: { task: () => ({ update: () => {}, finish: () => {} }), log: (line) => void lines.push(line) },
+      });
+      assert.ok(history.every((e) => Number.isFinite(e.trainLoss)) && history[0]!.trainLoss > 1e6, JSON.stringify(history.map((e) => e.trainLoss)));
+      assert.deepEqual(lines.filter((l) => l.startsWith("warning:")), [`warning: ${divergenceWarning(findDivergence(history)!)}`], "one warning, at epoch 1");
+      assert.match(lines[0]!, /^warning: baseline \(seed 0\) diverged: training loss \S+ at epoch 1; its model is not usable/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("findDivergence: a loss past 1e6, one 100× its best earlier epoch, or not finite", () => {
