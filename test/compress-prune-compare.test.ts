@@ -115,6 +115,9 @@ describe("distill compare on a run folder", () => {
     assert.equal((html.match(/<svg /g) ?? []).length, 2);
     assert.equal((html.match(/<tr><td>/g) ?? []).length, 7);
     assert.ok(!/<script/.test(html) && !/https?:\/\//.test(html.replace(/xmlns="[^"]*"/g, "")), "self-contained");
+    // For people: what the int8 student gained and lost, never the project's internal targets.
+    assert.doesNotMatch(html.replace(/<[^>]+>/g, " "), /target|missed|≥/i);
+    assert.match(html, /<p id="int8-summary">The int8 student is [\d.]+× smaller than the fp32 student and /);
     assert.deepEqual(JSON.parse(readFileSync(join(runDir, "compare.json"), "utf8")).rows.length, 7);
   });
 

@@ -5,14 +5,25 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { launchBrowser } from "./helpers/browser.js";
 import { renderReport, writeReport } from "../src/report/html.js";
+import { comparePage, int8Summary, labelWidth } from "../src/compress/compare-html.js";
+import type { CompareResult, CompareRow } from "../src/compress/compare-result.js";
+import { writeShrinkReport } from "../src/tune/report.js";
+import type { ShrinkResults } from "../src/tune/results.js";
 import { headline, pairedDifference, tQuantile95 } from "../src/report/headline.js";
 import { summarize } from "../src/eval/metrics.js";
-import { measureOnnx, sizeOf } from "../src/eval/latency.js";
+import { measureInterleaved, measureOnnx, sizeOf } from "../src/eval/latency.js";
+import { divergences, divergenceWarning, findDivergence } from "../src/eval/divergence.js";
+import { trainStage } from "../src/distill/train-stage.js";
+import { Model } from "../src/nn/model.js";
+import * as L from "../src/nn/layers.js";
+import type { TrainSpec } from "../src/config/schema.js";
+import { mnist } from "./helpers/mnist-models.js";
 import { Graph } from "../src/engine/graph.js";
 import * as F from "../src/engine/functional.js";
 import { encodeModel } from "../src/engine/onnx.js";
@@ -64,7 +75,7 @@ export function fixture(): { results: RunResults; epochs: EpochMetric[] } {
         epochs.push({
           stage: m.role, seed, epoch, lr: 0.01 / epoch,
           trainLoss: (0.6 + 0.3 * mi) / epoch + seed * 0.02,
-          terms: { loss_ce: 0.5 / epoch },
+          terms: { loss_ce: 0.5 / epoch, loss_kd: 0.2 / epoch },
           trainAccuracy: acc + 0.005, valAccuracy: acc, valLoss: 0.5 / epoch, seconds: 12,
         });
       }
@@ -94,6 +105,59 @@ export function fixture(): { results: RunResults; epochs: EpochMetric[] } {
   return { results, epochs };
 }
 
+interface Box {
+  label?: string;
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+const overlapArea = (a: Box, b: Box) =>
+  Math.max(0, Math.min(a.left + a.width, b.left + b.width) - Math.max(a.left, b.left)) * Math.max(0, Math.min(a.top + a.height, b.top + b.height) - Math.max(a.top, b.top));
+
+/** No two label boxes share a pixel, and no box covers a point's marker (a square of `radius`). */
+function assertNoOverlap(boxes: Box[], points: { x: number; y: number }[], radius: number, where: string): void {
+  for (const [i, a] of boxes.entries()) {
+    for (const b of boxes.slice(i + 1)) assert.equal(overlapArea(a, b), 0, `${where}: "${a.label}" overlaps "${b.label}": ${JSON.stringify([a, b])}`);
+    for (const p of points) assert.equal(overlapArea(a, { left: p.x - radius, top: p.y - radius, width: 2 * radius, height: 2 * radius }), 0, `${where}: "${a.label}" covers the point at ${p.x}, ${p.y}`);
+  }
+}
+
+/** "200 KiB" → 204800: the value a byte label claims. */
+function bytesOfLabel(label: string): number {
+  const m = /^([\d.]+) (B|KiB|MiB|GiB)$/.exec(label);
+  assert.ok(m, `not a byte label: ${JSON.stringify(label)}`);
+  return Number(m[1]) * 1024 ** ["B", "KiB", "MiB", "GiB"].indexOf(m[2]!);
+}
+
+/** The JSON a rendered report embeds for its charts. */
+function embeddedData(html: string) {
+  const start = html.indexOf('id="report-data">') + 'id="report-data">'.length;
+  return JSON.parse(html.slice(start, html.indexOf("</script>", start)));
+}
+
+/** The fixture with `role`'s accuracy set to `acc` (its seeds step by 0.0035). */
+function withAccuracy(role: string, acc: number): RunResults {
+  const { results } = fixture();
+  return { ...results, models: results.models.map((m) => (m.role === role ? model(role, { acc, params: 50_000, bytes: 200_000, p50: 0.08, step: 0.0035 }) : m)) };
+}
+
+/** On both trade-off charts: a name per model, none overlapping another or a point, all on the canvas. */
+async function assertNamesApart(page: Page, models: number): Promise<void> {
+  for (const id of ["chart-accuracy-latency", "chart-accuracy-size"]) {
+    const { boxes, points, width, height } = await page.evaluate((chartId) => {
+      const canvas = document.getElementById(chartId) as HTMLCanvasElement;
+      const chart = (window as unknown as { Chart: { getChart(c: HTMLCanvasElement): { data: { datasets: { pareto?: boolean }[] }; getDatasetMeta(i: number): { data: { x: number; y: number }[] }; width: number; height: number } } }).Chart.getChart(canvas);
+      const points = chart.data.datasets.flatMap((d, i) => (d.pareto ? [] : chart.getDatasetMeta(i).data.map((e) => ({ x: e.x, y: e.y }))));
+      return { boxes: JSON.parse(canvas.dataset["labelBoxes"] ?? "[]") as Box[], points, width: chart.width, height: chart.height };
+    }, id);
+    assert.equal(boxes.length, models, `${id}: a name per model`);
+    assertNoOverlap(boxes, points, 5, id);
+    for (const b of boxes) assert.ok(b.left >= 0 && b.top >= 0 && b.left + b.width <= width && b.top + b.height <= height, `${id}: ${b.label} drawn off the canvas`);
+  }
+}
+
 describe("HTML report in Chromium", () => {
   let browser: Browser | undefined;
   const dir = mkdtempSync(join(tmpdir(), "distill-report-"));
@@ -105,6 +169,17 @@ describe("HTML report in Chromium", () => {
   after(async () => {
     await browser?.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("names the points of models that sit within a few pixels of each other without overlap", async () => {
+    // Student and baseline: the same size and latency, 0.1 accuracy points apart.
+    const file = join(dir, "crowded.html");
+    writeFileSync(file, renderReport(withAccuracy("student", 0.9625), fixture().epochs));
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(pathToFileURL(file).href);
+    await page.waitForFunction(() => document.body.dataset["chartsRendered"] === "6", undefined, { timeout: 15000 });
+    await assertNamesApart(page, 4);
+    // Left open: this Chromium runs as one process, and closing its last page would end it.
   });
 
   it("answers the question at the top, draws six charts, per-class errors and disagreements, escapes names, needs no network", async () => {
@@ -138,7 +213,7 @@ describe("HTML report in Chromium", () => {
     assert.match((await page.textContent("#headline-gap"))!, /closes 51 % of the gap/); // (370 − 252.5) / (370 − 140)
     const vsTeacher = (await page.textContent("#headline-vs-teacher"))!;
     assert.match(vsTeacher, /24× fewer parameters/);
-    assert.match(vsTeacher, /11× lower batch-1 latency/); // 0.9225 / 0.082
+    assert.match(vsTeacher, /11× lower batch-1 latency \(11× to 12× over the student's 2 seeds\)/); // 0.9225 / 0.082; per seed ÷ 0.084 and ÷ 0.08
 
     // Chart.js draws on a transparent canvas, so any non-zero alpha means something was painted.
     const canvases = ["chart-val-accuracy", "chart-val-loss", "chart-accuracy-latency", "chart-accuracy-size", "chart-per-class"];
@@ -170,7 +245,18 @@ describe("HTML report in Chromium", () => {
 
     // A confusion matrix per model with per-class errors; thumbnails of the disagreements drawn.
     const matrices = await page.$$eval("table.confusion", (ts) => ts.map((t) => [t.getAttribute("data-role"), t.querySelectorAll("tbody tr").length, t.querySelector("tbody tr:last-child td.row-errors")?.textContent]));
-    assert.deepEqual(matrices, [["teacher", 3, "4"], ["baseline", 3, "5"], ["student", 3, "6"]]);
+    // The fixture's matrices are sums over its two seeds: shown as one model's counts.
+    assert.deepEqual(matrices, [["teacher", 3, "2"], ["baseline", 3, "2.5"], ["student", 3, "3"]]);
+
+    await assertNamesApart(page, 4);
+    // Size ticks name their values exactly: "200 KiB" sits at 204,800 bytes.
+    const ticks = await page.evaluate(() => (window as unknown as { Chart: { getChart(id: string): { scales: { x: { ticks: { value: number; label: string }[] } } } } }).Chart.getChart("chart-accuracy-size").scales.x.ticks.map((t) => [t.value, t.label] as [number, string]));
+    assert.ok(ticks.length >= 3, JSON.stringify(ticks));
+    for (const [value, label] of ticks) assert.equal(bytesOfLabel(label), value, `tick "${label}" at ${value} bytes`);
+    // The distilled student's loss terms each in their own colour.
+    const termColours = await page.evaluate(() => (window as unknown as { Chart: { getChart(id: string): { data: { datasets: { label: string; borderColor: string; band?: boolean }[] } } } }).Chart.getChart("chart-student-terms").data.datasets.filter((d) => !d.band).map((d) => d.borderColor));
+    assert.equal(termColours.length, 2);
+    assert.notEqual(termColours[0], termColours[1], "loss_ce and loss_kd drawn in one colour");
     assert.equal(await page.evaluate(() => document.body.dataset["thumbnailsDrawn"]), "2");
     const thumbInk = await page.evaluate(() => {
       const c = document.querySelector("canvas.thumb") as HTMLCanvasElement;
@@ -217,7 +303,8 @@ describe("HTML report in Chromium", () => {
     const data = JSON.parse(embedded);
     assert.equal(data.tradeoff.length, 4);
     // The student's loss terms per epoch: one series per term, the mean over its two seeds.
-    assert.deepEqual(data.studentTerms.map((s: { label: string }) => s.label), ["loss_ce"]);
+    assert.deepEqual(data.studentTerms.map((s: { label: string }) => s.label), ["loss_ce", "loss_kd"]);
+    assert.notEqual(data.studentTerms[0].color, data.studentTerms[1].color);
     assert.deepEqual(data.studentTerms[0].points.map((p: { epoch: number; mean: number; n: number }) => [p.epoch, p.mean, p.n]), [[1, 0.5, 2], [2, 0.25, 2], [3, 0.5 / 3, 2]]);
 
     assert.ok(!html.includes('id="compare-link"'), "no link without compare.html");
@@ -229,23 +316,214 @@ describe("HTML report in Chromium", () => {
   });
 });
 
+describe("compare.html and the shrink report", () => {
+  let browser: Browser | undefined;
+  const dir = mkdtempSync(join(tmpdir(), "distill-pages-"));
+  before(async () => {
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Seven rows as `distill compare` writes them; the four students sit within a few pixels of each other. */
+  function compareResult(): CompareResult {
+    const row = (name: string, acc: number, bytes: number, p50: number, front: boolean): CompareRow => ({
+      name, how: "—", file: `${name}.onnx`, accuracy: { mean: acc, std: 0, seeds: 1 }, fileAccuracy: acc, macroF1: acc - 0.001, params: bytes / 4,
+      onnxBytes: bytes, onnxGzipBytes: Math.round(bytes * 0.9), latencyP50Ms: p50, latencyP95Ms: p50 * 1.4, latencyP50RangeMs: [p50 * 0.95, p50 * 1.1], throughput: 1e5,
+      agreement: name === "teacher" ? null : 0.98, paretoLatency: front, paretoSize: front,
+    });
+    return {
+      run: "demo", dataset: "mnist", testSamples: 10000, measuredAt: "2025-01-01T00:00:00.000Z", loadAverage: [0.2, 0.2, 0.1], rounds: 3,
+      rows: [
+        row("teacher", 0.9753, 2_700_000, 0.2, true), row("baseline (labels only)", 0.9549, 205_000, 0.024, false),
+        row("distilled student", 0.9621, 205_000, 0.0235, false), row("student int8", 0.9626, 54_000, 0.0238, true),
+        row("student fp16", 0.9621, 104_000, 0.0236, false), row("teacher int8", 0.9749, 690_000, 0.09, true), row("teacher pruned", 0.9402, 200_000, 0.025, false),
+      ],
+      int8Student: { sizeRatio: 205_000 / 54_000, accuracyChangePoints: 0.05, speedupVsTeacher: 0.2 / 0.0238 },
+    };
+  }
+
+  it("compare.html: facts for people, not the project's targets; names placed apart; size ticks name their values", () => {
+    const html = comparePage(compareResult());
+    const text = html.replace(/<[^>]+>/g, " ");
+    assert.doesNotMatch(text, /target|missed|≥|lost/i);
+    assert.match(text, /The int8 student is 3\.80× smaller than the fp32 student and 0\.05 accuracy points more accurate on these test images; at batch 1 it runs 8\.4× faster than the teacher\./);
+    assert.match(int8Summary({ sizeRatio: 3.8, accuracyChangePoints: -0.3, speedupVsTeacher: 0.5 })!, /0\.30 accuracy points less accurate .* 2\.0× slower than the teacher/);
+    const svgs = html.match(/<svg .*?<\/svg>/gs)!;
+    assert.equal(svgs.length, 2);
+    for (const svg of svgs) {
+      const boxes = [...svg.matchAll(/<text class="point-label"[^>]* data-box="([^"]+)">([^<]+)<\/text>/g)].map((m) => {
+        const [left, top, width, height] = m[1]!.split(" ").map(Number);
+        return { label: m[2]!, left: left!, top: top!, width: width!, height: height! };
+      });
+      assert.equal(boxes.length, 7);
+      for (const b of boxes) assert.ok(b.width >= labelWidth(b.label) && b.left >= 0 && b.left + b.width <= 560 && b.top >= 0, JSON.stringify(b));
+      const points = [...svg.matchAll(/<circle cx="([\d.]+)" cy="([\d.]+)"/g)].map((m) => ({ x: Number(m[1]), y: Number(m[2]) }));
+      assertNoOverlap(boxes, points, 6, "compare.html");
+    }
+    const sizeTicks = [...svgs[1]!.matchAll(/<text class="tick"[^>]* data-value="([\d.e+]+)">([^<]+)<\/text>/g)];
+    assert.ok(sizeTicks.length >= 3);
+    for (const [, value, label] of sizeTicks) assert.equal(bytesOfLabel(label!), Number(value), `tick ${label}`);
+    assert.doesNotMatch(html, /<script/);
+  });
+
+  it("the shrink report: the chosen rung is a large marker drawn on top, whole, inside the plot", async () => {
+    const rung = (id: string, width: number, params: number, latencyP50Ms: number, valAccuracy: number, passes: boolean) =>
+      ({ id, width, params, latencyP50Ms, valAccuracy, testErrors: Math.round((1 - valAccuracy) * 1000), passes, pareto: true, latencyPareto: true });
+    // The chosen rung is the largest and the most accurate: the top-right corner, where a marker used to be cut in half.
+    const rungs = [rung("w0.25", 0.25, 5_000, 0.01, 0.9, false), rung("w0.5", 0.5, 20_000, 0.02, 0.95, false), rung("w1", 1, 80_000, 0.05, 0.985, true)];
+    const results: ShrinkResults = {
+      name: "ladder", configPath: "c.yaml", keep: 0.98, everyRung: true, teacherValAccuracy: 0.99, teacherParams: 500_000, teacherLatencyP50Ms: 0.3, testTotal: 1000,
+      ladder: rungs.map((g) => ({ id: g.id, width: g.width, params: g.params, trained: true })), rungs, chosen: rungs[2]!, wallSeconds: 12,
+    };
+    const file = writeShrinkReport(dir, results);
+    const page = await browser!.newPage({ viewport: { width: 1100, height: 900 } });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(pathToFileURL(file).href);
+    await page.waitForFunction(() => document.body.dataset["chartsRendered"] === "2", undefined, { timeout: 15000 }).catch((e) => {
+      throw new Error(`charts not rendered (page errors: ${errors.join("; ") || "none"}): ${e}`);
+    });
+    for (const id of ["size", "latency"]) {
+      const m = await page.evaluate((chartId) => {
+        type ChartLike = { chartArea: { left: number; right: number; top: number; bottom: number }; data: { datasets: { label: string }[] }; getDatasetMeta(i: number): { data: { x: number; y: number; options: { radius: number } }[] } };
+        const canvas = document.getElementById(chartId) as HTMLCanvasElement;
+        const chart = (window as unknown as { Chart: { getChart(c: HTMLCanvasElement): ChartLike } }).Chart.getChart(canvas);
+        const i = chart.data.datasets.findIndex((d) => d.label === "chosen");
+        const el = chart.getDatasetMeta(i).data[0]!;
+        const scale = canvas.width / canvas.clientWidth;
+        const px = canvas.getContext("2d")!.getImageData(Math.round(el.x * scale), Math.round(el.y * scale), 1, 1).data;
+        return { x: el.x, y: el.y, radius: el.options.radius, area: chart.chartArea, pixel: [px[0], px[1], px[2]] };
+      }, id);
+      assert.ok(m.radius >= 8, `${id}: chosen marker radius ${m.radius}`);
+      assert.ok(m.x - m.radius >= m.area.left && m.x + m.radius <= m.area.right && m.y - m.radius >= m.area.top && m.y + m.radius <= m.area.bottom, `${id}: chosen marker at ${m.x}, ${m.y} (r ${m.radius}) leaves the plot ${JSON.stringify(m.area)}`);
+      assert.deepEqual(m.pixel, [0xe0, 0x70, 0x1b], `${id}: the chosen marker's colour is what shows at its centre`);
+    }
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
+
 describe("latency and size", () => {
-  it("measureOnnx times a tiny engine-built model", async () => {
+  const relu = () => {
     const g = new Graph();
     const x = g.input("input", ["batch", 4]);
     g.output(F.relu(x), "y");
-    const bytes = encodeModel(g);
-    const r = await measureOnnx(
-      bytes,
-      (batch) => ({ name: "input", dtype: "float32", shape: [batch, 4], data: new Float32Array(batch * 4).fill(-0.5) }),
-      { warmup: 5, runs: 50, threads: 1 },
-    );
-    for (const [k, v] of Object.entries(r)) assert.ok(Number.isFinite(v) && v > 0, `${k} = ${v}`);
-    assert.ok(r.latencyP95Ms >= r.latencyP50Ms, `p95 ${r.latencyP95Ms} < p50 ${r.latencyP50Ms}`);
+    return encodeModel(g);
+  };
+  const input = (batch: number) => ({ name: "input", dtype: "float32" as const, shape: [batch, 4], data: new Float32Array(batch * 4).fill(-0.5) });
+  /** A clock whose every second reading (the end of a timed span) has advanced by span k's scripted duration. */
+  function scriptedClock(duration: (span: number) => number) {
+    let now = 0, reads = 0;
+    return () => {
+      if (reads % 2 === 1) now += duration((reads - 1) / 2);
+      reads++;
+      return now;
+    };
+  }
+  const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a}, expected ${b}`);
 
+  it("measureOnnx reads percentiles and throughput off its clock: spans of 1, 2, … µs", async () => {
+    // One round of 5 batch-1 runs (spans 0–4: 1–5 µs), then 3 batch runs (spans 5–7: 6–8 µs).
+    const r = await measureOnnx(relu(), input, { warmup: 0, warmupMs: 0, runs: 5, rounds: 1, throughputBatch: 4, threads: 1, clock: scriptedClock((k) => (k + 1) / 1000) });
+    close(r.latencyP50Ms, 0.003, "p50");
+    close(r.latencyP95Ms, 0.0048, "p95"); // 4 + 0.8 × (5 − 4) µs
+    close(r.throughput, 4000 / 0.007, "throughput"); // batch of 4 in the median 7 µs
+  });
+
+  it("measureInterleaved times the models in turn, round after round, and keeps each round's p50", async () => {
+    const bytes = relu();
+    // 2 rounds × (A: 2 runs + 3 batch runs, B: the same). Span k lasts k + 1 µs, so each model's
+    // figures say which spans it got: interleaved, A has spans 0, 1, 10, 11 and B 5, 6, 15, 16.
+    const [a, b] = await measureInterleaved([{ bytes, makeInput: input }, { bytes, makeInput: input }], { warmup: 0, warmupMs: 0, runs: 4, rounds: 2, throughputBatch: 4, threads: 1, clock: scriptedClock((k) => (k + 1) / 1000) });
+    close(a!.latencyP50Ms, 0.0065, "A p50"); // of 1, 2, 11, 12 µs
+    close(b!.latencyP50Ms, 0.0115, "B p50"); // of 6, 7, 16, 17 µs
+    assert.deepEqual(a!.roundP50Ms.map((v) => Math.round(v * 1e4)), [15, 115]);
+    assert.deepEqual(b!.roundP50Ms.map((v) => Math.round(v * 1e4)), [65, 165]);
+    close(a!.throughput, 4000 / 0.009, "A throughput"); // batch spans 3, 4, 5, 13, 14, 15 µs: median 9
+  });
+
+  it("warms up on the clock: untimed runs until warmupMs have passed", async () => {
+    let reads = 0;
+    // Each reading advances 1 ms: the warm-up reads its start and then once per run until 5 ms have passed.
+    await measureOnnx(relu(), input, { warmup: 0, warmupMs: 5, runs: 2, rounds: 1, throughputBatch: 2, threads: 1, clock: () => reads++ });
+    assert.equal(reads, 1 + 5 + 2 * (2 + 3), "start, 5 warm-up checks, then 2 readings per timed span");
+  });
+
+  it("sizeOf: the file's bytes and its gzip -9 size", () => {
+    const bytes = relu();
     const size = sizeOf(bytes);
     assert.equal(size.onnxBytes, bytes.byteLength);
-    assert.ok(size.onnxGzipBytes > 0);
+    assert.equal(size.onnxGzipBytes, gzipSync(bytes, { level: 9 }).byteLength);
+  });
+});
+
+describe("the report's numbers, on one footing", () => {
+  it("per-class errors and confusion matrices count one trained model: a one-seed teacher beside two-seed students", () => {
+    const { results, epochs } = fixture();
+    const teacher = results.models[0]!;
+    results.models[0] = { ...teacher, perSeed: [teacher.perSeed[0]!], summary: summarize([teacher.perSeed[0]!]) };
+    const html = renderReport(results, epochs);
+    const perClass = embeddedData(html).perClass.series.map((s: { label: string; errors: number[] }) => [s.label, s.errors]);
+    // Teacher: its own matrix; baseline: [[50,3,0],[1,40,3],[0,5,30]] summed over 2 seeds, halved.
+    assert.deepEqual(perClass, [["teacher", [2, 4, 4]], ["baseline", [1.5, 2, 2.5]], ["student", [2, 2, 3]]]);
+    const baselineTable = /<table class="confusion" data-role="baseline">.*?<\/table>/s.exec(html)![0];
+    assert.match(baselineTable, /<caption>baseline <span class="unit">mean of 2 seeds<\/span><\/caption>/);
+    assert.match(baselineTable, /<td style="background:[^"]+">1\.5<\/td>/);
+    assert.doesNotMatch(/<table class="confusion" data-role="teacher">.*?<\/table>/s.exec(html)![0], /mean of/);
+  });
+
+  it("the gap sentence says plainly when distillation did worse, and when the student beats the teacher", () => {
+    const gap = (r: RunResults) => /<p id="headline-gap">(.*?)<\/p>/.exec(renderReport(r, []))![1]!.replace(/<[^>]+>/g, "");
+    // Student errors 450 and 415 against the baseline's 380 and 360.
+    const worse = gap(withAccuracy("student", 0.955));
+    assert.doesNotMatch(worse, /−\d+ %|closes/);
+    assert.match(worse, /closed none of the gap between the baseline \(370\.0 errors\) and the teacher \(140\.0 errors\): the distilled student made 62\.5 more errors than the baseline \(432\.5 errors\)/);
+    assert.match(gap(withAccuracy("student", 0.99)), /beats its teacher: 82\.5 errors against the teacher's 140\.0 errors/);
+    assert.match(gap(fixture().results), /It closes 51 % of the gap/);
+  });
+
+  it("a diverged stage gets a warning at the top of the report", () => {
+    const { results, epochs } = fixture();
+    assert.ok(!renderReport(results, epochs).includes('id="divergence-warning"'));
+    const exploded = epochs.map((e) => (e.stage === "baseline" && e.seed === 1 && e.epoch === 3 ? { ...e, trainLoss: 2.7e30 } : e));
+    const banner = /<p class="warning" id="divergence-warning">(.*?)<\/p>/.exec(renderReport(results, exploded))![1]!;
+    assert.equal(banner, "Warning: baseline (seed 1) diverged: training loss 2.70e+30 at epoch 3 (its best earlier epoch: 0.470); its model is not usable. Lower student.train.optimizer.lr or set student.train.clipGradNorm.");
+  });
+
+  it("the training loop warns at the epoch a finite loss explodes: softmax regression at lr 1e5", async () => {
+    // A linear model's gradient is bounded, so its weights (and loss) grow huge but finite: no NaN stop.
+    const { train } = mnist();
+    const model = new Model(new L.Sequential([new L.Linear({ outFeatures: 10 })]), { shape: [784], scale: 1 / 255, mean: [0.1307], std: [0.3081] }, [..."0123456789"]);
+    const spec: TrainSpec = { epochs: 2, batchSize: 64, optimizer: { kind: "sgd", lr: 1e5, momentum: 0, nesterov: false, weightDecay: 0 }, schedule: { kind: "constant", warmupEpochs: 0 }, jitter: 0 };
+    const lines: string[] = [];
+    const dir = mkdtempSync(join(tmpdir(), "distill-diverge-"));
+    try {
+      const { history } = await trainStage({
+        stage: "baseline", seed: 0, model, train: spec, terms: [{ method: "cross-entropy", weight: 1 }], set: train,
+        trainIndices: Int32Array.from({ length: 512 }, (_, i) => i), validationIndices: Int32Array.from({ length: 64 }, (_, i) => 1000 + i),
+        useLabels: true, checkpointPath: join(dir, "baseline.ckpt"),
+        progress: { task: () => ({ update: () => {}, finish: () => {} }), log: (line) => void lines.push(line) },
+      });
+      assert.ok(history.every((e) => Number.isFinite(e.trainLoss)) && history[0]!.trainLoss > 1e6, JSON.stringify(history.map((e) => e.trainLoss)));
+      assert.deepEqual(lines.filter((l) => l.startsWith("warning:")), [`warning: ${divergenceWarning(findDivergence(history)!)}`], "one warning, at epoch 1");
+      assert.match(lines[0]!, /^warning: baseline \(seed 0\) diverged: training loss \S+ at epoch 1; its model is not usable/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("findDivergence: a loss past 1e6, one 100× its best earlier epoch, or not finite", () => {
+    const history = (losses: number[]) => losses.map((trainLoss, i) => ({ stage: "student", seed: 0, epoch: i + 1, lr: 0.1, trainLoss, terms: {}, trainAccuracy: 0.9, valAccuracy: 0.9, valLoss: 0.3, seconds: 1 }));
+    assert.equal(findDivergence(history([0.5, 0.3, 0.2])), undefined);
+    assert.equal(findDivergence(history([0.5, 0.3, 25])), undefined, "83× the best: a bad epoch, not divergence");
+    assert.deepEqual(findDivergence(history([0.5, 0.3, 45, 1e9])), { stage: "student", seed: 0, epoch: 3, loss: 45, bestBefore: 0.3 });
+    assert.equal(findDivergence(history([2e6]))?.epoch, 1, "an absurd loss at the first epoch");
+    assert.equal(findDivergence(history([0.5, NaN]))?.epoch, 2);
+    const mixed = [...history([0.5, 0.4]), ...history([0.5, 2e7]).map((e) => ({ ...e, seed: 1 }))];
+    assert.deepEqual(divergences(mixed).map((d) => [d.seed, d.epoch]), [[1, 2]]);
   });
 });
 

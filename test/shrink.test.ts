@@ -149,8 +149,8 @@ test("distill shrink --depths --every-rung: six width × depth rungs by paramete
   }
   assert.ok(s.assistant && "skipped" in s.assistant && /not above --assistant-gap 0\.95/.test(s.assistant.skipped), JSON.stringify(s.assistant));
   const html = readFileSync(join(out, "report.html"), "utf8");
-  assert.match(html, /getElementById\("size"\)/);
-  assert.match(html, /getElementById\("latency"\)/);
+  assert.match(html, /"id":"size"/);
+  assert.match(html, /"id":"latency"/);
   assert.equal((html.match(/label":"Pareto front"/g) ?? []).length, 2);
   assert.equal((html.match(/<tr[^>]* data-rung=/g) ?? []).length, 6);
 });

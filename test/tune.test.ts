@@ -145,7 +145,8 @@ test("distill tune: a T × α grid, one teacher and one soft-target cache, the w
   assert.equal(new Set(ids).size, ids.length, "each trial once in trials.jsonl");
   const html = readFileSync(join(gridDir, "report.html"), "utf8");
   assert.equal((html.match(/data-alpha=/g) ?? []).length, 4, "a 2 × 2 heat map");
-  assert.match(html, /new Chart\(document.getElementById\("progress"\)/);
+  assert.match(html, /<canvas id="progress">/);
+  assert.match(html, /"id":"progress"/, "the progress chart's data");
   assert.doesNotMatch(html, /<script src=/, "self-contained");
 });
 

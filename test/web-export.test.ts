@@ -35,6 +35,22 @@ interface PageResult {
   prediction: number;
   logits: number[];
   latencyMs: number;
+  timing: { runs: number; elapsedMs: number; resolutionMs: number };
+}
+
+// The page's timing module, plain ES module JavaScript shipped as an asset (src/report/assets/web).
+interface PageTiming {
+  TICKS_PER_BATCH: number;
+  MAX_RUNS: number;
+  clockResolution(now: () => number): number;
+  timeRuns(run: () => Promise<unknown>, now: () => number, resolutionMs: number): Promise<{ latencyMs: number; runs: number; elapsedMs: number; resolutionMs: number }>;
+}
+const pageTiming = () => import(new URL("../../src/report/assets/web/timing.js", import.meta.url).href) as Promise<PageTiming>;
+
+/** A browser-like clock: true time advanced by hand, read rounded down to `tickMs`. */
+function coarseClock(tickMs: number) {
+  let trueMs = 1000.037;
+  return { now: () => Math.floor(trueMs / tickMs) * tickMs, advance: (ms: number) => void (trueMs += ms) };
 }
 
 async function nodeLogits(dir: string, m: WebManifest["models"][number], pixels: number[]): Promise<number[]> {
@@ -104,7 +120,12 @@ describe("distill export-web", () => {
         assert.equal(r.prediction, argmax(ref), `${what}, ${m.name}: page predicts ${r.prediction}, onnxruntime-node ${argmax(ref)}`);
         const diff = Math.max(...ref.map((v, c) => Math.abs(v - r.logits[c]!)));
         assert.ok(diff < (m.name.includes("int8") ? 0.5 : 1e-3), `${what}, ${m.name}: logits differ by ${diff}`);
-        assert.ok(r.latencyMs > 0, "latency measured");
+        // One batch between one pair of timestamps, long enough that their rounding is under 1 %.
+        const t = r.timing;
+        assert.ok(t.resolutionMs > 0 && Number.isFinite(t.resolutionMs), `${m.name}: clock resolution ${t.resolutionMs}`);
+        assert.ok(t.elapsedMs >= 200 * t.resolutionMs || t.runs === 1 << 16, `${m.name}: ${t.runs} runs spanned ${t.elapsedMs} ms, under 200 ticks of ${t.resolutionMs} ms`);
+        assert.equal(r.latencyMs, t.elapsedMs / t.runs);
+        assert.match((await page.locator(`section[data-model="${m.name}"] .latency`).textContent())!, /per run \(\d+ runs in .+; clock resolution .+\)/);
         const shown = await page.locator(`section[data-model="${m.name}"] .pred`).textContent();
         assert.equal(shown, m.classLabels[r.prediction]);
       }
@@ -114,14 +135,17 @@ describe("distill export-web", () => {
       count++;
       await check(s.pixels, `test image ${s.index}`);
     }
-    // Draw a "1": one vertical stroke on the pad.
+    // Draw a "1": one vertical stroke on the pad (clicking the samples may have scrolled it away).
+    await page.locator("#pad").scrollIntoViewIfNeeded();
     const box = (await page.locator("#pad").boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.2);
     await page.mouse.down();
     for (let t = 0.2; t <= 0.8; t += 0.05) await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * t);
     await page.mouse.up();
     count++;
-    await page.waitForFunction((n) => Number(document.body.dataset["predictions"]) === n, count, { timeout: 30000 });
+    await page.waitForFunction((n) => Number(document.body.dataset["predictions"]) === n, count, { timeout: 30000 }).catch((e) => {
+      throw new Error(`no prediction for the drawn digit (page errors: ${errors.join("; ") || "none"}): ${e}`);
+    });
     const drawn = (await page.evaluate(() => (window as unknown as { distill: { lastInput: number[] } }).distill.lastInput)) as number[];
     assert.equal(drawn.length, 784);
     assert.ok(drawn.filter((v) => v > 128).length > 20, "the stroke reached the model's input");
@@ -129,6 +153,25 @@ describe("distill export-web", () => {
     assert.deepEqual(errors, []);
     assert.deepEqual(foreign, [], "the page fetched only its own files");
     await page.close();
+  });
+
+  it("the page's timing, on a scripted 100 µs clock: a 23 µs model reads 23 µs, not 0 or 100", async () => {
+    const { clockResolution, timeRuns, TICKS_PER_BATCH } = await pageTiming();
+    const clock = coarseClock(0.1);
+    // The clock only moves when a run does; reading it must not (so the resolution probe runs one).
+    let probing = 0;
+    const resolution = clockResolution(() => {
+      if (++probing % 3 === 0) clock.advance(0.04);
+      return clock.now();
+    });
+    assert.ok(Math.abs(resolution - 0.1) < 1e-9, `resolution ${resolution}`);
+    const t = await timeRuns(async () => clock.advance(0.023), clock.now, resolution);
+    assert.ok(Math.abs(t.latencyMs - 0.023) < 0.023 * 0.01, `latency ${t.latencyMs} ms from ${t.runs} runs in ${t.elapsedMs} ms`);
+    assert.ok(t.elapsedMs >= TICKS_PER_BATCH * 0.1 && t.runs === 1024, `${t.runs} runs in ${t.elapsedMs} ms`);
+    // A slow model needs few runs: 3 ms each on the same clock, 4 runs (12 ms, under 20 ms, doubled to 8).
+    const slow = await timeRuns(async () => clock.advance(3), clock.now, resolution);
+    assert.equal(slow.runs, 8);
+    assert.ok(Math.abs(slow.latencyMs - 3) < 0.03, String(slow.latencyMs));
   });
 
   it("bad input: a folder that is not a finished run exits 2 with one line", async () => {

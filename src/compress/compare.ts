@@ -11,50 +11,20 @@ import { loadData } from "../data/load.js";
 import { allIndices, firstN } from "../data/split.js";
 import { UserError } from "../errors.js";
 import { decodeModel } from "../engine/onnx.js";
-import { measureOnnx, percentile } from "../eval/latency.js";
+import { measureInterleaved } from "../eval/latency.js";
 import type { ModelMetrics, RunResults } from "../eval/types.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { checkModel, floatParameterCount, sampleBatch } from "./check.js";
-import { comparePage } from "./compare-html.js";
+import { comparePage, int8Summary } from "./compare-html.js";
+import type { CompareResult, CompareRow } from "./compare-result.js";
 import { keepForParams, pruneStructured } from "./prune.js";
 import { convertFp16, quantizeDynamic } from "./quantize.js";
 
-export interface CompareRow {
-  name: string;
-  /** How the model was made, one line. */
-  how: string;
-  file: string;
-  /** Over seeds (results.json) when the whole run test set is used; else this file's. */
-  accuracy: { mean: number; std: number; seeds: number };
-  /** This file's accuracy on the compared test images (seed 0 for trained models). */
-  fileAccuracy: number;
-  macroF1: number;
-  params: number;
-  onnxBytes: number;
-  onnxGzipBytes: number;
-  latencyP50Ms: number;
-  latencyP95Ms: number;
-  throughput: number;
-  agreement: number | null;
-  /** On the Pareto front of accuracy vs batch-1 latency / vs size. */
-  paretoLatency: boolean;
-  paretoSize: boolean;
-}
-
-export interface CompareResult {
-  run: string;
-  dataset: string;
-  testSamples: number;
-  measuredAt: string;
-  loadAverage: number[];
-  rounds: number;
-  rows: CompareRow[];
-  targets: { int8SizeRatio: number; int8AccuracyLossPoints: number; batch1SpeedupVsTeacher: number };
-}
+export type { CompareResult, CompareRow } from "./compare-result.js";
 
 export interface CompareOptions {
   limit?: number;
-  /** Latency rounds per model, interleaved across models; the median round is reported. */
+  /** Latency rounds, each timing every model in turn; the p50 is over all rounds' runs. */
   rounds?: number;
   finetuneEpochs?: number;
   cacheDir?: string;
@@ -145,17 +115,13 @@ export async function compareRun(runDir: string, o: CompareOptions = {}): Promis
     if (v.name === "teacher") teacherLogits = c.logits;
     checks.push({ v, bytes, metrics: c.metrics });
   }
-  // Speed: rounds interleaved across models (A B C … A B C …) so load changes hit all alike.
+  // Speed: every model warmed up, then rounds interleaved across them (A B C … A B C …) so load changes hit all alike.
   const rounds = o.rounds ?? 3;
-  const timings = checks.map(() => [] as { p50: number; p95: number; thr: number }[]);
-  for (let r = 0; r < rounds; r++)
-    for (const [i, c] of checks.entries()) {
-      log(`timing ${c.v.name} (round ${r + 1}/${rounds})`);
-      const input = inputOf(c.bytes);
-      const t = await measureOnnx(c.bytes, (b) => ({ name: input.name, dtype: "float32", ...sampleBatch(data.test, indices, b, input.shape) }), { runs: 100 });
-      timings[i]!.push({ p50: t.latencyP50Ms, p95: t.latencyP95Ms, thr: t.throughput });
-    }
-  const med = (xs: number[]) => percentile(Float64Array.from(xs).sort(), 0.5);
+  log(`timing ${checks.length} models (${rounds} interleaved rounds)`);
+  const timings = await measureInterleaved(checks.map((c) => {
+    const input = inputOf(c.bytes);
+    return { bytes: c.bytes, makeInput: (b: number) => ({ name: input.name, dtype: "float32" as const, ...sampleBatch(data.test, indices, b, input.shape) }) };
+  }), { rounds, runs: 100 * rounds });
   const rows: CompareRow[] = checks.map((c, i) => {
     const wholeTestSet = c.v.seeds?.[0]?.total === indices.length;
     const accs = wholeTestSet ? c.v.seeds!.map((s) => s.accuracy) : [c.metrics.accuracy];
@@ -164,7 +130,8 @@ export async function compareRun(runDir: string, o: CompareOptions = {}): Promis
     return {
       name: c.v.name, how: c.v.how, file: c.v.file, accuracy: { mean, std, seeds: accs.length }, fileAccuracy: c.metrics.accuracy, macroF1: c.metrics.macroF1,
       params: c.metrics.params, onnxBytes: c.metrics.onnxBytes, onnxGzipBytes: c.metrics.onnxGzipBytes,
-      latencyP50Ms: med(timings[i]!.map((t) => t.p50)), latencyP95Ms: med(timings[i]!.map((t) => t.p95)), throughput: med(timings[i]!.map((t) => t.thr)),
+      latencyP50Ms: timings[i]!.latencyP50Ms, latencyP95Ms: timings[i]!.latencyP95Ms, throughput: timings[i]!.throughput,
+      latencyP50RangeMs: [Math.min(...timings[i]!.roundP50Ms), Math.max(...timings[i]!.roundP50Ms)],
       agreement: c.v.name === "teacher" ? null : c.metrics.agreement, paretoLatency: false, paretoSize: false,
     };
   });
@@ -175,10 +142,10 @@ export async function compareRun(runDir: string, o: CompareOptions = {}): Promis
   const result: CompareResult = {
     run: results.name, dataset: data.name, testSamples: indices.length, measuredAt: new Date().toISOString(),
     loadAverage: loadAverage(), rounds, rows,
-    targets: {
-      int8SizeRatio: s && q ? s.onnxBytes / q.onnxBytes : NaN,
-      int8AccuracyLossPoints: s && q ? (s.fileAccuracy - q.fileAccuracy) * 100 : NaN,
-      batch1SpeedupVsTeacher: t && q ? t.latencyP50Ms / q.latencyP50Ms : NaN,
+    int8Student: {
+      sizeRatio: s && q ? s.onnxBytes / q.onnxBytes : NaN,
+      accuracyChangePoints: s && q ? (q.fileAccuracy - s.fileAccuracy) * 100 : NaN,
+      speedupVsTeacher: t && q ? t.latencyP50Ms / q.latencyP50Ms : NaN,
     },
   };
   writeFileAtomic(join(runDir, "compare.json"), JSON.stringify(result, null, 2) + "\n");
@@ -202,11 +169,11 @@ function inputOf(bytes: Uint8Array): { name: string; shape: number[] } {
 
 export function formatCompare(r: CompareResult): string {
   const pct = (v: number) => (v * 100).toFixed(2);
-  const lines = [`${r.run} on ${r.testSamples} ${r.dataset} test images (latency: median of ${r.rounds} interleaved rounds, load ${r.loadAverage.join(" ")})`];
+  const lines = [`${r.run} on ${r.testSamples} ${r.dataset} test images (latency: ${r.rounds} rounds interleaved across the models, load ${r.loadAverage.join(" ")})`];
   lines.push(`${"model".padEnd(24)} ${"accuracy %".padStart(14)} ${"F1".padStart(6)} ${"params".padStart(8)} ${"bytes".padStart(9)} ${"gzip".padStart(9)} ${"p50 ms".padStart(7)} ${"p95 ms".padStart(7)} ${"b128 /s".padStart(8)} ${"agree %".padStart(7)}  pareto`);
   for (const x of r.rows)
     lines.push(`${x.name.padEnd(24)} ${(pct(x.accuracy.mean) + (x.accuracy.seeds > 1 ? ` ± ${pct(x.accuracy.std)}` : "")).padStart(14)} ${x.macroF1.toFixed(3).padStart(6)} ${String(Math.round(x.params)).padStart(8)} ${String(x.onnxBytes).padStart(9)} ${String(x.onnxGzipBytes).padStart(9)} ${x.latencyP50Ms.toFixed(3).padStart(7)} ${x.latencyP95Ms.toFixed(3).padStart(7)} ${String(Math.round(x.throughput)).padStart(8)} ${(x.agreement === null ? "—" : pct(x.agreement)).padStart(7)}  ${[x.paretoLatency ? "latency" : "", x.paretoSize ? "size" : ""].filter(Boolean).join("+")}`);
-  const t = r.targets;
-  lines.push(`student int8 vs fp32: ${t.int8SizeRatio.toFixed(2)}× smaller (target ≥ 3.8), ${t.int8AccuracyLossPoints.toFixed(2)} points accuracy lost (target ≤ 0.5)${Number.isFinite(t.batch1SpeedupVsTeacher) ? `; batch-1 speed ${t.batch1SpeedupVsTeacher.toFixed(1)}× the teacher's (target ≥ 10)` : "; no teacher to compare speed with"}`);
+  const int8 = int8Summary(r.int8Student);
+  if (int8) lines.push(int8);
   return lines.join("\n") + "\n";
 }

@@ -26,6 +26,7 @@ import { dataMetadata } from "../data/load.js";
 import { RunAbortedError, UserError } from "../errors.js";
 import { formatShape, ShapeError, type Shape } from "../engine/graph.js";
 import { evaluateClassifier, OnnxClassifier, readModelFile } from "../eval/evaluate.js";
+import { timeRunModels } from "../eval/run-timing.js";
 import { machineFacts, runDetails } from "../eval/details.js";
 import { accuracy, summarize, topOneAgreement } from "../eval/metrics.js";
 import { averageSoftTargets } from "./teacher-ensemble.js";
@@ -715,10 +716,10 @@ async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> {
     compressed.set(role, file);
   }
   const validationAgreement = await agreementWithFileTeacher(plan, run);
-  const details = await runDetails({
-    files: roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [run.teacherFile] : chainStage(r.role) ? [run.modelPath(r.role, teacherSeed)] : compressed.has(r.role) ? [compressed.get(r.role)!] : shifted.get(r.role) ?? config.seeds.map((seed) => run.modelPath(r.role, seed)) })),
-    set: plan.dataset.test, indices: plan.testIndices, classLabels: plan.dataset.classLabels,
-  });
+  const files = roles.map((r) => ({ role: r.role, perSeed: r.role === "teacher" ? [run.teacherFile] : chainStage(r.role) ? [run.modelPath(r.role, teacherSeed)] : compressed.has(r.role) ? [compressed.get(r.role)!] : shifted.get(r.role) ?? config.seeds.map((seed) => run.modelPath(r.role, seed)) }));
+  // Speed figures comparable across models: all timed together, interleaved (eval/run-timing.ts).
+  roles.splice(0, roles.length, ...(await timeRunModels(roles, files, plan.dataset.test, plan.testIndices)));
+  const details = await runDetails({ files, set: plan.dataset.test, indices: plan.testIndices, classLabels: plan.dataset.classLabels });
   run.writeMetricsLog();
   run.saveState();
   const headline = (key: string) => config.kd.terms.map((t) => t[key]).find((v): v is number => typeof v === "number") ?? null;

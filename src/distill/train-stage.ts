@@ -10,6 +10,7 @@ import type { OptimizerConfig } from "../engine/optimizers.js";
 import type { Tensor } from "../engine/runtime.js";
 import { UserError } from "../errors.js";
 import { OnnxClassifier } from "../eval/evaluate.js";
+import { divergenceWarning, findDivergence } from "../eval/divergence.js";
 import { accuracy, meanNll } from "../eval/metrics.js";
 import type { EpochMetric } from "../eval/types.js";
 import { exportOnnx, type Model } from "../nn/model.js";
@@ -68,6 +69,9 @@ export async function trainStage(job: StageJob): Promise<{ params: ParameterSet;
     for (let epoch = saved?.epochsDone ?? 0; epoch < train.epochs; epoch++) {
       const metric = await trainEpoch(job, trainer, terms, batches, epoch, history.length);
       history = [...history, metric];
+      // A finite loss that explodes trains on silently: say so once, at the epoch it happens.
+      const diverged = findDivergence(history);
+      if (diverged?.epoch === metric.epoch) job.progress.log(`warning: ${divergenceWarning(diverged)}`);
       const snap = trainer.snapshot();
       writeCheckpoint(job.checkpointPath, { stage: job.stage, seed: job.seed, epochsDone: epoch + 1, stepsTaken: snap.stepsTaken, history, state: snap.state });
       job.onEpoch?.(history);

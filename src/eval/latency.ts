@@ -14,20 +14,41 @@ export interface LatencyInput {
 }
 
 export interface MeasureOptions {
-  /** Untimed runs before each measurement (lets onnxruntime allocate and caches fill). Default 20. */
+  /** Untimed runs before timing, at least (lets onnxruntime allocate and caches fill). Default 20. */
   warmup?: number;
-  /** Timed batch-1 runs for the latency percentiles. Default 200. */
+  /**
+   * And untimed runs for at least this long, in ms. Default 150: V8 optimises the run path and the
+   * CPU raises its clock only after some milliseconds of work, so a count alone left the first model
+   * timed in a process about a third slower than the same architecture timed later.
+   */
+  warmupMs?: number;
+  /** Timed batch-1 runs per model for the latency percentiles, spread evenly over the rounds. Default 200. */
   runs?: number;
+  /** Rounds; each times every model in turn (A B C, A B C, …), so a change of load hits all alike. Default 5. */
+  rounds?: number;
   /** Batch size for throughput. Default 128. */
   throughputBatch?: number;
   /** onnxruntime intra-op threads; defaults to the runtime's default. */
   threads?: number;
+  /** The clock, in ms; performance.now by default (tests give a scripted one). */
+  clock?: () => number;
 }
 
 export interface LatencyResult {
   latencyP50Ms: number;
   latencyP95Ms: number;
   throughput: number; // samples/s
+}
+
+export interface TimedLatency extends LatencyResult {
+  /** The p50 of each round's batch-1 runs: how far the figure moves between rounds. */
+  roundP50Ms: number[];
+}
+
+/** A model to time, and its inputs at a given batch size. */
+export interface TimedModel {
+  bytes: Uint8Array;
+  makeInput: (batch: number) => LatencyInput;
 }
 
 /** Linear-interpolated percentile of sorted values (numpy's default method). */
@@ -38,54 +59,74 @@ export function percentile(sorted: ArrayLike<number>, q: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
-const THROUGHPUT_REPEATS = 15;
+/** Batch runs timed per model per round (their median sets the throughput). */
+const THROUGHPUT_REPEATS_PER_ROUND = 3;
 
-export async function measureOnnx(
-  modelBytes: Uint8Array,
-  makeInput: (batch: number) => LatencyInput,
-  opts: MeasureOptions = {},
-): Promise<LatencyResult> {
+const sorted = (xs: number[]) => Float64Array.from(xs).sort();
+
+/** One model's batch-1 latency and throughput; see measureInterleaved. */
+export async function measureOnnx(modelBytes: Uint8Array, makeInput: (batch: number) => LatencyInput, opts: MeasureOptions = {}): Promise<LatencyResult> {
+  const [t] = await measureInterleaved([{ bytes: modelBytes, makeInput }], opts);
+  return { latencyP50Ms: t!.latencyP50Ms, latencyP95Ms: t!.latencyP95Ms, throughput: t!.throughput };
+}
+
+/**
+ * Batch-1 latency percentiles and batch throughput of several models, timed together: every model
+ * is warmed up first, then each round times every model in turn. Timing models one after another
+ * let the first pay for the process's warm-up and let load changes favour some over others.
+ */
+export async function measureInterleaved(models: TimedModel[], opts: MeasureOptions = {}): Promise<TimedLatency[]> {
   const warmup = opts.warmup ?? 20;
+  const warmupMs = opts.warmupMs ?? 150;
   const runs = opts.runs ?? 200;
+  const rounds = opts.rounds ?? 5;
   const batch = opts.throughputBatch ?? 128;
-  if (!(runs >= 1) || !(batch >= 1)) throw new RangeError(`runs and throughputBatch must be ≥ 1 (got ${runs}, ${batch})`);
-  const session = await Session.create(modelBytes, opts.threads ? { threads: opts.threads } : {});
+  const clock = opts.clock ?? (() => performance.now());
+  if (!(runs >= 1) || !(rounds >= 1) || !(batch >= 1)) throw new RangeError(`runs, rounds and throughputBatch must be ≥ 1 (got ${runs}, ${rounds}, ${batch})`);
+  const runsPerRound = Math.ceil(runs / rounds);
+  const sessions: Session[] = [];
   try {
+    for (const m of models) sessions.push(await Session.create(m.bytes, opts.threads ? { threads: opts.threads } : {}));
     // Inputs are built once, outside the timed region: we time the model, not makeInput.
-    const feed = (b: number): Record<string, Tensor> => {
-      const x = makeInput(b);
+    const feed = (m: TimedModel, b: number): Record<string, Tensor> => {
+      const x = m.makeInput(b);
       return { [x.name]: { dtype: x.dtype, shape: x.shape, data: x.data } as Tensor };
     };
-    const one = feed(1);
-    for (let i = 0; i < warmup; i++) await session.run(one);
-    const times = new Float64Array(runs);
-    for (let i = 0; i < runs; i++) {
-      const t0 = performance.now();
-      await session.run(one);
-      times[i] = performance.now() - t0;
+    const ones = models.map((m) => feed(m, 1));
+    const manys = models.map((m) => feed(m, batch));
+    for (const [i, session] of sessions.entries()) {
+      for (let n = 0; n < Math.max(2, Math.ceil(warmup / 10)); n++) await session.run(manys[i]!);
+      const started = warmupMs > 0 ? clock() : 0;
+      for (let n = 0; n < warmup || (warmupMs > 0 && clock() - started < warmupMs); n++) await session.run(ones[i]!);
     }
-    times.sort();
-
-    const many = feed(batch);
-    for (let i = 0; i < Math.max(2, Math.ceil(warmup / 2)); i++) await session.run(many);
-    // Median of several batch timings: one GC pause or scheduler hiccup should not set the figure.
-    const batchTimes = new Float64Array(THROUGHPUT_REPEATS);
-    for (let i = 0; i < THROUGHPUT_REPEATS; i++) {
-      const t0 = performance.now();
-      await session.run(many);
-      batchTimes[i] = performance.now() - t0;
-    }
-    batchTimes.sort();
-    // A floor of 1 µs keeps a sub-resolution timing from turning into an infinite throughput.
-    const batchMs = Math.max(percentile(batchTimes, 0.5), 1e-3);
-
-    return {
-      latencyP50Ms: percentile(times, 0.5),
-      latencyP95Ms: percentile(times, 0.95),
-      throughput: (batch * 1000) / batchMs,
-    };
+    const times = models.map(() => [] as number[]);
+    const roundP50 = models.map(() => [] as number[]);
+    const batchTimes = models.map(() => [] as number[]);
+    for (let r = 0; r < rounds; r++)
+      for (const [i, session] of sessions.entries()) {
+        const round: number[] = [];
+        for (let n = 0; n < runsPerRound; n++) {
+          const t0 = clock();
+          await session.run(ones[i]!);
+          round.push(clock() - t0);
+        }
+        times[i]!.push(...round);
+        roundP50[i]!.push(percentile(sorted(round), 0.5));
+        for (let n = 0; n < THROUGHPUT_REPEATS_PER_ROUND; n++) {
+          const t0 = clock();
+          await session.run(manys[i]!);
+          batchTimes[i]!.push(clock() - t0);
+        }
+      }
+    return models.map((_, i) => {
+      const all = sorted(times[i]!);
+      // Median of the batch timings: one GC pause or scheduler hiccup should not set the figure. A
+      // floor of 1 µs keeps a sub-resolution timing from turning into an infinite throughput.
+      const batchMs = Math.max(percentile(sorted(batchTimes[i]!), 0.5), 1e-3);
+      return { latencyP50Ms: percentile(all, 0.5), latencyP95Ms: percentile(all, 0.95), throughput: (batch * 1000) / batchMs, roundP50Ms: roundP50[i]! };
+    });
   } finally {
-    await session.dispose();
+    for (const s of sessions) await s.dispose();
   }
 }
 

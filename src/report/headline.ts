@@ -44,7 +44,11 @@ export interface Headline {
     significant: boolean | null;
   };
   /** teacher ÷ student ratios (how much smaller and faster the student is) */
-  vsTeacher?: { params: number; onnxBytes: number; latencyP50: number; throughput: number; accuracyPoints: number };
+  vsTeacher?: {
+    params: number; onnxBytes: number; latencyP50: number; throughput: number; accuracyPoints: number;
+    /** The teacher's mean p50 ÷ each student seed's: the spread behind `latencyP50`. */
+    latencyP50BySeed: number[];
+  };
 }
 
 function mean(m: ModelResult | undefined, metric: MetricName): number {
@@ -78,6 +82,7 @@ export function headline(results: RunResults): Headline {
       params: mean(teacher, "params") / mean(student, "params"),
       onnxBytes: mean(teacher, "onnxBytes") / mean(student, "onnxBytes"),
       latencyP50: mean(teacher, "latencyP50Ms") / mean(student, "latencyP50Ms"),
+      latencyP50BySeed: perSeed(student, "latencyP50Ms").map((p) => mean(teacher, "latencyP50Ms") / p),
       throughput: mean(student, "throughput") / mean(teacher, "throughput"),
       accuracyPoints: (mean(student, "accuracy") - mean(teacher, "accuracy")) * 100,
     };

@@ -1,38 +1,20 @@
 // The run report: one self-contained HTML page (Chart.js inlined, data as JSON) that opens from
 // disk with no network, so it can be mailed, archived or attached to CI artifacts as is.
 
-import { createRequire } from "node:module";
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { stringify as toYaml } from "yaml";
+import { divergences, divergenceWarning } from "../eval/divergence.js";
 import { formatMs } from "../eval/latency.js";
 import type { EpochMetric, MeanStd, MetricName, ModelResult, RunDetails, RunResults } from "../eval/types.js";
+import { chartJs, inlineAsset, scriptJson } from "./assets.js";
+import { binaryByteTicks, byteTickLabel, placeLabels } from "./chart-geometry.js";
 import { headline, type PairedDifference } from "./headline.js";
-
-let chartJsSource: string | undefined;
-
-/** Chart.js's UMD build (defines the global `Chart` with every controller registered), safe to inline. */
-export function chartJs(): string {
-  if (chartJsSource === undefined) {
-    // "chart.js" resolves to dist/chart.cjs; the UMD bundle sits next to it.
-    const dist = dirname(createRequire(import.meta.url).resolve("chart.js"));
-    const file = ["chart.umd.js", "chart.umd.min.js"].map((f) => join(dist, f)).find((f) => existsSync(f));
-    if (!file) throw new Error(`Chart.js UMD bundle not found in ${dist}`);
-    // A literal "</script" inside the bundle would end the inline <script> early.
-    chartJsSource = readFileSync(file, "utf8").replace(/<\/(script)/gi, "<\\/$1");
-  }
-  return chartJsSource;
-}
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-}
-
-/** JSON that is safe inside <script>: "<" never appears raw, so neither "</script" nor "<!--" can. */
-function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
 }
 
 // ---- number formatting -------------------------------------------------------------------
@@ -197,11 +179,13 @@ function chartData(results: RunResults, epochs: EpochMetric[]) {
     onnxBytes: summaryOf(m, "onnxBytes").mean,
   }));
   const d = results.details;
+  // Each term its own colour, in the order the terms first appear.
+  const termPoints = epochs.filter((e) => e.stage === "student").flatMap((e) => Object.entries(e.terms ?? {}).map(([term, value]) => ({ series: term, epoch: e.epoch, value })));
   return {
     valAccuracy: curves(epochs.map((e) => ({ series: e.stage, epoch: e.epoch, value: e.valAccuracy * 100 })), order),
     valLoss: curves(epochs.map((e) => ({ series: e.stage, epoch: e.epoch, value: e.valLoss })), order),
     // The distilled student's loss, term by term (as logged in metrics.jsonl), to see which part of the objective moves.
-    studentTerms: curves(epochs.filter((e) => e.stage === "student").flatMap((e) => Object.entries(e.terms ?? {}).map(([term, value]) => ({ series: term, epoch: e.epoch, value }))), []),
+    studentTerms: curves(termPoints, [...new Set(termPoints.map((p) => p.series))]),
     tradeoff,
     perClass: d
       ? {
@@ -209,7 +193,7 @@ function chartData(results: RunResults, epochs: EpochMetric[]) {
           series: results.models.filter((m) => d.confusion[m.role]).map((m) => ({
             label: m.role,
             color: color(results.models.indexOf(m)),
-            errors: d.confusion[m.role]!.map((row, c) => row.reduce((a, b) => a + b, 0) - row[c]!),
+            errors: perSeedConfusion(m, d.confusion[m.role]!).map((row, c) => row.reduce((a, b) => a + b, 0) - row[c]!),
           })),
         }
       : null,
@@ -221,6 +205,11 @@ function chartData(results: RunResults, epochs: EpochMetric[]) {
 const signed = (x: number, digits: number) => (x > 0 ? "+" : x < 0 ? "−" : "±") + Math.abs(x).toFixed(digits);
 const interval = (d: PairedDifference, digits: number) => (d.ci95 ? `[${signed(d.ci95[0], digits)}, ${signed(d.ci95[1], digits)}]` : "");
 const times = (x: number) => (Number.isFinite(x) ? `${x >= 10 ? x.toFixed(0) : x.toFixed(1)}×` : DASH);
+/** A ratio's range over the student's seeds, when there are several: timings move between models and runs. */
+const spread = (bySeed: number[]) => {
+  const finite = bySeed.filter(Number.isFinite);
+  return finite.length > 1 ? ` (${times(Math.min(...finite))} to ${times(Math.max(...finite))} over the student's ${finite.length} seeds)` : "";
+};
 
 function headlineSection(results: RunResults): string {
   const h = headline(results);
@@ -234,28 +223,53 @@ function headlineSection(results: RunResults): string {
     lines.push(`<p class="big" id="headline-vs-baseline">Distilled student vs baseline: <strong class="${better ? "good" : "bad"}">${signed(b.errors.mean, 1)} errors</strong> (${signed(b.accuracyPoints.mean, 2)} accuracy points)${escapeHtml(ci)}.${verdict}</p>`);
     const teacherRow = role("teacher");
     const teacherErr = teacherRow ? summaryOf(teacherRow, "errors").mean : NaN;
-    if (teacherRow) lines.push(`<p id="headline-gap">${b.gapClosed === null ? "The teacher is no better than the baseline, so there is no gap to close." : `It closes <strong>${fixed(b.gapClosed * 100, 0)} %</strong> of the gap between the baseline (${fixed(summaryOf(role("baseline")!, "errors").mean, 1)} errors) and the teacher (${fixed(teacherErr, 1)} errors).`}</p>`);
+    if (teacherRow) lines.push(`<p id="headline-gap">${gapSentence(b.gapClosed, summaryOf(role("baseline")!, "errors").mean, summaryOf(role("student")!, "errors").mean, teacherErr)}</p>`);
   }
   const t = h.vsTeacher;
   if (t) {
-    lines.push(`<p id="headline-vs-teacher">Against the teacher the student has <strong>${times(t.params)} fewer parameters</strong>, a ${times(t.onnxBytes)} smaller file, <strong>${times(t.latencyP50)} lower batch-1 latency</strong> and ${times(t.throughput)} the batch-128 throughput, for ${signed(t.accuracyPoints, 2)} accuracy points.</p>`);
+    lines.push(`<p id="headline-vs-teacher">Against the teacher the student has <strong>${times(t.params)} fewer parameters</strong>, a ${times(t.onnxBytes)} smaller file, <strong>${times(t.latencyP50)} lower batch-1 latency</strong>${spread(t.latencyP50BySeed)} and ${times(t.throughput)} the batch-128 throughput, for ${signed(t.accuracyPoints, 2)} accuracy points.</p>`);
   }
   return lines.length ? `<section class="headline" id="headline">${lines.join("\n")}</section>` : "";
 }
 
-function confusionTable(role: string, m: number[][], labels: string[]): string {
+/** The share of the baseline–teacher gap the distilled student closed, in words that fit its sign. */
+function gapSentence(gapClosed: number | null, baselineErrors: number, studentErrors: number, teacherErrors: number): string {
+  const errors = (x: number) => `${fixed(x, 1)} errors`;
+  if (gapClosed === null) return "The teacher is no better than the baseline, so there is no gap to close.";
+  if (gapClosed < 0)
+    return `Distillation closed none of the gap between the baseline (${errors(baselineErrors)}) and the teacher (${errors(teacherErrors)}): the distilled student made <strong class="bad">${fixed(studentErrors - baselineErrors, 1)} more errors than the baseline</strong> (${errors(studentErrors)}).`;
+  if (gapClosed > 1)
+    return `The distilled student beats its teacher: <strong class="good">${errors(studentErrors)}</strong> against the teacher's ${errors(teacherErrors)} and the baseline's ${errors(baselineErrors)}.`;
+  return `It closes <strong>${fixed(gapClosed * 100, 0)} %</strong> of the gap between the baseline (${errors(baselineErrors)}) and the teacher (${errors(teacherErrors)}).`;
+}
+
+/**
+ * A role's confusion matrix for one trained model: details hold the sum over the role's seeds, and
+ * a teacher trained once beside students summed over three seeds would look three times better.
+ */
+function perSeedConfusion(model: ModelResult, summed: number[][]): number[][] {
+  const seeds = Math.max(1, model.perSeed.length);
+  return summed.map((row) => row.map((v) => v / seeds));
+}
+
+/** A count that may be a mean over seeds: whole numbers as they are, else one decimal. */
+const count = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+
+function confusionTable(model: ModelResult, summed: number[][], labels: string[]): string {
+  const role = model.role, m = perSeedConfusion(model, summed);
+  const seeds = model.perSeed.length;
   const max = Math.max(1, ...m.flatMap((row, r) => row.filter((_, c) => c !== r)));
   const head = labels.map((l) => `<th scope="col" title="predicted ${escapeHtml(l)}">${escapeHtml(l.slice(0, 6))}</th>`).join("");
   const rows = m.map((row, r) => {
     const cells = row.map((v, c) => {
       // Off-diagonal cells shade by their share of the largest confusion; the diagonal stays plain.
       const bg = c === r ? "#eef4ee" : v ? `rgba(199,50,63,${(0.08 + 0.8 * (v / max)).toFixed(2)})` : "transparent";
-      return `<td style="background:${bg}">${v}</td>`;
+      return `<td style="background:${bg}">${count(v)}</td>`;
     }).join("");
     const errors = row.reduce((a, b) => a + b, 0) - row[r]!;
-    return `<tr><th scope="row" title="true ${escapeHtml(labels[r]!)}">${escapeHtml(labels[r]!.slice(0, 10))}</th>${cells}<td class="row-errors">${errors}</td></tr>`;
+    return `<tr><th scope="row" title="true ${escapeHtml(labels[r]!)}">${escapeHtml(labels[r]!.slice(0, 10))}</th>${cells}<td class="row-errors">${count(errors)}</td></tr>`;
   }).join("");
-  return `<table class="confusion" data-role="${escapeHtml(role)}"><caption>${escapeHtml(role)}</caption><thead><tr><th>true ↓ / pred →</th>${head}<th>errors</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return `<table class="confusion" data-role="${escapeHtml(role)}"><caption>${escapeHtml(role)}${seeds > 1 ? ` <span class="unit">mean of ${seeds} seeds</span>` : ""}</caption><thead><tr><th>true ↓ / pred →</th>${head}<th>errors</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 /** Teacher quality first: the teacher on the validation split, its confidence, and the weak-teacher check. */
@@ -323,8 +337,8 @@ function perClassF1Table(d: RunDetails): string {
 
 function detailsSections(results: RunResults, d: RunDetails | undefined): string {
   if (!d) return `<p class="note">This results.json has no per-class details (written by an older distill).</p>`;
-  const seeds = results.models.find((m) => m.role === "student")?.perSeed.length ?? 1;
-  const matrices = results.models.filter((m) => d.confusion[m.role]).map((m) => confusionTable(m.role, d.confusion[m.role]!, d.classLabels)).join("\n");
+  const seeds = Math.max(1, ...results.models.map((m) => m.perSeed.length));
+  const matrices = results.models.filter((m) => d.confusion[m.role]).map((m) => confusionTable(m, d.confusion[m.role]!, d.classLabels)).join("\n");
   const label = (c: number) => escapeHtml(d.classLabels[c] ?? String(c));
   const shown = (x: (typeof d.disagreements)[number]) =>
     d.image && x.pixels
@@ -333,10 +347,10 @@ function detailsSections(results: RunResults, d: RunDetails | undefined): string
   const examples = d.disagreements.map((x) =>
     `<div class="example">${shown(x)}#${x.index} true ${label(x.label)}<br>teacher ${label(x.teacher)} · student ${label(x.student)}</div>`).join("");
   return `<h2>Per class</h2>
-<figure><figcaption>Test errors per true class</figcaption><div class="chart-box"><canvas id="chart-per-class" role="img" aria-label="Test errors per class for each model"></canvas></div></figure>
+<figure><figcaption>Test errors per true class, per trained model${seeds > 1 ? " (mean over seeds)" : ""}</figcaption><div class="chart-box"><canvas id="chart-per-class" role="img" aria-label="Test errors per class for each model"></canvas></div></figure>
 ${perClassF1Table(d)}
 <div class="confusions">${matrices}</div>
-<p class="note">Confusion matrices: rows are true classes, columns predictions${seeds > 1 ? `, summed over ${seeds} seeds` : ""}; off-diagonal cells are shaded by count.</p>
+<p class="note">Confusion matrices: rows are true classes, columns predictions; counts of one trained model${seeds > 1 ? ", the mean over its seeds where a model was trained with several" : ""}, so every model stands on the same footing; off-diagonal cells are shaded by count.</p>
 
 ${results.models.some((m) => m.role === "teacher") ? `<h2>Where the student and the teacher disagree</h2>
 ${d.disagreements.length ? `<div class="examples" id="disagreements">${examples}</div>` : `<p id="disagreements">They agree on every test example.</p>`}
@@ -367,17 +381,18 @@ function machineNote(results: RunResults): string {
 
 // ---- page ----------------------------------------------------------------------------------
 
-// The page's stylesheet and script are files of their own (src/report/assets, shipped with the
-// package); the report inlines them so it stays one self-contained file.
-const ASSETS = new URL("../../../src/report/assets/", import.meta.url);
-const assetCache = new Map<string, string>();
-function asset(name: string): string {
-  let text = assetCache.get(name);
-  if (text === undefined) {
-    text = readFileSync(new URL(name, ASSETS), "utf8").replace(/<\/(script|style)/gi, "<\\/$1");
-    assetCache.set(name, text);
-  }
-  return text;
+/** Stages whose training loss exploded: their rows and curves mean nothing, and the reader must see that first. */
+function divergenceBanner(epochs: EpochMetric[]): string {
+  const found = divergences(epochs);
+  return found.length ? `<p class="warning" id="divergence-warning">${found.map((d) => escapeHtml(`Warning: ${divergenceWarning(d)}.`)).join("<br>")}</p>\n` : "";
+}
+
+/**
+ * The chart geometry the browser script shares with compare.html, inlined from its compiled source
+ * (each function is self-contained), so there is one implementation of label placement and ticks.
+ */
+function chartGeometrySource(): string {
+  return [placeLabels, binaryByteTicks, byteTickLabel].map((f) => f.toString()).join("\n");
 }
 
 export interface ReportLinks {
@@ -408,14 +423,14 @@ export function renderReport(results: RunResults, epochs: EpochMetric[], links: 
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="distill ${escapeHtml(results.codeVersion)}">
 <title>${escapeHtml(title)}</title>
-<style>${asset("report.css")}</style>
+<style>${inlineAsset("report.css")}</style>
 </head>
 <body>
 <h1>${escapeHtml(results.name)}</h1>
 <p class="sub">Knowledge-distillation run report</p>
 ${results.teacherReport?.warning ? `<p class="warning" id="teacher-warning">${escapeHtml(results.teacherReport.warning)}</p>
 ` : ""}${results.domainShift?.warning ? `<p class="warning" id="shift-warning">${escapeHtml(results.domainShift.warning)}</p>
-` : ""}${headlineSection(results)}
+` : ""}${divergenceBanner(epochs)}${headlineSection(results)}
 <dl class="facts">${factsHtml}</dl>
 
 <h2>Comparison</h2>
@@ -448,7 +463,8 @@ ${setupSection(results)}
 <footer>Generated by distill ${escapeHtml(results.codeVersion)}. Self-contained: no network access needed.</footer>
 <script type="application/json" id="report-data">${scriptJson(chartData(results, epochs))}</script>
 <script>${chartJs()}</script>
-<script>${asset("report.js")}</script>
+<script>${chartGeometrySource()}</script>
+<script>${inlineAsset("report.js")}</script>
 </body>
 </html>
 `;

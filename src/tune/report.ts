@@ -1,35 +1,37 @@
 // report.html of a tune or shrink folder: one self-contained page (Chart.js inlined, data as JSON),
 // like a run's report. The T × α heat map is an HTML table coloured by validation accuracy, so it
-// reads without JavaScript; the progress and size charts are Chart.js scatter plots.
+// reads without JavaScript; the progress and size charts are Chart.js scatter plots drawn by
+// src/report/assets/tune-report.js from the page's JSON.
 
 import { join } from "node:path";
-import { chartJs } from "../report/html.js";
+import { chartJs, inlineAsset, scriptJson } from "../report/assets.js";
+import { escapeHtml as esc } from "../report/html.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { rungLabel } from "./ladder.js";
-import type { ShrinkResults } from "./shrink.js";
-import type { SeedStats, TuneResults } from "./search.js";
 import type { PairedComparison } from "./compare.js";
+import type { SeedStats, ShrinkResults, TuneResults } from "./results.js";
 import type { Setting } from "./space.js";
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-const json = (v: unknown) => JSON.stringify(v).replace(/</g, "\\u003c");
 const settingText = (s: Setting) => Object.entries(s).map(([k, v]) => `${k} = ${v}`).join(", ") || "(the config's own)";
 const seedText = (s: SeedStats) => `${s.mean.toFixed(1)}${s.testErrors.length > 1 ? ` ± ${s.std.toFixed(1)}` : ""}`;
 
-function page(title: string, body: string, script: string): string {
+/** The page around `body`; tune-report.js draws the charts that `charts` describes. */
+function page(title: string, body: string, charts: TuneCharts): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>
-body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f4f4f4}tr.skip td{color:#888}td.l,th.l{text-align:left}tr.win td{font-weight:600;background:#eef7ee}
-.box{position:relative;height:320px;margin-bottom:1.5em}.answer{font-size:1.1em;background:#f6f8fa;padding:.8em 1em;border-left:4px solid #2a7}
-</style></head><body>
+${inlineAsset("tune-report.css")}</style></head><body>
 ${body}
+<script type="application/json" id="tune-data">${scriptJson(charts)}</script>
 <script>${chartJs()}</script>
-<script>${script}</script>
+<script>${inlineAsset("tune-report.js")}</script>
 </body></html>
 `;
+}
+
+/** What tune-report.js draws: scatter charts by canvas id, each a list of Chart.js datasets. */
+interface TuneCharts {
+  charts: { id: string; xTitle: string; yTitle: string; logX: boolean; datasets: Record<string, unknown>[] }[];
 }
 
 /**
@@ -97,9 +99,9 @@ Selection reads validation accuracy only; the test set is read once, for the fin
   const data = r.trials.map((t) => ({ x: t.elapsedSeconds, y: t.valAccuracy, id: t.id }));
   let bestSoFar = -Infinity;
   const best = [...data].sort((a, b) => a.x - b.x).map((p) => ({ x: p.x, y: (bestSoFar = Math.max(bestSoFar, p.y)) }));
-  const script = `new Chart(document.getElementById("progress"),{type:"scatter",data:{datasets:[{label:"trial",data:${json(data)}},{label:"best so far",data:${json(best)},showLine:true,stepped:true,pointRadius:0}]},options:{maintainAspectRatio:false,animation:false,scales:{x:{title:{display:true,text:"seconds into the search"}},y:{title:{display:true,text:"validation accuracy"}}}}});`;
+  const charts: TuneCharts = { charts: [{ id: "progress", xTitle: "seconds into the search", yTitle: "validation accuracy", logX: false, datasets: [{ label: "trial", data }, { label: "best so far", data: best, showLine: true, stepped: true, pointRadius: 0 }] }] };
   const path = join(dir, "report.html");
-  writeFileAtomic(path, page(`Tune ${r.name}`, body, script));
+  writeFileAtomic(path, page(`Tune ${r.name}`, body, charts));
   return path;
 }
 
@@ -133,17 +135,18 @@ ${assistantText}
     const keepLine = [{ x: Math.min(...xs), y: r.keep * r.teacherValAccuracy }, { x: Math.max(...xs), y: r.keep * r.teacherValAccuracy }];
     const chosen = c ? [{ x: xOf(c), y: c.valAccuracy }] : [];
     const assisted = a ? r.rungs.filter((g) => g.id === a.rung).map((g) => ({ x: xOf(g), y: a.valAccuracy })) : [];
-    const sets = [
-      { label: "rung", data: pts },
-      { label: "Pareto front", data: frontPts, showLine: true, pointRadius: 0 },
-      { label: "keep × teacher", data: keepLine, showLine: true, pointRadius: 0, borderDash: [4, 4] },
-      { label: "chosen", data: chosen, pointRadius: 7, pointStyle: "star" },
-      ...(assisted.length ? [{ label: "with assistant", data: assisted, pointRadius: 6, pointStyle: "triangle" }] : []),
+    // The chosen rung: a large filled marker drawn above the others (order −1) and never clipped at the axes' edge.
+    const datasets = [
+      { label: "rung", data: pts, backgroundColor: "#1f5fbf", borderColor: "#1f5fbf", pointRadius: 4 },
+      { label: "Pareto front", data: frontPts, showLine: true, pointRadius: 0, borderColor: "#9aa4b1", backgroundColor: "#9aa4b1" },
+      { label: "keep × teacher", data: keepLine, showLine: true, pointRadius: 0, borderDash: [4, 4], borderColor: "#2a9d5c", backgroundColor: "#2a9d5c" },
+      { label: "chosen", data: chosen, pointRadius: 10, pointHoverRadius: 12, pointStyle: "rectRot", backgroundColor: "#e0701b", borderColor: "#1d232b", borderWidth: 2, order: -1, clip: false },
+      ...(assisted.length ? [{ label: "with assistant", data: assisted, pointRadius: 7, pointStyle: "triangle", backgroundColor: "#a23fb0", borderColor: "#a23fb0", clip: false }] : []),
     ];
-    return `new Chart(document.getElementById(${json(id)}),{type:"scatter",data:{datasets:${json(sets)}},options:{maintainAspectRatio:false,animation:false,plugins:{tooltip:{callbacks:{label:(c)=>(c.raw.label?c.raw.label+": ":"")+c.raw.y.toFixed(4)}}},scales:{x:{type:"logarithmic",title:{display:true,text:${json(xTitle)}}},y:{title:{display:true,text:"validation accuracy"}}}}});`;
+    return { id, xTitle, yTitle: "validation accuracy", logX: true, datasets };
   };
-  const script = chart("size", (g) => g.params, "parameters", (g) => g.pareto) + "\n" + chart("latency", (g) => g.latencyP50Ms, "p50 latency (ms)", (g) => g.latencyPareto);
+  const charts: TuneCharts = { charts: [chart("size", (g) => g.params, "parameters", (g) => g.pareto), chart("latency", (g) => g.latencyP50Ms, "p50 latency (ms)", (g) => g.latencyPareto)] };
   const path = join(dir, "report.html");
-  writeFileAtomic(path, page(`Shrink ${r.name}`, body, script));
+  writeFileAtomic(path, page(`Shrink ${r.name}`, body, charts));
   return path;
 }

@@ -15,40 +15,13 @@ import type { LedgerEntry, Planned } from "./runner.js";
 import { assignments, axesOf, checkSpace, gridSettings, randomSettings, type Setting, type SpaceAxis } from "./space.js";
 import { createState, loadState, openSource, saveState, Session, settingOf, trialSets, TRIAL_TEST_LIMIT, type ConfigSource, type SessionOptions, type SessionState } from "./session.js";
 import { writeTuneReport } from "./report.js";
-import { comparePaired, type PairedComparison } from "./compare.js";
+import { comparePaired } from "./compare.js";
+import type { SeedStats, TuneResults } from "./results.js";
+
+export type { SeedStats, TuneResults } from "./results.js";
 
 interface TuneState extends SessionState {
   tune: TuneSpec;
-}
-
-export interface SeedStats {
-  seeds: number[];
-  testErrors: number[];
-  mean: number;
-  std: number;
-  baselineTestErrors?: number[];
-}
-
-export interface TuneResults {
-  name: string;
-  configPath: string;
-  strategy: TuneSpec["strategy"];
-  keys: string[];
-  budget?: TuneSpec["budget"];
-  executor: string;
-  concurrency: number;
-  threads: number;
-  trials: Array<{ id: string; rung: number; epochs: number; setting: Setting; valAccuracy: number; valLoss: number; baselineValAccuracy?: number; seconds: number; elapsedSeconds: number }>;
-  /** Planned trials that the budget did not admit. */
-  skipped: string[];
-  winner: { id: string; setting: Setting; valAccuracy: number };
-  configSetting: Setting;
-  final: {
-    epochs: number; testTotal: number; config: SeedStats; winner: SeedStats;
-    /** Winner against config, paired by seed; absent when the search chose the config's own setting. */
-    comparison?: PairedComparison;
-  };
-  wallSeconds: number;
 }
 
 /** `distill tune`: `source` is a config file or an object as `distill()` takes. */

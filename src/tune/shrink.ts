@@ -23,6 +23,9 @@ import { buildLadder, parameterCount, parseMultipliers, rungLabel, type LadderRu
 import { writeShrinkReport } from "./report.js";
 import { createState, loadState, openSource, saveState, Session, type ConfigSource, type SessionOptions, type SessionState } from "./session.js";
 import type { TrialOutcome } from "./trial.js";
+import type { AssistantResult, Rung, ShrinkResults } from "./results.js";
+
+export type { AssistantResult, Rung, ShrinkResults } from "./results.js";
 
 export const DEFAULT_LADDER = [0.0625, 0.125, 0.25, 0.5, 1];
 
@@ -45,56 +48,6 @@ interface ShrinkState extends SessionState {
   assistant?: { always: true } | { gap: number };
   /** The teacher's model spec when the config trains it: sizes the assistant between the two. */
   teacherModel?: ModelSpec;
-}
-
-export interface Rung {
-  id: string;
-  width?: number;
-  depth?: number;
-  name?: string;
-  params: number;
-  latencyP50Ms: number;
-  valAccuracy: number;
-  testErrors: number;
-  passes: boolean;
-  /** No trained rung has at most its parameters and more validation accuracy (or fewer and as much). */
-  pareto: boolean;
-  /** The same with p50 latency in place of parameters. */
-  latencyPareto: boolean;
-}
-
-export type AssistantResult =
-  | {
-      /** The rung trained again through the assistant. */
-      rung: string;
-      why: string;
-      /** Where the assistant's size came from. */
-      assistantFrom: string;
-      assistant: ModelSpec;
-      assistantParams: number;
-      valAccuracy: number;
-      /** valAccuracy − the rung's own. */
-      gain: number;
-      testErrors: number;
-      passes: boolean;
-    }
-  | { skipped: string };
-
-export interface ShrinkResults {
-  name: string;
-  configPath: string;
-  keep: number;
-  /** Every rung of the ladder, smallest first; `trained` false for those bisection skipped. */
-  ladder: Array<Omit<LadderRung, "model"> & { trained: boolean }>;
-  everyRung: boolean;
-  teacherValAccuracy: number;
-  teacherParams: number;
-  teacherLatencyP50Ms: number;
-  testTotal: number;
-  rungs: Rung[];
-  chosen?: Rung;
-  assistant?: AssistantResult;
-  wallSeconds: number;
 }
 
 /**

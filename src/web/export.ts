@@ -15,7 +15,7 @@ import { decodeModel } from "../engine/onnx.js";
 import { UserError } from "../errors.js";
 import type { RunResults } from "../eval/types.js";
 import { writeFileAtomic } from "../util/fs.js";
-import { APP_JS, INDEX_HTML } from "./page.js";
+import { PAGE_FILES, pageFile } from "./page.js";
 
 /** onnxruntime-web files the page needs: the wasm-only ES module build and its single-file wasm runtime. */
 export const ORT_FILES = ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"];
@@ -114,7 +114,6 @@ export async function exportWeb(runDir: string, o: ExportWebOptions = {}): Promi
   const { height, width } = imageShape(test);
   const manifest: WebManifest = { run: results.name, dataset: name, models, runtime: { files: runtime }, samples, height, width };
   writeFileAtomic(join(out, "model.json"), JSON.stringify(manifest) + "\n");
-  writeFileSync(join(out, "index.html"), INDEX_HTML);
-  writeFileSync(join(out, "app.js"), APP_JS);
+  for (const f of PAGE_FILES) writeFileSync(join(out, f), pageFile(f));
   return { dir: out, manifest };
 }

@@ -11,20 +11,41 @@
       document.body.dataset.chartsRendered = String(drawn.size);
     }
   });
-  // Each point's name next to it, so a reader needs no legend lookup.
+  // Each point's name next to it, so a reader needs no legend lookup. placeLabels (chart-geometry,
+  // inlined before this script) keeps names off each other and off the points, however close the
+  // models sit; the boxes are left on the canvas for tests.
   Chart.register({
     id: "pointNames",
     afterDatasetsDraw: function (chart) {
       if (!chart.options.plugins.pointNames || !chart.options.plugins.pointNames.show) return;
-      var ctx = chart.ctx;
+      var ctx = chart.ctx, area = chart.chartArea, height = 14;
       ctx.save();
       ctx.font = "12px " + Chart.defaults.font.family;
-      ctx.fillStyle = "#1d232b";
+      var named = [];
       chart.data.datasets.forEach(function (ds, i) {
         if (ds.pareto) return;
-        chart.getDatasetMeta(i).data.forEach(function (el) { ctx.fillText(ds.label, el.x + 8, el.y - 8); });
+        chart.getDatasetMeta(i).data.forEach(function (el) {
+          named.push({ label: ds.label, color: ds.borderColor, x: el.x, y: el.y, width: Math.ceil(ctx.measureText(ds.label).width) + 2, height: height });
+        });
+      });
+      var boxes = placeLabels(named, { left: area.left, top: 0, right: chart.width, bottom: area.bottom }, 6);
+      ctx.textBaseline = "top";
+      boxes.forEach(function (b, i) {
+        var p = named[i];
+        if (b.leader) {
+          ctx.strokeStyle = p.color;
+          ctx.lineWidth = 1;
+          ctx.beginPath();
+          ctx.moveTo(p.x, p.y);
+          ctx.lineTo(Math.min(Math.max(p.x, b.left), b.left + b.width), Math.min(Math.max(p.y, b.top), b.top + b.height));
+          ctx.stroke();
+        }
+        // In the point's colour: with names moved apart, colour says which point a name belongs to.
+        ctx.fillStyle = p.color;
+        ctx.fillText(p.label, b.left + 1, b.top + 1);
       });
       ctx.restore();
+      chart.canvas.dataset.labelBoxes = JSON.stringify(boxes.map(function (b, i) { return { label: named[i].label, left: b.left, top: b.top, width: b.width, height: b.height, leader: b.leader }; }));
     }
   });
   // Vertical bars spanning mean ± std over seeds (the data point carries yMin and yMax).
@@ -100,7 +121,7 @@
 
   // Accuracy (mean, with ± std bars) against a cost on a log axis, every model a named point, and
   // the Pareto front: the models no other model beats on both accuracy and that cost.
-  function tradeoffChart(id, points, costKey, xTitle, fmtCost) {
+  function tradeoffChart(id, points, costKey, xTitle, fmtCost, tickValues) {
     var pts = points.filter(function (m) { return m[costKey] > 0 && isFinite(m.accuracy); });
     var xs = pts.map(function (m) { return m[costKey]; });
     var datasets = pts.map(function (m) {
@@ -120,7 +141,12 @@
         layout: { padding: { top: 16, right: 60 } },
         scales: {
           // "grace" does not apply to log axes, so their bounds are padded by hand (×/÷ 1.8).
-          x: { type: "logarithmic", min: Math.min.apply(null, xs) / 1.8, max: Math.max.apply(null, xs) * 1.8, ticks: { maxRotation: 0, autoSkip: false, callback: logTicks(fmtCost) }, title: { display: true, text: xTitle } },
+          x: {
+            type: "logarithmic", min: Math.min.apply(null, xs) / 1.8, max: Math.max.apply(null, xs) * 1.8, title: { display: true, text: xTitle },
+            ticks: { maxRotation: 0, autoSkip: false, callback: tickValues ? fmtCost : logTicks(fmtCost) },
+            // Sizes are ticked at round binary values (200 KiB = 204,800 B), so each label is its tick's value.
+            afterBuildTicks: tickValues ? function (axis) { axis.ticks = tickValues(axis.min, axis.max).map(function (v) { return { value: v }; }); } : undefined
+          },
           y: { title: { display: true, text: "test accuracy (%)" }, grace: "15%" }
         },
         plugins: {
@@ -133,13 +159,12 @@
   }
 
   function ms(v) { return v < 1 ? +(v * 1000).toPrecision(3) + " µs" : +v.toPrecision(3) + " ms"; }
-  function kib(b) { return b < 1048576 ? +(b / 1024).toPrecision(3) + " KiB" : +(b / 1048576).toPrecision(3) + " MiB"; }
 
   lineChart("chart-val-accuracy", data.valAccuracy, "validation accuracy (%)", 2);
   lineChart("chart-val-loss", data.valLoss, "validation loss (NLL, nats)", 4);
   lineChart("chart-student-terms", data.studentTerms, "training loss term (mean over the epoch)", 4);
   tradeoffChart("chart-accuracy-latency", data.tradeoff, "latency", "p50 latency at batch 1 (log scale)", ms);
-  tradeoffChart("chart-accuracy-size", data.tradeoff, "onnxBytes", "ONNX file size (log scale)", kib);
+  tradeoffChart("chart-accuracy-size", data.tradeoff, "onnxBytes", "ONNX file size (log scale)", byteTickLabel, binaryByteTicks);
 
   if (data.perClass) {
     new Chart(document.getElementById("chart-per-class"), {
@@ -148,7 +173,7 @@
         labels: data.perClass.classLabels,
         datasets: data.perClass.series.map(function (s) { return { label: s.label, data: s.errors, backgroundColor: s.color }; })
       },
-      options: { scales: { x: { title: { display: true, text: "true class" } }, y: { beginAtZero: true, title: { display: true, text: "test errors (summed over seeds)" } } } }
+      options: { scales: { x: { title: { display: true, text: "true class" } }, y: { beginAtZero: true, title: { display: true, text: "test errors (one model; mean over seeds)" } } } }
     });
   }
 
