@@ -17,8 +17,6 @@ import ts from "typescript";
  */
 const KNOWN_CYCLES_BEING_REMOVED: string[][] = [
   ["distill/label-queue.ts", "tune/queue.ts"],
-  ["compress/compare-html.ts", "compress/compare.ts"],
-  ["tune/report.ts", "tune/search.ts", "tune/shrink.ts"],
 ];
 
 /**
