@@ -47,6 +47,19 @@ export function validateConfig(doc: unknown, where: string, origins: readonly Or
   throw new UserError(origin?.where ?? where, path ? `${path}: ${text}` : text);
 }
 
+/**
+ * Validates `doc` against a schema built from fields.ts (e.g. the sequence data block), with the
+ * config's messages: one UserError naming `where` and the key path under `at` ("data.stress: …").
+ */
+export function validateWith<S extends z.ZodType>(schema: S, doc: unknown, where: string, at: readonly string[] = []): z.output<S> {
+  const result = schema.safeParse(doc);
+  if (result.success) return result.data;
+  // describeIssue looks the bad value up from the document's root, so the block is put back under `at`.
+  const root = at.reduceRight<unknown>((inner, key) => ({ [key]: inner }), doc);
+  const { path, text } = describeIssue(pickIssue(result.error.issues), root, at);
+  throw new UserError(where, path ? `${path}: ${text}` : text);
+}
+
 // ---- reading ----------------------------------------------------------------------------------
 
 function readConfigFile(path: string): unknown {

@@ -1,0 +1,65 @@
+// Symbol sequences → the padded id matrices a sequence model is fed: ids, per-row lengths and a
+// padding mask. The id buffer's type follows the dtype asked for (as onnxruntime's js API ties
+// tensor types to buffers), so a feed needs no copy or cast.
+
+import { BOS_ID, EOS_ID, PAD_ID, SPECIAL_SYMBOLS, symbolIds, type SymbolVocabulary } from "./symbols.js";
+
+export type IdDType = "int32" | "int64";
+interface IdBuffers {
+  int32: Int32Array;
+  int64: BigInt64Array;
+}
+
+export interface EncodedBatch<D extends IdDType> {
+  /** [count × width] ids, row-major; positions past a row's length hold PAD_ID. */
+  ids: IdBuffers[D];
+  /** [count × width]: 1 where a symbol is (<bos>/<eos> included), 0 at padding. */
+  mask: Uint8Array;
+  /** Symbols in each row, <bos>/<eos> included. */
+  lengths: Int32Array;
+  count: number;
+  width: number;
+}
+
+export interface EncodeOptions<D extends IdDType> {
+  dtype: D;
+  /** Start each row with <bos> (a decoder's input). */
+  bos?: boolean;
+  /** End each row with <eos> (a decoder's target, so the model learns where to stop). */
+  eos?: boolean;
+  /** Pad every row to this width (a model with a fixed length); default: the batch's longest row. */
+  width?: number;
+}
+
+/** Encodes a batch; a row longer than `width` is a RangeError (the caller chose the width, so it is a programming error). */
+export function encodeBatch<D extends IdDType>(sequences: readonly (readonly string[])[], vocab: SymbolVocabulary, o: EncodeOptions<D>): EncodedBatch<D> {
+  const rows = sequences.map((s) => [...(o.bos ? [BOS_ID] : []), ...symbolIds(s, vocab), ...(o.eos ? [EOS_ID] : [])]);
+  const longest = rows.reduce((m, r) => Math.max(m, r.length), 0);
+  const width = o.width ?? longest;
+  if (!Number.isInteger(width) || width < 0) throw new RangeError(`width must be an integer ≥ 0, got ${width}`);
+  if (longest > width) throw new RangeError(`row ${rows.findIndex((r) => r.length > width)} has ${longest} ids, more than the width ${width}`);
+  const count = rows.length;
+  const ids = (o.dtype === "int64" ? new BigInt64Array(count * width) : new Int32Array(count * width)) as IdBuffers[D];
+  // Padding is PAD_ID = 0, the value new buffers hold: only the symbols are written.
+  const mask = new Uint8Array(count * width);
+  const lengths = new Int32Array(count);
+  rows.forEach((row, i) => {
+    lengths[i] = row.length;
+    mask.fill(1, i * width, i * width + row.length);
+    if (ids instanceof BigInt64Array) row.forEach((id, j) => (ids[i * width + j] = BigInt(id)));
+    else ids.set(row, i * width);
+  });
+  return { ids, mask, lengths, count, width };
+}
+
+/** A decoded row's symbols: up to the first <eos>, with <pad> and <bos> skipped; other specials (<unk>) are kept by name. */
+export function decodeIds(ids: ArrayLike<number | bigint>, vocab: SymbolVocabulary): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const id = Number(ids[i]!);
+    if (id === EOS_ID) break;
+    if (id === PAD_ID || id === BOS_ID) continue;
+    out.push(vocab.symbols[id] ?? SPECIAL_SYMBOLS[3]);
+  }
+  return out;
+}
