@@ -114,16 +114,15 @@ export async function measurePerWord(
 ): Promise<LatencyResult> {
   const { warmup, runs, batch } = counts(opts);
   if (words.length === 0) throw new RangeError("no words to time");
-  let next = 0;
-  const take = (n: number) => Array.from({ length: n }, () => words[next++ % words.length]!);
   const call = async (input: string[]) => {
     const out = await predict(input);
     if (out.length !== input.length) throw new RangeError(`predict returned ${out.length} outputs for ${input.length} words`);
   };
-  // One-word calls walk through the words (building a one-element array costs nothing next to a
-  // decode); the throughput batch is built once, outside the timing.
-  const batchWords = take(batch);
-  return timeCalls(() => call(take(1)), () => call(batchWords), batch, warmup, runs);
+  // One-word calls walk through the words (a one-element array costs nothing next to a decode);
+  // the throughput batch, the first `batch` words (wrapping round), is built once, outside the timing.
+  let next = 0;
+  const batchWords = Array.from({ length: batch }, (_, i) => words[i % words.length]!);
+  return timeCalls(() => call([words[next++ % words.length]!]), () => call(batchWords), batch, warmup, runs);
 }
 
 /** Raw and gzip -9 size of a model: gzip approximates what a download or a package costs. */

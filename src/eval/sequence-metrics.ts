@@ -228,7 +228,11 @@ function chrfScore(stats: number[], beta: number, epsSmoothing: boolean): number
   if (epsSmoothing) return (100 * fSum) / orders;
   if (effectiveOrder === 0) return 0;
   const p = precisionSum / effectiveOrder, r = recallSum / effectiveOrder;
-  return p + r > 0 ? (100 * (1 + factor) * p * r) / (factor * p + r) : 0;
+  if (p + r === 0) return 0;
+  // sacreBLEU's order of operations, to the last bit: the best reference is chosen by comparing
+  // these scores, and a different rounding can turn a near-tie the other way.
+  const f = ((1 + factor) * p * r) / (factor * p + r);
+  return 100 * f;
 }
 
 export interface Chrf {

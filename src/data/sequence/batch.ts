@@ -37,7 +37,8 @@ export function encodeBatch<D extends IdDType>(sequences: readonly (readonly str
   const longest = rows.reduce((m, r) => Math.max(m, r.length), 0);
   const width = o.width ?? longest;
   if (!Number.isInteger(width) || width < 0) throw new RangeError(`width must be an integer ≥ 0, got ${width}`);
-  if (longest > width) throw new RangeError(`row ${rows.findIndex((r) => r.length > width)} has ${longest} ids, more than the width ${width}`);
+  const tooLong = rows.findIndex((r) => r.length > width);
+  if (tooLong >= 0) throw new RangeError(`row ${tooLong} has ${rows[tooLong]!.length} ids, more than the width ${width}`);
   const count = rows.length;
   const ids = (o.dtype === "int64" ? new BigInt64Array(count * width) : new Int32Array(count * width)) as IdBuffers[D];
   // Padding is PAD_ID = 0, the value new buffers hold: only the symbols are written.

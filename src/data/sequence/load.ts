@@ -2,8 +2,8 @@
 // vocabularies, built from the training entries only. Splits are by entry (a word with all its
 // pronunciations), seeded, and the same on every machine.
 
+import { basename, dirname, resolve } from "node:path";
 import type { SequenceDataSpec } from "../../config/sequence-data.js";
-import { dataName } from "../../config/schema.js";
 import { readCmudict, type CmudictCounts } from "./cmudict.js";
 import { splitEntries, trainingPairs, type SequenceEntry, type SequenceSplits } from "./entries.js";
 import { readPairs } from "./pairs.js";
@@ -46,7 +46,14 @@ export function loadSequenceData(spec: SequenceDataSpec): SequenceData {
   const splits = { train: drawn.train, validation: validation?.entries ?? drawn.validation, test: test?.entries ?? drawn.test };
   const rows = train.rows + (validation?.rows ?? 0) + (test?.rows ?? 0);
   const repeatedTargets = train.repeatedTargets + (validation?.repeatedTargets ?? 0) + (test?.repeatedTargets ?? 0);
-  return assemble(dataName({ train: spec.train }), splits, spec.sourceSymbols, spec.targetSymbols, { rows, repeatedTargets });
+  return assemble(pairsName(spec.train), splits, spec.sourceSymbols, spec.targetSymbols, { rows, repeatedTargets });
+}
+
+/** The first training file's name without its extensions (g2p/words.tsv.gz → words); its folder's when that only says "train". */
+function pairsName(train: string | string[]): string {
+  const first = Array.isArray(train) ? train[0]! : train;
+  const own = basename(first).replace(/(\.(jsonl|json|csv|tsv))?(\.gz)?$/i, "");
+  return /^(train|training)$/i.test(own) ? basename(resolve(dirname(first))) : own;
 }
 
 function assemble(name: string, splits: SequenceSplits, sourceSplit: SymbolVocabulary["split"], targetSplit: SymbolVocabulary["split"], extra: Partial<SequenceCounts>): SequenceData {
