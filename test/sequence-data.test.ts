@@ -157,7 +157,8 @@ describe("pairs files", () => {
     const notGzip = join(dir, "broken.jsonl.gz");
     writeFileSync(notGzip, Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.from("not really gzip")]));
     throwsUser(load(notGzip), /broken\.jsonl\.gz: data\.train: starts like gzip but does not inflate/);
-    throwsUser(load(join(dir, "missing.jsonl")), /missing\.jsonl: data\.train: no such file/);
+    throwsUser(load(join(dir, "missing.jsonl")), /missing\.jsonl: data\.train: no such file$/);
+    throwsUser(load(join(dir, "missing.csv")), /^[^ ]*missing\.csv: data\.train: no such file$/);
     throwsUser(load(write("two.jsonl", ok), { testFraction: 0.1 }), /^data: testFraction 0\.1 of 1 entries leaves no test entries/);
   });
 });

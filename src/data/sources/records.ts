@@ -47,10 +47,12 @@ function readText(file: string, field: string): string {
 
 /** CSV, or TSV: tab-separated with no quoting (a quote is an ordinary character, as in CMUdict's "A'S"). */
 function readCsv(file: string, field: string, tabs = false): Source {
+  // Read outside the try: a missing file is its own message, not "not valid CSV (…no such file)".
+  const text = readText(file, field);
   let records: { record: string[]; info: { lines: number } }[];
   try {
     const dialect = tabs ? { delimiter: "\t", quote: false as const } : {};
-    records = parse(readText(file, field), { bom: true, relax_column_count: true, skip_empty_lines: true, info: true, ...dialect }) as never;
+    records = parse(text, { bom: true, relax_column_count: true, skip_empty_lines: true, info: true, ...dialect }) as never;
   } catch (e) {
     throw new UserError(file, `not valid ${tabs ? "TSV" : "CSV"} (${(e as Error).message.split("\n")[0]})`);
   }
