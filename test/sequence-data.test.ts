@@ -17,7 +17,7 @@ import { CMUDICT_WORD, readCmudict } from "../src/data/sequence/cmudict.js";
 import { splitEntries, trainingPairs, type SequenceEntry } from "../src/data/sequence/entries.js";
 import { describeSequenceData, loadSequenceData, type SequenceData } from "../src/data/sequence/load.js";
 import { decodeIds, encodeBatch } from "../src/data/sequence/batch.js";
-import { BOS_ID, EOS_ID, PAD_ID, UNK_ID, buildSymbolVocabulary, loadSymbolVocabulary, saveSymbolVocabulary, splitSymbols } from "../src/data/sequence/symbols.js";
+import { SYMBOL_IDS, buildSymbolVocabulary, loadSymbolVocabulary, saveSymbolVocabulary, splitSymbols } from "../src/data/sequence/symbols.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-seqdata-"));
 const spec = (block: unknown): SequenceDataSpec => validateWith(sequenceDataSchema, block, "run.yaml", ["data"]);
@@ -132,7 +132,7 @@ describe("pairs files", () => {
     assert.deepEqual(data.sourceVocabulary.symbols.slice(4), ["A", "B"]);
     assert.deepEqual(data.targetVocabulary.symbols.slice(4), ["AA1", "B", "EY1", "IY1"]);
     const abc = encodeBatch([data.test[0]!.source], data.sourceVocabulary, { dtype: "int32" });
-    assert.deepEqual([...abc.ids], [4, 5, UNK_ID]);
+    assert.deepEqual([...abc.ids], [4, 5, SYMBOL_IDS.unk]);
   });
 
   it("symbols: characters (code points) or whitespace-separated tokens, either side", () => {
@@ -191,7 +191,7 @@ describe("vocabularies and batches", () => {
 
   it("ids 0–3 are <pad>, <bos>, <eos>, <unk>; then the symbols in code-point order; a special in the data is not a symbol", () => {
     assert.deepEqual(vocab.symbols, ["<pad>", "<bos>", "<eos>", "<unk>", "AE1", "AO1", "D", "G", "K", "T"]);
-    assert.deepEqual([PAD_ID, BOS_ID, EOS_ID, UNK_ID], [0, 1, 2, 3]);
+    assert.deepEqual(SYMBOL_IDS, { pad: 0, bos: 1, eos: 2, unk: 3 });
   });
 
   it("saved as JSON and loaded back; a damaged file is one line naming it and the field", () => {
@@ -212,7 +212,7 @@ describe("vocabularies and batches", () => {
     const plain = encodeBatch(rows, vocab, { dtype: "int32" });
     assert.ok(plain.ids instanceof Int32Array);
     assert.equal(plain.width, 4);
-    assert.deepEqual([...plain.ids], [8, 4, 9, 0, 6, 5, 7, UNK_ID, 0, 0, 0, 0]);
+    assert.deepEqual([...plain.ids], [8, 4, 9, 0, 6, 5, 7, SYMBOL_IDS.unk, 0, 0, 0, 0]);
     assert.deepEqual([...plain.lengths], [3, 4, 0]);
     assert.deepEqual([...plain.mask], [1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0]);
     const decoder = encodeBatch(rows, vocab, { dtype: "int64", bos: true, eos: true, width: 7 });

@@ -2,7 +2,7 @@
 // padding mask. The id buffer's type follows the dtype asked for (as onnxruntime's js API ties
 // tensor types to buffers), so a feed needs no copy or cast.
 
-import { BOS_ID, EOS_ID, PAD_ID, SPECIAL_SYMBOLS, symbolIds, type SymbolVocabulary } from "./symbols.js";
+import { SPECIAL_SYMBOLS, SYMBOL_IDS, symbolIds, type SymbolVocabulary } from "./symbols.js";
 
 export type IdDType = "int32" | "int64";
 interface IdBuffers {
@@ -11,7 +11,7 @@ interface IdBuffers {
 }
 
 export interface EncodedBatch<D extends IdDType> {
-  /** [count × width] ids, row-major; positions past a row's length hold PAD_ID. */
+  /** [count × width] ids, row-major; positions past a row's length hold SYMBOL_IDS.pad. */
   ids: IdBuffers[D];
   /** [count × width]: 1 where a symbol is (<bos>/<eos> included), 0 at padding. */
   mask: Uint8Array;
@@ -33,7 +33,7 @@ export interface EncodeOptions<D extends IdDType> {
 
 /** Encodes a batch; a row longer than `width` is a RangeError (the caller chose the width, so it is a programming error). */
 export function encodeBatch<D extends IdDType>(sequences: readonly (readonly string[])[], vocab: SymbolVocabulary, o: EncodeOptions<D>): EncodedBatch<D> {
-  const rows = sequences.map((s) => [...(o.bos ? [BOS_ID] : []), ...symbolIds(s, vocab), ...(o.eos ? [EOS_ID] : [])]);
+  const rows = sequences.map((s) => [...(o.bos ? [SYMBOL_IDS.bos] : []), ...symbolIds(s, vocab), ...(o.eos ? [SYMBOL_IDS.eos] : [])]);
   const longest = rows.reduce((m, r) => Math.max(m, r.length), 0);
   const width = o.width ?? longest;
   if (!Number.isInteger(width) || width < 0) throw new RangeError(`width must be an integer ≥ 0, got ${width}`);
@@ -41,7 +41,7 @@ export function encodeBatch<D extends IdDType>(sequences: readonly (readonly str
   if (tooLong >= 0) throw new RangeError(`row ${tooLong} has ${rows[tooLong]!.length} ids, more than the width ${width}`);
   const count = rows.length;
   const ids = (o.dtype === "int64" ? new BigInt64Array(count * width) : new Int32Array(count * width)) as IdBuffers[D];
-  // Padding is PAD_ID = 0, the value new buffers hold: only the symbols are written.
+  // Padding is id 0, the value new buffers hold: only the symbols are written.
   const mask = new Uint8Array(count * width);
   const lengths = new Int32Array(count);
   rows.forEach((row, i) => {
@@ -58,9 +58,9 @@ export function decodeIds(ids: ArrayLike<number | bigint>, vocab: SymbolVocabula
   const out: string[] = [];
   for (let i = 0; i < ids.length; i++) {
     const id = Number(ids[i]!);
-    if (id === EOS_ID) break;
-    if (id === PAD_ID || id === BOS_ID) continue;
-    out.push(vocab.symbols[id] ?? SPECIAL_SYMBOLS[3]);
+    if (id === SYMBOL_IDS.eos) break;
+    if (id === SYMBOL_IDS.pad || id === SYMBOL_IDS.bos) continue;
+    out.push(vocab.symbols[id] ?? SPECIAL_SYMBOLS[SYMBOL_IDS.unk]);
   }
   return out;
 }

@@ -17,10 +17,8 @@ export function splitSymbols(text: string, split: SymbolSplit): string[] {
   return trimmed === "" ? [] : trimmed.split(/\s+/);
 }
 
-export const PAD_ID = 0;
-export const BOS_ID = 1;
-export const EOS_ID = 2;
-export const UNK_ID = 3;
+/** The reserved ids of every sequence vocabulary (the classifier tokenizer's are its own: 0 padding, 1 unknown). */
+export const SYMBOL_IDS = { pad: 0, bos: 1, eos: 2, unk: 3 } as const;
 /** Ids 0–3, in order. Angle-bracketed so no letter or ARPAbet symbol can collide with them. */
 export const SPECIAL_SYMBOLS = ["<pad>", "<bos>", "<eos>", "<unk>"] as const;
 
@@ -52,10 +50,10 @@ export function symbolIndex(vocab: SymbolVocabulary): Map<string, number> {
   return index;
 }
 
-/** The ids of `symbols` (unknown ones → UNK_ID). */
+/** The ids of `symbols` (unknown ones → SYMBOL_IDS.unk). */
 export function symbolIds(symbols: readonly string[], vocab: SymbolVocabulary): number[] {
   const index = symbolIndex(vocab);
-  return symbols.map((s) => index.get(s) ?? UNK_ID);
+  return symbols.map((s) => index.get(s) ?? SYMBOL_IDS.unk);
 }
 
 /** Written whole or not at all (temporary file, then rename). */
