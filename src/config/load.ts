@@ -82,6 +82,19 @@ function unknownKeyOf(issue: Issue): string | undefined {
   return quoted === undefined ? undefined : (JSON.parse(quoted) as string);
 }
 
+/**
+ * Validates `doc` against a schema built from fields.ts (e.g. the sequence data block), with the
+ * config's messages: one UserError naming `where` and the key path under `at` ("data.stress: …").
+ */
+export function validateWith<S extends z.ZodType>(schema: S, doc: unknown, where: string, at: readonly string[] = []): z.output<S> {
+  const result = schema.safeParse(doc);
+  if (result.success) return result.data;
+  // describeIssue looks the bad value up from the document's root, so the block is put back under `at`.
+  const root = at.reduceRight<unknown>((inner, key) => ({ [key]: inner }), doc);
+  const { path, text } = describeIssue(pickIssue(result.error.issues), root, at);
+  throw new UserError(where, path ? `${path}: ${text}` : text);
+}
+
 // ---- reading ----------------------------------------------------------------------------------
 
 function readConfigFile(path: string): unknown {

@@ -1,5 +1,5 @@
-// Inference cost of an exported model: wall-clock latency and throughput under onnxruntime-node,
-// and on-disk size. Timings are for the process's own machine; they compare models of one run.
+// Inference cost of an exported model: wall-clock latency and throughput under onnxruntime-node
+// (or, for sequence models, of any predict function, per word), and on-disk size. Timings are for the process's own machine; they compare models of one run.
 
 import { gzipSync } from "node:zlib";
 import { performance } from "node:perf_hooks";
@@ -128,6 +128,50 @@ export async function measureInterleaved(models: TimedModel[], opts: MeasureOpti
   } finally {
     for (const s of sessions) await s.dispose();
   }
+}
+
+/**
+ * Latency per word of a sequence model, through whatever turns words into outputs (encoder plus
+ * greedy or beam decoding, several sessions, a lookup): p50/p95 of one-word calls, and words per
+ * second in batches of throughputBatch. `words` are used in turn, so every call sees real input.
+ */
+export async function measurePerWord(
+  predict: (words: readonly string[]) => Promise<readonly unknown[]> | readonly unknown[],
+  words: readonly string[],
+  opts: Omit<MeasureOptions, "threads"> = {},
+): Promise<LatencyResult> {
+  const warmup = opts.warmup ?? 20;
+  const runs = opts.runs ?? 200;
+  const batch = opts.throughputBatch ?? 128;
+  const clock = opts.clock ?? (() => performance.now());
+  if (!(runs >= 1) || !(batch >= 1)) throw new RangeError(`runs and throughputBatch must be ≥ 1 (got ${runs}, ${batch})`);
+  if (words.length === 0) throw new RangeError("no words to time");
+  const call = async (input: string[]) => {
+    const out = await predict(input);
+    if (out.length !== input.length) throw new RangeError(`predict returned ${out.length} outputs for ${input.length} words`);
+  };
+  // One-word calls walk through the words (a one-element array costs nothing next to a decode);
+  // the throughput batch, the first `batch` words (wrapping round), is built once, outside the timing.
+  let next = 0;
+  const batchWords = Array.from({ length: batch }, (_, i) => words[i % words.length]!);
+  const one = () => call([words[next++ % words.length]!]);
+  for (let i = 0; i < warmup; i++) await one();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = clock();
+    await one();
+    times.push(clock() - t0);
+  }
+  for (let i = 0; i < Math.max(2, Math.ceil(warmup / 2)); i++) await call(batchWords);
+  const batchTimes: number[] = [];
+  for (let i = 0; i < THROUGHPUT_REPEATS_PER_ROUND * 5; i++) {
+    const t0 = clock();
+    await call(batchWords);
+    batchTimes.push(clock() - t0);
+  }
+  const all = sorted(times);
+  const batchMs = Math.max(percentile(sorted(batchTimes), 0.5), 1e-3);
+  return { latencyP50Ms: percentile(all, 0.5), latencyP95Ms: percentile(all, 0.95), throughput: (batch * 1000) / batchMs };
 }
 
 /** Raw and gzip -9 size of a model: gzip approximates what a download or a package costs. */

@@ -1,41 +1,60 @@
 // `format: csv` and `format: jsonl`: rows of named fields, read into either a numeric table (every
 // feature column a number) or texts with labels (tokenised later, with a vocabulary built from the
 // training split). Every bad cell is a one-line error naming the file, the row and the column.
+// The row reader is shared with the sequence pairs source (data/sequence/pairs.ts), which also reads
+// TSV; any of these files may be gzipped.
 
 import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { parse } from "csv-parse/sync";
 import { UserError } from "../../errors.js";
 import type { SampleSet } from "../sample-set.js";
 
 /** One row of a source: where it came from (for messages) and its fields. */
-interface Row {
+export interface Row {
   file: string;
-  /** "row 12" (csv: the line in the file) or "line 12" (jsonl). */
+  /** "row 12" (csv, tsv: the line in the file) or "line 12" (jsonl). */
   at: string;
   fields: Record<string, unknown>;
 }
 
-interface Source {
+export type RowFormat = "csv" | "tsv" | "jsonl";
+
+export interface Source {
   rows: Row[];
   /** csv: the header's columns in order; jsonl: the first row's fields. */
   columns: string[];
 }
 
+/** The file's text; gzip (told by its magic bytes, whatever the name) is inflated first. */
 function readText(file: string, field: string): string {
+  let bytes: Buffer;
   try {
-    return readFileSync(file, "utf8");
+    bytes = readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(file, `${field}: ${code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a folder, expected a file" : `cannot read (${code ?? String(e)})`}`);
   }
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (e) {
+      throw new UserError(file, `${field}: starts like gzip but does not inflate (${(e as Error).message})`);
+    }
+  }
+  return bytes.toString("utf8");
 }
 
-function readCsv(file: string, field: string): Source {
+/** CSV, or TSV: tab-separated with no quoting (a quote is an ordinary character, as in CMUdict's "A'S"). */
+function readCsv(file: string, field: string, tabs = false): Source {
+  // Read outside the try: a missing file is its own message, not "not valid CSV (…no such file)".
+  const text = readText(file, field);
   let records: { record: string[]; info: { lines: number } }[];
   try {
-    records = parse(readText(file, field), { bom: true, relax_column_count: true, skip_empty_lines: true, info: true }) as never;
+    const dialect = tabs ? { delimiter: "\t", quote: false as const } : {};
+    records = parse(text, { bom: true, relax_column_count: true, skip_empty_lines: true, info: true, ...dialect }) as never;
   } catch (e) {
-    throw new UserError(file, `not valid CSV (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(file, `not valid ${tabs ? "TSV" : "CSV"} (${(e as Error).message.split("\n")[0]})`);
   }
   if (records.length === 0) throw new UserError(file, `${field}: empty file (expected a header row, then one row per sample)`);
   const columns = records[0]!.record.map((c) => c.trim());
@@ -87,9 +106,9 @@ function objectRow(file: string, at: string, item: unknown): Row {
  * files end in {"text": "", "class": null}; a CSV may end in ",,,") and is dropped like a blank
  * line; anything partly filled is still checked, cell by cell.
  */
-function readSources(paths: string | string[], format: "csv" | "jsonl", field: string): Source {
+export function readSources(paths: string | string[], format: RowFormat, field: string): Source {
   const list = Array.isArray(paths) ? paths : [paths];
-  const sources = list.map((p) => (format === "csv" ? readCsv(p, field) : readJsonl(p, field)));
+  const sources = list.map((p) => (format === "jsonl" ? readJsonl(p, field) : readCsv(p, field, format === "tsv")));
   const blank = (r: Row) => Object.values(r.fields).every((v) => v === null || v === undefined || v === "");
   const rows = sources.map((s) => s.rows.filter((r) => !blank(r)));
   rows.forEach((r, i) => {
@@ -98,13 +117,13 @@ function readSources(paths: string | string[], format: "csv" | "jsonl", field: s
   return { rows: rows.flat(), columns: sources[0]!.columns };
 }
 
-function requireColumn(source: Source, name: string, key: string, paths: string | string[]): void {
+export function requireColumn(source: Source, name: string, key: string, paths: string | string[]): void {
   const first = Array.isArray(paths) ? paths[0]! : paths;
   if (source.rows.length && !source.columns.includes(name) && !(name in source.rows[0]!.fields))
     throw new UserError(first, `${key}: no column or field "${name}" (it has: ${source.columns.join(", ")})`);
 }
 
-function cell(row: Row, name: string): unknown {
+export function cell(row: Row, name: string): unknown {
   if (!(name in row.fields) || row.fields[name] === null || row.fields[name] === "") throw new UserError(`${row.file}: ${row.at}`, `column "${name}" is missing or empty`);
   return row.fields[name];
 }
