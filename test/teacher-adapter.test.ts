@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -85,6 +85,67 @@ test("a tensor name that is not in the graph is one error naming teacher.output 
     (e: unknown) => e instanceof UserError && e.message === 'f.onnx: teacher.output: no tensor named "prob" in the graph (outputs: probs)');
   assert.throws(() => adaptTeacher(foreignModel(true), { ...spec, preprocessing: { ...spec.preprocessing, mean: [0.1, 0.2] } }, true, image, "f.onnx"),
     (e: unknown) => e instanceof UserError && /teacher\.preprocessing\.mean: has 2 values for 1-channel images/.test(e.message));
+});
+
+/** A linear teacher taking [N, ...perSample] float inputs and giving 10 logits under "scores". */
+function linearTeacher(perSample: number[]): Uint8Array {
+  const g = new Graph();
+  const x = g.input("x", ["N", ...perSample]);
+  const size = perSample.reduce((a, b) => a * b, 1);
+  const rng = new Rng(3);
+  const w = g.initializer("w", { dtype: "float32", shape: [size, 10], data: Float32Array.from({ length: size * 10 }, () => rng.uniform(-0.1, 0.1)) });
+  g.output(F.matmul(F.reshape(x, [-1, size]), w), "scores");
+  return encodeModel(g);
+}
+
+/** `distill run` on MNIST with `teacher`; the result of the CLI and the run folder it was given. */
+function runWith(name: string, teacher: string): { status: number | null; stderr: string; runDir: string } {
+  const config = join(dir, `${name}.yaml`);
+  writeFileSync(config, `
+name: ${name}
+data: { dataset: mnist, trainLimit: 600, validation: 200, testLimit: 100 }
+teacher: ${teacher}
+student:
+  model: { layers: [ {type: linear, units: 10} ] }
+  train: { epochs: 1, batchSize: 64, optimizer: {kind: adam, lr: 0.003} }
+`);
+  const runDir = join(dir, `run-${name}`);
+  const r = spawnSync(process.execPath, [CLI, "run", config, "--quiet", "--output", runDir], { encoding: "utf8", env: { ...process.env, DISTILL_CACHE: join(dir, "cache") } });
+  return { status: r.status, stderr: r.stderr.trim(), runDir };
+}
+
+test("a teacher whose input does not take the data's samples: one line with both shapes, pointing at teacher.preprocessing, exit 2, nothing written", () => {
+  const narrow = join(dir, "narrow.onnx");
+  writeFileSync(narrow, linearTeacher([100]));
+  const r = runWith("narrow", `{ onnx: ${narrow} }`);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, `distill: ${narrow}: teacher.preprocessing: the model's input x takes [100] per sample, but the data's samples are 28×28 images, 1 channel (784 values); declare teacher.preprocessing (layout, resize) to fit its input, or use a teacher made for this data`);
+  assert.ok(!existsSync(r.runDir), "no run folder");
+  // With preprocessing declared: the shape the layout would feed is named too.
+  const nchw = join(dir, "nchw.onnx");
+  writeFileSync(nchw, linearTeacher([1, 32, 32]));
+  assert.throws(() => adaptTeacher(readFileSync(nchw), { preprocessing: { layout: "nhwc", scale: 1, mean: [0], std: [1], resize: { width: 32, height: 32 } } }, false, image, "nchw.onnx"),
+    (e: unknown) => e instanceof UserError && e.message === "nchw.onnx: teacher.preprocessing: the model's input x takes [1, 32, 32] per sample, but the data's samples are 28×28 images, 1 channel (784 values); as declared (layout nhwc, resized to 32×32) it would get [32, 32, 1]; declare teacher.preprocessing (layout, resize) to fit its input, or use a teacher made for this data");
+  // The same declaration in the model's layout is accepted.
+  assert.ok(adaptTeacher(readFileSync(nchw), { preprocessing: { layout: "nchw", scale: 1, mean: [0], std: [1], resize: { width: 32, height: 32 } } }, false, image, "nchw.onnx").length > 0);
+});
+
+test("teacher.outputs declared against what the model gives (either way) is refused by the rule auto applies", async () => {
+  const sample = async (bytes: Uint8Array) => {
+    const c = await OnnxClassifier.fromBytes(bytes, "probe");
+    try {
+      return { scores: await c.logits(loadDataset("mnist").train, Int32Array.from({ length: 16 }, (_, i) => i)), classes: c.numClasses };
+    } finally {
+      await c.dispose();
+    }
+  };
+  await assert.rejects(prepareTeacher(foreignModel(true), { ...spec, outputs: "logits" }, image, "p.onnx", sample),
+    (e: unknown) => e instanceof UserError && e.message === "p.onnx: teacher.outputs: is logits, but on 16 training samples every row of the output is ≥ 0 and sums to 1: probabilities; set outputs: probabilities, or leave it out (auto)");
+  await assert.rejects(prepareTeacher(foreignModel(false), { ...spec, output: "scores", outputs: "probabilities" }, image, "l.onnx", sample),
+    (e: unknown) => e instanceof UserError && /^l\.onnx: teacher\.outputs: is probabilities, but on 16 training samples row 0 (holds -|sums to )[\d.]+: logits; set outputs: logits, or leave it out \(auto\)$/.test(e.message));
+  // Declared as they are: accepted, as auto would have it.
+  const declared = await prepareTeacher(foreignModel(true), { ...spec, outputs: "probabilities" }, image, "p.onnx", sample);
+  assert.equal(JSON.parse(decodeModel(declared).metadata["distill.teacher_adapter"]!).probabilities, true);
 });
 
 test("distill run with the foreign teacher: adapted once, copied into the run folder, distilled", () => {
