@@ -300,6 +300,14 @@ test("a Fortran-ordered .npy (scikit-learn's predict_proba saved with numpy.save
   assert.deepEqual(rowsOf(npy.values, 3), rows);
 });
 
+test("outputs: logits on a file of probabilities is refused, as auto would have read them as probabilities", () => {
+  const file = join(dir, "declared-logits.jsonl");
+  writeFileSync(file, "[0.7, 0.2, 0.1]\n[0.1, 0.8, 0.1]\n");
+  const read = (outputs: "logits" | "auto") => loadFileTeacher({ softTargets: file, outputs }, { count: 2 }, ["a", "b", "c"], Int32Array.from([0, 1]), "teacher");
+  assert.throws(() => read("logits"), { message: `${file}: teacher.outputs is logits, but every row is ≥ 0 and sums to 1: probabilities; set outputs: probabilities, or leave it out (auto)` });
+  assert.equal(read("auto").probabilities, true);
+});
+
 test("data.id: a csv's id column names its rows (kept through testFraction's hold-out) and is not a feature", async () => {
   const csv = join(dir, "named.csv");
   writeFileSync(csv, "name,a,b,label\n" + Array.from({ length: 20 }, (_, i) => `row-${i},${i},${i % 3},${i % 2 ? "odd" : "even"}`).join("\n") + "\n");

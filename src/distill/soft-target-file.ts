@@ -274,7 +274,11 @@ export function loadFileTeacher(spec: SoftTargetFileSpec, set: Pick<SampleSet, "
     }
   const mode = spec.outputs ?? "auto";
   const asFloat32 = Float32Array.from(raw.values);
-  const probabilities = mode === "probabilities" || (mode === "auto" && looksLikeProbabilities(asFloat32, k));
+  const rowsAreProbabilities = looksLikeProbabilities(asFloat32, k);
+  const probabilities = mode === "probabilities" || (mode === "auto" && rowsAreProbabilities);
+  // Held to the rule auto applies: log-probabilities read as logits would be a wrong, sharper target.
+  if (mode === "logits" && rowsAreProbabilities)
+    throw new UserError(path, `${field}.outputs is logits, but every row is ≥ 0 and sums to 1: probabilities; set outputs: probabilities, or leave it out (auto)`);
   if (mode === "probabilities")
     for (let r = 0; r < raw.rows; r++) {
       let sum = 0, negative = false;
