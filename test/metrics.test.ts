@@ -210,6 +210,7 @@ describe("teacher report", () => {
     assert.equal(r.samples, 3);
     assert.ok(Math.abs(r.accuracy - 2 / 3) < 1e-12, "the tie predicts class 0");
     assert.deepEqual(r.confidenceHistogram, [0, 0, 0, 0, 1, 0, 0, 0, 1, 1]);
+    assert.ok(Math.abs(r.chanceAccuracy - 2 / 3) < 1e-12, "always answering class 1, the most common");
     assert.equal(withBaseline(r, 0.6).warning, undefined);
     assert.match(withBaseline(r, r.accuracy).warning!, /^weak teacher: validation accuracy 66\.67 % is not above the label-only baseline's 66\.67 %/);
     assert.equal(withBaseline(withBaseline(r, 0.9), 0.1).warning, undefined, "a re-judged report drops the old warning");

@@ -24,12 +24,31 @@ const dir = mkdtempSync(join(tmpdir(), "distill-foreign-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
 const MEAN = 0.1307, STD = 0.3081;
 
+/**
+ * Weights of a rough but real classifier on normalised MNIST pixels: w[:, c] is class c's mean image
+ * less the mean of all, from 2,000 training images (well above chance, so a run may distil from it).
+ */
+function classTemplates(): Float32Array {
+  const train = loadDataset("mnist").train;
+  const sums = new Float64Array(784 * 10), all = new Float64Array(784), counts = new Float64Array(10);
+  for (let i = 0; i < 2000; i++) {
+    const c = train.labels[i]!;
+    counts[c]!++;
+    for (let p = 0; p < 784; p++) {
+      const v = (train.inputs[i * 784 + p]! / 255 - MEAN) / STD;
+      sums[p * 10 + c]! += v;
+      all[p]! += v / 2000;
+    }
+  }
+  // Scaled so that the logits stay a few units apart (float32 softmax keeps every class above 0).
+  return Float32Array.from({ length: 7840 }, (_, j) => 0.005 * (sums[j]! / counts[j % 10]! - all[Math.floor(j / 10)]!));
+}
+
 /** "Exported from PyTorch": pixel_values [N, 28, 28, 1] normalised, a linear layer, softmax → probs. */
 function foreignModel(withSoftmax: boolean): Uint8Array {
   const g = new Graph();
   const x = g.input("pixel_values", ["N", 28, 28, 1]);
-  const rng = new Rng(7);
-  const w = g.initializer("fc.weight", { dtype: "float32", shape: [784, 10], data: Float32Array.from({ length: 7840 }, () => rng.uniform(-0.1, 0.1)) });
+  const w = g.initializer("fc.weight", { dtype: "float32", shape: [784, 10], data: classTemplates() });
   const logits = F.matmul(F.reshape(x, [-1, 784]), w);
   g.output(withSoftmax ? F.softmax(logits, -1) : logits, withSoftmax ? "probs" : "scores");
   return encodeModel(g);
@@ -168,6 +187,27 @@ student:
   assert.deepEqual(kept.outputs.map((o) => o.name), ["teacher_logits"]);
   const results = JSON.parse(readFileSync(join(runDir, "results.json"), "utf8")) as { models: { role: string; perSeed: { agreement: number | null }[] }[] };
   assert.deepEqual(results.models.map((m) => m.role), ["teacher", "baseline", "student"]);
+});
+
+test("an imported teacher at chance on validation stops the run before any student trains, naming preprocessing, layout and outputs; allowChanceAccuracy lets it go on", () => {
+  // What a teacher fed the wrong preprocessing often does: one answer whatever the image.
+  const g = new Graph();
+  const x = g.input("pixel_values", ["N", 28, 28, 1]);
+  const bias = g.initializer("fc.bias", { dtype: "float32", shape: [10], data: Float32Array.from({ length: 10 }, (_, c) => (c === 3 ? 5 : 0)) });
+  const zeros = g.initializer("fc.weight", { dtype: "float32", shape: [784, 10], data: new Float32Array(7840) });
+  g.output(F.add(F.matmul(F.reshape(x, [-1, 784]), zeros), bias), "scores");
+  const oneAnswer = join(dir, "one-answer.onnx");
+  writeFileSync(oneAnswer, encodeModel(g));
+  const teacher = `{ onnx: ${oneAnswer}, output: scores, preprocessing: { layout: nhwc, scale: 0.00392156862745098, mean: [${MEAN}], std: [${STD}] } }`;
+  const stopped = runWith("one-answer", teacher);
+  assert.equal(stopped.status, 2, stopped.stderr);
+  // --quiet still logs finished tasks (the soft targets); the error is the last line, and one line.
+  assert.match(stopped.stderr.split("\n").at(-1)!, new RegExp(`^distill: ${oneAnswer}: teacher: accuracy \\d+\\.\\d+ % on 200 validation samples is at or below chance \\(\\d+\\.\\d+ %, always answering the most common class\\); the model is most likely mis-wired: check teacher\\.preprocessing \\(scale, mean, std\\), its layout \\(flat, nchw, nhwc\\), and teacher\\.output and teacher\\.outputs \\(logits or probabilities\\); set teacher\\.allowChanceAccuracy: true to distill from it anyway$`));
+  assert.ok(!existsSync(stopped.runDir), "no run folder: nothing trained");
+  const allowed = runWith("one-answer-allowed", teacher.replace("{ onnx", "{ allowChanceAccuracy: true, onnx"));
+  assert.equal(allowed.status, 0, allowed.stderr);
+  const results = JSON.parse(readFileSync(join(allowed.runDir, "results.json"), "utf8")) as { teacherReport: { accuracy: number; chanceAccuracy: number } };
+  assert.ok(results.teacherReport.accuracy <= results.teacherReport.chanceAccuracy, JSON.stringify(results.teacherReport));
 });
 
 test("preprocessing.resize: a teacher trained on 32×32 images gets MNIST's 28×28 resized in its graph (bilinear, half-pixel centres)", async () => {

@@ -17,7 +17,7 @@ import { stringify as toYaml } from "yaml";
 import { dataName, type DistillConfig } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
 import { gatherLabels, imageShape, sampleSize, type Dataset } from "../data/sample-set.js";
-import { teacherReport, withBaseline } from "../eval/teacher-report.js";
+import { refuseTeacherAtChance, teacherReport, withBaseline } from "../eval/teacher-report.js";
 import { domainShift, inputStatistic, type ShiftReport } from "../eval/domain-shift.js";
 import { estimateBiasShift, withLogitShift } from "../eval/bias-correction.js";
 import { exportOnnx } from "../nn/model.js";
@@ -566,6 +566,8 @@ async function reportOnTeacher(plan: Plan, run: RunFolder, teacher: TeacherScore
   if (run.state.teacherReport || validationIndices.length === 0) return;
   const scored = await teacher.logits(validationIndices, "teacher-validation");
   const report = teacherReport(scored.logits, gatherLabels(dataset.train, validationIndices), teacher.classes);
+  const spec = plan.config.teacher!;
+  if (spec.model === undefined) refuseTeacherAtChance(report, spec);
   run.state.teacherReport = { ...report, computedSamples: scored.computedSamples };
   progress.log(`teacher on ${report.samples} validation samples: accuracy ${(report.accuracy * 100).toFixed(2)} %, macro-F1 ${report.macroF1.toFixed(4)}, ECE ${report.ece.toFixed(4)}, mean confidence ${report.meanConfidence.toFixed(3)}`);
 }
