@@ -187,6 +187,10 @@ student:
   assert.deepEqual(kept.outputs.map((o) => o.name), ["teacher_logits"]);
   const results = JSON.parse(readFileSync(join(runDir, "results.json"), "utf8")) as { models: { role: string; perSeed: { agreement: number | null }[] }[] };
   assert.deepEqual(results.models.map((m) => m.role), ["teacher", "baseline", "student"]);
+  // The adapted copy names the run's data like every model distill writes, so shift (and eval) need no option.
+  assert.deepEqual([kept.metadata["distill.dataset"], JSON.parse(kept.metadata["distill.data"]!)], ["mnist", { format: "idx", dataset: "mnist" }]);
+  const shift = spawnSync(process.execPath, [CLI, "shift", join(runDir, "teacher.onnx"), "--transfer", "mnist", "--limit", "200", "--json"], { encoding: "utf8" });
+  assert.equal(shift.status, 0, shift.stderr);
 });
 
 test("an imported teacher at chance on validation stops the run before any student trains, naming preprocessing, layout and outputs; allowChanceAccuracy lets it go on", () => {

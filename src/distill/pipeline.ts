@@ -39,7 +39,7 @@ import { CONFIG_FILE, RUN_FORMAT, RunFolder, STATE_FILE, type RunState } from ".
 import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
 import { checkTermTaps, modelTapShapes } from "./tap-check.js";
 import { MAX_TAP_CACHE_BYTES, probeTapShapes, TeacherOutputs, teacherTapTargets, teacherTapsOf, type CachedTensor } from "./teacher-outputs.js";
-import { prepareTeacher, type TeacherInterface } from "./teacher-adapter.js";
+import { prepareTeacher, withDataRecord, type TeacherInterface } from "./teacher-adapter.js";
 import { loadFileTeacher, type FileTeacher, type SoftTargetFileSpec } from "./soft-target-file.js";
 import { Interrupted, trainStage, type StageJob } from "./train-stage.js";
 import { quantizeStudent, variantRole } from "../compress/stage.js";
@@ -358,14 +358,14 @@ async function loadUserTeacher(plan: Plan, spec: TeacherInterface & { onnx: stri
   return teacher;
 }
 
-/** The user's .onnx teacher in distill's contract; "auto" outputs are judged on 64 training images. */
-export async function adaptedTeacher(plan: Pick<Plan, "dataset" | "trainIndices">, spec: TeacherInterface & { onnx: string }): Promise<Uint8Array> {
+/** The user's .onnx teacher in distill's contract, naming the run's data; "auto" outputs are judged on 64 training images. */
+export async function adaptedTeacher(plan: Pick<Plan, "config" | "dataset" | "trainIndices">, spec: TeacherInterface & { onnx: string }): Promise<Uint8Array> {
   const path = spec.onnx;
   const bytes = readModelFile(path);
   const { dataset, trainIndices } = plan;
   // Non-image samples look to the adapter like one channel of 1 × features values.
   const image = dataset.train.kind === "image" ? imageShape(dataset.train) : { channels: 1, height: 1, width: sampleSize(dataset.train) };
-  return prepareTeacher(bytes, spec, image, path, async (adapted) => {
+  const adapted = await prepareTeacher(bytes, spec, image, path, async (adapted) => {
     const probe = await OnnxClassifier.fromBytes(adapted, path);
     try {
       return { scores: await probe.logits(dataset.train, trainIndices.subarray(0, 64)), classes: probe.numClasses };
@@ -373,6 +373,7 @@ export async function adaptedTeacher(plan: Pick<Plan, "dataset" | "trainIndices"
       await probe.dispose();
     }
   });
+  return withDataRecord(adapted, { "distill.dataset": dataName(plan.config.data), ...dataMetadata(plan.config.data, dataset) });
 }
 
 export function checkTeacher(plan: Pick<Plan, "dataset">, teacher: OnnxClassifier, where: string): void {

@@ -171,6 +171,19 @@ function checkInputFits(input: onnxProto.onnx.IValueInfoProto, pre: TeacherInter
   throw new UserError(`${where}: teacher.preprocessing`, `the model's input ${input.name} takes [${dims.map((d) => (Number.isNaN(d) ? "?" : d)).join(", ")}] per sample, but the data's samples are ${samples}${given}; declare teacher.preprocessing (layout, resize) to fit its input, or use a teacher made for this data`);
 }
 
+/**
+ * The model with `entries` (its data, as every model distill writes records them, so `distill eval`
+ * and `distill shift` find it) added; one that already names its data keeps its bytes, and so its
+ * soft-target cache key.
+ */
+export function withDataRecord(bytes: Uint8Array, entries: Record<string, string>): Uint8Array {
+  const m = onnx.ModelProto.decode(bytes);
+  const props = m.metadataProps ?? [];
+  if (props.some((p) => p.key === "distill.data" || p.key === "distill.dataset")) return bytes;
+  m.metadataProps = [...props, ...Object.entries(entries).map(([key, value]) => ({ key, value }))];
+  return onnx.ModelProto.encode(m).finish();
+}
+
 /** Rows ≥ 0 that sum to 1 (within float error): a softmax output, not logits. */
 export function looksLikeProbabilities(scores: Float32Array, k: number): boolean {
   const n = scores.length / k;
