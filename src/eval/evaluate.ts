@@ -180,13 +180,6 @@ export async function evaluateClassifier(e: EvaluationInput): Promise<{ metrics:
   return { metrics, logits };
 }
 
-/** The dataset a model was trained on, from its metadata; a UserError saying to pass --data when absent. */
-export function datasetOfModel(c: OnnxClassifier): DatasetName {
-  const named = c.metadata["distill.dataset"];
-  if (named && (DATASET_NAMES as readonly string[]).includes(named)) return named as DatasetName;
-  throw new UserError(c.where, `its metadata names no dataset${named ? ` distill knows (it says ${JSON.stringify(named)})` : ""}; say which test set to use with --data ${DATASET_NAMES.join("|")}`);
-}
-
 /** `distill eval <model.onnx> [--data mnist]`: prints the metrics (a table, or JSON). */
 /**
  * `distill eval`: each model's metrics on its test set and, given several models, also those of
