@@ -13,7 +13,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runCli } from "../src/cli/args.js";
 import { pruneStructured, structuredFloor } from "../src/compress/prune.js";
-import { quantizeDynamic } from "../src/compress/quantize.js";
+import { convertFp16, quantizeDynamic } from "../src/compress/quantize.js";
 import { adaptTeacher } from "../src/distill/teacher-adapter.js";
 import { probeTapShapes } from "../src/distill/teacher-outputs.js";
 import { decodeModel } from "../src/engine/onnx.js";
@@ -56,8 +56,11 @@ test("one parameter count: the trained parameters, not preprocessing constants o
   const { bytes, trained } = exported(mlpModel(32));
   const adapted = adaptTeacher(bytes, { preprocessing: { layout: "flat", scale: 1, mean: [0.5], std: [2] } }, false, { height: 28, width: 28, channels: 1 }, "t.onnx");
   assert.equal(decodeModel(adapted).parameters, trained);
-  // An int8 file's weights are not float: its count is the one recorded from its float source.
+  // An int8 file's weights are not float: its count is the one recorded from its float source. An
+  // fp16 file's are counted as they are (its renamed running statistics left out).
   assert.equal(decodeModel(quantizeDynamic(bytes, "t.onnx", "auto").bytes).parameters, trained);
+  const bn = exported(cnnModel({ batchNorm: true }));
+  assert.equal(decodeModel(convertFp16(bn.bytes, "bn.onnx").bytes).parameters, bn.trained);
 });
 
 test("structured pruning records the pruned model's own parameter count and tap shapes; distill eval reports that count", async () => {

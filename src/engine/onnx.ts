@@ -273,8 +273,8 @@ const FLOAT_TYPES = new Set([1, 10, 11, 16]);
  * metadata, eval, prune, compare). The elements of its float initializers, less those that are not
  * learned: scalars (an epsilon, a scale), the constants of the input's preprocessing (read only by
  * the elementwise and layout ops between the graph input and its first other op) and BatchNorm
- * running statistics (BatchNormalization's inputs 3 and 4; *running_mean / *running_var, distill's
- * and PyTorch's names). A quantized model's weights are not float: its distill.parameters, recorded
+ * running statistics (BatchNormalization's inputs 3 and 4; running_mean / running_var by name, as
+ * distill and PyTorch call them). A quantized model's weights are not float: its distill.parameters, recorded
  * from its float source, is the count.
  */
 export function countParameters(m: onnxProto.onnx.IModelProto): number {
@@ -297,13 +297,17 @@ export function countParameters(m: onnxProto.onnx.IModelProto): number {
     for (const i of n.input ?? []) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
     if (n.opType === "BatchNormalization") for (const i of (n.input ?? []).slice(3, 5)) runningStatistics.add(i);
   }
+  // Read by preprocessing alone, directly or through a Cast (an fp16 file casts its constants back).
+  const preprocessingOnly = (tensor: string): boolean => {
+    const by = readers.get(tensor) ?? [];
+    return by.length > 0 && by.every((n) => preprocessing.has(n) || (n.opType === "Cast" && preprocessingOnly(n.output?.[0] ?? "")));
+  };
   let count = 0;
   for (const t of g.initializer ?? []) {
     const name = t.name ?? "", dims = (t.dims ?? []).map(Number);
     if (!FLOAT_TYPES.has(t.dataType ?? 0) || dims.length === 0) continue;
-    if (runningStatistics.has(name) || /running_(mean|var)$/.test(name)) continue;
-    const by = readers.get(name) ?? [];
-    if (by.length > 0 && by.every((n) => preprocessing.has(n))) continue;
+    if (runningStatistics.has(name) || /running_(mean|var)(?![a-z])/i.test(name)) continue; // also fp16 copies' "…_fp16"
+    if (preprocessingOnly(name)) continue;
     count += dims.reduce((a, b) => a * b, 1);
   }
   return count;
