@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "../src/cli/args.js";
-import { checkModel, floatParameterCount } from "../src/compress/check.js";
+import { checkModel, parameterCountOf } from "../src/compress/check.js";
 import { compareRun, paretoFront, type CompareResult } from "../src/compress/compare.js";
 import { keepForParams, pruneStructured, pruneUnstructured } from "../src/compress/prune.js";
 import { decodeModel } from "../src/engine/onnx.js";
@@ -49,7 +49,7 @@ describe("pruning a trained CNN", () => {
     assert.deepEqual(d.initializers.get("conv2.weight")!.dims, [12, 6, 3, 3]);
     assert.deepEqual(d.initializers.get("linear1.weight")!.dims, [24, 12 * 7 * 7]);
     assert.deepEqual(d.initializers.get("linear2.weight")!.dims, [10, 24], "the classes stay");
-    assert.equal(report.paramsAfter, floatParameterCount(bytes, "pruned"));
+    assert.equal(report.paramsAfter, parameterCountOf(bytes, "pruned"));
     const ref = await checkModel(cnn, "cnn", { set: test, indices, latencyRuns: 5 });
     const p = await checkModel(bytes, "pruned", { set: test, indices, latencyRuns: 5, referenceLogits: ref.logits });
     assert.ok(p.metrics.onnxBytes < ref.metrics.onnxBytes * 0.7);

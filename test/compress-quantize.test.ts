@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../src/cli/args.js";
 import { calibrate, percentileRange } from "../src/compress/calibrate.js";
-import { checkModel, floatParameterCount, sampleBatch } from "../src/compress/check.js";
+import { checkModel, parameterCountOf, sampleBatch } from "../src/compress/check.js";
 import { fromHalf, readModelProto, toHalf, metadataOf } from "../src/compress/onnx-model.js";
 import { calibrationTensors, convertFp16, quantizeDynamic, quantizePerChannel, quantizeStatic, uint8Params } from "../src/compress/quantize.js";
 import { createWasmSession } from "../src/compress/wasm-runtime.js";
@@ -80,7 +80,7 @@ describe("quantized MNIST models keep their contract and accuracy", () => {
       variants.push(["fp16", convertFp16(src, kind).bytes, 1.9, 0.002]);
       const source = decodeModel(src);
       for (const [name, bytes, minRatio, maxLoss] of variants) {
-        const q = await checkModel(bytes, name, { set: test, indices, latencyRuns: 5, referenceLogits: ref.logits, params: floatParameterCount(src, kind) });
+        const q = await checkModel(bytes, name, { set: test, indices, latencyRuns: 5, referenceLogits: ref.logits, params: parameterCountOf(src, kind) });
         const decoded = decodeModel(bytes);
         assert.deepEqual(decoded.inputs, source.inputs, `${name}: inputs`);
         assert.deepEqual(decoded.outputs, source.outputs, `${name}: outputs`);

@@ -4,7 +4,7 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -12,6 +12,9 @@ import { fileURLToPath } from "node:url";
 import { distill } from "../src/api.js";
 import { ksTest, type ShiftReport } from "../src/eval/domain-shift.js";
 import { FASHION_MNIST_DIR } from "../src/data/datasets.js";
+import { Graph } from "../src/engine/graph.js";
+import { encodeModel } from "../src/engine/onnx.js";
+import * as F from "../src/engine/functional.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-shift-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
@@ -51,6 +54,18 @@ test("Fashion-MNIST through an MNIST teacher is out of domain", (t) => {
   if (!existsSync(FASHION_MNIST_DIR)) return t.skip(`Fashion-MNIST is not in ${FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)`);
   const r = shift(["--transfer", "fashion-mnist"]);
   assert.notEqual(r.warning, null);
+});
+
+test("a teacher whose metadata names no data: the one line says to pass --reference, the option shift has", () => {
+  const g = new Graph();
+  g.output(F.matmul(g.input("x", ["N", 784]), g.initializer("w", { dtype: "float32", shape: [784, 10], data: new Float32Array(7840) })), "logits");
+  const bare = join(dir, "bare.onnx");
+  writeFileSync(bare, encodeModel(g));
+  const r = spawnSync(process.execPath, [CLI, "shift", bare, "--transfer", "mnist"], { encoding: "utf8" });
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr.trim(), `distill: ${bare}: its metadata names no data distill can load; pass --reference mnist|fashion-mnist (its test images show how sure the teacher is on its own data)`);
+  const given = spawnSync(process.execPath, [CLI, "shift", bare, "--transfer", "mnist", "--reference", "mnist", "--limit", "200", "--json"], { encoding: "utf8" });
+  assert.equal(given.status, 0, given.stderr);
 });
 
 test("KS statistic and p-value on hand cases", () => {

@@ -128,7 +128,8 @@ test("evaluate() without --data and without a dataset in the metadata says to na
   const { decodeModel } = await import("../src/engine/onnx.js");
   const bytes = readFileSync(join(runDir, "student.onnx"));
   assert.equal(decodeModel(bytes).metadata["distill.dataset"], "mnist");
-  const stripped = Buffer.from(bytes.toString("latin1").replace("distill.dataset", "distill.xxxxxxx"), "latin1");
+  // Both keys that name it: distill.dataset and distill.data (every model distill writes has both).
+  const stripped = Buffer.from(bytes.toString("latin1").replaceAll("distill.data", "distill.xxxx"), "latin1");
   await assert.rejects(evaluate(stripped), /metadata names no data distill can load.*--data mnist\|fashion-mnist/);
   const m = await evaluate(stripped, { data: "mnist", limit: 200 });
   assert.equal(m.total, 200);

@@ -19,7 +19,7 @@ import {
 } from "../src/eval/metrics.js";
 import type { ModelMetrics } from "../src/eval/types.js";
 import { Rng } from "../src/util/random.js";
-import { teacherReport, withBaseline } from "../src/eval/teacher-report.js";
+import { refuseTeacherAtChance, teacherReport, withBaseline } from "../src/eval/teacher-report.js";
 
 const close = (actual: number, expected: number, tol = 1e-6) =>
   assert.ok(Math.abs(actual - expected) <= tol, `expected ${expected}, got ${actual}`);
@@ -210,8 +210,20 @@ describe("teacher report", () => {
     assert.equal(r.samples, 3);
     assert.ok(Math.abs(r.accuracy - 2 / 3) < 1e-12, "the tie predicts class 0");
     assert.deepEqual(r.confidenceHistogram, [0, 0, 0, 0, 1, 0, 0, 0, 1, 1]);
+    assert.ok(Math.abs(r.chanceAccuracy - 2 / 3) < 1e-12, "always answering class 1, the most common");
     assert.equal(withBaseline(r, 0.6).warning, undefined);
     assert.match(withBaseline(r, r.accuracy).warning!, /^weak teacher: validation accuracy 66\.67 % is not above the label-only baseline's 66\.67 %/);
     assert.equal(withBaseline(withBaseline(r, 0.9), 0.1).warning, undefined, "a re-judged report drops the old warning");
+  });
+
+  it("stops an imported teacher at or below chance (the most common class's share), naming what is likely mis-wired", () => {
+    // Labels 1 1 1 0: chance is 3/4; a teacher answering 0 everywhere scores 1/4.
+    const r = teacherReport(Float32Array.from([1, 0, 1, 0, 1, 0, 1, 0]), [1, 1, 1, 0], 2);
+    assert.equal(r.chanceAccuracy, 0.75);
+    assert.throws(() => refuseTeacherAtChance(r, { softTargets: "t.npy" }),
+      { message: "t.npy: teacher: accuracy 25.00 % on 4 validation samples is at or below chance (75.00 %, always answering the most common class); the file is most likely mis-read: check that row i is training sample i (or match rows with teacher.id), and teacher.outputs (logits or probabilities); set teacher.allowChanceAccuracy: true to distill from it anyway" });
+    assert.throws(() => refuseTeacherAtChance({ ...r, accuracy: 0.75 }, { onnx: "t.onnx" }), /t\.onnx: teacher: accuracy 75\.00 % .* at or below chance .*teacher\.preprocessing/);
+    refuseTeacherAtChance({ ...r, accuracy: 0.76 }, { onnx: "t.onnx" });
+    refuseTeacherAtChance(r, { softTargets: "t.npy", allowChanceAccuracy: true });
   });
 });

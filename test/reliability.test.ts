@@ -52,7 +52,10 @@ function oneLineExit2(r: { status: number | null; stderr: string }, pattern: Reg
   assert.match(lines[lines.length - 1]!, pattern);
 }
 
-/** A frozen teacher file (untrained weights are enough to count forward passes); `hidden` widths make it slow. */
+/**
+ * A frozen teacher file (untrained weights are enough to count forward passes; runs with it set
+ * teacher.allowChanceAccuracy, as it scores at chance); `hidden` widths make it slow.
+ */
 function teacherFile(name: string, nan = false, hidden: number[] = []): string {
   const path = join(dir, `${name}.onnx`);
   if (nan) {
@@ -105,7 +108,7 @@ test("two runs started at once on one teacher and one cache: both finish, the te
   // A teacher slow enough (≈ 40 GFLOP over 5,700 samples) that both processes are labelling at once.
   const teacher = teacherFile("shared", false, [1500, 1500]);
   const start = (name: string) => {
-    const child = spawn(process.execPath, [CLI, "run", config(name), "--quiet", "--output", join(dir, name), "--set", `teacher=${JSON.stringify({ onnx: teacher })}`, "--set", "student.train.epochs=1", "--set", "data.trainLimit=6000"], { env: { ...process.env, DISTILL_CACHE: cache }, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, [CLI, "run", config(name), "--quiet", "--output", join(dir, name), "--set", `teacher=${JSON.stringify({ onnx: teacher, allowChanceAccuracy: true })}`, "--set", "student.train.epochs=1", "--set", "data.trainLimit=6000"], { env: { ...process.env, DISTILL_CACHE: cache }, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     return new Promise<{ code: number | null; stderr: string }>((res) => child.on("exit", (code) => res({ code, stderr })));
@@ -151,7 +154,7 @@ test("the cache lock: a live owner is waited for, a dead owner's lock (kill -9) 
 test("a same-size corrupted cache file is detected, reported once as a warning, and recomputed", () => {
   const cache = join(dir, "corrupt-cache");
   const teacher = teacherFile("corrupt");
-  const args = (name: string) => ["run", config(name), "--quiet", "--output", join(dir, name), "--set", `teacher=${JSON.stringify({ onnx: teacher })}`, "--set", "student.train.epochs=1"];
+  const args = (name: string) => ["run", config(name), "--quiet", "--output", join(dir, name), "--set", `teacher=${JSON.stringify({ onnx: teacher, allowChanceAccuracy: true })}`, "--set", "student.train.epochs=1"];
   let r = cli(args("corrupt-1"), { cache });
   assert.equal(r.status, 0, r.stderr);
   // 1,700 transfer samples: one chunk, one file.

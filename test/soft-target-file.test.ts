@@ -283,6 +283,31 @@ test("bad soft-target files and settings: one line naming the file and row or fi
   assert.match(cli("extra-both", { onnx: teacherA }, { kd: { teachers: [{ onnx: teacherB, softTargets: npyB }] } }), /kd\.teachers\[0\]: expected one of onnx \(a classifier\) or softTargets/);
 });
 
+test("a Fortran-ordered .npy (scikit-learn's predict_proba saved with numpy.save) is read as numpy reads it", () => {
+  // Written to the .npy spec by hand: version 1.0, a header padded to 64 bytes, then the float64
+  // values column by column (fortran_order: True), as numpy.save writes an F-contiguous array.
+  const rows = [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4], [0.05, 0.05, 0.9]];
+  let header = "{'descr': '<f8', 'fortran_order': True, 'shape': (4, 3), }";
+  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
+  const columnMajor = Float64Array.from([0, 1, 2].flatMap((c) => rows.map((r) => r[c]!)));
+  const bytes = new Uint8Array(10 + header.length + columnMajor.byteLength);
+  bytes.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  new DataView(bytes.buffer).setUint16(8, header.length, true);
+  bytes.set(new TextEncoder().encode(header), 10);
+  bytes.set(new Uint8Array(columnMajor.buffer), 10 + header.length);
+  const npy = readNpy(bytes, "proba.npy");
+  assert.deepEqual([npy.rows, npy.width], [4, 3]);
+  assert.deepEqual(rowsOf(npy.values, 3), rows);
+});
+
+test("outputs: logits on a file of probabilities is refused, as auto would have read them as probabilities", () => {
+  const file = join(dir, "declared-logits.jsonl");
+  writeFileSync(file, "[0.7, 0.2, 0.1]\n[0.1, 0.8, 0.1]\n");
+  const read = (outputs: "logits" | "auto") => loadFileTeacher({ softTargets: file, outputs }, { count: 2 }, ["a", "b", "c"], Int32Array.from([0, 1]), "teacher");
+  assert.throws(() => read("logits"), { message: `${file}: teacher.outputs is logits, but every row is ≥ 0 and sums to 1: probabilities; set outputs: probabilities, or leave it out (auto)` });
+  assert.equal(read("auto").probabilities, true);
+});
+
 test("data.id: a csv's id column names its rows (kept through testFraction's hold-out) and is not a feature", async () => {
   const csv = join(dir, "named.csv");
   writeFileSync(csv, "name,a,b,label\n" + Array.from({ length: 20 }, (_, i) => `row-${i},${i},${i % 3},${i % 2 ? "odd" : "even"}`).join("\n") + "\n");

@@ -305,7 +305,7 @@ function addPruneCommand(program: Command, io: CliIo): void {
     .option("--params <n>", "structured: keep about n parameters (e.g. a student's count)", positiveIntArg)
     .option("--finetune <run-dir>", "fine-tune with the KD loss against this run's teacher: after structured pruning (the model must be that teacher), or with --sparsity while pruning gradually (the run's teacher or student)")
     .option("--finetune-epochs <n>", "epochs of KD fine-tuning", positiveIntArg, 2)
-    .option("--ramp <share>", "gradual: share of the fine-tune over which sparsity rises to --sparsity (default 0.75)", shareArg)
+    .option("--ramp <share>", "gradual: share of the fine-tune over which sparsity rises to --sparsity, in (0, 1] (default 0.75)", rampArg)
     .option("--interval <steps>", "gradual: optimizer steps between mask updates (default 50)", positiveIntArg)
     .addOption(new Option("--data <dataset>", "check data (test images); default: the model's distill.dataset").choices(["mnist", "fashion-mnist"]))
     .option("--limit <n>", "check on the first n test images only", positiveIntArg)
@@ -371,6 +371,13 @@ function nonNegativeIntArg(value: string): number {
 function shareArg(value: string): number {
   const v = Number(value);
   if (!(v > 0 && v < 1)) throw new InvalidArgumentError("expected a number between 0 and 1 (exclusive).");
+  return v;
+}
+
+/** --ramp: 1 is a whole fine-tune of rising sparsity, as the library's rampShare allows. */
+function rampArg(value: string): number {
+  const v = Number(value);
+  if (!(v > 0 && v <= 1)) throw new InvalidArgumentError("expected a number in (0, 1].");
   return v;
 }
 

@@ -50,12 +50,10 @@ export function sampleBatch(set: SampleSet, indices: Int32Array, batch: number, 
   return { data: gatherSamples(set, Int32Array.from({ length: batch }, (_, i) => indices[i % indices.length]!)), shape: [batch, ...sampleShape] };
 }
 
-/** Float parameters of a float model: every element of its float initializers. */
-export function floatParameterCount(bytes: Uint8Array, where: string): number {
+/** The model's trainable parameters, counted as everywhere in distill (countParameters in engine/onnx.ts). */
+export function parameterCountOf(bytes: Uint8Array, where: string): number {
   try {
-    let n = 0;
-    for (const t of decodeModel(bytes).initializers.values()) n += t.data.length;
-    return n;
+    return decodeModel(bytes).parameters;
   } catch (e) {
     throw new UserError(where, `not a readable ONNX model (${(e as Error).message.split("\n")[0]})`);
   }

@@ -10,9 +10,9 @@ import { allIndices, firstN } from "../data/split.js";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { calibrate, type CalibrationMethod } from "./calibrate.js";
-import { checkModel, floatParameterCount, sampleBatch, type VariantCheck } from "./check.js";
+import { checkModel, parameterCountOf, sampleBatch, type VariantCheck } from "./check.js";
 import { metadataOf, readModelProto } from "./onnx-model.js";
-import { keepForParams, measureSparsity, pruneStructured, pruneUnstructured, type PruneReport } from "./prune.js";
+import { checkPrunable, keepForParams, measureSparsity, pruneStructured, pruneUnstructured, structuredFloor, type PruneReport } from "./prune.js";
 import { calibrationTensors, convertFp16, quantizeDynamic, quantizeStatic, type DynamicFormat, type QuantizeReport } from "./quantize.js";
 
 export type QuantizeMode = "dynamic" | "static" | "fp16";
@@ -79,7 +79,7 @@ export async function quantizeFile(modelPath: string, o: QuantizeOptions): Promi
   const test = data.test;
   const indices = firstN(allIndices(test.count), o.limit);
   const ref = await checkModel(source, modelPath, { set: test, indices, wasm: o.wasm === true });
-  const q = await checkModel(quantized.bytes, o.output, { set: test, indices, wasm: o.wasm === true, referenceLogits: ref.logits, params: floatParameterCount(source, modelPath) });
+  const q = await checkModel(quantized.bytes, o.output, { set: test, indices, wasm: o.wasm === true, referenceLogits: ref.logits, params: parameterCountOf(source, modelPath) });
   result.check = { source: { metrics: ref.metrics, ...(ref.wasm ? { wasm: ref.wasm } : {}) }, quantized: { metrics: q.metrics, ...(q.wasm ? { wasm: q.wasm } : {}) }, data: data.name, testSamples: indices.length };
   writeFileAtomic(`${o.output}.json`, JSON.stringify(result, null, 2) + "\n");
   return result;
@@ -151,6 +151,7 @@ export async function pruneFile(modelPath: string, o: PruneOptions): Promise<Pru
   if (given !== 1) throw new UserError("distill prune", "give exactly one of --sparsity (unstructured), --keep or --params (structured)");
   if (resolve(modelPath) === resolve(o.output)) throw new UserError(o.output, "the output would overwrite the source model; choose another -o");
   const source = readModel(modelPath);
+  checkPrunable(source, modelPath);
   let pruned: { bytes: Uint8Array; report: PruneReport };
   if (o.sparsity !== undefined && o.finetune) {
     const { pruneGradually } = await import("./gradual.js");
@@ -162,6 +163,10 @@ export async function pruneFile(modelPath: string, o: PruneOptions): Promise<Pru
     pruned = { bytes: g.bytes, report: { ...measureSparsity(g.bytes, modelPath), gradual: { schedule: g.schedule, role: g.role } } };
   } else if (o.sparsity !== undefined) pruned = pruneUnstructured(source, modelPath, o.sparsity, o.scope ?? "global");
   else {
+    if (o.params !== undefined) {
+      const floor = structuredFloor(source, modelPath);
+      if (o.params < floor) throw new UserError(modelPath, `--params ${o.params}: structured pruning leaves at least ${floor} parameters (one channel or unit in every layer it narrows); ask for ${floor} or more`);
+    }
     const keep = o.keep ?? keepForParams(source, modelPath, o.params!);
     pruned = pruneStructured(source, modelPath, keep);
     if (Object.keys(pruned.report.layers).length === 0) throw new UserError(modelPath, "no layer can lose channels: structured pruning needs a Conv/Gemm whose output feeds another one");

@@ -14,7 +14,7 @@ import { decodeModel } from "../engine/onnx.js";
 import { measureInterleaved } from "../eval/latency.js";
 import type { ModelMetrics, RunResults } from "../eval/types.js";
 import { writeFileAtomic } from "../util/fs.js";
-import { checkModel, floatParameterCount, sampleBatch } from "./check.js";
+import { checkModel, parameterCountOf, sampleBatch } from "./check.js";
 import { comparePage, int8Summary } from "./compare-html.js";
 import type { CompareResult, CompareRow } from "./compare-result.js";
 import { keepForParams, pruneStructured } from "./prune.js";
@@ -111,7 +111,7 @@ export async function compareRun(runDir: string, o: CompareOptions = {}): Promis
   for (const v of variants) {
     log(`evaluating ${v.name}`);
     const bytes = readFileSync(join(runDir, v.file));
-    const c = await checkModel(bytes, v.file, { set: data.test, indices, latencyRuns: 1, ...(teacherLogits ? { referenceLogits: teacherLogits } : {}), params: v.params ?? floatParameterCount(bytes, v.file) });
+    const c = await checkModel(bytes, v.file, { set: data.test, indices, latencyRuns: 1, ...(teacherLogits ? { referenceLogits: teacherLogits } : {}), params: v.params ?? parameterCountOf(bytes, v.file) });
     if (v.name === "teacher") teacherLogits = c.logits;
     checks.push({ v, bytes, metrics: c.metrics });
   }

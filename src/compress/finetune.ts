@@ -59,7 +59,7 @@ export interface FinetuneJob {
   teacherLogits: Float32Array;
   temperature: number;
   alpha: number;
-  /** Metadata of the source .onnx to keep (distill.*, but not its input/output names). */
+  /** Metadata of the source .onnx to keep (distill.*, but not its input/output names, parameter count or taps). */
   metadata: Record<string, string>;
 }
 
@@ -106,7 +106,8 @@ export async function finetuneJob(
   const temperature = typeof logitKd?.["temperature"] === "number" ? logitKd["temperature"] : 4;
   const alpha = typeof logitKd?.["alpha"] === "number" ? logitKd["alpha"] : 0.9;
   const source = metadataOf(readModelProto(bytes, where));
-  const metadata = Object.fromEntries(Object.entries(source).filter(([key]) => key.startsWith("distill.") && !key.startsWith("distill.input") && !key.startsWith("distill.output")));
+  // Not the parameter count and taps: the exporter records the fine-tuned model's own.
+  const metadata = Object.fromEntries(Object.entries(source).filter(([key]) => key.startsWith("distill.") && !key.startsWith("distill.input") && !key.startsWith("distill.output") && key !== "distill.parameters" && key !== "distill.taps"));
   return { config, model, params: new ParameterSet(fresh.decls, values), set: dataset.train, trainIndices, teacherLogits: soft.logits, temperature, alpha, metadata };
 }
 

@@ -4,8 +4,10 @@
 // the smallest L1 norm (Li et al. 2017, "Pruning Filters for Efficient ConvNets", §3.1) and the
 // matching inputs of the next layer, so the model really is smaller and faster.
 
+import { countParameters, isQuantized } from "../engine/onnx.js";
+import { UserError } from "../errors.js";
 import {
-  type ModelProto, type NodeProto, consumers, floatInitializer, intAttr, readModelProto, replaceInitializers, setMetadata, tensor, DT, writeModelProto,
+  type ModelProto, type NodeProto, consumers, floatInitializer, intAttr, metadataOf, readModelProto, replaceInitializers, setMetadata, tensor, DT, writeModelProto,
 } from "./onnx-model.js";
 
 const WEIGHT_OPS = new Set(["Conv", "Gemm", "MatMul"]);
@@ -16,7 +18,7 @@ export interface PruneReport {
   kind: "unstructured" | "structured";
   /** Share of Conv/Gemm/MatMul weights that are zero, after. */
   sparsity: number;
-  /** Float initializer elements, before and after. */
+  /** Trainable parameters (countParameters), before and after. */
   paramsBefore: number;
   paramsAfter: number;
   /** Per layer (weight name): [kept, of] channels or [zeros, of] weights. */
@@ -31,10 +33,17 @@ function weightNames(m: ModelProto): string[] {
   return [...new Set(names)];
 }
 
-function paramCount(m: ModelProto): number {
-  let n = 0;
-  for (const t of m.graph!.initializer ?? []) if (t.dataType === DT.FLOAT) n += (t.dims ?? []).reduce((a: number, b) => a * Number(b), 1);
-  return n;
+/**
+ * Pruning rewrites float32 Conv/Gemm/MatMul weights; a model without any (quantized to int8, or
+ * fp16) would come out unchanged, so it is refused, naming what to prune instead.
+ */
+export function checkPrunable(bytes: Uint8Array, where: string): void {
+  const m = readModelProto(bytes, where);
+  if (isQuantized(m)) throw new UserError(where, "is quantized (int8): pruning rewrites float32 weights; prune the float model, then quantize the pruned one");
+  if (weightNames(m).length === 0) {
+    const fp16 = (m.graph!.initializer ?? []).some((t) => t.dataType === DT.FLOAT16);
+    throw new UserError(where, `has no float32 Conv, Gemm or MatMul weight to prune${fp16 ? " (its weights are fp16: prune the float32 model, then convert the pruned one)" : ""}`);
+  }
 }
 
 function setFloat(m: ModelProto, name: string, dims: number[], data: Float32Array): void {
@@ -59,7 +68,7 @@ export function measureSparsity(bytes: Uint8Array, where: string): PruneReport {
     const t = floatInitializer(m, w)!;
     layers[w] = [t.data.reduce((n, v) => n + (v === 0 ? 1 : 0), 0), t.data.length];
   }
-  return { kind: "unstructured", sparsity: sparsityOf(m), paramsBefore: paramCount(m), paramsAfter: paramCount(m), layers };
+  return { kind: "unstructured", sparsity: sparsityOf(m), paramsBefore: countParameters(m), paramsAfter: countParameters(m), layers };
 }
 
 /** Zeroes the `sparsity` share of smallest |w| of every Conv/Gemm/MatMul weight: over all of them at once (global) or in each. */
@@ -93,8 +102,8 @@ export function pruneUnstructured(bytes: Uint8Array, where: string, sparsity: nu
     layers[w.name] = [zeros, out.length];
     setFloat(m, w.name, w.dims, out);
   }
-  const report: PruneReport = { kind: "unstructured", sparsity: sparsityOf(m), paramsBefore: paramCount(m), paramsAfter: paramCount(m), layers };
-  setMetadata(m, { "distill.pruning": JSON.stringify({ kind: "unstructured", scope, sparsity: report.sparsity }) });
+  const report: PruneReport = { kind: "unstructured", sparsity: sparsityOf(m), paramsBefore: countParameters(m), paramsAfter: countParameters(m), layers };
+  setMetadata(m, { "distill.pruning": JSON.stringify({ kind: "unstructured", scope, sparsity: report.sparsity }), "distill.parameters": String(report.paramsAfter) });
   return { bytes: writeModelProto(m), report };
 }
 
@@ -208,8 +217,10 @@ function channelNorms(w: { dims: number[]; data: Float32Array }, axis: number): 
 export function pruneStructured(bytes: Uint8Array, where: string, keep: number): { bytes: Uint8Array; report: PruneReport } {
   if (!(keep > 0 && keep <= 1)) throw new RangeError(`keep must be in (0, 1], got ${keep}`);
   const m = readModelProto(bytes, where);
-  const before = paramCount(m);
+  const before = countParameters(m);
   const layers: Record<string, [number, number]> = {};
+  /** Channels (dim 1) of the tensors a removal narrowed: the producer's output and what it flows through. */
+  const narrowed = new Map<string, number>();
   for (const link of findLinks(m)) {
     const p = link.producer, c = link.consumer;
     const w = floatInitializer(m, p.input![1]!)!;
@@ -234,12 +245,31 @@ export function pruneStructured(bytes: Uint8Array, where: string, keep: number):
     const sc = sliceAxis(cw.data, cw.dims, inAxis, kept, link.spread);
     setFloat(m, c.input![1]!, sc.dims, sc.data);
     layers[p.input![1]!] = [count, link.channels];
+    narrowed.set(p.output![0]!, count);
+    let width = count;
+    for (const b of link.between) {
+      if (b.opType === "Flatten") width = count * link.spread;
+      narrowed.set(b.output![0]!, width);
+    }
   }
   // Intermediate shapes recorded by a producer (if any) are now stale: let onnxruntime infer them.
   m.graph!.valueInfo = [];
-  const report: PruneReport = { kind: "structured", sparsity: sparsityOf(m), paramsBefore: before, paramsAfter: paramCount(m), layers };
-  setMetadata(m, { "distill.pruning": JSON.stringify({ kind: "structured", keep, params: report.paramsAfter }) });
+  const report: PruneReport = { kind: "structured", sparsity: sparsityOf(m), paramsBefore: before, paramsAfter: countParameters(m), layers };
+  // The source's parameter count and tap shapes no longer hold: recorded anew.
+  setMetadata(m, { "distill.pruning": JSON.stringify({ kind: "structured", keep, params: report.paramsAfter }), "distill.parameters": String(report.paramsAfter), ...narrowedTaps(m, narrowed) });
   return { bytes: writeModelProto(m), report };
+}
+
+/** distill.taps (layer → tensor and shape, for a model used as a teacher) with the narrowed tensors' channels. */
+function narrowedTaps(m: ModelProto, narrowed: Map<string, number>): Record<string, string> {
+  const recorded = metadataOf(m)["distill.taps"];
+  if (!recorded) return {};
+  const taps = JSON.parse(recorded) as Record<string, { tensor: string; shape: (number | string)[] }>;
+  for (const tap of Object.values(taps)) {
+    const channels = narrowed.get(tap.tensor);
+    if (channels !== undefined && tap.shape.length >= 2) tap.shape[1] = channels;
+  }
+  return { "distill.taps": JSON.stringify(taps) };
 }
 
 /**
@@ -283,7 +313,12 @@ function int64Initializer(m: ModelProto, name: string): BigInt64Array | undefine
   return BigInt64Array.from((t.int64Data ?? []).map((v) => BigInt(v.toString())));
 }
 
-/** The keep share (found by bisection) whose structured pruning leaves about `params` float parameters. */
+/** The fewest parameters structured pruning can leave: one channel or unit in every layer it narrows. */
+export function structuredFloor(bytes: Uint8Array, where: string): number {
+  return pruneStructured(bytes, where, Number.MIN_VALUE).report.paramsAfter;
+}
+
+/** The keep share (found by bisection) whose structured pruning leaves about `params` parameters (at least structuredFloor). */
 export function keepForParams(bytes: Uint8Array, where: string, params: number): number {
   let lo = 0.001, hi = 1;
   for (let i = 0; i < 30; i++) {

@@ -88,6 +88,8 @@ export type TeacherOnnxSpec = {
   output?: string | undefined;
   outputs?: "auto" | "logits" | "probabilities" | undefined;
   preprocessing?: z.output<typeof teacherPreprocessingSchema> | undefined;
+  /** Distill from it even at chance accuracy on validation (otherwise the run stops: a mis-wired teacher). */
+  allowChanceAccuracy?: boolean | undefined;
   model?: never;
   train?: never;
   softTargets?: never;
@@ -104,6 +106,8 @@ export type TeacherFileSpec = {
   id?: string | undefined;
   /** .jsonl rows that are objects: the field holding the scores (default "scores"). */
   scores?: string | undefined;
+  /** As for an .onnx teacher: distill from it even at chance accuracy on validation. */
+  allowChanceAccuracy?: boolean | undefined;
   onnx?: never;
   model?: never;
   train?: never;
@@ -123,6 +127,7 @@ const teacherSchema = obj({
   softTargets: str("a path to a .npy, .jsonl or .csv file").optional(),
   id: str("a column or field name").optional(),
   scores: str("a field name").optional(),
+  allowChanceAccuracy: z.boolean(num("true or false")).optional(),
 })
   .superRefine((t, ctx) => {
     const kinds = (["onnx", "model", "softTargets"] as const).filter((k) => t[k] !== undefined);
@@ -137,6 +142,8 @@ const teacherSchema = obj({
     else if (t.model !== undefined)
       for (const key of ["output", "outputs", "preprocessing"] as const)
         if (t[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: "only used with onnx (a teacher trained here takes raw pixels)" });
+    if (t.model !== undefined && t.allowChanceAccuracy !== undefined)
+      ctx.addIssue({ code: "custom", path: ["allowChanceAccuracy"], message: "only used with onnx or softTargets (a teacher trained here is judged against the label-only baseline)" });
     if (t.softTargets === undefined)
       for (const key of ["id", "scores"] as const)
         if (t[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: "only used with softTargets (a file of the teacher's outputs)" });

@@ -59,11 +59,12 @@ export async function loadData(data: DataSource, o: LoadOptions = {}): Promise<D
 }
 
 /**
- * Model metadata for data other than the presets: where it came from (absolute paths, so `distill
- * eval <model>` can reload the test set from anywhere) and, for tables, the feature names in input order.
+ * Model metadata naming the data, for every model distill writes: where it came from (a preset's
+ * name; absolute paths, so `distill eval <model>` can reload the test set from anywhere) and, for
+ * tables, the feature names in input order.
  */
 export function dataMetadata(data: DataSource, dataset: Dataset): Record<string, string> {
-  if ((data.format ?? "idx") === "idx") return data.dir ? { "distill.data": JSON.stringify({ format: "idx", dataset: data.dataset, dir: resolve(data.dir) }) } : {};
+  if ((data.format ?? "idx") === "idx") return { "distill.data": JSON.stringify({ format: "idx", dataset: data.dataset, ...(data.dir ? { dir: resolve(data.dir) } : {}) }) };
   const abs = (p: string | string[] | undefined) => (p === undefined ? undefined : Array.isArray(p) ? p.map((x) => resolve(x)) : resolve(p));
   const source = Object.fromEntries(Object.entries({ ...data, train: abs(data.train), test: abs(data.test) }).filter(([k, v]) => v !== undefined && v !== null && k in SOURCE_KEYS));
   return {
@@ -75,16 +76,16 @@ export function dataMetadata(data: DataSource, dataset: Dataset): Record<string,
 const SOURCE_KEYS = { format: 1, dataset: 1, dir: 1, train: 1, test: 1, testFraction: 1, image: 1, label: 1, features: 1, text: 1, id: 1, maxTokens: 1, vocabSize: 1 };
 
 /**
- * The dataset to test a model on: the preset `given` (--data), else the one its metadata records
- * (distill.data, else the preset distill.dataset); a UserError naming the model when neither.
+ * The dataset to test a model on: the preset `given` (the command's `option`), else the one its
+ * metadata records (distill.data, else the preset distill.dataset); a UserError naming the model when neither.
  */
-export async function dataOfModel(metadata: Readonly<Record<string, string>>, given: DatasetName | undefined, where: string, why: string): Promise<Dataset> {
+export async function dataOfModel(metadata: Readonly<Record<string, string>>, given: DatasetName | undefined, where: string, why: string, option = "--data"): Promise<Dataset> {
   if (given) return loadDataset(given);
   const recorded = metadata["distill.data"];
   if (recorded) return loadData(JSON.parse(recorded) as DataSource);
   const preset = metadata["distill.dataset"];
   if ((DATASET_NAMES as readonly string[]).includes(preset ?? "")) return loadDataset(preset as DatasetName);
-  throw new UserError(where, `its metadata names no data distill can load${preset ? ` (it says ${JSON.stringify(preset)})` : ""}; pass --data ${DATASET_NAMES.join("|")} (${why})`);
+  throw new UserError(where, `its metadata names no data distill can load${preset ? ` (it says ${JSON.stringify(preset)})` : ""}; pass ${option} ${DATASET_NAMES.join("|")} (${why})`);
 }
 
 /**

@@ -50,7 +50,7 @@ export async function labelCommand(config: DistillConfig, configPath: string, o:
     },
   });
   // The bytes `distill run` labels with: a user's .onnx adapted to distill's contract, or the run's own teacher file.
-  const bytes = teacherPath.adapt ? await adaptedTeacher(plan, teacherPath.adapt) : readFileSync(teacherPath.file);
+  const bytes = teacherPath.adapt ? await adaptedTeacher({ ...plan, config }, teacherPath.adapt) : readFileSync(teacherPath.file);
   const teacher = await OnnxClassifier.fromBytes(bytes, teacherPath.file);
   try {
     checkTeacher(plan, teacher, teacherPath.file);

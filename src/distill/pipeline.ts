@@ -17,7 +17,7 @@ import { stringify as toYaml } from "yaml";
 import { dataName, type DistillConfig } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
 import { gatherLabels, imageShape, sampleSize, type Dataset } from "../data/sample-set.js";
-import { teacherReport, withBaseline } from "../eval/teacher-report.js";
+import { refuseTeacherAtChance, teacherReport, withBaseline } from "../eval/teacher-report.js";
 import { domainShift, inputStatistic, type ShiftReport } from "../eval/domain-shift.js";
 import { estimateBiasShift, withLogitShift } from "../eval/bias-correction.js";
 import { exportOnnx } from "../nn/model.js";
@@ -41,7 +41,7 @@ import { CONFIG_FILE, RUN_FORMAT, RunFolder, STATE_FILE, type RunState } from ".
 import { defaultCacheDir, teacherSoftTargets } from "./soft-targets.js";
 import { checkTermTaps, modelTapShapes } from "./tap-check.js";
 import { MAX_TAP_CACHE_BYTES, probeTapShapes, TeacherOutputs, teacherTapTargets, teacherTapsOf, type CachedTensor } from "./teacher-outputs.js";
-import { prepareTeacher, type TeacherInterface } from "./teacher-adapter.js";
+import { prepareTeacher, withDataRecord, type TeacherInterface } from "./teacher-adapter.js";
 import { loadFileTeacher, type FileTeacher, type SoftTargetFileSpec } from "./soft-target-file.js";
 import { Interrupted, trainStage, type StageJob } from "./train-stage.js";
 import { quantizeStudent, variantRole } from "../compress/stage.js";
@@ -368,14 +368,14 @@ async function loadUserTeacher(plan: Plan, spec: TeacherInterface & { onnx: stri
   return teacher;
 }
 
-/** The user's .onnx teacher in distill's contract; "auto" outputs are judged on 64 training images. */
-export async function adaptedTeacher(plan: Pick<Plan, "dataset" | "trainIndices">, spec: TeacherInterface & { onnx: string }): Promise<Uint8Array> {
+/** The user's .onnx teacher in distill's contract, naming the run's data; "auto" outputs are judged on 64 training images. */
+export async function adaptedTeacher(plan: Pick<Plan, "config" | "dataset" | "trainIndices">, spec: TeacherInterface & { onnx: string }): Promise<Uint8Array> {
   const path = spec.onnx;
   const bytes = readModelFile(path);
   const { dataset, trainIndices } = plan;
   // Non-image samples look to the adapter like one channel of 1 × features values.
   const image = dataset.train.kind === "image" ? imageShape(dataset.train) : { channels: 1, height: 1, width: sampleSize(dataset.train) };
-  return prepareTeacher(bytes, spec, image, path, async (adapted) => {
+  const adapted = await prepareTeacher(bytes, spec, image, path, async (adapted) => {
     const probe = await OnnxClassifier.fromBytes(adapted, path);
     try {
       return { scores: await probe.logits(dataset.train, trainIndices.subarray(0, 64)), classes: probe.numClasses };
@@ -383,6 +383,7 @@ export async function adaptedTeacher(plan: Pick<Plan, "dataset" | "trainIndices"
       await probe.dispose();
     }
   });
+  return withDataRecord(adapted, { "distill.dataset": dataName(plan.config.data), ...dataMetadata(plan.config.data, dataset) });
 }
 
 export function checkTeacher(plan: Pick<Plan, "dataset">, teacher: OnnxClassifier, where: string): void {
@@ -576,6 +577,8 @@ async function reportOnTeacher(plan: Plan, run: RunFolder, teacher: TeacherScore
   if (run.state.teacherReport || validationIndices.length === 0) return;
   const scored = await teacher.logits(validationIndices, "teacher-validation");
   const report = teacherReport(scored.logits, gatherLabels(dataset.train, validationIndices), teacher.classes);
+  const spec = plan.config.teacher!;
+  if (spec.model === undefined) refuseTeacherAtChance(report, spec);
   run.state.teacherReport = { ...report, computedSamples: scored.computedSamples };
   progress.log(`teacher on ${report.samples} validation samples: accuracy ${(report.accuracy * 100).toFixed(2)} %, macro-F1 ${report.macroF1.toFixed(4)}, ECE ${report.ece.toFixed(4)}, mean confidence ${report.meanConfidence.toFixed(3)}`);
 }

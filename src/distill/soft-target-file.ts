@@ -1,7 +1,7 @@
 // A teacher that lives elsewhere (a Python model, a hosted API) given as a file of its class scores:
 // the student side needs only the numbers. Formats, by extension (each may be gzipped, .gz):
 //
-//   .npy    float32 or float64, shape [rows, classes], C order (numpy.save of a 2-D array)
+//   .npy    float32 or float64, shape [rows, classes] (numpy.save of a 2-D array, C or Fortran order)
 //   .jsonl  one row per line: a bare array [s0, s1, …], or an object {"id": …, "scores": [s0, …]}
 //           (the scores' field is teacher.scores, the id's teacher.id); NaN/Infinity as Python writes them
 //   .csv    a header row; one column per class, named by its label (any order), and the id column
@@ -84,7 +84,6 @@ export function readNpy(bytes: Uint8Array, path: string): RawScores {
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) throw new UserError(path, `not a .npy header numpy writes (${header.trim()})`);
-  if (fortran === "True") throw new UserError(path, "the array is in Fortran order; save a C-ordered array (numpy.ascontiguousarray)");
   const bytesPer = descr === "<f4" ? 4 : descr === "<f8" ? 8 : 0;
   if (!bytesPer) throw new UserError(path, `dtype ${descr}: expected little-endian float32 (<f4) or float64 (<f8)`);
   const shape = shapeText.split(",").map((d) => d.trim()).filter(Boolean).map(Number);
@@ -95,8 +94,17 @@ export function readNpy(bytes: Uint8Array, path: string): RawScores {
     throw new UserError(path, `holds ${bytes.length - dataStart} bytes of data, the header's shape (${rows}, ${width}) of ${descr} needs ${rows * width * bytesPer}; is the file truncated?`);
   // A copy of its own (a Buffer's slice would share, at any offset, the pool readFileSync used): aligned for the typed array.
   const copy = new Uint8Array(bytes.subarray(dataStart));
-  const values = bytesPer === 4 ? Float64Array.from(new Float32Array(copy.buffer, 0, rows * width)) : new Float64Array(copy.buffer, 0, rows * width);
+  const stored = bytesPer === 4 ? Float64Array.from(new Float32Array(copy.buffer, 0, rows * width)) : new Float64Array(copy.buffer, 0, rows * width);
+  // Fortran order (column-major: scikit-learn's predict_proba often is, and numpy.save keeps it): transposed to rows.
+  const values = fortran === "True" ? transposed(stored, width, rows) : stored;
   return { rows, width, values, rowName: (r) => `row ${r}` };
+}
+
+/** A row-major [rows, cols] matrix of `data`, given as column-major (cols stored one after another). */
+function transposed(data: Float64Array, cols: number, rows: number): Float64Array {
+  const out = new Float64Array(data.length);
+  for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) out[r * cols + c] = data[c * rows + r]!;
+  return out;
 }
 
 /** The bytes of a float32 .npy file of `rows` × `width` values (what `distill label --export` writes). */
@@ -266,7 +274,11 @@ export function loadFileTeacher(spec: SoftTargetFileSpec, set: Pick<SampleSet, "
     }
   const mode = spec.outputs ?? "auto";
   const asFloat32 = Float32Array.from(raw.values);
-  const probabilities = mode === "probabilities" || (mode === "auto" && looksLikeProbabilities(asFloat32, k));
+  const rowsAreProbabilities = looksLikeProbabilities(asFloat32, k);
+  const probabilities = mode === "probabilities" || (mode === "auto" && rowsAreProbabilities);
+  // Held to the rule auto applies: log-probabilities read as logits would be a wrong, sharper target.
+  if (mode === "logits" && rowsAreProbabilities)
+    throw new UserError(path, `${field}.outputs is logits, but every row is ≥ 0 and sums to 1: probabilities; set outputs: probabilities, or leave it out (auto)`);
   if (mode === "probabilities")
     for (let r = 0; r < raw.rows; r++) {
       let sum = 0, negative = false;

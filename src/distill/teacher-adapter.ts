@@ -72,6 +72,7 @@ export function adaptTeacher(bytes: Uint8Array, spec: TeacherInterface, probabil
   if (!tensorNames(m).includes(outName))
     throw new UserError(`${where}: teacher.output`, `no tensor named "${outName}" in the graph (outputs: ${(g.output ?? []).map((o) => o.name).join(", ")})`);
   const pre = spec.preprocessing;
+  checkInputFits(inputs[0]!, pre, image, where);
   const declaredOutput = (g.output ?? []).find((o) => o.name === outName);
   // Already our contract (distill's own exports; a one-output logits model): keep the bytes, and so
   // the soft-target cache key of the same teacher file.
@@ -150,6 +151,39 @@ export function adaptTeacher(bytes: Uint8Array, spec: TeacherInterface, probabil
   return onnx.ModelProto.encode(m).finish();
 }
 
+/**
+ * The model's input must take what the adapter feeds it: the data's samples (resized, in the declared
+ * layout), or without preprocessing as many raw values per sample. Checked on the declared shape, so
+ * a mismatch is one line here rather than onnxruntime's size error on the first batch.
+ */
+function checkInputFits(input: onnxProto.onnx.IValueInfoProto, pre: TeacherInterface["preprocessing"], image: ImageFormat, where: string): void {
+  const tensor = input.type?.tensorType;
+  if (tensor?.elemType !== FLOAT || !tensor.shape) return; // token ids and texts are checked against the data later
+  const dims = (tensor.shape.dim ?? []).slice(1).map((d) => (d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0 ? Number(d.dimValue) : NaN));
+  const c = image.channels, h = pre?.resize?.height ?? image.height, w = pre?.resize?.width ?? image.width;
+  const fed = !pre ? undefined : pre.layout === "flat" ? [c * h * w] : pre.layout === "nchw" ? [c, h, w] : [h, w, c];
+  const fits = fed
+    ? dims.length === fed.length && dims.every((d, i) => Number.isNaN(d) || d === fed[i])
+    : dims.some((d) => Number.isNaN(d)) || dims.reduce((a, b) => a * b, 1) === c * h * w;
+  if (fits) return;
+  const samples = image.height === 1 && image.channels === 1 ? `${image.width} values` : `${image.height}×${image.width} images, ${c} channel${c === 1 ? "" : "s"} (${c * image.height * image.width} values)`;
+  const given = fed ? `; as declared (layout ${pre!.layout}${pre!.resize ? `, resized to ${w}×${h}` : ""}) it would get [${fed.join(", ")}]` : "";
+  throw new UserError(`${where}: teacher.preprocessing`, `the model's input ${input.name} takes [${dims.map((d) => (Number.isNaN(d) ? "?" : d)).join(", ")}] per sample, but the data's samples are ${samples}${given}; declare teacher.preprocessing (layout, resize) to fit its input, or use a teacher made for this data`);
+}
+
+/**
+ * The model with `entries` (its data, as every model distill writes records them, so `distill eval`
+ * and `distill shift` find it) added; one that already names its data keeps its bytes, and so its
+ * soft-target cache key.
+ */
+export function withDataRecord(bytes: Uint8Array, entries: Record<string, string>): Uint8Array {
+  const m = onnx.ModelProto.decode(bytes);
+  const props = m.metadataProps ?? [];
+  if (props.some((p) => p.key === "distill.data" || p.key === "distill.dataset")) return bytes;
+  m.metadataProps = [...props, ...Object.entries(entries).map(([key, value]) => ({ key, value }))];
+  return onnx.ModelProto.encode(m).finish();
+}
+
 /** Rows ≥ 0 that sum to 1 (within float error): a softmax output, not logits. */
 export function looksLikeProbabilities(scores: Float32Array, k: number): boolean {
   const n = scores.length / k;
@@ -168,13 +202,38 @@ export function looksLikeProbabilities(scores: Float32Array, k: number): boolean
 
 /**
  * The user's teacher file adapted to distill's contract, with "auto" resolved by running the
- * model on a few training images: `sample(bytes)` returns the chosen output's scores and K.
+ * model on a few training images: `sample(bytes)` returns the chosen output's scores and K. A
+ * declared `outputs` is held to the same rule "auto" applies, so probabilities read as logits (or
+ * the reverse) stop here instead of quietly teaching the student a wrong distribution.
  */
 export async function prepareTeacher(bytes: Uint8Array, spec: TeacherInterface, image: ImageFormat, where: string, sample: (adapted: Uint8Array) => Promise<{ scores: Float32Array; classes: number }>): Promise<Uint8Array> {
   const mode = spec.outputs ?? "auto";
   const asLogits = adaptTeacher(bytes, spec, false, image, where);
-  if (mode === "logits") return asLogits;
-  if (mode === "probabilities") return adaptTeacher(bytes, spec, true, image, where);
-  const { scores, classes } = await sample(asLogits);
-  return looksLikeProbabilities(scores, classes) ? adaptTeacher(bytes, spec, true, image, where) : asLogits;
+  let probe: { scores: Float32Array; classes: number };
+  try {
+    probe = await sample(asLogits);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    // The declared shape fitted, yet the graph cannot run on the data (a dynamic shape the layout gets wrong).
+    throw new UserError(`${where}: teacher.preprocessing`, `onnxruntime cannot run the adapted model on the data's samples (${(e as Error).message.split("\n")[0]}); check teacher.preprocessing (layout, resize) against the model's input`);
+  }
+  const probabilities = looksLikeProbabilities(probe.scores, probe.classes);
+  const rows = probe.scores.length / probe.classes;
+  if (mode === "logits" && probabilities)
+    throw new UserError(`${where}: teacher.outputs`, `is logits, but on ${rows} training samples every row of the output is ≥ 0 and sums to 1: probabilities; set outputs: probabilities, or leave it out (auto)`);
+  if (mode === "probabilities" && !probabilities)
+    throw new UserError(`${where}: teacher.outputs`, `is probabilities, but on ${rows} training samples ${describeNonProbabilities(probe.scores, probe.classes)}: logits; set outputs: logits, or leave it out (auto)`);
+  return probabilities ? adaptTeacher(bytes, spec, true, image, where) : asLogits;
+}
+
+/** Why scores are not probabilities: the first negative value, or the first row not summing to 1. */
+function describeNonProbabilities(scores: Float32Array, k: number): string {
+  for (let i = 0; i < scores.length / k; i++) {
+    const row = scores.subarray(i * k, (i + 1) * k);
+    const negative = row.find((v) => !(v >= 0));
+    if (negative !== undefined) return `row ${i} holds ${negative}`;
+    const sum = row.reduce((a, b) => a + b, 0);
+    if (Math.abs(sum - 1) > 1e-3) return `row ${i} sums to ${sum.toPrecision(4)}`;
+  }
+  return "the rows are not probabilities";
 }

@@ -222,6 +222,8 @@ export interface DecodedModel {
   outputs: { name: string; shape: Shape }[];
   initializers: Map<string, { dims: number[]; data: Float32Array }>;
   opTypes: string[];
+  /** Trainable parameters, as distill counts them everywhere (countParameters). */
+  parameters: number;
 }
 
 /** Reads what distill needs back out of an ONNX file: metadata, I/O names and float initializers. */
@@ -249,7 +251,66 @@ export function decodeModel(bytes: Uint8Array): DecodedModel {
     outputs: (g.output ?? []).map((o) => ({ name: o.name ?? "", shape: dimsOf(o) })),
     initializers,
     opTypes: (g.node ?? []).map((n) => n.opType ?? ""),
+    parameters: countParameters(m),
   };
+}
+
+/** Ops of a quantized graph (onnxruntime's dynamic and static int8 forms). */
+const QUANTIZED_OPS = new Set(["QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv", "QLinearMatMul"]);
+
+/** Whether the model computes with quantized (int8) weights or activations. */
+export function isQuantized(m: onnxProto.onnx.IModelProto): boolean {
+  return (m.graph?.node ?? []).some((n) => QUANTIZED_OPS.has(n.opType ?? ""));
+}
+
+/** Ops the input's preprocessing is made of (cast, layout, resize, scale and normalise). */
+const PREPROCESSING_OPS = new Set(["Cast", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Resize", "Mul", "Sub", "Div", "Add"]);
+/** float32, float16, double, bfloat16. */
+const FLOAT_TYPES = new Set([1, 10, 11, 16]);
+
+/**
+ * Trainable parameters of an ONNX model: the one count distill reports (run results, the exported
+ * metadata, eval, prune, compare). The elements of its float initializers, less those that are not
+ * learned: scalars (an epsilon, a scale), the constants of the input's preprocessing (read only by
+ * the elementwise and layout ops between the graph input and its first other op) and BatchNorm
+ * running statistics (BatchNormalization's inputs 3 and 4; running_mean / running_var by name, as
+ * distill and PyTorch call them). A quantized model's weights are not float: its distill.parameters, recorded
+ * from its float source, is the count.
+ */
+export function countParameters(m: onnxProto.onnx.IModelProto): number {
+  const g = m.graph;
+  if (!g) return 0;
+  const recorded = Number((m.metadataProps ?? []).find((p) => p.key === "distill.parameters")?.value);
+  if (isQuantized(m) && Number.isInteger(recorded) && recorded > 0) return recorded;
+  const initializerNames = new Set((g.initializer ?? []).map((t) => t.name ?? ""));
+  // Nodes are in topological order: the input's path grows through preprocessing ops only.
+  const inputPath = new Set((g.input ?? []).map((i) => i.name ?? "").filter((name) => !initializerNames.has(name)));
+  const preprocessing = new Set<onnxProto.onnx.INodeProto>();
+  for (const n of g.node ?? [])
+    if (PREPROCESSING_OPS.has(n.opType ?? "") && (n.input ?? []).some((i) => inputPath.has(i))) {
+      preprocessing.add(n);
+      for (const o of n.output ?? []) inputPath.add(o);
+    }
+  const readers = new Map<string, onnxProto.onnx.INodeProto[]>();
+  const runningStatistics = new Set<string>();
+  for (const n of g.node ?? []) {
+    for (const i of n.input ?? []) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
+    if (n.opType === "BatchNormalization") for (const i of (n.input ?? []).slice(3, 5)) runningStatistics.add(i);
+  }
+  // Read by preprocessing alone, directly or through a Cast (an fp16 file casts its constants back).
+  const preprocessingOnly = (tensor: string): boolean => {
+    const by = readers.get(tensor) ?? [];
+    return by.length > 0 && by.every((n) => preprocessing.has(n) || (n.opType === "Cast" && preprocessingOnly(n.output?.[0] ?? "")));
+  };
+  let count = 0;
+  for (const t of g.initializer ?? []) {
+    const name = t.name ?? "", dims = (t.dims ?? []).map(Number);
+    if (!FLOAT_TYPES.has(t.dataType ?? 0) || dims.length === 0) continue;
+    if (runningStatistics.has(name) || /running_(mean|var)(?![a-z])/i.test(name)) continue; // also fp16 copies' "…_fp16"
+    if (preprocessingOnly(name)) continue;
+    count += dims.reduce((a, b) => a * b, 1);
+  }
+  return count;
 }
 
 /** Outputs up to and including the last live one (at least the first). */

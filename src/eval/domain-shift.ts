@@ -5,11 +5,12 @@
 // worse, confidently wrong), and a student distilled on those labels learns the wrong thing.
 
 import { DATASET_NAMES, loadDataset, type DatasetName } from "../data/datasets.js";
-import { imageShape, sampleSize, type SampleSet } from "../data/sample-set.js";
+import { describeSamples, imageShape, sampleSize, type SampleSet } from "../data/sample-set.js";
 import { readIdx } from "../data/idx.js";
 import { allIndices, firstN } from "../data/split.js";
 import { UserError } from "../errors.js";
-import { OnnxClassifier, datasetOfModel } from "./evaluate.js";
+import { dataOfModel } from "../data/load.js";
+import { OnnxClassifier } from "./evaluate.js";
 import { softmaxRows } from "./metrics.js";
 
 export interface Distribution {
@@ -183,8 +184,8 @@ export function inputStatistic(set: SampleSet, indices: Int32Array): { name: str
 export interface ShiftCommandOptions {
   /** A named dataset (its training images) or an IDX images file (raw or .gz). */
   transfer: string;
-  /** The teacher's own data (default: the dataset in the teacher's metadata); its test images, which
-   * the teacher has not seen, show how sure it is on in-domain data. */
+  /** The teacher's own data (default: the data its metadata records); its test images, which the
+   * teacher has not seen, show how sure it is on in-domain data. */
   reference?: DatasetName;
   /** Invert the transfer images (255 − x): a quick way to see what a shift looks like. */
   invert?: boolean;
@@ -213,8 +214,9 @@ function transferImages(spec: string, invert: boolean, limit: number): SampleSet
 export async function shiftCommand(teacherPath: string, o: ShiftCommandOptions): Promise<ShiftReport> {
   const teacher = await OnnxClassifier.fromFile(teacherPath);
   try {
-    const referenceName = o.reference ?? datasetOfModel(teacher);
-    const reference = loadDataset(referenceName).test;
+    const data = await dataOfModel(teacher.metadata, o.reference, teacherPath, "its test images show how sure the teacher is on its own data", "--reference");
+    const referenceName = data.name, reference = data.test;
+    if (reference.kind !== "image") throw new UserError(teacherPath, `distill shift compares images, but the teacher's data (${referenceName}) are ${describeSamples(reference)}`);
     const transfer = transferImages(o.transfer, o.invert === true, o.limit);
     teacher.checkFits(reference, `${referenceName} test images`);
     teacher.checkFits(transfer, `transfer images`);

@@ -55,16 +55,11 @@ export class OnnxClassifier {
     /** What the input holds: numbers (pixels, features) or token ids. */
     readonly inputDType: "float32" | "int64" | "string",
     readonly numClasses: number,
-    readonly initializerCount: number,
+    /** Trainable parameters, counted as everywhere in distill (countParameters in engine/onnx.ts). */
+    readonly parameterCount: number,
     /** The model's metadata_props (distill writes distill.* keys: labels, layout, dataset…). */
     readonly metadata: Readonly<Record<string, string>>,
   ) {}
-
-  /** Parameters as distill counts them: the exporter's figure when recorded, else the initializers' size. */
-  get parameterCount(): number {
-    const recorded = Number(this.metadata["distill.parameters"]);
-    return Number.isInteger(recorded) && recorded > 0 ? recorded : this.initializerCount;
-  }
 
   /** Samples this classifier has run forward (so tests can count teacher passes). */
   samplesRun = 0;
@@ -99,9 +94,7 @@ export class OnnxClassifier {
     } catch (e) {
       throw new UserError(where, `onnxruntime cannot load it (${(e as Error).message.split("\n")[0]})`);
     }
-    let params = 0;
-    for (const t of decoded.initializers.values()) params += t.data.length;
-    return new OnnxClassifier(where, bytes, session, input.name, output.name, sampleShape, inputDType, k, params, decoded.metadata);
+    return new OnnxClassifier(where, bytes, session, input.name, output.name, sampleShape, inputDType, k, decoded.parameters, decoded.metadata);
   }
 
   /** Checks the model can read `set`'s samples: as many values per sample, of the type it takes. */
@@ -199,13 +192,6 @@ export async function evaluateClassifier(e: EvaluationInput): Promise<{ metrics:
     ...latency,
   };
   return { metrics, logits };
-}
-
-/** The dataset a model was trained on, from its metadata; a UserError saying to pass --data when absent. */
-export function datasetOfModel(c: OnnxClassifier): DatasetName {
-  const named = c.metadata["distill.dataset"];
-  if (named && (DATASET_NAMES as readonly string[]).includes(named)) return named as DatasetName;
-  throw new UserError(c.where, `its metadata names no dataset${named ? ` distill knows (it says ${JSON.stringify(named)})` : ""}; say which test set to use with --data ${DATASET_NAMES.join("|")}`);
 }
 
 export interface EvalOptions {

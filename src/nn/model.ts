@@ -4,7 +4,7 @@
 
 import { Graph, type Value, type Shape, type DType, formatShape } from "../engine/graph.js";
 import * as F from "../engine/functional.js";
-import { encodeModel } from "../engine/onnx.js";
+import { decodeModel, encodeModel } from "../engine/onnx.js";
 import { ForwardContext, type Mode, type Module, ParameterSet, type ParamDecl, initialValue } from "./module.js";
 
 export interface InputSpec {
@@ -144,9 +144,9 @@ export function exportOnnx(model: Model, params: ParameterSet, opts: ExportOptio
     "distill.input_dtype": raw?.dtype ?? model.input.dtype ?? "float32",
     "distill.input_preprocessing": JSON.stringify({ scale: model.input.scale ?? 1, mean: model.input.mean ?? [], std: model.input.std ?? [] }),
     "distill.class_labels": JSON.stringify(model.classLabels),
-    // The trained parameter count (what a report calls "parameters"), not the initializers' size,
-    // which also holds the preprocessing constants.
-    "distill.parameters": String(params.count()),
+    // The trained parameter count, by the one rule every report uses (not the initializers' size,
+    // which also holds the preprocessing constants and BatchNorm's running statistics).
+    "distill.parameters": String(decodeModel(encodeModel(g)).parameters),
     ...(opts.probabilitiesName ? { "distill.probabilities_name": opts.probabilitiesName } : {}),
     "distill.taps": JSON.stringify(tapTable(g, logits, outputName)),
     ...opts.metadata,
