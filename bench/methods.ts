@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { validateConfig } from "../src/config/load.js";
-import { runDistillation } from "../src/distill/pipeline.js";
+import { runDistillation } from "../src/run/pipeline.js";
 import type { RunState } from "../src/distill/run-folder.js";
 import type { EpochMetric, RunResults } from "../src/eval/types.js";
 

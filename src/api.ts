@@ -47,13 +47,13 @@ export interface DistillOptions {
 export async function distill(config: DistillConfigInput, opts: DistillOptions = {}): Promise<{ runDir: string; results: RunResults }> {
   const where = opts.where ?? "config";
   const resolved = configFromObject(config, where, { ...opts.overrides, output: opts.output }, opts.baseDir);
-  const { runDistillation } = await import("./distill/pipeline.js");
+  const { runDistillation } = await import("./run/pipeline.js");
   return runDistillation(resolved, { configPath: where, quiet: opts.quiet ?? true, cacheDir: opts.cacheDir, progress: opts.progress, signal: opts.signal });
 }
 
 /** Continues an interrupted run folder (as `distill resume`); `signal` as for distill(). */
 export async function resume(runDir: string, opts: { quiet?: boolean; cacheDir?: string; signal?: AbortSignal } = {}): Promise<{ runDir: string; results: RunResults }> {
-  const { resumeDistillation } = await import("./distill/pipeline.js");
+  const { resumeDistillation } = await import("./run/pipeline.js");
   return resumeDistillation(runDir, { quiet: opts.quiet ?? true, cacheDir: opts.cacheDir, signal: opts.signal });
 }
 

@@ -9,7 +9,7 @@
 
 // ---- the whole job ----
 export { distill, resume, evaluate, type DistillOptions, type EvaluateOptions } from "./api.js";
-export { runDistillation, resumeDistillation, type PipelineOptions } from "./distill/pipeline.js";
+export { runDistillation, resumeDistillation, type PipelineOptions } from "./run/pipeline.js";
 export { loadConfig, validateConfig, configFromObject, type ConfigOverrides } from "./config/load.js";
 export { distillConfigSchema, type DistillConfig, type DistillConfigInput, type ModelSpec, type TrainSpec, type KdSpec } from "./config/schema.js";
 export { UserError, RunAbortedError } from "./errors.js";

@@ -12,7 +12,7 @@ import { Writable } from "node:stream";
 import { estimateBiasShift } from "../src/eval/bias-correction.js";
 import { predictions } from "../src/eval/metrics.js";
 import { loadConfig } from "../src/config/load.js";
-import { runDistillation } from "../src/distill/pipeline.js";
+import { runDistillation } from "../src/run/pipeline.js";
 import { OnnxClassifier } from "../src/eval/evaluate.js";
 import { loadDataset } from "../src/data/datasets.js";
 import type { RunResults } from "../src/eval/types.js";

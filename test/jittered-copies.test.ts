@@ -16,7 +16,7 @@ import { appendJitteredCopies, jitterInto, nonZeroShifts } from "../src/data/aug
 import { loadDataset } from "../src/data/datasets.js";
 import { firstN, allIndices } from "../src/data/split.js";
 import { loadConfig } from "../src/config/load.js";
-import { runDistillation } from "../src/distill/pipeline.js";
+import { runDistillation } from "../src/run/pipeline.js";
 import { OnnxClassifier } from "../src/eval/evaluate.js";
 import type { RunResults } from "../src/eval/types.js";
 import { createProgress } from "../src/util/progress.js";

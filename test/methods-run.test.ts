@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { validateConfig } from "../src/config/load.js";
-import { resumeDistillation, runDistillation } from "../src/distill/pipeline.js";
+import { resumeDistillation, runDistillation } from "../src/run/pipeline.js";
 import type { RunState } from "../src/distill/run-folder.js";
 import { decodeModel } from "../src/engine/onnx.js";
 import type { EpochMetric } from "../src/eval/types.js";

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../src/config/load.js";
-import { runDistillation } from "../src/distill/pipeline.js";
+import { runDistillation } from "../src/run/pipeline.js";
 import { readCheckpoint } from "../src/distill/checkpoint.js";
 import { forwardPassesOn, OnnxClassifier } from "../src/eval/evaluate.js";
 import type { EpochMetric, RunResults } from "../src/eval/types.js";

@@ -16,7 +16,7 @@ import { gzipSync } from "node:zlib";
 import { validateConfig } from "../src/config/load.js";
 import "../src/distill/methods/index.js"; // registers the methods the kd: block accepts
 import { labelCommand } from "../src/distill/label.js";
-import { resumeDistillation, runDistillation } from "../src/distill/pipeline.js";
+import { resumeDistillation, runDistillation } from "../src/run/pipeline.js";
 import type { RunState } from "../src/distill/run-folder.js";
 import { loadFileTeacher, npyBytes, readNpy } from "../src/distill/soft-target-file.js";
 import { teacherSoftTargets } from "../src/distill/soft-targets.js";

@@ -19,7 +19,7 @@ import { loadDataset } from "../src/data/datasets.js";
 import { loadData } from "../src/data/load.js";
 import { loadUnlabeled, NO_LABEL } from "../src/data/unlabeled.js";
 import { configFromObject, loadConfig } from "../src/config/load.js";
-import { runDistillation } from "../src/distill/pipeline.js";
+import { runDistillation } from "../src/run/pipeline.js";
 import { Graph } from "../src/engine/graph.js";
 import { gradients } from "../src/engine/autodiff.js";
 import { encodeModel } from "../src/engine/onnx.js";

@@ -89,7 +89,7 @@ function addRunCommand(program: Command, io: CliIo): void {
     .option("--debug", "print stack traces of errors")
     .action(async (configPath: string, opts: { set?: string[]; epochs?: number; seeds?: number; output?: string; quiet?: boolean }) => {
       const config = loadConfig(configPath, { set: opts.set, epochs: opts.epochs, seeds: opts.seeds, output: opts.output });
-      const { runDistillation } = await import("../distill/pipeline.js");
+      const { runDistillation } = await import("../run/pipeline.js");
       const { runDir } = await withSignals(io, `distill resume ${config.output}`, (signal) => runDistillation(config, { configPath, quiet: opts.quiet === true, signal }));
       reportWhere(io, runDir);
     });
@@ -152,7 +152,7 @@ function addResumeCommand(program: Command, io: CliIo): void {
         await withSignals<unknown>(io, `distill resume ${runDir}`, (signal) => ("resumeTune" in m ? m.resumeTune(runDir, log, signal) : m.resumeShrink(runDir, log, signal)));
         return;
       }
-      const { resumeDistillation } = await import("../distill/pipeline.js");
+      const { resumeDistillation } = await import("../run/pipeline.js");
       const result = await withSignals(io, `distill resume ${runDir}`, (signal) => resumeDistillation(runDir, { quiet: opts.quiet === true, signal }));
       reportWhere(io, result.runDir);
     });

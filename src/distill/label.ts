@@ -16,7 +16,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { allIndices } from "../data/split.js";
 import { npyBytes } from "./soft-target-file.js";
 import { planData } from "./data-plan.js";
-import { adaptedTeacher, checkTeacher } from "./pipeline.js";
+import { adaptedTeacher, checkTeacher } from "./user-teacher.js";
 import { CHUNK_SAMPLES, chunkCount, defaultCacheDir, labelTransferSet, labelWorkers, residentSource, shardChunks, type Shard } from "./soft-targets.js";
 
 export interface LabelCommandOptions {

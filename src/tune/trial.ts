@@ -49,7 +49,7 @@ export interface TrialOutcome {
 /** Runs (or continues) a trial in this process. */
 export async function runTrialHere(job: TrialJob): Promise<TrialOutcome> {
   const { validateConfig } = await import("../config/load.js");
-  const { runDistillation, resumeDistillation } = await import("../distill/pipeline.js");
+  const { runDistillation, resumeDistillation } = await import("../run/pipeline.js");
   if (!existsSync(join(job.output, "results.json"))) {
     if (existsSync(join(job.output, "run.json"))) await resumeDistillation(job.output, { quiet: true, cacheDir: job.cacheDir });
     else {

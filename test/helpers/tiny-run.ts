@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { loadConfig } from "../../src/config/load.js";
-import { runDistillation } from "../../src/distill/pipeline.js";
+import { runDistillation } from "../../src/run/pipeline.js";
 import { createProgress } from "../../src/util/progress.js";
 
 export async function tinyRun(name: string): Promise<{ runDir: string; cacheDir: string; root: string }> {

@@ -1,0 +1,115 @@
+// Stages 1 and 2: the teacher (trained here with its own recipe, or the user's, already copied into
+// the run folder), then what the student's terms need from it on the transfer set, computed once and
+// cached (teacher-outputs.ts): logits (one teacher's, or an ensemble's), taps.
+
+import { copyFileSync, existsSync } from "node:fs";
+import { OnnxClassifier } from "../eval/evaluate.js";
+import { accuracy } from "../eval/metrics.js";
+import type { RunFolder } from "../distill/run-folder.js";
+import { defaultCacheDir } from "../distill/soft-targets.js";
+import { TeacherOutputs, teacherTapTargets, teacherTapsOf, type CachedTensor } from "../distill/teacher-outputs.js";
+import { averageSoftTargets } from "../distill/teacher-ensemble.js";
+import { openFileTeacher } from "../distill/user-teacher.js";
+import { trainStage } from "../distill/train-stage.js";
+import { exporterFor, runMetadata } from "./export.js";
+import type { Plan } from "./plan.js";
+import { checkDomainShift, reportOnTeacher } from "./teacher-checks.js";
+import { fileScores, mainTeacherScores, modelScores, type TeacherScores } from "./teacher-scores.js";
+
+/** 1. The teacher: trained here with its own recipe, or a user's .onnx (already copied). */
+export async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
+  const { config, teacherSeed } = plan;
+  if (!config.teacher?.model) return;
+  if (!run.finished("teacher", teacherSeed)) {
+    const model = plan.teacherModel();
+    const { params, history } = await trainStage({
+      stage: "teacher", seed: teacherSeed, model, train: config.teacher.train!, terms: [{ method: "cross-entropy", weight: 1 }],
+      set: plan.dataset.train, trainIndices: plan.teacherTrainIndices, validationIndices: plan.validationIndices, useLabels: true,
+      checkpointPath: run.checkpointPath("teacher", teacherSeed), progress: plan.progress,
+      onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs, signal: plan.opts.signal,
+    });
+    run.finishStage("teacher", teacherSeed, model, params, history, runMetadata(plan), exporterFor(plan.dataset));
+  }
+  if (!existsSync(run.teacherFile)) copyFileSync(run.modelPath("teacher", teacherSeed), run.teacherFile);
+}
+
+/** 2. What the student's terms need from the frozen teacher, computed once and cached (see teacher-outputs.ts). */
+export async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutputs> {
+  const { config, transferIndices, progress } = plan;
+  const rows = () => TeacherOutputs.rowsFor(transferIndices, plan.dataset.train.count);
+  // No separate teacher (ema-teacher: the model's own average teaches it): nothing to compute.
+  if (!config.teacher) return new TeacherOutputs(rows(), undefined, new Map());
+  const cacheDir = plan.opts.cacheDir ?? defaultCacheDir();
+  const teacher = await mainTeacherScores(plan, run);
+  try {
+    let logits: CachedTensor | undefined;
+    if (plan.studentTerms.usesTeacherLogits) {
+      const task = progress.task(`soft targets (teacher logits on the transfer set${teacher.file ? `, from ${teacher.file.where}` : ""})`, transferIndices.length);
+      const soft = await teacher.logits(transferIndices, "soft-targets", (done) => task.update(done));
+      task.finish(teacher.file ? `read ${transferIndices.length} rows${teacher.file.probabilities ? " (probabilities, as log-probabilities)" : ""}` : soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
+      run.state.softTargets = { key: soft.key, samples: transferIndices.length, computedSamples: soft.computedSamples };
+      logits = { sampleShape: [teacher.classes], data: soft.logits };
+      if (config.kd.teachers) logits = await ensembleLogits(plan, run, teacher, logits);
+    }
+    const taps = teacher.classifier ? await teacherTaps(plan, run, teacher.classifier, cacheDir) : new Map<string, CachedTensor>();
+    await reportOnTeacher(plan, run, teacher);
+    await checkDomainShift(plan, run, teacher, logits?.data);
+    run.saveState();
+    return new TeacherOutputs(rows(), logits, taps);
+  } finally {
+    await teacher.dispose();
+  }
+}
+
+/**
+ * Several teachers (Hinton et al. 2015 §2's ensemble as teacher; weighting as in You et al. 2017):
+ * the weighted mean of their softened outputs p̄ = Σ wᵢ softmax(zᵢ/T) / Σ wᵢ, passed on as logits
+ * T·log p̄, so that a term's softmax(·/T) recovers exactly p̄. T is the first term's temperature.
+ * Each member is an .onnx model (passes cached) or a file of soft targets (read from the run folder's copy).
+ */
+async function ensembleLogits(plan: Plan, run: RunFolder, main: TeacherScores, mainLogits: CachedTensor): Promise<CachedTensor> {
+  const { config, dataset, transferIndices, validationIndices } = plan;
+  const members: { scores: TeacherScores; logits: Float32Array; weight: number }[] = [{ scores: main, logits: mainLogits.data, weight: 1 }];
+  let computed = 0;
+  try {
+    for (const [i, t] of (config.kd.teachers ?? []).entries()) {
+      const scores = t.softTargets !== undefined
+        ? fileScores(openFileTeacher(plan, { ...t, softTargets: t.softTargets }, `kd.teachers[${i}]`, run.softTargetsFile(t.softTargets, i)))
+        : modelScores(plan, await OnnxClassifier.fromFile(run.extraTeacherFile(i)));
+      members.push({ scores, logits: new Float32Array(0), weight: t.weight });
+      const soft = await scores.logits(transferIndices, "soft-targets");
+      members[i + 1]!.logits = soft.logits;
+      computed += soft.computedSamples;
+    }
+    if (config.kd.teacherWeights === "accuracy") {
+      const labels = Uint8Array.from(validationIndices, (idx) => dataset.train.labels[idx]!);
+      for (const m of members) {
+        const scored = await m.scores.logits(validationIndices, "teacher-validation");
+        m.weight = accuracy(scored.logits, labels, dataset.classLabels.length);
+        computed += scored.computedSamples;
+      }
+    }
+  } finally {
+    for (const m of members.slice(1)) await m.scores.dispose();
+  }
+  const temperature = config.kd.terms.map((t) => t["temperature"]).find((v): v is number => typeof v === "number") ?? 1;
+  const weights = members.map((m) => m.weight);
+  run.state.ensemble = { weights, computedSamples: computed };
+  return { sampleShape: mainLogits.sampleShape, data: averageSoftTargets(members.map((m) => m.logits), weights, mainLogits.sampleShape[0]!, temperature) };
+}
+
+async function teacherTaps(plan: Plan, run: RunFolder, teacher: OnnxClassifier, cacheDir: string): Promise<Map<string, CachedTensor>> {
+  const names = plan.studentTerms.teacherTaps;
+  if (names.length === 0) return new Map();
+  const located = teacherTapsOf(teacher.bytes);
+  const taps = new Map(names.map((n) => [n, { tensor: located.get(n)!.tensor, sampleShape: plan.teacherTapShapes.get(n)! }]));
+  const task = plan.progress.task(`teacher taps ${names.join(", ")} on the transfer set`, plan.transferIndices.length);
+  const out = await teacherTapTargets({
+    teacherBytes: teacher.bytes, inputName: teacher.inputName, inputShape: teacher.sampleShape, taps,
+    set: plan.dataset.train, indices: plan.transferIndices, cacheDir, onProgress: (done) => task.update(done),
+    onWarning: (message) => plan.progress.log(`warning: ${message}`),
+  });
+  task.finish(out.computedSamples ? `computed ${out.computedSamples} samples, cached` : "from cache");
+  run.state.teacherTaps = { taps: names, samples: plan.transferIndices.length, computedSamples: out.computedSamples };
+  return out.taps;
+}
