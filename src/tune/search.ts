@@ -67,14 +67,14 @@ export async function tuneCommand(configPath: string, opts: SessionOptions): Pro
       throw e;
     }
   }
-  if (opts.queue) {
-    const { checkRedis } = await import("./queue.js");
-    await checkRedis(opts.queue, "--queue");
-  }
   const dir = opts.output ?? join("runs", `${config.name}-tune`);
+  if (opts.queue) {
+    const { checkQueue } = await import("./queue.js");
+    await checkQueue({ ...opts, queue: opts.queue }, config, dir, opts.cacheDir);
+  }
   const state: TuneState = { ...createState("tune", configPath, config, dir, opts), tune };
   saveState(dir, state);
-  return executeTune(dir, state, opts.log);
+  return executeTune(dir, state, opts.log, opts.queue);
 }
 
 export async function resumeTune(dir: string, log: (line: string) => void): Promise<TuneResults> {
@@ -82,8 +82,8 @@ export async function resumeTune(dir: string, log: (line: string) => void): Prom
   return executeTune(dir, state, log);
 }
 
-async function executeTune(dir: string, state: TuneState, log: (line: string) => void): Promise<TuneResults> {
-  const session = await Session.open(dir, state, log);
+async function executeTune(dir: string, state: TuneState, log: (line: string) => void, queueUrl?: string): Promise<TuneResults> {
+  const session = await Session.open(dir, state, log, queueUrl ?? state.queue);
   const onInterrupt = () => {
     process.stderr.write(`\ninterrupted; finished trials are kept, continue with: distill resume ${dir}\n`);
     process.exit(130);

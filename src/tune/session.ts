@@ -11,6 +11,8 @@ import { configFromObject } from "../config/load.js";
 import type { DistillConfig } from "../config/schema.js";
 import { defaultCacheDir } from "../distill/soft-targets.js";
 import { UserError } from "../errors.js";
+import { realRoot } from "../queue/job.js";
+import { urlWithoutPassword } from "../queue/redis.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { localExecutor, Runner, type Executor, type Planned } from "./runner.js";
 import type { Setting } from "./space.js";
@@ -34,7 +36,12 @@ export interface SessionState {
   sets: string[];
   /** Absolute path of the teacher every trial distils from, once known. */
   teacherOnnx?: string;
+  /** The queue's Redis URL, without its password (DISTILL_REDIS_PASSWORD gives it back on resume). */
   queue?: string;
+  /** CA file for a rediss:// queue. */
+  queueCa?: string;
+  /** The folder the workers' --root names: queued jobs' paths are relative to it (absent in older folders: the working folder). */
+  queueRoot?: string;
   concurrency: number;
   threads: number;
   cacheDir: string;
@@ -47,7 +54,10 @@ export interface SessionOptions {
   /** `distill run --set` overrides of the config file. */
   set?: string[];
   output?: string;
+  /** Redis URL (it may hold the password: it is kept only in memory). */
   queue?: string;
+  queueCa?: string;
+  queueRoot?: string;
   concurrency?: number;
   cacheDir?: string;
   log: (line: string) => void;
@@ -102,7 +112,7 @@ export function createState(kind: SessionState["kind"], configPath: string, conf
   const state: SessionState = {
     kind, configPath, createdAt, base: baseDocument(config), raw: rawDocument(configPath), sets: trialSets(opts.set ?? []),
     ...(config.teacher?.onnx !== undefined ? { teacherOnnx: resolve(config.teacher.onnx) } : {}),
-    ...(opts.queue ? { queue: opts.queue } : {}),
+    ...(opts.queue ? { queue: urlWithoutPassword(opts.queue), queueRoot: realRoot(opts.queueRoot ?? ".", "--root"), ...(opts.queueCa ? { queueCa: resolve(opts.queueCa) } : {}) } : {}),
     concurrency, threads,
     cacheDir: resolve(opts.cacheDir ?? defaultCacheDir()),
     key: createHash("sha256").update(`${resolve(dir)} ${createdAt}`).digest("hex").slice(0, 12),
@@ -145,13 +155,15 @@ export class Session {
     for (const e of this.runner.ledger.values()) state.activeSeconds = Math.max(state.activeSeconds, e.elapsedSeconds);
   }
 
-  static async open(dir: string, state: SessionState, log: (line: string) => void): Promise<Session> {
+  /** `queueUrl`: the URL as given on the command line (with its password); on resume, the state's. */
+  static async open(dir: string, state: SessionState, log: (line: string) => void, queueUrl = state.queue): Promise<Session> {
     let executor: Executor = localExecutor;
-    if (state.queue) {
-      const { QueueExecutor, checkRedis } = await import("./queue.js");
-      await checkRedis(state.queue, "--queue");
-      const q = new QueueExecutor(state.queue, "--queue");
-      executor = { run: (job) => q.run(job, state.key), close: () => q.close() };
+    if (queueUrl) {
+      const { queueExecutor } = await import("./queue.js");
+      const { checkRedis } = await import("../queue/redis.js");
+      const target = { url: queueUrl, ...(state.queueCa ? { caFile: state.queueCa } : {}) };
+      await checkRedis(target, "--queue");
+      executor = queueExecutor(target, state.queueRoot ?? realRoot(".", "--root"), state.key, log);
     }
     return new Session(dir, state, executor, log);
   }

@@ -127,17 +127,17 @@ export async function shrinkCommand(configPath: string, o: ShrinkOptions): Promi
     student: config.student.model, widths: o.widths ?? DEFAULT_LADDER, depths: o.depths ?? [1], ...(models ? { models } : {}),
     classLabels: dataset.classLabels, geometry: dataGeometry(dataset.train, dataset.vocabularySize), configPath,
   });
-  if (o.queue) {
-    const { checkRedis } = await import("./queue.js");
-    await checkRedis(o.queue, "--queue");
-  }
   const dir = o.output ?? join("runs", `${config.name}-shrink`);
+  if (o.queue) {
+    const { checkQueue } = await import("./queue.js");
+    await checkQueue({ ...o, queue: o.queue }, config, dir, o.cacheDir);
+  }
   const state: ShrinkState = {
     ...createState("shrink", configPath, config, dir, o), keep: o.keep, ladder, everyRung: o.everyRung === true,
     ...(o.assistant ? { assistant: o.assistant } : {}), ...(config.teacher && config.teacher.onnx === undefined ? { teacherModel: config.teacher.model } : {}),
   };
   saveState(dir, state);
-  return executeShrink(dir, state, o.log);
+  return executeShrink(dir, state, o.log, o.queue);
 }
 
 export async function resumeShrink(dir: string, log: (line: string) => void): Promise<ShrinkResults> {
@@ -149,8 +149,8 @@ export async function resumeShrink(dir: string, log: (line: string) => void): Pr
 
 type Trained = Rung & { teacherParams?: number; teacherLatencyP50Ms: number; testTotal: number };
 
-async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void): Promise<ShrinkResults> {
-  const session = await Session.open(dir, state, log);
+async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void, queueUrl?: string): Promise<ShrinkResults> {
+  const session = await Session.open(dir, state, log, queueUrl ?? state.queue);
   try {
     await session.ensureTeacher();
     const dataset = await loadData(state.base["data"] as DataSpec);
