@@ -166,7 +166,7 @@ test("Redis restarted empty mid-search: the coordinator says its jobs were lost,
   try {
     const worker = spawn(process.execPath, [CLI, "worker", "--queue", redis.url, "--root", dir, "--stall-seconds", "5"], { env, stdio: ["ignore", "pipe", "inherit"] });
     started.push(worker);
-    const workerOut = lines(worker);
+    lines(worker);
     const producer = spawn(process.execPath, [CLI, "tune", cfg, "--output", join(dir, "restarted"), "--queue", redis.url, "--root", dir], { env, stdio: ["ignore", "pipe", "pipe"] });
     started.push(producer);
     let producerErr = "";
@@ -189,7 +189,6 @@ test("Redis restarted empty mid-search: the coordinator says its jobs were lost,
     assert.deepEqual(queued.trials.map((t) => [t.id, t.valAccuracy]), whole.trials.map((t) => [t.id, t.valAccuracy]));
     assert.deepEqual(queued.winner, whole.winner);
     assert.deepEqual(queued.final, whole.final);
-    assert.ok(workerOut.seen.some((l) => /Redis at redis:\/\/127\.0\.0\.1:\d+ is back/.test(l)) || workerOut.seen.some((l) => /lost Redis/.test(l)), workerOut.seen.join("\n"));
   } finally {
     for (const c of started.reverse()) if (c.exitCode === null) c.kill("SIGKILL");
     await redis.kill();

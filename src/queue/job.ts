@@ -64,6 +64,8 @@ export interface JobKind<T extends Envelope = Envelope> {
    * returns it absolute, real and inside the root, or throws RefusedJob naming `field`).
    */
   prepare(job: T, confine: (field: string, path: string) => string): Promise<T>;
+  /** Its result in a few words for the worker's log, e.g. "val_acc=0.9120". */
+  summarize?(result: unknown): string;
   /** Runs the prepared job (its paths absolute, inside `root`); `signal` aborts it when the worker loses the job. */
   run(job: T, context: { root: string; worker: string; signal: AbortSignal }): Promise<unknown>;
 }

@@ -51,7 +51,7 @@ export async function runWorker(target: RedisTarget, opts: WorkerOptions): Promi
     const what = kind.describe(parsed);
     say(`${what} started`);
     const result = await kind.run(parsed, { root: opts.root, worker: me, signal: signal ?? new AbortController().signal });
-    say(`${what} finished`);
+    say(`${what} finished${kind.summarize ? `, ${kind.summarize(result)}` : ""}`);
     return result;
   };
 
@@ -78,6 +78,8 @@ export async function runWorker(target: RedisTarget, opts: WorkerOptions): Promi
   worker.on("error", (err) => {
     const text = redisErrorText(err, options);
     // One line per outage, not one per reconnection attempt.
+    // A lost lock was reported once, by the lockRenewalFailed listener.
+    if (/could not renew lock for job|Missing lock for job/.test(text)) return;
     if (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed/.test(text)) {
       if (!down) say(`lost Redis at ${displayUrl(target.url)} (${text}); reconnecting`);
       down = true;

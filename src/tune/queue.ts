@@ -40,6 +40,7 @@ export const trialJobKind: JobKind<QueuedTrial> = {
     const config = await validateJobConfig({ ...job.config, output });
     return { ...job, output, cacheDir: confine("cacheDir", job.cacheDir), config: asDocument(mapConfigPaths(config, (key, p) => confine(`config.${key}`, p))) };
   },
+  summarize: (outcome) => `val_acc=${(outcome as TrialOutcome).valAccuracy.toFixed(4)}`,
   run: (job, { root, signal }) => runTrialChild(job, { cwd: root, signal }),
 };
 
