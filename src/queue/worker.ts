@@ -37,7 +37,7 @@ export async function runWorker(target: RedisTarget, opts: WorkerOptions): Promi
     if (opts.maxJobs !== undefined && handled >= opts.maxJobs) finish();
   };
 
-  const process_ = async (job: Job<unknown>, _token: string | undefined, signal?: AbortSignal) => {
+  const handle = async (job: Job<unknown>, _token: string | undefined, signal?: AbortSignal) => {
     let kind: JobKind;
     let parsed: Envelope;
     try {
@@ -55,7 +55,7 @@ export async function runWorker(target: RedisTarget, opts: WorkerOptions): Promi
     return result;
   };
 
-  const worker = new Worker(QUEUE_NAME, process_, {
+  const worker = new Worker(QUEUE_NAME, handle, {
     // Reconnect every second, whatever the outage's length: a Redis back up empty must be seen within
     // the coordinator's grace for lost jobs (src/queue/producer.ts), before it enqueues them again.
     connection: { ...options, maxRetriesPerRequest: null, retryStrategy: () => 1000 },

@@ -57,16 +57,16 @@ export interface QueueOptions {
 }
 
 /**
- * Before a queued search writes anything: Redis answers, and the search folder, the soft-target
+ * Before a queued search writes anything: Redis answers, then the search folder, the soft-target
  * cache and every path of the config lie under the queue root (else one line naming the path).
  */
 export async function checkQueue(o: QueueOptions, config: DistillConfig, dir: string, cacheDir: string = defaultCacheDir()): Promise<void> {
+  await checkRedis({ url: o.queue, ...(o.queueCa ? { caFile: o.queueCa } : {}) }, "--queue");
   const root = realRoot(o.queueRoot ?? ".", "--root");
   relativeToRoot(root, "the search folder (--output)", dir);
   relativeToRoot(root, "the soft-target cache (DISTILL_CACHE)", cacheDir);
   // Trials run in folders under the search folder, whatever the config's own output says.
   mapConfigPaths({ ...config, output: dir }, (key, p) => relativeToRoot(root, key, p));
-  await checkRedis({ url: o.queue, ...(o.queueCa ? { caFile: o.queueCa } : {}) }, "--queue");
 }
 
 /** Runs trials as queue jobs under `key` (unique per search folder), paths relative to `root`. */
