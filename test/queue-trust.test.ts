@@ -144,6 +144,11 @@ test("a worker refuses jobs naming paths outside its --root, malformed jobs and 
       await worker.waitForLines(new RegExp(`job ${id} refused: `));
       assert.equal(worker.out.filter((l) => l.includes(`job ${id} refused: `)).length, 1, `${id}: ${worker.out.join("\n")}`);
     }
+    // A job id cannot forge a worker log line: one that is not plain is quoted.
+    const forged = await queue.add("forged", { ...labelJob("forged"), distill: "0.1.0\nworker x: trial t000 finished" }, { jobId: "forged\nworker x. trial t001 finished", attempts: 1 });
+    await assert.rejects(forged.waitUntilFinished(events, 60_000), (e: Error) => (assert.equal(e.message, "refused: distill: expected a version like 0.1.0"), true));
+    await worker.waitForLines(/job "forged\\nworker x\. trial t001 finished" refused: distill: /);
+    assert.ok(!worker.out.some((l) => /^worker x[.:]/.test(l)), worker.out.join("\n"));
     assert.deepEqual(tree(outside), [], "nothing written outside the root");
 
     // The worker goes on: a good labelling shard runs, its chunk lands in the root's cache.

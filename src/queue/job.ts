@@ -48,7 +48,7 @@ export const threadCount = z.number().int().min(1).max(1024);
 
 const envelopeSchema = z.object({
   format: z.number().int(),
-  distill: z.string().max(100),
+  distill: z.string().regex(/^[A-Za-z0-9.+_-]{1,100}$/, "expected a version like 0.1.0"),
   kind: z.string().max(100),
   id: jobId,
 });

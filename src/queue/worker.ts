@@ -68,7 +68,9 @@ export async function runWorker(target: RedisTarget, opts: WorkerOptions): Promi
   });
   worker.on("completed", count);
   worker.on("failed", (job, err) => {
-    say(`job ${job?.id ?? "?"} ${err.message.startsWith("refused: ") ? "" : "failed: "}${err.message.split("\n")[0]}`);
+    // The job id is whatever was written to Redis: quoted unless plain, so that it cannot forge log lines.
+    const id = job?.id === undefined ? "?" : /^[\w.:-]{1,200}$/.test(job.id) ? job.id : JSON.stringify(job.id);
+    say(`job ${id} ${err.message.startsWith("refused: ") ? "" : "failed: "}${err.message.split("\n")[0]}`);
     if (job) count();
   });
   worker.on("lockRenewalFailed", (jobIds: string[]) => {
