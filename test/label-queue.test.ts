@@ -77,11 +77,12 @@ test("distill label --queue --shards 3 with two workers on a real Redis: every s
   assert.equal(local.status, 0, local.stderr);
   assert.equal(chunkFiles(join(dir, "local")).length, 3);
 
-  const { url, process: redis } = await startRedis();
-  const started: ChildProcess[] = [redis];
+  const redis = await startRedis();
+  const url = redis.url;
+  const started: ChildProcess[] = [redis.process];
   try {
     const workers = [0, 1].map(() => {
-      const w = spawn(process.execPath, [CLI, "worker", "--queue", url], { env, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
+      const w = spawn(process.execPath, [CLI, "worker", "--queue", url, "--root", dir], { env, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
       started.push(w);
       return collect(w);
     });

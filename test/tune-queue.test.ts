@@ -1,8 +1,12 @@
 // Trials over BullMQ on a real Redis (Debian's redis-server on a free 127.0.0.1 port, started
 // here): `distill tune --queue` enqueues, two `distill worker`s run the trials, one worker is
 // killed with SIGKILL mid-trial, BullMQ's stalled-job check hands its trial to the other, every
-// trial finishes exactly once, and the search's result equals the same search run locally.
-// Without redis-server (apt-get install redis-server; .ci/run installs it) the test says it skipped.
+// trial finishes exactly once, and the search's result equals the same search run locally. Then
+// Redis is restarted empty mid-search (once the first trial's result is recorded, with the only
+// worker frozen meanwhile so that jobs are surely pending): the coordinator says its jobs were
+// lost, enqueues them again, and the search ends with the local search's result. Without
+// redis-server (apt-get install redis-server; .ci/run installs it) the tests say they skipped
+// (under CI=true they fail).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -34,7 +38,7 @@ tune:
   seeds: 1
 `;
 
-/** Collects a process's stdout lines; `waitFor` resolves at the first line matching. */
+/** Collects a process's stdout lines; `waitFor` resolves at the first line matching, or rejects at the deadline. */
 function lines(child: ChildProcess) {
   const seen: string[] = [];
   const waiters: Array<[RegExp, (line: string) => void]> = [];
@@ -51,10 +55,11 @@ function lines(child: ChildProcess) {
   });
   return {
     seen,
-    waitFor: (re: RegExp) => new Promise<string>((resolve) => {
+    waitFor: (re: RegExp, deadlineMs = 300_000) => new Promise<string>((resolve, reject) => {
       const hit = seen.find((l) => re.test(l));
-      if (hit) resolve(hit);
-      else waiters.push([re, resolve]);
+      if (hit) return resolve(hit);
+      const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${deadlineMs / 1000} s; seen:\n${seen.join("\n")}`)), deadlineMs);
+      waiters.push([re, (line) => (clearTimeout(timer), resolve(line))]);
     }),
   };
 }
@@ -73,25 +78,43 @@ function alive(pid: number): boolean {
   }
 }
 
-const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once("exit", (code) => r(code))));
+/** The exit code, or a rejection at the deadline. */
+function exited(c: ChildProcess, deadlineMs = 600_000): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    if (c.exitCode !== null) return resolve(c.exitCode);
+    const timer = setTimeout(() => reject(new Error(`pid ${c.pid} still running after ${deadlineMs / 1000} s`)), deadlineMs);
+    c.once("exit", (code) => (clearTimeout(timer), resolve(code)));
+  });
+}
+
+let localSearch: TuneResults | undefined;
+/** The same search run locally (once for both tests). */
+function localResults(cfg: string): TuneResults {
+  if (!localSearch) {
+    const local = spawnSync(process.execPath, [CLI, "tune", cfg, "--output", join(dir, "local"), "--concurrency", "2"], { encoding: "utf8", env, timeout: 600_000 });
+    assert.equal(local.status, 0, local.stderr);
+    localSearch = JSON.parse(readFileSync(join(dir, "local", "results.json"), "utf8")) as TuneResults;
+  }
+  return localSearch;
+}
 
 test("two workers on a real Redis, one killed with SIGKILL mid-trial: every trial finishes exactly once and the result equals the local search's", { skip: skipWithoutRedis }, async () => {
   const cfg = join(dir, "queued.yaml");
   writeFileSync(cfg, CONFIG);
-  const local = spawnSync(process.execPath, [CLI, "tune", cfg, "--output", join(dir, "local"), "--concurrency", "2"], { encoding: "utf8", env });
-  assert.equal(local.status, 0, local.stderr);
+  const whole = localResults(cfg);
 
-  const { url, process: redis } = await startRedis();
-  const started: ChildProcess[] = [redis];
+  const redis = await startRedis();
+  const url = redis.url;
+  const started: ChildProcess[] = [redis.process];
   try {
     const worker = () => {
-      const w = spawn(process.execPath, [CLI, "worker", "--queue", url, "--stall-seconds", "5"], { env, stdio: ["ignore", "pipe", "inherit"] });
+      const w = spawn(process.execPath, [CLI, "worker", "--queue", url, "--root", dir, "--stall-seconds", "5"], { env, stdio: ["ignore", "pipe", "inherit"] });
       started.push(w);
       return { proc: w, out: lines(w) };
     };
     const a = worker();
     const b = worker();
-    const producer = spawn(process.execPath, [CLI, "tune", cfg, "--output", join(dir, "queued"), "--queue", url], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const producer = spawn(process.execPath, [CLI, "tune", cfg, "--output", join(dir, "queued"), "--queue", url, "--root", dir], { env, stdio: ["ignore", "pipe", "pipe"] });
     started.push(producer);
     let producerErr = "";
     producer.stderr!.on("data", (d: Buffer) => (producerErr += d.toString()));
@@ -115,7 +138,6 @@ test("two workers on a real Redis, one killed with SIGKILL mid-trial: every tria
     assert.equal(await exited(producer), 0, producerErr);
 
     const queued = JSON.parse(readFileSync(join(dir, "queued", "results.json"), "utf8")) as TuneResults;
-    const whole = JSON.parse(readFileSync(join(dir, "local", "results.json"), "utf8")) as TuneResults;
     const ledger = readFileSync(join(dir, "queued", "trials.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as LedgerEntry);
     const ids = ledger.map((e) => e.id);
     assert.equal(new Set(ids).size, ids.length, "each trial once in the ledger");
@@ -132,5 +154,43 @@ test("two workers on a real Redis, one killed with SIGKILL mid-trial: every tria
     assert.deepEqual(queued.final, whole.final);
   } finally {
     for (const c of started.reverse()) if (c.exitCode === null) c.kill("SIGKILL");
+  }
+});
+
+test("Redis restarted empty mid-search: the coordinator says its jobs were lost, enqueues them again, and ends with the local search's result", { skip: skipWithoutRedis }, async () => {
+  const cfg = join(dir, "restarted.yaml");
+  writeFileSync(cfg, CONFIG);
+  const whole = localResults(cfg);
+  let redis = await startRedis();
+  const started: ChildProcess[] = [];
+  try {
+    const worker = spawn(process.execPath, [CLI, "worker", "--queue", redis.url, "--root", dir, "--stall-seconds", "5"], { env, stdio: ["ignore", "pipe", "inherit"] });
+    started.push(worker);
+    lines(worker);
+    const producer = spawn(process.execPath, [CLI, "tune", cfg, "--output", join(dir, "restarted"), "--queue", redis.url, "--root", dir], { env, stdio: ["ignore", "pipe", "pipe"] });
+    started.push(producer);
+    let producerErr = "";
+    producer.stderr!.on("data", (d: Buffer) => (producerErr += d.toString()));
+    const out = lines(producer);
+
+    // The first trial's result is recorded (the teacher was the first entry): three trials remain,
+    // queued or running, and the only worker is frozen so that none can finish meanwhile.
+    await out.waitFor(/^trial t\d+ .*\[2 done\]$/);
+    worker.kill("SIGSTOP");
+    await redis.kill();
+    redis = await startRedis({ port: redis.port });
+    worker.kill("SIGCONT");
+    await out.waitFor(/^trial job \S+ is no longer in Redis \(restarted empty\?\); enqueued again in 10 s$/, 60_000);
+    assert.equal(await exited(producer), 0, producerErr);
+
+    const queued = JSON.parse(readFileSync(join(dir, "restarted", "results.json"), "utf8")) as TuneResults;
+    const ids = readFileSync(join(dir, "restarted", "trials.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as LedgerEntry).id);
+    assert.equal(new Set(ids).size, ids.length, "each trial once in the ledger");
+    assert.deepEqual(queued.trials.map((t) => [t.id, t.valAccuracy]), whole.trials.map((t) => [t.id, t.valAccuracy]));
+    assert.deepEqual(queued.winner, whole.winner);
+    assert.deepEqual(queued.final, whole.final);
+  } finally {
+    for (const c of started.reverse()) if (c.exitCode === null) c.kill("SIGKILL");
+    await redis.kill();
   }
 });

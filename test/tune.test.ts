@@ -241,7 +241,7 @@ test("bad input: one line naming the file and key, exit code 2, nothing written"
     [["tune", config("queue2", STUDY + TRAINED_TEACHER + GRID), "--queue", "http://x"], /--queue: expected a URL like redis:\/\/127\.0\.0\.1:6379/],
     [["shrink", config("keep", STUDY + TRAINED_TEACHER), "--keep", "1.5"], /--keep: expected a fraction in \(0, 1\] like 0\.99, got "1\.5"/],
     [["shrink", config("keep2", STUDY + TRAINED_TEACHER), "--keep", "0.9", "--widths", "0.5,-1"], /--widths: expected width multipliers > 0/],
-    [["worker", "--queue", "redis://127.0.0.1:1"], /--queue: cannot reach Redis/],
+    [["worker", "--queue", "redis://127.0.0.1:1", "--root", dir], /--queue: cannot reach Redis/],
   ];
   for (const [args, message] of cases) {
     const out = join(dir, `bad-${args[1]!.replace(/\W/g, "")}`);

@@ -3,14 +3,17 @@
 // unknown option). Heavy modules (onnxruntime via the pipeline) load only inside the actions, so
 // --help and config errors answer at once.
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../config/load.js";
 import { RunAbortedError } from "../errors.js";
 // Registers the distillation methods that the config's `kd:` block accepts (src/config/methods.ts).
 import "../distill/methods/index.js";
+import { UserError } from "../errors.js";
+import type { JobKind } from "../queue/job.js";
 import { stopAllProgress } from "../util/progress.js";
+import { distillVersion } from "../util/version.js";
 
 export interface CliIo {
   writeOut(text: string): void;
@@ -31,19 +34,6 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-function packageVersion(): string {
-  // dist/src/cli/args.js → package.json at the repository (or installed package) root.
-  for (const rel of ["../../../package.json", "../../package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { name?: string; version?: string };
-      if (pkg.name === "distill" && pkg.version) return pkg.version;
-    } catch {
-      // try the next candidate
-    }
-  }
-  return "unknown";
-}
-
 /**
  * The commander program. Errors throw CommanderError (exitOverride is set before the subcommands
  * are added, so they inherit it) and output goes to `io`; runCli turns both into exit codes.
@@ -52,7 +42,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
   const program = new Command("distill");
   program
     .description("Knowledge distillation: train a teacher, distill soft targets into a student, compare against a baseline, report.")
-    .version(packageVersion(), "-V, --version", "print the version")
+    .version(distillVersion(), "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .exitOverride()
     // One prefix for every error, commander's own ("error: unknown option") included.
@@ -103,30 +93,32 @@ function addLabelCommand(program: Command, io: CliIo): void {
     .option("--shard <i/N>", "label shard i of N (chunks c with c % N == i), e.g. 0/2")
     .option("--queue <redis-url>", "enqueue the shards as BullMQ jobs on Redis for distill worker (shared cache folder) and wait for them")
     .option("--shards <n>", "with --queue: the number of shards to enqueue")
+    .option("--root <dir>", "with --queue: the folder the workers' --root names; job paths are written relative to it (default: the current folder)")
+    .option("--queue-ca <file>", "with a rediss:// queue: the CA certificate (PEM) that signed Redis's (default: $DISTILL_REDIS_CA)")
     .option("--cache-dir <dir>", "cache folder (default: $DISTILL_CACHE or .cache/distill)")
     .option("--run <dir>", "a run folder whose teacher has finished training: label with its teacher.onnx")
     .option("--export <file.npy>", "label every training-source sample and write the logits there (float32 .npy, row i = sample i): a teacher.softTargets file")
     .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
     .option("-q, --quiet", "no progress bars: one line per finished task")
     .option("--debug", "print stack traces of errors")
-    .action(async (configPath: string, opts: { shard?: string; queue?: string; shards?: string; cacheDir?: string; run?: string; export?: string; set?: string[]; quiet?: boolean }) => {
+    .action(async (configPath: string, opts: { shard?: string; queue?: string; shards?: string; root?: string; queueCa?: string; cacheDir?: string; run?: string; export?: string; set?: string[]; quiet?: boolean }) => {
       // The shard spec first: a bad one is refused before anything is loaded, read or written.
       const { parseShard } = await import("../distill/shard.js");
-      const { UserError } = await import("../errors.js");
       const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
       if (opts.queue !== undefined) {
-        const { parseRedisUrl } = await import("../tune/queue.js");
+        const { redisOptions } = await import("../queue/redis.js");
         const { labelOnQueue, parseShardCount } = await import("../distill/label-queue.js");
-        parseRedisUrl(opts.queue, "--queue");
+        redisOptions({ url: opts.queue, ...(opts.queueCa ? { caFile: opts.queueCa } : {}) }, "--queue");
         if (shard) throw new UserError("--shard", "with --queue the workers take the shards: give --shards N instead");
         if (opts.export !== undefined) throw new UserError("--export", "writes one file from this machine's pass; leave out --queue");
         if (opts.shards === undefined) throw new UserError("--queue", "give the number of shards to enqueue with --shards N");
         const shards = parseShardCount(opts.shards);
         const config = loadConfig(configPath, { set: opts.set });
-        await labelOnQueue(config, configPath, { queue: opts.queue, shards, ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.run ? { run: opts.run } : {}), log: (l) => io.writeOut(l + "\n") });
+        await labelOnQueue(config, configPath, { queue: opts.queue, shards, ...(opts.root ? { queueRoot: opts.root } : {}), ...(opts.queueCa ? { queueCa: opts.queueCa } : {}), ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.run ? { run: opts.run } : {}), log: (l) => io.writeOut(l + "\n") });
         return;
       }
       if (opts.shards !== undefined) throw new UserError("--shards", "only with --queue (on one machine, label shard i of N with --shard i/N)");
+      for (const [given, name] of [[opts.root, "--root"], [opts.queueCa, "--queue-ca"]] as const) if (given !== undefined) throw new UserError(name, "only with --queue");
       const config = loadConfig(configPath, { set: opts.set });
       const { labelCommand } = await import("../distill/label.js");
       await labelCommand(config, configPath, {
@@ -166,9 +158,11 @@ function addTuneCommand(program: Command, io: CliIo): void {
     .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
     .option("--output <dir>", "tune folder (default: runs/<name>-tune)")
     .option("--concurrency <n>", "trials at once on this machine (default: one per core)", positiveIntArg)
-    .option("--queue <redis-url>", "run trials as BullMQ jobs on Redis, e.g. redis://127.0.0.1:6379 (start workers with distill worker)")
+    .option("--queue <redis-url>", "run trials as BullMQ jobs on Redis, e.g. redis://127.0.0.1:6379 or rediss://user:password@host:6380 (start workers with distill worker)")
+    .option("--root <dir>", "with --queue: the folder the workers' --root names; job paths are written relative to it (default: the current folder)")
+    .option("--queue-ca <file>", "with a rediss:// queue: the CA certificate (PEM) that signed Redis's (default: $DISTILL_REDIS_CA)")
     .option("--debug", "print stack traces of errors")
-    .action(async (configPath: string, opts: { set?: string[]; output?: string; concurrency?: number; queue?: string }) => {
+    .action(async (configPath: string, opts: { set?: string[]; output?: string; concurrency?: number; queue?: string; root?: string; queueCa?: string }) => {
       const { tuneCommand } = await import("../tune/search.js");
       await withSignals(io, "distill resume <the tune folder>", (signal) => tuneCommand(configPath, { ...searchOptions(opts), log: (l) => io.writeOut(l + "\n"), signal }));
     });
@@ -209,13 +203,20 @@ function addWorkerCommand(program: Command, io: CliIo): void {
   program
     .command("worker")
     .description("run tune/shrink trials and distill label --queue shards from a BullMQ queue on Redis until stopped")
-    .requiredOption("--queue <redis-url>", "Redis URL, e.g. redis://127.0.0.1:6379")
+    .requiredOption("--queue <redis-url>", "Redis URL, e.g. redis://127.0.0.1:6379 or rediss://user:password@host:6380 (or the password in $DISTILL_REDIS_PASSWORD)")
+    .requiredOption("--root <dir>", "every path a job names (trial and run folders, cache, teacher, data) must lie in this folder, after symlinks; other jobs are refused")
+    .option("--queue-ca <file>", "with rediss://: the CA certificate (PEM) that signed Redis's (default: $DISTILL_REDIS_CA)")
     .option("--stall-seconds <n>", "a dead worker's trial goes back to the queue after about this long (default 30)", positiveIntArg)
-    .option("--max-jobs <n>", "exit after this many trials", positiveIntArg)
+    .option("--max-jobs <n>", "exit after this many jobs (finished or failed)", positiveIntArg)
     .option("--debug", "print stack traces of errors")
-    .action(async (opts: { queue: string; stallSeconds?: number; maxJobs?: number }) => {
-      const { runWorker } = await import("../tune/queue.js");
-      await runWorker(opts.queue, { stallSeconds: opts.stallSeconds ?? 30, ...(opts.maxJobs ? { maxJobs: opts.maxJobs } : {}), log: (l) => io.writeOut(l + "\n") });
+    .action(async (opts: { queue: string; root: string; queueCa?: string; stallSeconds?: number; maxJobs?: number }) => {
+      const { runWorker } = await import("../queue/worker.js");
+      const { realRoot } = await import("../queue/job.js");
+      const { trialJobKind } = await import("../tune/queue.js");
+      const { labelJobKind } = await import("../distill/label-queue.js");
+      await runWorker({ url: opts.queue, ...(opts.queueCa ? { caFile: opts.queueCa } : {}) }, {
+        root: realRoot(opts.root, "--root"), kinds: [trialJobKind, labelJobKind] as JobKind[], stallSeconds: opts.stallSeconds ?? 30, ...(opts.maxJobs ? { maxJobs: opts.maxJobs } : {}), log: (l) => io.writeOut(l + "\n"),
+      });
     });
 }
 
@@ -387,8 +388,12 @@ function percentArg(value: string): number {
   return p;
 }
 
-function searchOptions(o: { set?: string[]; output?: string; concurrency?: number; queue?: string }) {
-  return { ...(o.set ? { set: o.set } : {}), ...(o.output ? { output: o.output } : {}), ...(o.concurrency ? { concurrency: o.concurrency } : {}), ...(o.queue ? { queue: o.queue } : {}) };
+function searchOptions(o: { set?: string[]; output?: string; concurrency?: number; queue?: string; root?: string; queueCa?: string }) {
+  if (!o.queue) for (const [given, name] of [[o.root, "--root"], [o.queueCa, "--queue-ca"]] as const) if (given !== undefined) throw new UserError(name, "only with --queue");
+  return {
+    ...(o.set ? { set: o.set } : {}), ...(o.output ? { output: o.output } : {}), ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+    ...(o.queue ? { queue: o.queue } : {}), ...(o.root ? { queueRoot: o.root } : {}), ...(o.queueCa ? { queueCa: o.queueCa } : {}),
+  };
 }
 
 function reportWhere(io: CliIo, runDir: string): void {

@@ -5,7 +5,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { Session, type Tensor } from "../engine/runtime.js";
 
-export interface LabelJob {
+/** A chunk of transfer inputs to label, posted by soft-targets.ts (not a queue job: see label-queue.ts). */
+export interface LabelChunk {
   input: Tensor;
   batch: number;
 }
@@ -13,7 +14,7 @@ export interface LabelJob {
 const { bytes, inputName, outputName } = workerData as { bytes: Uint8Array; inputName: string; outputName: string };
 const session = await Session.create(bytes, { threads: 1 });
 
-parentPort!.on("message", async (job: LabelJob) => {
+parentPort!.on("message", async (job: LabelChunk) => {
   try {
     const [n, ...sample] = job.input.shape as [number, ...number[]];
     const size = sample.reduce((a, b) => a * b, 1);

@@ -40,7 +40,7 @@ export interface Executor {
   close(): Promise<void>;
 }
 
-export const localExecutor: Executor = { run: runTrialChild, close: async () => undefined };
+export const localExecutor: Executor = { run: (job, signal) => runTrialChild(job, signal ? { signal } : {}), close: async () => undefined };
 
 export class Runner {
   private ledgerText: string;

@@ -40,14 +40,14 @@ export async function tuneCommand(source: ConfigSource, opts: SessionOptions): P
       throw e;
     }
   }
-  if (opts.queue) {
-    const { checkRedis } = await import("./queue.js");
-    await checkRedis(opts.queue, "--queue");
-  }
   const dir = opts.output ?? join("runs", `${config.name}-tune`);
+  if (opts.queue) {
+    const { checkQueue } = await import("./queue.js");
+    await checkQueue({ ...opts, queue: opts.queue }, config, dir, opts.cacheDir);
+  }
   const state: TuneState = { ...createState("tune", configPath, config, raw, dir, opts), tune };
   saveState(dir, state);
-  return executeTune(dir, state, opts.log, opts.signal);
+  return executeTune(dir, state, opts.log, opts.signal, opts.queue);
 }
 
 /** Continues a tune folder; `signal` as in SessionOptions. */
@@ -58,8 +58,9 @@ export async function resumeTune(dir: string, log: (line: string) => void, signa
 
 // Signals are the caller's (the CLI turns Ctrl-C into an abort): an aborted search stops its
 // trials and throws a RunAbortedError from the runner; finished trials are in the ledger.
-async function executeTune(dir: string, state: TuneState, log: (line: string) => void, signal?: AbortSignal): Promise<TuneResults> {
-  const session = await Session.open(dir, state, log, signal);
+// `queueUrl`: as given on the command line (with its password); on resume, the state's.
+async function executeTune(dir: string, state: TuneState, log: (line: string) => void, signal?: AbortSignal, queueUrl?: string): Promise<TuneResults> {
+  const session = await Session.open(dir, state, log, signal, queueUrl ?? state.queue);
   try {
     await session.ensureTeacher();
     const axes = axesOf(state.tune.space);

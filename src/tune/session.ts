@@ -10,6 +10,8 @@ import { configDocument, configFromObject, loadConfig, readConfigDocument } from
 import type { DistillConfig, DistillConfigInput } from "../config/schema.js";
 import { defaultCacheDir } from "../distill/soft-targets.js";
 import { UserError } from "../errors.js";
+import { realRoot } from "../queue/job.js";
+import { urlWithoutPassword } from "../queue/redis.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { localExecutor, Runner, type Executor, type Planned } from "./runner.js";
 import type { Setting } from "./space.js";
@@ -33,7 +35,12 @@ export interface SessionState {
   sets: string[];
   /** Absolute path of the teacher every trial distils from, once known. */
   teacherOnnx?: string;
+  /** The queue's Redis URL, without its password (DISTILL_REDIS_PASSWORD gives it back on resume). */
   queue?: string;
+  /** CA file for a rediss:// queue. */
+  queueCa?: string;
+  /** The folder the workers' --root names: queued jobs' paths are relative to it (absent in older folders: the working folder). */
+  queueRoot?: string;
   concurrency: number;
   threads: number;
   cacheDir: string;
@@ -46,7 +53,10 @@ export interface SessionOptions {
   /** `distill run --set` overrides of the config file. */
   set?: string[];
   output?: string;
+  /** Redis URL (it may hold the password: it is kept only in memory). */
   queue?: string;
+  queueCa?: string;
+  queueRoot?: string;
   concurrency?: number;
   cacheDir?: string;
   log: (line: string) => void;
@@ -128,7 +138,7 @@ export function createState(kind: SessionState["kind"], configPath: string, conf
   const state: SessionState = {
     kind, configPath, createdAt, base: baseDocument(config), raw, sets: trialSets(opts.set ?? []),
     ...(config.teacher?.onnx !== undefined ? { teacherOnnx: resolve(config.teacher.onnx) } : {}),
-    ...(opts.queue ? { queue: opts.queue } : {}),
+    ...(opts.queue ? { queue: urlWithoutPassword(opts.queue), queueRoot: realRoot(opts.queueRoot ?? ".", "--root"), ...(opts.queueCa ? { queueCa: resolve(opts.queueCa) } : {}) } : {}),
     concurrency, threads,
     cacheDir: resolve(opts.cacheDir ?? defaultCacheDir()),
     key: createHash("sha256").update(`${resolve(dir)} ${createdAt}`).digest("hex").slice(0, 12),
@@ -172,15 +182,18 @@ export class Session {
     for (const e of this.runner.ledger.values()) state.activeSeconds = Math.max(state.activeSeconds, e.elapsedSeconds);
   }
 
-  static async open(dir: string, state: SessionState, log: (line: string) => void, signal?: AbortSignal): Promise<Session> {
+  /** `queueUrl`: the URL as given on the command line (with its password); on resume, the state's. */
+  static async open(dir: string, state: SessionState, log: (line: string) => void, signal?: AbortSignal, queueUrl = state.queue): Promise<Session> {
     let executor: Executor = localExecutor;
-    if (state.queue) {
-      const { QueueExecutor, checkRedis } = await import("./queue.js");
-      await checkRedis(state.queue, "--queue");
-      const q = new QueueExecutor(state.queue, "--queue");
+    if (queueUrl) {
+      const { queueExecutor } = await import("./queue.js");
+      const { checkRedis } = await import("../queue/redis.js");
+      const target = { url: queueUrl, ...(state.queueCa ? { caFile: state.queueCa } : {}) };
+      await checkRedis(target, "--queue");
+      const q = queueExecutor(target, state.queueRoot ?? realRoot(".", "--root"), state.key, log);
       // A queued trial runs on a worker and stays queued; an abort only stops waiting for it (a
       // resumed search finds the same job id and waits again).
-      executor = { run: (job, s) => untilAborted(q.run(job, state.key), s), close: () => q.close() };
+      executor = { run: (job, s) => untilAborted(q.run(job), s), close: () => q.close() };
     }
     return new Session(dir, state, executor, log, signal);
   }

@@ -95,17 +95,17 @@ export async function shrinkCommand(source: ConfigSource, o: ShrinkOptions): Pro
     student: config.student.model, widths: o.widths ?? DEFAULT_LADDER, depths: o.depths ?? [1], ...(models ? { models } : {}),
     classLabels: dataset.classLabels, geometry: dataGeometry(dataset.train, dataset.vocabularySize), configPath,
   });
-  if (o.queue) {
-    const { checkRedis } = await import("./queue.js");
-    await checkRedis(o.queue, "--queue");
-  }
   const dir = o.output ?? join("runs", `${config.name}-shrink`);
+  if (o.queue) {
+    const { checkQueue } = await import("./queue.js");
+    await checkQueue({ ...o, queue: o.queue }, config, dir, o.cacheDir);
+  }
   const state: ShrinkState = {
     ...createState("shrink", configPath, config, raw, dir, o), keep: o.keep, ladder, everyRung: o.everyRung === true,
     ...(o.assistant ? { assistant: o.assistant } : {}), ...(config.teacher && config.teacher.onnx === undefined ? { teacherModel: config.teacher.model } : {}),
   };
   saveState(dir, state);
-  return executeShrink(dir, state, o.log, o.signal);
+  return executeShrink(dir, state, o.log, o.signal, o.queue);
 }
 
 /** Continues a shrink folder; `signal` as in SessionOptions. */
@@ -118,8 +118,8 @@ export async function resumeShrink(dir: string, log: (line: string) => void, sig
 
 type Trained = Rung & { teacherParams?: number; teacherLatencyP50Ms: number; testTotal: number };
 
-async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void, signal?: AbortSignal): Promise<ShrinkResults> {
-  const session = await Session.open(dir, state, log, signal);
+async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void, signal?: AbortSignal, queueUrl?: string): Promise<ShrinkResults> {
+  const session = await Session.open(dir, state, log, signal, queueUrl ?? state.queue);
   try {
     await session.ensureTeacher();
     const dataset = await loadData(state.base["data"] as DataSpec);

@@ -3,12 +3,10 @@
 // validation accuracy from metrics.jsonl (the test set is never read for selection). A trial folder
 // left by a killed process is continued with the pipeline's own resume, so no epoch is redone twice.
 
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { EpochMetric, RunResults } from "../eval/types.js";
-import { UserError } from "../errors.js";
+import { runInChild } from "../queue/child-process.js";
 
 export interface TrialJob {
   id: string;
@@ -98,49 +96,11 @@ function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
-const CHILD = fileURLToPath(new URL("./trial-child.js", import.meta.url));
-
 /**
- * Runs a trial in a child process (trial-child.js), which dies with its parent. Exit code 2 (a
- * config the user can fix) comes back as a UserError with the child's own message.
+ * Runs a trial in a child process (src/queue/job-child.ts), which dies with its parent. Exit code 2
+ * (a config the user can fix) comes back as a UserError with the child's own message. `cwd`: where
+ * the config's relative paths are read from; `signal` kills the trial (a queue worker lost the job).
  */
-export function runTrialChild(job: TrialJob, signal?: AbortSignal): Promise<TrialOutcome> {
-  return runJobChild(job, `trial ${job.id}`, job.threads, job.cacheDir, () => readOutcome(job.output), signal);
-}
-
-/**
- * Runs a queue job (a trial, a labelling shard) in trial-child.js; `read(stdout)` makes its result
- * once it has exited 0. Exit code 2 (the user can fix it) comes back as a UserError naming `what`.
- * Aborting `signal` ends the child (its folder resumes: every write is atomic); the promise then
- * settles once it has exited, so nothing writes after it.
- */
-export function runJobChild<T>(job: object, what: string, threads: number, cacheDir: string, read: (stdout: string) => T, signal?: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, JSON.stringify(job)], {
-      // The parent's pid, not the child's own ppid at start-up: a parent killed while the child is
-      // still starting would otherwise be missed (the child would see init as its parent from the start).
-      env: { ...process.env, DISTILL_THREADS: String(threads), DISTILL_CACHE: cacheDir, DISTILL_TRIAL_PARENT: String(process.pid) },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    let stdout = "";
-    child.stdout.on("data", (d: Buffer) => (stdout = (stdout + d.toString()).slice(-4000)));
-    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    const stop = () => void child.kill("SIGTERM");
-    if (signal?.aborted) stop();
-    else signal?.addEventListener("abort", stop, { once: true });
-    child.on("error", reject);
-    child.on("close", (code, exitSignal) => {
-      signal?.removeEventListener("abort", stop);
-      const last = stderr.split("\n").find((l) => l.startsWith("distill: ")) ?? stderr.trim().split("\n").pop() ?? "";
-      if (code === 0) {
-        try {
-          resolve(read(stdout));
-        } catch (e) {
-          reject(e as Error);
-        }
-      } else if (code === 2) reject(new UserError(what, last.replace(/^distill: /, "")));
-      else reject(new Error(`${what} stopped (${exitSignal ? `signal ${exitSignal}` : `exit code ${code}`})${last ? `: ${last}` : ""}`));
-    });
-  });
+export function runTrialChild(job: TrialJob, o: { cwd?: string; signal?: AbortSignal } = {}): Promise<TrialOutcome> {
+  return runInChild({ module: import.meta.url, fn: "runTrialHere", job, what: `trial ${job.id}`, threads: job.threads, cacheDir: job.cacheDir, ...o }, () => readOutcome(job.output));
 }
