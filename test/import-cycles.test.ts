@@ -11,15 +11,6 @@ import { fileURLToPath } from "node:url";
 import ts from "typescript";
 
 /**
- * Cycles that other branches of issue #27 remove. Each entry is the files of one cycle; the test
- * fails on any other cycle, and on an entry that no longer occurs, so this list is emptied when
- * those branches are merged — and must then stay empty.
- */
-const KNOWN_CYCLES_BEING_REMOVED: string[][] = [
-  ["distill/label-queue.ts", "tune/queue.ts"],
-];
-
-/**
  * The layers, lowest first: a file may import from its own layer and the ones before it. This is
  * the order the code follows. (STYLE.md's "engine → nn → distill → data, eval, compress, report →
  * cli" puts data and eval above distill, but the trainer reads data and runs the teacher through
@@ -28,6 +19,7 @@ const KNOWN_CYCLES_BEING_REMOVED: string[][] = [
  */
 const LAYERS: string[][] = [
   ["errors.ts", "util"],
+  ["queue"],
   ["config"],
   ["engine"],
   ["data"],
@@ -42,7 +34,6 @@ const LAYERS: string[][] = [
 
 /** Imports against the layers that exist today, "from → to" with the reason and the fix. */
 const KNOWN_LAYER_VIOLATIONS: Record<string, string> = {
-  "distill/label-queue.ts → tune/queue.ts": "one of KNOWN_CYCLES_BEING_REMOVED",
   "eval/bias-correction.ts → compress/onnx-model.ts": "onnx-model.ts reads, edits and writes any ONNX model: it belongs in engine/ beside onnx.ts",
   "eval/evaluate.ts → distill/teacher-ensemble.ts": "`distill eval`'s command (evaluateCommand) is in eval/evaluate.ts: a command belongs in cli/",
 };
@@ -179,13 +170,8 @@ test("the scanner sees value, type-only, re-exported and lazy imports, and the c
 });
 
 test("no import cycle in src/ (type-only and lazy imports count)", () => {
-  const cycles = cyclesOf(moduleGraph(sourcesUnder(SRC)));
-  const known = new Set(KNOWN_CYCLES_BEING_REMOVED.map((files) => [...files].sort().join(" ")));
-  const found = new Set(cycles.map((c) => c.files.join(" ")));
-  const unexpected = cycles.filter((c) => !known.has(c.files.join(" "))).map((c) => c.path);
-  assert.deepEqual(unexpected, [], `import cycles in src/:\n  ${unexpected.join("\n  ")}`);
-  const gone = [...known].filter((files) => !found.has(files));
-  assert.deepEqual(gone, [], "no longer a cycle: remove it from KNOWN_CYCLES_BEING_REMOVED");
+  const cycles = cyclesOf(moduleGraph(sourcesUnder(SRC))).map((c) => c.path);
+  assert.deepEqual(cycles, [], `import cycles in src/:\n  ${cycles.join("\n  ")}`);
 });
 
 test("layers: no file imports from a layer above its own", () => {
