@@ -74,7 +74,7 @@ export async function tuneCommand(configPath: string, opts: SessionOptions): Pro
   const dir = opts.output ?? join("runs", `${config.name}-tune`);
   const state: TuneState = { ...createState("tune", configPath, config, dir, opts), tune };
   saveState(dir, state);
-  return executeTune(dir, state, opts.log);
+  return executeTune(dir, state, opts.log, opts.runTrial);
 }
 
 export async function resumeTune(dir: string, log: (line: string) => void): Promise<TuneResults> {
@@ -82,8 +82,8 @@ export async function resumeTune(dir: string, log: (line: string) => void): Prom
   return executeTune(dir, state, log);
 }
 
-async function executeTune(dir: string, state: TuneState, log: (line: string) => void): Promise<TuneResults> {
-  const session = await Session.open(dir, state, log);
+async function executeTune(dir: string, state: TuneState, log: (line: string) => void, runTrial?: SessionOptions["runTrial"]): Promise<TuneResults> {
+  const session = await Session.open(dir, state, log, runTrial);
   const onInterrupt = () => {
     process.stderr.write(`\ninterrupted; finished trials are kept, continue with: distill resume ${dir}\n`);
     process.exit(130);

@@ -14,6 +14,7 @@ import { UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { localExecutor, Runner, type Executor, type Planned } from "./runner.js";
 import type { Setting } from "./space.js";
+import type { TrialJob, TrialOutcome } from "./trial.js";
 
 /** Trials measure the test set only because the pipeline always evaluates; nothing reads it, so keep it small. */
 export const TRIAL_TEST_LIMIT = 200;
@@ -51,6 +52,11 @@ export interface SessionOptions {
   concurrency?: number;
   cacheDir?: string;
   log: (line: string) => void;
+  /**
+   * Runs one trial in place of a child process or the queue: lets a test script the outcomes
+   * ("rungs below k fail") and check what the search chose from them.
+   */
+  runTrial?: (job: TrialJob) => Promise<TrialOutcome>;
 }
 
 export function stateFile(kind: SessionState["kind"]): string {
@@ -145,9 +151,10 @@ export class Session {
     for (const e of this.runner.ledger.values()) state.activeSeconds = Math.max(state.activeSeconds, e.elapsedSeconds);
   }
 
-  static async open(dir: string, state: SessionState, log: (line: string) => void): Promise<Session> {
+  static async open(dir: string, state: SessionState, log: (line: string) => void, runTrial?: SessionOptions["runTrial"]): Promise<Session> {
     let executor: Executor = localExecutor;
-    if (state.queue) {
+    if (runTrial) executor = { run: runTrial, close: async () => undefined };
+    else if (state.queue) {
       const { QueueExecutor, checkRedis } = await import("./queue.js");
       await checkRedis(state.queue, "--queue");
       const q = new QueueExecutor(state.queue, "--queue");

@@ -137,7 +137,7 @@ export async function shrinkCommand(configPath: string, o: ShrinkOptions): Promi
     ...(o.assistant ? { assistant: o.assistant } : {}), ...(config.teacher && config.teacher.onnx === undefined ? { teacherModel: config.teacher.model } : {}),
   };
   saveState(dir, state);
-  return executeShrink(dir, state, o.log);
+  return executeShrink(dir, state, o.log, o.runTrial);
 }
 
 export async function resumeShrink(dir: string, log: (line: string) => void): Promise<ShrinkResults> {
@@ -149,8 +149,8 @@ export async function resumeShrink(dir: string, log: (line: string) => void): Pr
 
 type Trained = Rung & { teacherParams?: number; teacherLatencyP50Ms: number; testTotal: number };
 
-async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void): Promise<ShrinkResults> {
-  const session = await Session.open(dir, state, log);
+async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void, runTrial?: SessionOptions["runTrial"]): Promise<ShrinkResults> {
+  const session = await Session.open(dir, state, log, runTrial);
   try {
     await session.ensureTeacher();
     const dataset = await loadData(state.base["data"] as DataSpec);
