@@ -43,13 +43,18 @@ export class CliChild {
   async waitUntil(ready: () => boolean, what: string, timeoutMs = DEADLINE_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!ready()) {
-      if (this.exit) throw new Error(`distill exited (${this.exit.signal ?? `code ${this.exit.code}`}) before ${what}:\n${this.stderr}`);
+      if (this.exit) throw new Error(`distill exited (${this.exit.signal ?? `code ${this.exit.code}`}) before ${what}:\n${this.output()}`);
       if (Date.now() > deadline) {
         this.process.kill("SIGKILL");
-        throw new Error(`no ${what} within ${timeoutMs / 1000} s:\n${this.stderr}`);
+        throw new Error(`no ${what} within ${timeoutMs / 1000} s:\n${this.output()}`);
       }
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /** The end of what it printed, for a failure message. */
+  output(): string {
+    return `stdout: ${this.stdout.slice(-2000)}\nstderr: ${this.stderr.slice(-2000)}`;
   }
 
   /** SIGKILL to the child's whole process group (it must be `detached`): it and every process it started. */
@@ -63,7 +68,7 @@ export class CliChild {
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.process.kill("SIGKILL");
-        reject(new Error(`distill did not exit within ${timeoutMs / 1000} s:\n${this.stderr}`));
+        reject(new Error(`distill did not exit within ${timeoutMs / 1000} s:\n${this.output()}`));
       }, timeoutMs);
     });
     try {
