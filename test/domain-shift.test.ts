@@ -4,14 +4,14 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { distill } from "../src/api.js";
 import { ksTest, type ShiftReport } from "../src/eval/domain-shift.js";
-import { FASHION_MNIST_DIR } from "../src/data/datasets.js";
+import { fashionMnistMissing, lacks } from "./helpers/optional.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-shift-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
@@ -48,7 +48,7 @@ test("inverted MNIST is out of domain: the warning names the confidence drop", (
 });
 
 test("Fashion-MNIST through an MNIST teacher is out of domain", (t) => {
-  if (!existsSync(FASHION_MNIST_DIR)) return t.skip(`Fashion-MNIST is not in ${FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)`);
+  if (lacks(t, "Fashion-MNIST", fashionMnistMissing())) return;
   const r = shift(["--transfer", "fashion-mnist"]);
   assert.notEqual(r.warning, null);
 });
