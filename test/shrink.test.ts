@@ -18,6 +18,7 @@ import type { ShrinkResults } from "../src/tune/shrink.js";
 import { loadConfig } from "../src/config/load.js";
 import { UserError } from "../src/errors.js";
 import { assertBisection } from "./helpers/bisection.js";
+import { once } from "./helpers/child.js";
 import "../src/distill/methods/index.js"; // registers the methods the kd: block accepts
 
 const dir = mkdtempSync(join(tmpdir(), "distill-shrink-"));
@@ -104,13 +105,16 @@ const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { en
 const readJson = <T>(p: string) => JSON.parse(readFileSync(p, "utf8")) as T;
 const stages = (runDir: string) => new Set(readFileSync(join(runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as EpochMetric).stage));
 
-let teacherOnnx: string;
-
-test("the assistant rung: no rung keeps 1.0 × a stronger teacher, so the largest is trained again through an assistant sized between them; its gain is measured", () => {
+/** The assistant study, made on first use; the teacher it trains serves the later studies (so each test also runs alone). */
+const assistedShrink = once(async () => {
   const out = join(dir, "assisted");
   const r = cli(["shrink", config("assisted", STUDY + TEACHER), "--keep", "1", "--widths", "0.125,0.25", "--assistant", "--output", out]);
   assert.equal(r.status, 0, r.stderr);
-  teacherOnnx = join(out, "trials", "teacher", "teacher.onnx");
+  return { out, stdout: r.stdout, teacherOnnx: join(out, "trials", "teacher", "teacher.onnx") };
+});
+
+test("the assistant rung: no rung keeps 1.0 × a stronger teacher, so the largest is trained again through an assistant sized between them; its gain is measured", async () => {
+  const { out, stdout } = await assistedShrink();
   const s = readJson<ShrinkResults>(join(out, "results.json"));
   assert.equal(s.chosen, undefined, `a 4-unit student does not reach the teacher's ${s.teacherValAccuracy}`);
   const a = s.assistant!;
@@ -128,10 +132,11 @@ test("the assistant rung: no rung keeps 1.0 × a stronger teacher, so the larges
   const html = readFileSync(join(out, "report.html"), "utf8");
   assert.match(html, /<th>with assistant<\/th>/);
   assert.match(html, new RegExp(`<tr data-rung="w0\\.25">.*<td class="assistant">${a.valAccuracy.toFixed(4)}`));
-  assert.match(r.stdout, /assistant: w0\.25 through an assistant of 18295 parameters/);
+  assert.match(stdout, /assistant: w0\.25 through an assistant of 18295 parameters/);
 });
 
-test("distill shrink --depths --every-rung: six width × depth rungs by parameter count, each trained; the chosen is the first that keeps, the Pareto fronts are the undominated rungs, both charts drawn", () => {
+test("distill shrink --depths --every-rung: six width × depth rungs by parameter count, each trained; the chosen is the first that keeps, the Pareto fronts are the undominated rungs, both charts drawn", async () => {
+  const { teacherOnnx } = await assistedShrink();
   const out = join(dir, "depths");
   const r = cli(["shrink", config("depths", STUDY.replace("units: 16}, {type: relu}", "units: 16}, {type: relu}, {type: linear, units: 16}, {type: relu}") + `teacher: { onnx: ${JSON.stringify(teacherOnnx)} }\n`),
     "--keep", "0.9", "--widths", "0.5,1", "--depths", "0.5,1,2", "--every-rung", "--assistant-gap", "0.95", "--output", out]);
@@ -158,7 +163,8 @@ test("distill shrink --depths --every-rung: six width × depth rungs by paramete
   assert.equal((html.match(/<tr[^>]* data-rung=/g) ?? []).length, 6);
 });
 
-test("shrink.models in the config: the listed models ordered by parameter count, bisection over them", () => {
+test("shrink.models in the config: the listed models ordered by parameter count, bisection over them", async () => {
+  const { teacherOnnx } = await assistedShrink();
   const out = join(dir, "models");
   const models = `
 shrink:

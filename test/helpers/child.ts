@@ -23,10 +23,12 @@ export class CliChild {
   stdout = "";
   stderr = "";
   private exit: Exit | undefined;
+  private readonly detached: boolean;
 
   /** `distill <args>`; `detached` puts it in a process group of its own (see killGroup). */
   constructor(args: string[], env: Record<string, string | undefined>, opts: { detached?: boolean } = {}) {
-    this.process = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"], detached: opts.detached === true });
+    this.detached = opts.detached === true;
+    this.process = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"], detached: this.detached });
     this.process.stdout!.on("data", (d: Buffer) => (this.stdout += d.toString()));
     this.process.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
     // "close", not "exit": the output pipes are drained by then.
@@ -45,7 +47,7 @@ export class CliChild {
     while (!ready()) {
       if (this.exit) throw new Error(`distill exited (${this.exit.signal ?? `code ${this.exit.code}`}) before ${what}:\n${this.output()}`);
       if (Date.now() > deadline) {
-        this.process.kill("SIGKILL");
+        this.killAll();
         throw new Error(`no ${what} within ${timeoutMs / 1000} s:\n${this.output()}`);
       }
       await new Promise((r) => setTimeout(r, 20));
@@ -62,12 +64,19 @@ export class CliChild {
     process.kill(-this.process.pid!, "SIGKILL");
   }
 
+  /** After a failed wait: nothing of it may outlive the test. */
+  private killAll(): void {
+    if (this.exit) return;
+    if (this.detached) this.killGroup();
+    else this.process.kill("SIGKILL");
+  }
+
   /** Waits for the exit, with a deadline (a child that ignores its signal fails the test, not hangs it). */
   async exitWithin(timeoutMs = DEADLINE_MS): Promise<Exit> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        this.process.kill("SIGKILL");
+        this.killAll();
         reject(new Error(`distill did not exit within ${timeoutMs / 1000} s:\n${this.output()}`));
       }, timeoutMs);
     });
