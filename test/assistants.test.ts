@@ -4,8 +4,15 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
 import { stringify, parse } from "yaml";
 import { validateConfig } from "../src/config/load.js";
+import { runDistillation } from "../src/run/pipeline.js";
+import { decodeModel } from "../src/engine/onnx.js";
+import { createProgress } from "../src/util/progress.js";
 import "../src/distill/methods/index.js"; // registers the methods the kd: block accepts
 
 const train = { epochs: 1, optimizer: { kind: "sgd", lr: 0.1 } };
@@ -45,4 +52,30 @@ test("assistants {count}: a teacher without a spec, other layers, equal widths o
   assert.throws(() => config(mlp(64), mlp(16), { count: 0 }), /kd\.assistants\.count: expected a positive integer/);
   assert.throws(() => config(mlp(64), mlp(16), { count: 1, cuont: 2 }), /kd\.assistants: unknown key "cuont" \(did you mean "count"\?/);
   assert.throws(() => config(mlp(64), mlp(16), 3), /kd\.assistants: expected a list of models .* or \{count: n\}/);
+});
+
+test("a chain's student learns from its last link's logits: distilled from generation1.onnx as the teacher, it comes out bit-identical", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "distill-chain-"));
+  const silent = () => createProgress({ quiet: true, stream: new Writable({ write: (_c, _e, cb) => cb() }) as never });
+  const small = { epochs: 1, batchSize: 50, optimizer: { kind: "adam", lr: 0.003 } };
+  const data = { dataset: "mnist", trainLimit: 800, validation: 200, testLimit: 200 };
+  const kd = { temperature: 2, alpha: 0.5 };
+  const chain = await runDistillation(validateConfig({
+    name: "chain", output: join(dir, "chain"), data, teacher: { model: mlp(64), train: small }, student: { model: mlp(8), train: small },
+    kd: { ...kd, assistants: [mlp(24)], generations: 2 },
+  }, "chain.yaml"), { configPath: "chain.yaml", quiet: true, cacheDir: join(dir, "cache"), progress: silent(), skipBaseline: true });
+  assert.deepEqual(chain.results.models.map((m) => m.role), ["teacher", "assistant1", "generation1", "student"]);
+  // The same student, seed and budget distilled straight from the chain's last link.
+  const direct = await runDistillation(validateConfig({
+    name: "direct", output: join(dir, "direct"), data, teacher: { onnx: join(chain.runDir, "models", "generation1-s0.onnx") }, student: { model: mlp(8), train: small }, kd,
+  }, "direct.yaml"), { configPath: "direct.yaml", quiet: true, cacheDir: join(dir, "cache"), progress: silent(), skipBaseline: true });
+  const weights = (runDir: string, file: string) => decodeModel(readFileSync(join(runDir, file))).initializers;
+  const viaChain = weights(chain.runDir, "student.onnx"), straight = weights(direct.runDir, "student.onnx");
+  assert.deepEqual([...viaChain.keys()], [...straight.keys()]);
+  for (const [name, t] of viaChain) assert.deepEqual(t.data, straight.get(name)!.data, `${name} equal`);
+  // And not what the assistant alone would have taught: its student differs.
+  const fromAssistant = await runDistillation(validateConfig({
+    name: "assistant", output: join(dir, "assistant"), data, teacher: { onnx: join(chain.runDir, "models", "assistant1-s0.onnx") }, student: { model: mlp(8), train: small }, kd,
+  }, "assistant.yaml"), { configPath: "assistant.yaml", quiet: true, cacheDir: join(dir, "cache"), progress: silent(), skipBaseline: true });
+  assert.notDeepEqual(weights(fromAssistant.runDir, "student.onnx").get("linear1.weight")!.data, viaChain.get("linear1.weight")!.data);
 });

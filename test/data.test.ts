@@ -3,13 +3,14 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { UserError } from "../src/errors.js";
 import { DataFileError, readIdx } from "../src/data/idx.js";
-import { FASHION_MNIST_DIR, loadDataset, type SampleSet } from "../src/data/datasets.js";
+import { loadDataset, type SampleSet } from "../src/data/datasets.js";
+import { fashionMnistMissing, lacks } from "./helpers/optional.js";
 import { allIndices, firstN, seededPermutation, splitTrainValidation } from "../src/data/split.js";
 import { copyInto, jitterInto } from "../src/data/augment.js";
 import { Batches } from "../src/data/batches.js";
@@ -99,12 +100,7 @@ describe("loadDataset", () => {
 
   it("loads Fashion-MNIST from its default folder when the data is there", (t) => {
     // Whether the files are present decides, not how they got there (apt, a copy, a mount).
-    const files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
-    const missing = files.filter((f) => !existsSync(join(FASHION_MNIST_DIR, f)) && !existsSync(join(FASHION_MNIST_DIR, f + ".gz")));
-    if (missing.length) {
-      t.skip(`no Fashion-MNIST data in ${FASHION_MNIST_DIR} (missing ${missing.join(", ")}); apt-get install dataset-fashion-mnist provides it`);
-      return;
-    }
+    if (lacks(t, "Fashion-MNIST", fashionMnistMissing())) return;
     const ds = loadDataset("fashion-mnist");
     assert.equal(ds.train.count, 60000);
     assert.equal(ds.test.count, 10000);

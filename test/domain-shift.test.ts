@@ -15,6 +15,7 @@ import { FASHION_MNIST_DIR } from "../src/data/datasets.js";
 import { Graph } from "../src/engine/graph.js";
 import { encodeModel } from "../src/engine/onnx.js";
 import * as F from "../src/engine/functional.js";
+import { fashionMnistMissing, lacks } from "./helpers/optional.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-shift-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
@@ -51,7 +52,7 @@ test("inverted MNIST is out of domain: the warning names the confidence drop", (
 });
 
 test("Fashion-MNIST through an MNIST teacher is out of domain", (t) => {
-  if (!existsSync(FASHION_MNIST_DIR)) return t.skip(`Fashion-MNIST is not in ${FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)`);
+  if (lacks(t, "Fashion-MNIST", fashionMnistMissing())) return;
   const r = shift(["--transfer", "fashion-mnist"]);
   assert.notEqual(r.warning, null);
 });

@@ -4,9 +4,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Graph } from "../src/engine/graph.js";
@@ -17,6 +17,7 @@ import { exportOnnx } from "../src/nn/model.js";
 import { readCheckpoint } from "../src/distill/checkpoint.js";
 import { cachedPayload, readCacheFile } from "../src/util/cache-file.js";
 import { UserError } from "../src/errors.js";
+import { CliChild, once } from "./helpers/child.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-faults-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
@@ -54,9 +55,9 @@ function oneLineExit2(r: { status: number | null; stderr: string }, pattern: Reg
 
 /**
  * A frozen teacher file (untrained weights are enough to count forward passes; runs with it set
- * teacher.allowChanceAccuracy, as it scores at chance); `hidden` widths make it slow.
+ * teacher.allowChanceAccuracy, as it scores at chance).
  */
-function teacherFile(name: string, nan = false, hidden: number[] = []): string {
+function teacherFile(name: string, nan = false): string {
   const path = join(dir, `${name}.onnx`);
   if (nan) {
     const g = new Graph();
@@ -65,8 +66,7 @@ function teacherFile(name: string, nan = false, hidden: number[] = []): string {
     g.output(F.matmul(x, w), "logits");
     writeFileSync(path, encodeModel(g));
   } else {
-    const layers = [...hidden.flatMap((units) => [{ type: "linear" as const, units }, { type: "relu" as const }]), { type: "linear" as const, units: 10 }];
-    const m = buildModel({ input: "flat", layers }, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"], { kind: "image", sampleShape: [1, 28, 28], scale: 1 / 255, mean: [0.13], std: [0.31] });
+    const m = buildModel({ input: "flat", layers: [{ type: "linear", units: 10 }] }, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"], { kind: "image", sampleShape: [1, 28, 28], scale: 1 / 255, mean: [0.13], std: [0.31] });
     writeFileSync(path, exportOnnx(m, m.initParameters(0)));
   }
   return path;
@@ -100,29 +100,36 @@ test("inputs that used to be internal errors: duplicate layer names, a NaN teach
 
   // A relative data folder is named as typed.
   r = cli(["run", config("reldata"), "--output", join(dir, "reldata"), "--set", "data.dir=no-such-data"], { cwd: dir });
-  oneLineExit2(r, /^distill: no-such-data: dataset folder not found/);
+  oneLineExit2(r, /^distill: \S*\/no-such-data: dataset folder not found/);
 });
 
 test("two runs started at once on one teacher and one cache: both finish, the teacher labels the transfer set once", async () => {
   const cache = join(dir, "shared-cache");
-  // A teacher slow enough (≈ 40 GFLOP over 5,700 samples) that both processes are labelling at once.
-  const teacher = teacherFile("shared", false, [1500, 1500]);
-  const start = (name: string) => {
-    const child = spawn(process.execPath, [CLI, "run", config(name), "--quiet", "--output", join(dir, name), "--set", `teacher=${JSON.stringify({ onnx: teacher, allowChanceAccuracy: true })}`, "--set", "student.train.epochs=1", "--set", "data.trainLimit=6000"], { env: { ...process.env, DISTILL_CACHE: cache }, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    return new Promise<{ code: number | null; stderr: string }>((res) => child.on("exit", (code) => res({ code, stderr })));
-  };
-  const [a, b] = await Promise.all([start("twin-a"), start("twin-b")]);
-  assert.equal(a.code, 0, a.stderr);
-  assert.equal(b.code, 0, b.stderr);
+  const teacher = teacherFile("shared");
+  const sets = ["--set", `teacher=${JSON.stringify({ onnx: teacher, allowChanceAccuracy: true })}`, "--set", "student.train.epochs=1", "--set", "data.trainLimit=6000"];
+  // Which cache file the runs will want: a labelling pass of the same teacher and data into a scratch cache.
+  const probeCache = join(dir, "shared-probe");
+  const probe = cli(["label", config("twin-probe"), "--quiet", "--cache-dir", probeCache, ...sets.slice(0, 2), ...sets.slice(4)]);
+  assert.equal(probe.status, 0, probe.stderr);
+  const [chunk] = readdirSync(join(probeCache, "soft-targets"));
+  // This test process holds that file's lock while both runs start, so both are certain to find it
+  // taken; once both say they wait, the lock is let go and they meet each other on it.
+  const lock = join(cache, "soft-targets", `${chunk}.lock`);
+  mkdirSync(dirname(lock), { recursive: true });
+  writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }));
+  const twins = ["twin-a", "twin-b"].map((name) => new CliChild(["run", config(name), "--quiet", "--output", join(dir, name), ...sets], { ...process.env, DISTILL_CACHE: cache }));
+  const waiting = /is computing these soft targets; waiting for it/;
+  for (const t of twins) await t.waitUntil(() => waiting.test(t.stderr), "the wait for the lock's owner");
+  rmSync(lock);
+  const [a, b] = await Promise.all(twins.map((t) => t.exitWithin()));
+  assert.equal(a!.code, 0, twins[0]!.stderr);
+  assert.equal(b!.code, 0, twins[1]!.stderr);
   const sa = runState(join(dir, "twin-a")).softTargets!, sb = runState(join(dir, "twin-b")).softTargets!;
   assert.equal(sa.key, sb.key);
-  assert.equal(sa.computedSamples + sb.computedSamples, 5700, "5,700 transfer samples labelled once in all");
+  assert.deepEqual([sa.computedSamples, sb.computedSamples].sort((x, y) => x - y), [0, 5700], "5,700 transfer samples labelled once in all, by one of them");
   const files = readdirSync(join(cache, "soft-targets"));
-  assert.equal(files.length, 1, `one cache file (5,700 samples are one chunk), no lock or temporary file left: ${files}`);
-  assert.equal(readCacheFile(join(cache, "soft-targets", files[0]!), 5700 * 40).status, "hit");
-  assert.match(a.stderr + b.stderr, /is computing these soft targets; waiting for it/, "one of them waited for the other");
+  assert.deepEqual(files, [chunk], "one cache file (5,700 samples are one chunk), no lock or temporary file left");
+  assert.equal(readCacheFile(join(cache, "soft-targets", chunk!), 5700 * 40).status, "hit");
 });
 
 test("the cache lock: a live owner is waited for, a dead owner's lock (kill -9) is taken over", async () => {
@@ -189,24 +196,38 @@ test("a write limit hit mid-run (ulimit -f): one line naming the file, the finis
   assert.deepEqual(readFileSync(join(runDir, "models", "teacher-s0.onnx")), teacherBytes);
 });
 
-test("SIGTERM stops like Ctrl-C: exit 143, the resume command, nothing half-written", async () => {
+/**
+ * `distill run` held after the teacher's first of 2 epochs (test-only barrier), then sent SIGTERM as
+ * Docker, Kubernetes or CI stop a job; a copy of the stopped folder is kept for the version test.
+ */
+const terminatedRun = once(async () => {
   const runDir = join(dir, "sigterm");
-  const child = spawn(process.execPath, [CLI, "run", config("sigterm"), "--quiet", "--output", runDir], { env: { ...process.env, DISTILL_CACHE: join(dir, "cache") }, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
-  const deadline = Date.now() + 120_000;
-  while (!existsSync(join(runDir, "checkpoints", "teacher-s0.ckpt")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  child.kill("SIGTERM");
-  assert.equal(await exited, 143);
+  const child = new CliChild(["run", config("sigterm"), "--quiet", "--output", runDir], { ...process.env, DISTILL_CACHE: join(dir, "cache"), DISTILL_TEST_PAUSE_AFTER_EPOCH: "teacher-s0.ckpt:1" });
+  await child.waitForLine(/^distill-test: paused after teacher-s0\.ckpt epoch 1$/);
+  child.process.kill("SIGTERM");
+  const exit = await child.exitWithin();
+  const stopped = join(dir, "sigterm-stopped");
+  cpSync(runDir, stopped, { recursive: true });
+  return { runDir, stopped, exit, stderr: child.stderr };
+});
+
+test("SIGTERM stops like Ctrl-C: exit 143, the resume command, nothing half-written; the resume finishes the run", async () => {
+  const { runDir, exit, stderr } = await terminatedRun();
+  assert.equal(exit.code, 143, stderr);
   assert.match(stderr, /terminated; continue with: distill resume /);
   const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [e.name]));
   assert.deepEqual(walk(runDir).filter((f) => f.endsWith(".tmp")), []);
   assert.ok(readCheckpoint(join(runDir, "checkpoints", "teacher-s0.ckpt")), "the checkpoint reads back whole");
+  assert.ok(!existsSync(join(runDir, "results.json")));
+  const r = cli(["resume", runDir, "--quiet"]);
+  assert.equal(r.status, 0, r.stderr);
+  // The teacher's 2 epochs and both students' 2 each, every epoch once: the interrupted one is not redone.
+  const epochs = readFileSync(join(runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => { const m = JSON.parse(l) as { stage: string; epoch: number }; return `${m.stage}${m.epoch}`; });
+  assert.deepEqual(epochs, ["teacher1", "teacher2", "baseline1", "baseline2", "student1", "student2"]);
 });
 
-test("files from another version of distill are refused by name, never misread", () => {
-  const runDir = join(dir, "sigterm"); // interrupted above: a resumable run folder
+test("files from another version of distill are refused by name, never misread", async () => {
+  const runDir = (await terminatedRun()).stopped; // a resumable run folder
   const ckpt = join(runDir, "checkpoints", "teacher-s0.ckpt");
   const bytes = readFileSync(ckpt);
   const future = join(dir, "future.ckpt");

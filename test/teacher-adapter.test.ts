@@ -191,6 +191,19 @@ student:
   assert.deepEqual([kept.metadata["distill.dataset"], JSON.parse(kept.metadata["distill.data"]!)], ["mnist", { format: "idx", dataset: "mnist" }]);
   const shift = spawnSync(process.execPath, [CLI, "shift", join(runDir, "teacher.onnx"), "--transfer", "mnist", "--limit", "200", "--json"], { encoding: "utf8" });
   assert.equal(shift.status, 0, shift.stderr);
+  // Adapted once: the copy is exactly one pass of the adapter over the user's file (a second pass
+  // would wrap distill_raw_pixels again), and it records the user's own input.
+  assert.deepEqual(readFileSync(join(runDir, "teacher.onnx")), Buffer.from(adaptTeacher(foreignModel(true), spec, true, image, teacherPath)));
+  assert.equal(JSON.parse(kept.metadata["distill.teacher_adapter"]!).originalInput, "pixel_values");
+  const state = (d: string) => JSON.parse(readFileSync(join(d, "run.json"), "utf8")) as { softTargets: { key: string; computedSamples: number } };
+  assert.equal(state(runDir).softTargets.computedSamples, 1200, "the 1,200 transfer images labelled by the adapted teacher");
+  // The adapted copy given as a teacher again is used as it is: the same bytes, so the same
+  // soft-target cache entry, and no image labelled a second time.
+  const again = join(dir, "again");
+  const r2 = spawnSync(process.execPath, [CLI, "run", config, "--quiet", "--output", again, "--set", `teacher=${JSON.stringify({ onnx: join(runDir, "teacher.onnx") })}`], { encoding: "utf8", env: { ...process.env, DISTILL_CACHE: join(dir, "cache") } });
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.deepEqual(readFileSync(join(again, "teacher.onnx")), readFileSync(join(runDir, "teacher.onnx")));
+  assert.deepEqual(state(again).softTargets, { ...state(runDir).softTargets, computedSamples: 0 });
 });
 
 test("an imported teacher at chance on validation stops the run before any student trains, naming preprocessing, layout and outputs; allowChanceAccuracy lets it go on", () => {

@@ -1,5 +1,6 @@
 // End to end on real data: train a small MLP and a small CNN on an MNIST subset with the engine,
-// export each as a standalone .onnx, and check the file reproduces the trained model exactly.
+// export each as a standalone .onnx, and check the file reproduces the trained model (the same
+// predictions, logits equal to float32 rounding).
 
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
@@ -99,7 +100,11 @@ async function roundTrip(model: Model, params: ParameterSet, stated: number) {
   const exported = out["logits"]!.data as Float32Array;
   let maxDiff = 0;
   for (let i = 0; i < exported.length; i++) maxDiff = Math.max(maxDiff, Math.abs(exported[i]! - reference[i]!));
-  assert.ok(maxDiff < 1e-3, `exported logits differ by ${maxDiff}`);
+  // The export is the same function: onnxruntime's fusions (MatMul+Add into Gemm, BatchNorm folded
+  // into Conv) reorder float32 sums, so logits agree to rounding (measured: 3e-6 MLP, 2e-5 CNN
+  // on logits up to ~20), far below what a wrong weight, layout or normalisation would move them.
+  const scale = reference.reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+  assert.ok(maxDiff <= 1e-5 * scale, `exported logits differ by ${maxDiff} (largest logit ${scale})`);
   for (let i = 0; i < TEST; i++) {
     const a = exported.subarray(i * 10, i * 10 + 10), b = reference.subarray(i * 10, i * 10 + 10);
     assert.equal(a.indexOf(Math.max(...a)), b.indexOf(Math.max(...b)), `prediction ${i} differs after export`);
@@ -110,12 +115,12 @@ async function roundTrip(model: Model, params: ParameterSet, stated: number) {
 }
 
 describe("training on MNIST (6,000 train / 1,000 test images)", () => {
-  it("MLP 784-256-10 reaches ≥ 89% test accuracy and exports exactly", async (t) => {
+  it("MLP 784-256-10 reaches ≥ 89% test accuracy; its export gives the same logits to float32 rounding", async (t) => {
     const model = new Model(new L.Sequential([new L.Linear({ outFeatures: 256 }), new L.ReLU(), new L.Dropout({ p: 0.1 }), new L.Linear({ outFeatures: 10 })]), { shape: [784], scale: 1 / 255 }, [..."0123456789"]);
     const params = await train(model, model.initParameters(0), 3, 64, 1e-3);
     t.diagnostic(`MLP test accuracy ${(await roundTrip(model, params, 0.89)).toFixed(3)}`);
   });
-  it("CNN (conv-BN-relu-pool ×2, fc) on NHWC pixels reaches ≥ 92% and exports exactly", async (t) => {
+  it("CNN (conv-BN-relu-pool ×2, fc) on NHWC pixels reaches ≥ 92%; its export gives the same logits to float32 rounding", async (t) => {
     const net = new L.Sequential([
       new L.Conv2d({ outChannels: 8, kernelSize: 3, padding: 1 }),
       new L.BatchNorm(),

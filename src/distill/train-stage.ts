@@ -75,12 +75,39 @@ export async function trainStage(job: StageJob): Promise<{ params: ParameterSet;
       const snap = trainer.snapshot();
       writeCheckpoint(job.checkpointPath, { stage: job.stage, seed: job.seed, epochsDone: epoch + 1, stepsTaken: snap.stepsTaken, history, state: snap.state });
       job.onEpoch?.(history);
+      await pauseForTest(job.checkpointPath, epoch + 1);
       if (job.stopAfterEpochs !== undefined && epoch + 1 >= job.stopAfterEpochs && epoch + 1 < train.epochs) throw new Interrupted(`stopped after epoch ${epoch + 1}`);
     }
     return { params: trainer.parameters(), history };
   } finally {
     await trainer.dispose();
   }
+}
+
+/**
+ * Test-only barrier, so a test can kill or interrupt a real `distill` process at a known point
+ * instead of racing its training: DISTILL_TEST_PAUSE_AFTER_EPOCH="<checkpoint>:<epoch>" (the
+ * checkpoint's file name or a tail of its path: "baseline-s0.ckpt:2",
+ * "t001/checkpoints/student-s0.ckpt:1") holds the process once that epoch's checkpoint is on disk,
+ * after printing "distill-test: paused after <checkpoint> epoch <epoch>" on stdout, until it is
+ * killed or gets SIGINT/SIGTERM (then it carries on, so signal handling works as without the pause).
+ */
+async function pauseForTest(checkpointPath: string, epochsDone: number): Promise<void> {
+  const spec = process.env["DISTILL_TEST_PAUSE_AFTER_EPOCH"];
+  if (!spec) return;
+  const at = spec.lastIndexOf(":");
+  const tail = spec.slice(0, at);
+  if (Number(spec.slice(at + 1)) !== epochsDone || !(checkpointPath === tail || checkpointPath.endsWith(`/${tail}`))) return;
+  process.stdout.write(`distill-test: paused after ${tail} epoch ${epochsDone}\n`);
+  await new Promise<void>((resume) => {
+    const keepAlive = setInterval(() => undefined, 60_000); // signal listeners alone do not keep Node running
+    const carryOn = () => {
+      clearInterval(keepAlive);
+      process.off("SIGINT", carryOn).off("SIGTERM", carryOn);
+      resume();
+    };
+    process.on("SIGINT", carryOn).on("SIGTERM", carryOn);
+  });
 }
 
 function optimizerOf(t: TrainSpec): OptimizerConfig {

@@ -13,7 +13,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { meanStd } from "../eval/metrics.js";
 import type { LedgerEntry, Planned } from "./runner.js";
 import { assignments, axesOf, checkSpace, gridSettings, randomSettings, type Setting, type SpaceAxis } from "./space.js";
-import { createState, loadState, openSource, saveState, Session, settingOf, trialSets, TRIAL_TEST_LIMIT, type ConfigSource, type SessionOptions, type SessionState } from "./session.js";
+import { createState, loadState, openSource, saveState, Session, settingOf, trialSets, TRIAL_TEST_LIMIT, type ConfigSource, type OpenOptions, type SessionOptions, type SessionState } from "./session.js";
 import { writeTuneReport } from "./report.js";
 import { comparePaired } from "./compare.js";
 import type { SeedStats, TuneResults } from "./results.js";
@@ -47,20 +47,19 @@ export async function tuneCommand(source: ConfigSource, opts: SessionOptions): P
   }
   const state: TuneState = { ...createState("tune", configPath, config, raw, dir, opts), tune };
   saveState(dir, state);
-  return executeTune(dir, state, opts.log, opts.signal, opts.queue);
+  return executeTune(dir, state, opts.log, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.queue ? { queueUrl: opts.queue } : {}), ...(opts.runTrial ? { runTrial: opts.runTrial } : {}) });
 }
 
 /** Continues a tune folder; `signal` as in SessionOptions. */
 export async function resumeTune(dir: string, log: (line: string) => void, signal?: AbortSignal): Promise<TuneResults> {
   const state = loadState(dir, "tune") as TuneState;
-  return executeTune(dir, state, log, signal);
+  return executeTune(dir, state, log, signal ? { signal } : {});
 }
 
 // Signals are the caller's (the CLI turns Ctrl-C into an abort): an aborted search stops its
 // trials and throws a RunAbortedError from the runner; finished trials are in the ledger.
-// `queueUrl`: as given on the command line (with its password); on resume, the state's.
-async function executeTune(dir: string, state: TuneState, log: (line: string) => void, signal?: AbortSignal, queueUrl?: string): Promise<TuneResults> {
-  const session = await Session.open(dir, state, log, signal, queueUrl ?? state.queue);
+async function executeTune(dir: string, state: TuneState, log: (line: string) => void, open: OpenOptions = {}): Promise<TuneResults> {
+  const session = await Session.open(dir, state, log, open);
   try {
     await session.ensureTeacher();
     const axes = axesOf(state.tune.space);

@@ -15,6 +15,7 @@ import { urlWithoutPassword } from "../queue/redis.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { localExecutor, Runner, type Executor, type Planned } from "./runner.js";
 import type { Setting } from "./space.js";
+import type { TrialJob, TrialOutcome } from "./trial.js";
 
 /** Trials measure the test set only because the pipeline always evaluates; nothing reads it, so keep it small. */
 export const TRIAL_TEST_LIMIT = 200;
@@ -64,6 +65,18 @@ export interface SessionOptions {
   signal?: AbortSignal;
   /** A config given as an object: names it in messages (default "config"). */
   where?: string;
+  /**
+   * Runs one trial in place of a child process or the queue: lets a test script the outcomes
+   * ("rungs below k fail") and check what the search chose from them.
+   */
+  runTrial?: (job: TrialJob) => Promise<TrialOutcome>;
+}
+
+/** How a session runs its trials: aborted by `signal`; on the queue at `queueUrl` (as given, with its password; on resume, the state's); or by `runTrial`. */
+export interface OpenOptions {
+  signal?: AbortSignal;
+  queueUrl?: string;
+  runTrial?: SessionOptions["runTrial"];
 }
 
 /** What a search starts from: a YAML file, or an object as `distill()` takes (paths relative to the working directory). */
@@ -182,10 +195,11 @@ export class Session {
     for (const e of this.runner.ledger.values()) state.activeSeconds = Math.max(state.activeSeconds, e.elapsedSeconds);
   }
 
-  /** `queueUrl`: the URL as given on the command line (with its password); on resume, the state's. */
-  static async open(dir: string, state: SessionState, log: (line: string) => void, signal?: AbortSignal, queueUrl = state.queue): Promise<Session> {
+  static async open(dir: string, state: SessionState, log: (line: string) => void, o: OpenOptions = {}): Promise<Session> {
     let executor: Executor = localExecutor;
-    if (queueUrl) {
+    const queueUrl = o.queueUrl ?? state.queue;
+    if (o.runTrial) executor = { run: o.runTrial, close: async () => undefined };
+    else if (queueUrl) {
       const { queueExecutor } = await import("./queue.js");
       const { checkRedis } = await import("../queue/redis.js");
       const target = { url: queueUrl, ...(state.queueCa ? { caFile: state.queueCa } : {}) };
@@ -195,7 +209,7 @@ export class Session {
       // resumed search finds the same job id and waits again).
       executor = { run: (job, s) => untilAborted(q.run(job), s), close: () => q.close() };
     }
-    return new Session(dir, state, executor, log, signal);
+    return new Session(dir, state, executor, log, o.signal);
   }
 
   /** Active seconds: earlier sessions' plus this one's. */

@@ -21,7 +21,7 @@ import { dataGeometry } from "../nn/spec.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { buildLadder, parameterCount, parseMultipliers, rungLabel, type LadderRung } from "./ladder.js";
 import { writeShrinkReport } from "./report.js";
-import { createState, loadState, openSource, saveState, Session, type ConfigSource, type SessionOptions, type SessionState } from "./session.js";
+import { createState, loadState, openSource, saveState, Session, type ConfigSource, type OpenOptions, type SessionOptions, type SessionState } from "./session.js";
 import type { TrialOutcome } from "./trial.js";
 import type { AssistantResult, Rung, ShrinkResults } from "./results.js";
 
@@ -105,7 +105,7 @@ export async function shrinkCommand(source: ConfigSource, o: ShrinkOptions): Pro
     ...(o.assistant ? { assistant: o.assistant } : {}), ...(config.teacher && config.teacher.onnx === undefined ? { teacherModel: config.teacher.model } : {}),
   };
   saveState(dir, state);
-  return executeShrink(dir, state, o.log, o.signal, o.queue);
+  return executeShrink(dir, state, o.log, { ...(o.signal ? { signal: o.signal } : {}), ...(o.queue ? { queueUrl: o.queue } : {}), ...(o.runTrial ? { runTrial: o.runTrial } : {}) });
 }
 
 /** Continues a shrink folder; `signal` as in SessionOptions. */
@@ -113,13 +113,13 @@ export async function resumeShrink(dir: string, log: (line: string) => void, sig
   const state = loadState(dir, "shrink") as ShrinkState;
   if (!Array.isArray(state.ladder) || typeof state.ladder[0] !== "object")
     throw new UserError(dir, "this shrink folder was made by an older distill (a ladder of widths only); start it again with distill shrink");
-  return executeShrink(dir, state, log, signal);
+  return executeShrink(dir, state, log, signal ? { signal } : {});
 }
 
 type Trained = Rung & { teacherParams?: number; teacherLatencyP50Ms: number; testTotal: number };
 
-async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void, signal?: AbortSignal, queueUrl?: string): Promise<ShrinkResults> {
-  const session = await Session.open(dir, state, log, signal, queueUrl ?? state.queue);
+async function executeShrink(dir: string, state: ShrinkState, log: (line: string) => void, open: OpenOptions = {}): Promise<ShrinkResults> {
+  const session = await Session.open(dir, state, log, open);
   try {
     await session.ensureTeacher();
     const dataset = await loadData(state.base["data"] as DataSpec);

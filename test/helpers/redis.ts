@@ -4,13 +4,12 @@
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { CI } from "./optional.js";
 
 export const redisServer = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
 
-const onCi = process.env["CI"] === "true";
-
 /** node:test's `skip` option: false when redis-server is installed (or under CI, where its absence fails the test), else the reason. */
-export const skipWithoutRedis: false | string = redisServer || onCi ? false : "redis-server is not installed (apt-get install redis-server); skipped";
+export const skipWithoutRedis: false | string = redisServer || CI ? false : "redis-server is not installed (apt-get install redis-server); skipped";
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
