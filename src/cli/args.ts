@@ -182,9 +182,11 @@ function addShrinkCommand(program: Command, io: CliIo): void {
     .option("--set <key=value>", "override a config value, as with distill run (repeatable)", collect)
     .option("--output <dir>", "shrink folder (default: runs/<name>-shrink)")
     .option("--concurrency <n>", "trials at once on this machine", positiveIntArg)
-    .option("--queue <redis-url>", "run rungs as BullMQ jobs on Redis")
+    .option("--queue <redis-url>", "run rungs as BullMQ jobs on Redis, e.g. redis://127.0.0.1:6379 or rediss://user:password@host:6380 (start workers with distill worker)")
+    .option("--root <dir>", "with --queue: the folder the workers' --root names; job paths are written relative to it (default: the current folder)")
+    .option("--queue-ca <file>", "with a rediss:// queue: the CA certificate (PEM) that signed Redis's (default: $DISTILL_REDIS_CA)")
     .option("--debug", "print stack traces of errors")
-    .action(async (configPath: string, opts: { keep: string; widths?: string; depths?: string; everyRung?: boolean; assistant?: boolean; assistantGap?: string; set?: string[]; output?: string; concurrency?: number; queue?: string }) => {
+    .action(async (configPath: string, opts: { keep: string; widths?: string; depths?: string; everyRung?: boolean; assistant?: boolean; assistantGap?: string; set?: string[]; output?: string; concurrency?: number; queue?: string; root?: string; queueCa?: string }) => {
       const { shrinkCommand, parseKeep, parseLadder, parseDepths, parseGap } = await import("../tune/shrink.js");
       const { UserError } = await import("../errors.js");
       const keep = parseKeep(opts.keep);
