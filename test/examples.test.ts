@@ -79,10 +79,12 @@ prepared.set("fashion-folder.yaml", () => {
   node("write-image-folders.js", ["fashion-mnist", data, "--limit", "400"]);
   return [...set("data.train", join(data, "train")), ...set("data.test", join(data, "test"))];
 });
-prepared.set("foreign-teacher.yaml", () => set("teacher.onnx", foreignTeacher()));
+// The untrained teachers below score at chance, which stops a run unless it is allowed.
+const allowChance = set("teacher.allowChanceAccuracy", true);
+prepared.set("foreign-teacher.yaml", () => [...set("teacher.onnx", foreignTeacher()), ...allowChance]);
 prepared.set("label-sharded.yaml", (tiny) => {
   // The header's commands: two shards labelled into two caches, merged by copying into the run's.
-  const teacher = set("teacher.onnx", mnistTeacher());
+  const teacher = [...set("teacher.onnx", mnistTeacher()), ...allowChance];
   const labelled = join(env.DISTILL_CACHE, "soft-targets");
   mkdirSync(labelled, { recursive: true });
   for (const shard of ["0/2", "1/2"]) {
@@ -100,7 +102,7 @@ prepared.set("soft-targets-file.yaml", () => {
   const file = join(dir, "teacher-logits.npy");
   const r = distill(["label", join(examples, "demo.yaml"), "--export", file, "--quiet", ...set("teacher", { onnx: mnistTeacher() })]);
   assert.equal(r.status, 0, r.stderr);
-  return set("teacher.softTargets", file);
+  return [...set("teacher.softTargets", file), ...allowChance];
 });
 prepared.set("mnist-unlabeled.yaml", () => set("data.unlabeled", [{ restOfTrain: true, limit: 300 }]));
 

@@ -17,7 +17,7 @@ import { Session } from "../src/engine/runtime.js";
 import { Rng } from "../src/util/random.js";
 import { loadDataset } from "../src/data/datasets.js";
 import { OnnxClassifier } from "../src/eval/evaluate.js";
-import { adaptTeacher, looksLikeProbabilities, prepareTeacher } from "../src/distill/teacher-adapter.js";
+import { adaptTeacher, looksLikeProbabilities, prepareTeacher, withDataRecord } from "../src/distill/teacher-adapter.js";
 import { UserError } from "../src/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-foreign-"));
@@ -193,7 +193,9 @@ student:
   assert.equal(shift.status, 0, shift.stderr);
   // Adapted once: the copy is exactly one pass of the adapter over the user's file (a second pass
   // would wrap distill_raw_pixels again), and it records the user's own input.
-  assert.deepEqual(readFileSync(join(runDir, "teacher.onnx")), Buffer.from(adaptTeacher(foreignModel(true), spec, true, image, teacherPath)));
+  // Plus the run's data record, which every model distill writes carries.
+  const dataRecord = { "distill.dataset": kept.metadata["distill.dataset"]!, "distill.data": kept.metadata["distill.data"]! };
+  assert.deepEqual(readFileSync(join(runDir, "teacher.onnx")), Buffer.from(withDataRecord(adaptTeacher(foreignModel(true), spec, true, image, teacherPath), dataRecord)));
   assert.equal(JSON.parse(kept.metadata["distill.teacher_adapter"]!).originalInput, "pixel_values");
   const state = (d: string) => JSON.parse(readFileSync(join(d, "run.json"), "utf8")) as { softTargets: { key: string; computedSamples: number } };
   assert.equal(state(runDir).softTargets.computedSamples, 1200, "the 1,200 transfer images labelled by the adapted teacher");
