@@ -110,7 +110,7 @@ async function pauseForTest(checkpointPath: string, epochsDone: number): Promise
   });
 }
 
-function optimizerOf(t: TrainSpec): OptimizerConfig {
+export function optimizerOf(t: TrainSpec): OptimizerConfig {
   const o = t.optimizer;
   const maxNorm = o.maxNorm !== undefined ? { maxNorm: o.maxNorm } : {};
   return o.kind === "sgd"

@@ -176,15 +176,22 @@ export function sinusoidalPositions(length: number, dim: number): Float32Array {
  */
 export class PositionEmbedding extends Module {
   readonly kind = "positions";
-  constructor(readonly opts: { kind: "learned" | "sinusoidal" }) {
+  /**
+   * `maxLength`: the table has this many rows and a shorter sequence takes the first ones, so
+   * graphs built for several lengths (length buckets of one model) share one parameter.
+   */
+  constructor(readonly opts: { kind: "learned" | "sinusoidal"; maxLength?: number }) {
     super();
   }
   protected build(ctx: ForwardContext, x: Value): Value {
     expectSequence(ctx, x, "positions");
     const length = staticDimOf(ctx, x, 1, "sequence length"), d = staticDimOf(ctx, x, 2, "positions width");
-    const table = this.opts.kind === "learned"
-      ? ctx.param(this.pname("weight"), [length, d], { kind: "normal", std: 0.02 })
-      : ctx.graph.constFloat(sinusoidalPositions(length, d), [length, d]);
+    const rows = this.opts.maxLength ?? length;
+    if (length > rows) throw ctx.graph.shapeError(`positions: a sequence of ${length} is longer than the ${rows} positions the model has`);
+    let table = this.opts.kind === "learned"
+      ? ctx.param(this.pname("weight"), [rows, d], { kind: "normal", std: 0.02 })
+      : ctx.graph.constFloat(sinusoidalPositions(rows, d), [rows, d]);
+    if (length < rows) table = F.slice(table, [0], [length], [0]);
     return F.add(x, table);
   }
 }
@@ -283,11 +290,11 @@ export class TransformerDecoderBlock extends Module {
  */
 export class TransformerEncoder extends Module {
   readonly kind = "transformer";
-  constructor(readonly opts: TransformerBlockOptions & { layers: number; positions?: "learned" | "sinusoidal"; causal?: boolean }) {
+  constructor(readonly opts: TransformerBlockOptions & { layers: number; positions?: "learned" | "sinusoidal"; causal?: boolean; maxLength?: number }) {
     super();
   }
   protected build(ctx: ForwardContext, x: Value): Value {
     const blocks = Array.from({ length: this.opts.layers }, (_, i): [string, Module] => [`block${i + 1}`, new TransformerEncoderBlock(this.opts)]);
-    return chain(ctx, this, [["positions", new PositionEmbedding({ kind: this.opts.positions ?? "learned" })], ...blocks, ["ln", new LayerNorm()]], x);
+    return chain(ctx, this, [["positions", new PositionEmbedding({ kind: this.opts.positions ?? "learned", maxLength: this.opts.maxLength })], ...blocks, ["ln", new LayerNorm()]], x);
   }
 }
