@@ -152,6 +152,7 @@ async function trainEpoch(job: Seq2SeqStageJob, trainer: Seq2SeqTrainer, epoch: 
     for (const [name, v] of Object.entries(res.terms)) termSums[name] = (termSums[name] ?? 0) + v * rows.length;
     if (b % 20 === 0) task.update(b + 1, { loss: lossSum / seen });
   }
+  task.update(batches.length, { loss: lossSum / seen });
   const accuracy = await wordAccuracy(job, trainer.parameters());
   const metric: EpochMetric = {
     stage: job.stage,
