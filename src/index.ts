@@ -40,6 +40,7 @@ export type { SessionOptions as TuneOptions } from "./tune/session.js";
 
 // ---- evaluation and report ----
 export { OnnxClassifier, evaluateClassifier, type EvaluationInput } from "./eval/evaluate.js";
+export { OnnxSeq2Seq, type Seq2SeqDriverMetadata, type Seq2SeqOutput } from "./eval/onnx-seq2seq.js";
 export { measureOnnx, sizeOf, formatMs } from "./eval/latency.js";
 export * as metrics from "./eval/metrics.js";
 export type { ModelMetrics, ModelResult, RunResults, EpochMetric, MetricSummary, MeanStd } from "./eval/types.js";

@@ -4,31 +4,17 @@
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { readFileSync, rmSync, existsSync } from "node:fs";
-import { extname, join, normalize } from "node:path";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import type { Browser } from "playwright-core";
 import { launchBrowser } from "./helpers/browser.js";
+import { serve } from "./helpers/serve.js";
 import { tinyRun } from "./helpers/tiny-run.js";
 import { exportWeb, type WebManifest } from "../src/web/export.js";
 import { runCli } from "../src/cli/args.js";
 import { Session } from "../src/engine/runtime.js";
-
-const MIME: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json", ".wasm": "application/wasm", ".onnx": "application/octet-stream" };
-
-function serve(dir: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    const path = normalize(join(dir, decodeURIComponent((req.url ?? "/").split("?")[0]!)));
-    const file = path.endsWith("/") ? join(path, "index.html") : path;
-    if (!file.startsWith(dir) || !existsSync(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": MIME[extname(file)] ?? "application/octet-stream" }).end(readFileSync(file));
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
-}
 
 interface PageResult {
   model: string;
@@ -76,7 +62,7 @@ describe("distill export-web", () => {
     const run = await tinyRun("web");
     root = run.root;
     web = join(root, "web");
-    manifest = (await exportWeb(run.runDir, { output: web, samples: 6 })).manifest;
+    manifest = (await exportWeb(run.runDir, { output: web, samples: 6 })).manifest as WebManifest;
     server = await serve(web);
     browser = await launchBrowser();
   });

@@ -352,14 +352,15 @@ function addCompareCommand(program: Command, io: CliIo): void {
 function addExportWebCommand(program: Command, io: CliIo): void {
   program
     .command("export-web")
-    .description("write a static page that runs teacher, student and int8 student in the browser (onnxruntime-web, wasm)")
+    .description("write a static page that runs teacher, student and int8 student in the browser (onnxruntime-web, wasm); for a sequence run, its models convert typed text")
     .argument("<run-dir>", "run folder written by `distill run`")
     .option("-o, --output <dir>", "folder to write (default: <run-dir>/web)")
     .option("--samples <n>", "test images offered on the page", positiveIntArg, 24)
+    .option("--beam <k>", "sequence runs: beam width the page offers beside greedy", positiveIntArg, 4)
     .option("--debug", "print stack traces of errors")
-    .action(async (runDir: string, opts: { output?: string; samples: number }) => {
+    .action(async (runDir: string, opts: { output?: string; samples: number; beam: number }) => {
       const { exportWeb } = await import("../web/export.js");
-      const { dir, manifest } = await exportWeb(runDir, { samples: opts.samples, ...(opts.output ? { output: opts.output } : {}) });
+      const { dir, manifest } = await exportWeb(runDir, { samples: opts.samples, beam: opts.beam, ...(opts.output ? { output: opts.output } : {}) });
       const wasm = manifest.runtime.files.reduce((a, f) => a + f.gzipBytes, 0);
       io.writeOut(`page: ${join(dir, "index.html")} (${manifest.models.map((m) => `${m.name} ${Math.round(m.gzipBytes / 1024)} KiB gzip`).join(", ")}; runtime ${Math.round(wasm / 1024)} KiB gzip)\n` +
         `serve it over http, e.g.: python3 -m http.server -d ${dir} 8000   (a file:// page cannot fetch its models)\n`);

@@ -5,7 +5,7 @@
 
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { quantizeDynamic } from "../compress/quantize.js";
 import { loadConfig } from "../config/load.js";
@@ -16,6 +16,7 @@ import { UserError } from "../errors.js";
 import type { RunResults } from "../eval/types.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { PAGE_FILES, pageFile } from "./page.js";
+import { exportSeq2SeqWeb, sequenceModelFiles, type Seq2SeqWebManifest } from "./seq2seq-export.js";
 
 /** onnxruntime-web files the page needs: the wasm-only ES module build and its single-file wasm runtime. */
 export const ORT_FILES = ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"];
@@ -73,12 +74,18 @@ export interface ExportWebOptions {
   output?: string;
   /** Test images offered on the page. */
   samples?: number;
+  /** Sequence runs: the beam width the page offers beside greedy (default 4). */
+  beam?: number;
 }
 
-export async function exportWeb(runDir: string, o: ExportWebOptions = {}): Promise<{ dir: string; manifest: WebManifest }> {
+export async function exportWeb(runDir: string, o: ExportWebOptions = {}): Promise<{ dir: string; manifest: WebManifest | Seq2SeqWebManifest }> {
   const resultsPath = join(runDir, "results.json");
   if (!existsSync(resultsPath)) throw new UserError(runDir, "no results.json: not a finished run folder (finish it with `distill resume`)");
   const results = JSON.parse(readFileSync(resultsPath, "utf8")) as RunResults;
+  // A sequence run is known by its models' metadata (distill.task seq2seq), not by its config.
+  const sequenceModels = sequenceModelFiles(runDir);
+  if (sequenceModels.length)
+    return exportSeq2SeqWeb(runDir, sequenceModels, { output: o.output ?? join(runDir, "web"), runName: results.name ?? basename(runDir), beam: o.beam ?? 4, ortDist: ortDist(), ortFiles: ORT_FILES });
   const config = loadConfig(join(runDir, "config.yaml"));
   // The page's drawing pad and sample strip show one-channel images; other data has no pad to draw on.
   const { name, test } = await loadData(config.data);
