@@ -17,6 +17,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import onnxProto from "onnx-proto";
+import type { Batch } from "../data/batches.js";
 import { gatherSamples, type SampleSet } from "../data/sample-set.js";
 import { tensorOf, type Shape } from "../engine/graph.js";
 import type { Tensor } from "../engine/runtime.js";
@@ -35,14 +36,44 @@ export interface CachedTensor {
   data: Float32Array;
 }
 
+/** What the loss is fed from the teacher for one batch: its logits [N, K] and taps [N, …]. */
+export interface TeacherBatch {
+  logits?: Tensor;
+  taps: Map<string, Tensor>;
+}
+
+/** Where a stage gets the teacher's outputs batch by batch (cached rows, or the teacher run on the batch: consistent-teacher.ts). */
+export interface BatchTeacher {
+  readonly kind: "cached" | "session";
+  /** Per-sample shapes of the taps it can give. */
+  readonly tapShapes: Map<string, number[]>;
+  forBatch(batch: Pick<Batch, "input" | "size" | "indices">, want: { logits: boolean; taps: readonly string[] }): Promise<TeacherBatch>;
+  dispose?(): Promise<void>;
+}
+
 /** The teacher's cached outputs on the transfer set, and the per-batch gather the trainer feeds. */
-export class TeacherOutputs {
+export class TeacherOutputs implements BatchTeacher {
+  readonly kind = "cached";
+
   constructor(
     /** Row of each example index in the cached tensors (-1: not in the transfer set). */
     readonly rowOf: Int32Array,
     readonly logits: CachedTensor | undefined,
     readonly taps: Map<string, CachedTensor>,
   ) {}
+
+  get tapShapes(): Map<string, number[]> {
+    return new Map([...this.taps].map(([name, t]) => [name, t.sampleShape]));
+  }
+
+  /** The cached rows of a batch's examples: the teacher's outputs on their clean, unaugmented inputs. */
+  async forBatch(batch: Pick<Batch, "indices">, want: { logits: boolean; taps: readonly string[] }): Promise<TeacherBatch> {
+    if (want.logits && !this.logits) throw new Error("the loss needs the teacher's logits, but none were cached");
+    return {
+      ...(want.logits ? { logits: this.gather(this.logits!, batch.indices) } : {}),
+      taps: new Map(want.taps.map((t) => [t, this.gather(this.taps.get(t)!, batch.indices)])),
+    };
+  }
 
   static rowsFor(indices: Int32Array, exampleCount: number): Int32Array {
     const rowOf = new Int32Array(exampleCount).fill(-1);
