@@ -8,7 +8,9 @@
 // teacher, which we could not rebuild inside our training graph. A tap bigger than
 // MAX_TAP_CACHE_BYTES is refused before training with a hint to tap a smaller layer. The cost is
 // that feature targets come from unjittered images (as the logits already did). Every teacher pass
-// is counted (`computedSamples`), so "teacher forward passes" in the run stays honest.
+// is counted (`computedSamples`), so "teacher forward passes" in the run stays honest. The other
+// choice, the teacher run on each (augmented) training batch, is kd.teaching: consistent
+// (consistent-teacher.ts); this file's TeacherOutputs is its cached counterpart.
 //
 // Taps are exposed by graph surgery: the tapped tensors become extra graph outputs. Our own
 // exports record where each layer's output lives (metadata "distill.taps"); for any other .onnx
