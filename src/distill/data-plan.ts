@@ -50,7 +50,6 @@ export interface DataPlan {
 
 export async function planData(config: DistillConfig, configPath: string, load: LoadOptions = {}): Promise<DataPlan> {
   let dataset = await loadData(config.data, load);
-  checkAugmentations(config, dataset.train.kind, configPath);
   const geometry = dataGeometry(dataset.train, dataset.vocabularySize);
   const trainPool = firstN(allIndices(dataset.train.count), config.data.trainLimit ?? undefined);
   const validation = validationSize(config.data, trainPool.length);
@@ -78,6 +77,7 @@ export async function planData(config: DistillConfig, configPath: string, load: 
     dataset = { ...dataset, train: grown.set };
     copyIndices = grown.indices;
   }
+  checkAugmentations(config, dataset.train.kind, configPath);
   const labeled = config.data.transfer === "labeled";
   const mixing = labeled && unlabeledIndices.length > 0;
   return {
