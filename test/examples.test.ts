@@ -160,6 +160,10 @@ for (const file of files) {
       const state = JSON.parse(readFileSync(join(out, "run.json"), "utf8")) as { softTargets: { computedSamples: number } };
       assert.equal(state.softTargets.computedSamples, 0, "the merged shards answered every soft target");
     }
+    if (file === "fashion-mnist-consistent.yaml") {
+      const student = (results as unknown as RunResults).models.find((m) => m.role === "student")!;
+      assert.equal(student.teacherPasses?.teaching, "consistent", "the teacher ran on the student's batches");
+    }
     if (args[0] === "run") {
       const run = results as unknown as RunResults;
       assert.ok(run.models.some((m) => m.role === "student"), run.models.map((m) => m.role).join());

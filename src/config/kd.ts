@@ -13,6 +13,9 @@
 // Several teachers: `teachers: [{onnx: b.onnx, weight: 1}, …]` join the main teacher (weight 1); the
 // soft targets are their weighted mean at the terms' temperature, weights as given or, with
 // `teacherWeights: accuracy`, each teacher's validation accuracy.
+// Where the teacher's outputs come from: `teaching: cached` (the default) computes them once per
+// clean transfer sample and caches them; `teaching: consistent` runs the teacher on every training
+// batch as the student sees it, augmentations included (function matching, Beyer et al. 2022).
 
 import { z } from "zod";
 import { registeredMethods } from "./methods.js";
@@ -34,6 +37,8 @@ export interface KdSpec<M = unknown> {
   teachers?: ExtraTeacher[];
   /** Weigh the teachers by validation accuracy instead of their given weights (absent: given). */
   teacherWeights?: "accuracy";
+  /** The teacher runs on each training batch as the student sees it (absent: cached, once per clean sample). */
+  teaching?: "consistent";
 }
 
 /** Exactly one of onnx and softTargets (id, scores, outputs: as the main teacher's, for a file). */
@@ -61,6 +66,7 @@ const extraTeacherSchema = obj({
       if (t[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: "only used with softTargets" });
 });
 const teacherWeightsSchema = enumOf(["given", "accuracy"]);
+const teachingSchema = enumOf(["cached", "consistent"]);
 const autoAssistantsSchema = obj({ count: positiveInt() });
 
 /** `assistants: {count: n}` before the sizes are chosen. */
@@ -112,9 +118,10 @@ export interface ParsedKd<M = unknown> {
   generations?: number;
   teachers?: ExtraTeacher[];
   teacherWeights?: "accuracy";
+  teaching?: "consistent";
 }
 
-type Chain<M> = Pick<ParsedKd<M>, "assistants" | "generations" | "teachers" | "teacherWeights">;
+type Chain<M> = Pick<ParsedKd<M>, "assistants" | "generations" | "teachers" | "teacherWeights" | "teaching">;
 
 /** `teachers` and `teacherWeights`, validated into `chain`; false after reporting an issue. */
 function parseTeachers(doc: Record<string, unknown>, chain: Chain<unknown>, sink: IssueSink): boolean {
@@ -147,9 +154,17 @@ function parseTeachers(doc: Record<string, unknown>, chain: Chain<unknown>, sink
 
 /** `assistants`, `generations`, `teachers` and `teacherWeights`, validated and taken out of the block (the rest is terms). */
 function parseChain<M>(doc: Record<string, unknown>, modelSchema: z.ZodType<M>, sink: IssueSink): { chain: Chain<M>; rest: Record<string, unknown> } | undefined {
-  const { assistants, generations, teachers, teacherWeights, ...rest } = doc;
+  const { assistants, generations, teachers, teacherWeights, teaching, ...rest } = doc;
   const chain: Chain<M> = {};
   if (!parseTeachers({ teachers, teacherWeights }, chain, sink)) return undefined;
+  if (teaching !== undefined) {
+    const r = teachingSchema.safeParse(teaching);
+    if (!r.success) {
+      sink.addIssue({ code: "custom", path: ["teaching"], message: r.error.issues[0]!.message });
+      return undefined;
+    }
+    if (r.data === "consistent") chain.teaching = "consistent";
+  }
   if (assistants !== undefined) {
     if (isMapping(assistants)) {
       // {count: n}: chosen between the teacher and the student once both are known (./assistants.ts).
@@ -250,6 +265,7 @@ export function resolveKd<M>(parsed: ParsedKd<M>, labeled: boolean, chosen?: M[]
     ...(parsed.generations ? { generations: parsed.generations } : {}),
     ...(parsed.teachers ? { teachers: parsed.teachers } : {}),
     ...(parsed.teacherWeights ? { teacherWeights: parsed.teacherWeights } : {}),
+    ...(parsed.teaching ? { teaching: parsed.teaching } : {}),
   };
 }
 

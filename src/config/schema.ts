@@ -66,6 +66,10 @@ const trainSchema = obj({
   optimizer: optimizerSchema,
   schedule: scheduleSchema.prefault({}),
   jitter: z.number(num("an integer from 0 to 4")).int(num("an integer from 0 to 4")).min(0, num("an integer from 0 to 4")).max(4, num("an integer from 0 to 4")).default(0),
+  /** Images: each mirrored left–right with probability 1/2 (after the jitter). */
+  flip: bool().optional(),
+  /** Images: mixup's Beta(α, α) parameter α (one λ per batch; images mixed with a shuffled partner, labels weighed λ and 1 − λ). */
+  mixup: positiveNumber().optional(),
   clipGradNorm: positiveNumber().optional(),
 });
 
@@ -401,6 +405,11 @@ export const distillConfigSchema = obj({
         : undefined;
       if (why) ctx.addIssue({ code: "custom", path: ["teacher"], message: `required (${why}); only a run whose terms need no separate teacher (e.g. ema-teacher) may leave it out` });
     }
+    // Mixup builds each labelled term twice (weighted-terms.ts); ema-teacher's averaged weights are state of its term.
+    if (c.student.train.mixup !== undefined && resolveKd(c.kd, true).terms.some((t) => t.method === "ema-teacher"))
+      ctx.addIssue({ code: "custom", path: ["student", "train", "mixup"], message: "ema-teacher keeps its averaged model inside its loss term, which mixup's two label sets would build twice; leave mixup out with ema-teacher" });
+    const teaching = consistentTeachingIssue(c);
+    if (teaching) ctx.addIssue({ code: "custom", path: ["kd", "teaching"], message: teaching });
     if (c.data.transfer !== "unlabeled") return;
     const resolved = resolveKd(c.kd, false);
     for (const i of termsNeedingLabels(resolved as KdSpec))
@@ -420,6 +429,22 @@ export const distillConfigSchema = obj({
   ...(c.tune ? { tune: c.tune } : {}),
   ...(c.shrink ? { shrink: c.shrink } : {}),
 }));
+
+/**
+ * Why `kd.teaching: consistent` cannot be done with this config, or undefined. It runs one teacher
+ * model on each training batch, so it needs one (an .onnx or a model trained here), a term that
+ * learns from it, and no chain or ensemble (those teach through cached soft targets).
+ */
+function consistentTeachingIssue(c: { teacher?: TeacherSpec | undefined; kd: z.output<typeof kdSchema>; data: { transfer: string } }): string | undefined {
+  if (c.kd.teaching !== "consistent") return undefined;
+  if (!c.teacher) return "consistent runs the teacher on each training batch, but there is no teacher (ema-teacher's average already sees each batch as the student does); leave it out";
+  if (c.teacher.softTargets !== undefined)
+    return "consistent runs the teacher on each augmented batch, but teacher.softTargets is a file of its outputs on the unaugmented samples; use teaching: cached, or an .onnx or trained teacher";
+  if (!resolveKd(c.kd, c.data.transfer !== "unlabeled").terms.some((t) => termNeedsTeacher(t))) return "consistent runs the teacher on each batch, but no term learns from the teacher";
+  if (c.kd.teachers) return "consistent runs one teacher on each batch; kd.teachers averages several teachers' cached soft targets: use teaching: cached with them";
+  if (c.kd.assistants || (c.kd.generations ?? 1) > 1) return `consistent runs the teacher on the student's batches; a chain of teachers (kd.${c.kd.assistants ? "assistants" : "generations"}) passes cached soft targets from link to link: use teaching: cached with it`;
+  return undefined;
+}
 
 /** `kd.assistants: {count: n}` chosen between teacher and student (or why not); undefined for a list or none. */
 function assistantsOf(c: { teacher?: TeacherSpec | undefined; student: StudentSpec; kd: z.output<typeof kdSchema> }): ModelSpec[] | string | undefined {

@@ -1,6 +1,7 @@
 // Per-example image copies into a batch buffer: plain, or shifted by whole pixels — the ±2-pixel
-// jitter Hinton et al. (2015) trained their MNIST teacher with — and whole jittered copies of a
-// set, for a transfer set the teacher labels once (data.jitteredCopies).
+// jitter Hinton et al. (2015) trained their MNIST teacher with — left–right mirrors and mixup of a
+// batch's rows (train.flip, train.mixup), and whole jittered copies of a set, for a transfer set
+// the teacher labels once (data.jitteredCopies).
 
 import { Rng } from "../util/random.js";
 import { imageShape, sampleSize, type SampleSet } from "./sample-set.js";
@@ -39,6 +40,22 @@ export function jitterInto(
     const from = srcOffset + sy * w + x0 - dx;
     dst.set(src.subarray(from, from + (x1 - x0)), row + x0);
     dst.fill(0, row + x1, row + w);
+  }
+}
+
+/** Reverses `rows` consecutive rows of `width` values each, starting at row `firstRow` (a left–right mirror of image planes). */
+export function flipRowsInPlace(data: Float32Array, firstRow: number, rows: number, width: number): void {
+  for (let r = firstRow; r < firstRow + rows; r++) data.subarray(r * width, (r + 1) * width).reverse();
+}
+
+/**
+ * Mixup of rows of `size` values: out row i = λ·src row i + (1 − λ)·src row partner[i], computed in
+ * double precision and rounded once to float32. `out` must not be `src`.
+ */
+export function mixRows(src: Float32Array, partner: Int32Array, lambda: number, size: number, out: Float32Array): void {
+  for (let i = 0; i < partner.length; i++) {
+    const a = i * size, b = partner[i]! * size;
+    for (let k = 0; k < size; k++) out[a + k] = lambda * src[a + k]! + (1 - lambda) * src[b + k]!;
   }
 }
 

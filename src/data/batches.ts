@@ -1,9 +1,10 @@
-// Mini-batches over a subset of a SampleSet. Order and jitter are functions of (seed, epoch) only,
-// so a resumed run replays exactly the batches the interrupted one would have seen.
+// Mini-batches over a subset of a SampleSet. Order and augmentations (jitter, flips, mixup) are
+// functions of (seed, epoch, batch) only, so a resumed run replays exactly the batches the
+// interrupted one would have seen.
 
 import { Rng } from "../util/random.js";
-import { jitterInto, randomShift } from "./augment.js";
-import { copySample, imageShape, inputBuffer, type SampleSet } from "./sample-set.js";
+import { flipRowsInPlace, jitterInto, mixRows, randomShift } from "./augment.js";
+import { copySample, imageShape, inputBuffer, sampleSize, type SampleSet } from "./sample-set.js";
 
 /**
  * The label fed for a sample without one: outside every class, so its one-hot row is all zeros
@@ -18,6 +19,11 @@ export interface Batch {
   /** Which examples of the set (indices into it) this batch holds, in batch order. */
   indices: Int32Array;
   size: number;
+  /**
+   * Mixup: row i of `input` is λ·x_i + (1 − λ)·x_partner[i] (partner: rows of this batch); the
+   * loss weighs row i's label by λ and its partner's by 1 − λ. Absent without mixup.
+   */
+  mix?: { lambda: number; partner: Int32Array };
 }
 
 export interface BatchOptions {
@@ -26,6 +32,14 @@ export interface BatchOptions {
   seed: number;
   /** Images: largest shift in pixels on each axis (uniform integer in [−jitter, jitter]); 0 = off. */
   jitter?: number;
+  /** Images: each one mirrored left–right with probability 1/2 (after the jitter). */
+  flip?: boolean;
+  /**
+   * Images: mixup (Zhang et al. 2018) with λ ~ Beta(mixup, mixup), one λ per batch as in the
+   * authors' code, each image mixed with a partner from a shuffle of the same batch (after jitter
+   * and flips). Absent or 0: off.
+   */
+  mixup?: number;
   /** Skip the last batch when it is smaller than batchSize. */
   dropLast?: boolean;
 }
@@ -34,6 +48,9 @@ interface Buffers {
   input: Float32Array | BigInt64Array;
   labels: BigInt64Array;
   indices: Int32Array;
+  /** Mixup: the batch's partner rows, and the unmixed images they are mixed from. */
+  partner?: Int32Array;
+  unmixed?: Float32Array;
 }
 
 export class Batches {
@@ -41,6 +58,8 @@ export class Batches {
   readonly shuffle: boolean;
   readonly seed: number;
   readonly jitter: number;
+  readonly flip: boolean;
+  readonly mixup: number;
   readonly dropLast: boolean;
   // One set of buffers per batch size (the full size, and the last partial batch's if any), so
   // every yielded array is exactly batch-sized without allocating per batch.
@@ -55,16 +74,21 @@ export class Batches {
     const jitter = opts.jitter ?? 0;
     if (!Number.isInteger(jitter) || jitter < 0) throw new RangeError(`jitter must be a non-negative integer, got ${jitter}`);
     if (jitter > 0 && set.kind !== "image") throw new RangeError(`jitter shifts images; this set holds ${set.kind}`);
+    const mixup = opts.mixup ?? 0;
+    if (!(mixup >= 0 && Number.isFinite(mixup))) throw new RangeError(`mixup must be a finite number ≥ 0, got ${mixup}`);
+    if ((opts.flip || mixup > 0) && set.kind !== "image") throw new RangeError(`${opts.flip ? "flips" : "mixup"} augment images; this set holds ${set.kind}`);
     for (let i = 0; i < indices.length; i++)
       if (indices[i]! < 0 || indices[i]! >= set.count) throw new RangeError(`index ${indices[i]} at position ${i} is outside the set of ${set.count} examples`);
     this.batchSize = opts.batchSize;
     this.shuffle = opts.shuffle;
     this.seed = opts.seed;
     this.jitter = jitter;
+    this.flip = opts.flip ?? false;
+    this.mixup = mixup;
     this.dropLast = opts.dropLast ?? false;
   }
 
-  /** In-order batches for evaluation: no shuffle, no jitter, the last partial batch kept. */
+  /** In-order batches for evaluation: no shuffle, no augmentation, the last partial batch kept. */
   static sequential(set: SampleSet, indices: Int32Array, batchSize: number): Batches {
     return new Batches(set, indices, { batchSize, shuffle: false, seed: 0, jitter: 0, dropLast: false });
   }
@@ -96,8 +120,8 @@ export class Batches {
       const start = b * this.batchSize;
       const size = Math.min(this.batchSize, order.length - start);
       const buf = this.buffersFor(size);
-      // A stream per (epoch, batch): the shifts don't depend on whether earlier batches were
-      // drawn, and turning jitter on or off leaves the order alone.
+      // A stream per (epoch, batch) and augmentation: the draws don't depend on whether earlier
+      // batches were drawn, and turning one augmentation on or off leaves the order and the others alone.
       const rng = this.jitter > 0 ? new Rng(this.seed, `jitter:${epochIndex}:${b}`) : undefined;
       for (let i = 0; i < size; i++) {
         const idx = order[start + i]!;
@@ -106,8 +130,28 @@ export class Batches {
         if (rng) this.jitterSample(idx, randomShift(rng, this.jitter), buf.input as Float32Array, i);
         else copySample(this.set, idx, buf.input, i);
       }
-      yield { input: buf.input, labels: buf.labels, indices: buf.indices, size };
+      if (this.flip) this.flipRows(buf.input as Float32Array, size, new Rng(this.seed, `flip:${epochIndex}:${b}`));
+      const mix = this.mixup > 0 ? this.mixRows(buf, size, new Rng(this.seed, `mixup:${epochIndex}:${b}`)) : undefined;
+      yield { input: buf.input, labels: buf.labels, indices: buf.indices, size, ...(mix ? { mix } : {}) };
     }
+  }
+
+  /** Mirrors each of the first `size` images left–right with probability 1/2, one draw per image in row order. */
+  private flipRows(input: Float32Array, size: number, rng: Rng): void {
+    const { channels, height, width } = imageShape(this.set);
+    for (let i = 0; i < size; i++) if (rng.next() < 0.5) flipRowsInPlace(input, i * channels * height, channels * height, width);
+  }
+
+  /** Mixup in place: λ ~ Beta(α, α), then a shuffle of the rows gives each its partner. */
+  private mixRows(buf: Buffers, size: number, rng: Rng): { lambda: number; partner: Int32Array } {
+    const lambda = rng.beta(this.mixup, this.mixup);
+    const partner = (buf.partner ??= new Int32Array(size));
+    for (let i = 0; i < size; i++) partner[i] = i;
+    rng.shuffle(partner);
+    const unmixed = (buf.unmixed ??= new Float32Array(buf.input.length));
+    unmixed.set(buf.input as Float32Array);
+    mixRows(unmixed, partner, lambda, sampleSize(this.set), buf.input as Float32Array);
+    return { lambda, partner };
   }
 
   /** The label fed for the example at position `row` of a batch. */

@@ -77,6 +77,7 @@ export async function planData(config: DistillConfig, configPath: string, load: 
     dataset = { ...dataset, train: grown.set };
     copyIndices = grown.indices;
   }
+  checkAugmentations(config, dataset.train.kind, configPath);
   const labeled = config.data.transfer === "labeled";
   const mixing = labeled && unlabeledIndices.length > 0;
   return {
@@ -94,6 +95,19 @@ export async function planData(config: DistillConfig, configPath: string, load: 
     geometry,
     labeledShare: mixing ? config.data.labeledShare ?? (trainIndices.length + copyIndices.length) / (trainIndices.length + copyIndices.length + unlabeledIndices.length) : 1,
   };
+}
+
+const AUGMENTS = { jitter: "shifts", flip: "mirrors", mixup: "mixes" } as const;
+
+/** Jitter, flips and mixup change images: any of them on tables or texts is refused, naming the field. */
+function checkAugmentations(config: DistillConfig, kind: Dataset["train"]["kind"], configPath: string): void {
+  if (kind === "image") return;
+  const stages = [["teacher.train", config.teacher?.train], ["student.train", config.student.train]] as const;
+  for (const [key, train] of stages) {
+    if (!train) continue;
+    const used = (Object.keys(AUGMENTS) as (keyof typeof AUGMENTS)[]).find((k) => (k === "jitter" ? train.jitter > 0 : train[k] !== undefined && train[k] !== false));
+    if (used) throw new UserError(configPath, `${key}.${used}: ${AUGMENTS[used]} images, but this data holds ${kind === "table" ? "table rows" : "texts"}; leave it out`);
+  }
 }
 
 /** A class named by its label (or, when no label matches, its index). */

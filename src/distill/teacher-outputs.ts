@@ -8,7 +8,9 @@
 // teacher, which we could not rebuild inside our training graph. A tap bigger than
 // MAX_TAP_CACHE_BYTES is refused before training with a hint to tap a smaller layer. The cost is
 // that feature targets come from unjittered images (as the logits already did). Every teacher pass
-// is counted (`computedSamples`), so "teacher forward passes" in the run stays honest.
+// is counted (`computedSamples`), so "teacher forward passes" in the run stays honest. The other
+// choice, the teacher run on each (augmented) training batch, is kd.teaching: consistent
+// (consistent-teacher.ts); this file's TeacherOutputs is its cached counterpart.
 //
 // Taps are exposed by graph surgery: the tapped tensors become extra graph outputs. Our own
 // exports record where each layer's output lives (metadata "distill.taps"); for any other .onnx
@@ -17,6 +19,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import onnxProto from "onnx-proto";
+import type { Batch } from "../data/batches.js";
 import { gatherSamples, type SampleSet } from "../data/sample-set.js";
 import { tensorOf, type Shape } from "../engine/graph.js";
 import type { Tensor } from "../engine/runtime.js";
@@ -35,14 +38,44 @@ export interface CachedTensor {
   data: Float32Array;
 }
 
+/** What the loss is fed from the teacher for one batch: its logits [N, K] and taps [N, …]. */
+export interface TeacherBatch {
+  logits?: Tensor;
+  taps: Map<string, Tensor>;
+}
+
+/** Where a stage gets the teacher's outputs batch by batch (cached rows, or the teacher run on the batch: consistent-teacher.ts). */
+export interface BatchTeacher {
+  readonly kind: "cached" | "session";
+  /** Per-sample shapes of the taps it can give. */
+  readonly tapShapes: Map<string, number[]>;
+  forBatch(batch: Pick<Batch, "input" | "size" | "indices">, want: { logits: boolean; taps: readonly string[] }): Promise<TeacherBatch>;
+  dispose?(): Promise<void>;
+}
+
 /** The teacher's cached outputs on the transfer set, and the per-batch gather the trainer feeds. */
-export class TeacherOutputs {
+export class TeacherOutputs implements BatchTeacher {
+  readonly kind = "cached";
+
   constructor(
     /** Row of each example index in the cached tensors (-1: not in the transfer set). */
     readonly rowOf: Int32Array,
     readonly logits: CachedTensor | undefined,
     readonly taps: Map<string, CachedTensor>,
   ) {}
+
+  get tapShapes(): Map<string, number[]> {
+    return new Map([...this.taps].map(([name, t]) => [name, t.sampleShape]));
+  }
+
+  /** The cached rows of a batch's examples: the teacher's outputs on their clean, unaugmented inputs. */
+  async forBatch(batch: Pick<Batch, "indices">, want: { logits: boolean; taps: readonly string[] }): Promise<TeacherBatch> {
+    if (want.logits && !this.logits) throw new Error("the loss needs the teacher's logits, but none were cached");
+    return {
+      ...(want.logits ? { logits: this.gather(this.logits!, batch.indices) } : {}),
+      taps: new Map(want.taps.map((t) => [t, this.gather(this.taps.get(t)!, batch.indices)])),
+    };
+  }
 
   static rowsFor(indices: Int32Array, exampleCount: number): Int32Array {
     const rowOf = new Int32Array(exampleCount).fill(-1);

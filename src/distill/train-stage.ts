@@ -1,7 +1,7 @@
-// Trains one model (teacher, baseline or distilled student) for one seed: batches, learning-rate
-// schedule, the weighted loss terms, per-epoch validation, checkpoints and resume, NaN guard.
-// Everything random is a function of (seed, epoch, step), so resuming from a checkpoint replays
-// exactly what an uninterrupted run would have done.
+// Trains one model (teacher, baseline or distilled student) for one seed: batches and their
+// augmentations, learning-rate schedule, the weighted loss terms, per-epoch validation, checkpoints
+// and resume, NaN guard. Everything random is a function of (seed, epoch, step), so resuming from a
+// checkpoint replays exactly what an uninterrupted run would have done.
 
 import type { KdTerm, TrainSpec } from "../config/schema.js";
 import { feedDType, type SampleSet } from "../data/sample-set.js";
@@ -19,7 +19,8 @@ import { ModelTrainer } from "../nn/train-step.js";
 import type { Progress } from "../util/progress.js";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import { learningRate } from "./schedule.js";
-import type { TeacherOutputs } from "./teacher-outputs.js";
+import type { InGraphTeacher } from "./consistent-teacher.js";
+import type { BatchTeacher } from "./teacher-outputs.js";
 import { WeightedTerms } from "./weighted-terms.js";
 
 export interface StageJob {
@@ -32,8 +33,12 @@ export interface StageJob {
   set: SampleSet;
   trainIndices: Int32Array;
   validationIndices: Int32Array;
-  /** The teacher's cached logits and taps on the transfer set, for terms that use a teacher. */
-  teacher?: TeacherOutputs;
+  /**
+   * For terms that use a teacher: its logits and taps per batch — cached on the transfer set's clean
+   * samples, or the teacher run on each batch as the student sees it (in a session of its own, or
+   * built into the step graph): kd.teaching, consistent-teacher.ts.
+   */
+  teacher?: BatchTeacher | InGraphTeacher;
   /** Feed labels to the loss (false for an unlabeled transfer set). */
   useLabels: boolean;
   /**
@@ -56,16 +61,14 @@ export class Interrupted extends Error {
 }
 
 export async function trainStage(job: StageJob): Promise<{ params: ParameterSet; history: EpochMetric[] }> {
-  const terms = new WeightedTerms(job.terms, job.useLabels, job.mix ? job.mix.labeledPerBatch / job.train.batchSize : 1);
-  const trainer = await createTrainer(job, terms);
+  const terms = stageTerms(job);
+  const trainer = await createStageTrainer(job, terms);
   try {
     const saved = readCheckpoint(job.checkpointPath);
     if (saved) trainer.restore({ state: saved.state, stepsTaken: saved.stepsTaken });
     let history = saved?.history ?? [];
     const train = job.train;
-    const batches = job.mix
-      ? new MixedBatches(job.set, job.trainIndices, job.mix.unlabeled, job.mix.labeledPerBatch, { batchSize: train.batchSize, shuffle: true, seed: job.seed, jitter: train.jitter })
-      : new Batches(job.set, job.trainIndices, { batchSize: train.batchSize, shuffle: true, seed: job.seed, jitter: train.jitter, dropLast: true });
+    const batches = stageBatches(job);
     for (let epoch = saved?.epochsDone ?? 0; epoch < train.epochs; epoch++) {
       const metric = await trainEpoch(job, trainer, terms, batches, epoch, history.length);
       history = [...history, metric];
@@ -118,8 +121,24 @@ export function optimizerOf(t: TrainSpec): OptimizerConfig {
     : { kind: o.kind, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, ...maxNorm };
 }
 
-async function createTrainer(job: StageJob, terms: WeightedTerms): Promise<ModelTrainer> {
-  const teacherTapShapes = new Map([...(job.teacher?.taps ?? [])].map(([name, t]) => [name, t.sampleShape]));
+/** The stage's loss terms (with mixup, blended over each row's label and its partner's). */
+export function stageTerms(job: Pick<StageJob, "terms" | "useLabels" | "mix" | "train">): WeightedTerms {
+  return new WeightedTerms(job.terms, job.useLabels, job.mix ? job.mix.labeledPerBatch / job.train.batchSize : 1, { mixup: job.train.mixup !== undefined });
+}
+
+/** The stage's training batches, augmented as its train spec says (jitter, flip, mixup). */
+export function stageBatches(job: Pick<StageJob, "set" | "trainIndices" | "mix" | "train" | "seed">): Batches {
+  const { train } = job;
+  const augment = { jitter: train.jitter, ...(train.flip ? { flip: true } : {}), ...(train.mixup !== undefined ? { mixup: train.mixup } : {}) };
+  return job.mix
+    ? new MixedBatches(job.set, job.trainIndices, job.mix.unlabeled, job.mix.labeledPerBatch, { batchSize: train.batchSize, shuffle: true, seed: job.seed, ...augment })
+    : new Batches(job.set, job.trainIndices, { batchSize: train.batchSize, shuffle: true, seed: job.seed, dropLast: true, ...augment });
+}
+
+/** The stage's step: its model's training graph with the loss terms (and a consistent teacher built in, when it has one). */
+export async function createStageTrainer(job: StageJob, terms: WeightedTerms): Promise<ModelTrainer> {
+  const inGraph = job.teacher?.kind === "in-graph" ? job.teacher : undefined;
+  const teacherTapShapes = job.teacher && job.teacher.kind !== "in-graph" ? job.teacher.tapShapes : new Map<string, number[]>();
   return ModelTrainer.create({
     model: job.model,
     params: job.model.initParameters(job.seed),
@@ -127,7 +146,7 @@ async function createTrainer(job: StageJob, terms: WeightedTerms): Promise<Model
     clipGradNorm: job.train.clipGradNorm,
     seed: job.seed,
     fetchLogits: true,
-    loss: (ctx) => terms.build(ctx, { seed: job.seed, numClasses: job.model.numClasses, teacherTapShapes }),
+    loss: (ctx) => terms.build(ctx, { seed: job.seed, numClasses: job.model.numClasses, teacherTapShapes, ...(inGraph ? { teacher: inGraph } : {}) }),
   });
 }
 
@@ -186,7 +205,7 @@ async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedT
     // One Loop call takes batches of one size: a short batch first runs what is waiting.
     if (group.length && batch.size !== group[0]!.size) await flush();
     lr = learningRate(train.optimizer.lr, train.schedule, train.epochs, epoch, b / batches.batchCount);
-    const feeds = { input: { dtype: feedDType(job.set), shape: [batch.size, ...model.input.shape], data: batch.input }, ...terms.feeds(batch.indices, batch.labels, job.teacher) };
+    const feeds = await stepFeeds(job, terms, batch);
     const held = Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, { ...t, data: t.data.slice() } as Tensor]));
     group.push({ feeds: held, lr, labels: batch.labels.slice(), size: batch.size });
     b++;
@@ -208,6 +227,14 @@ async function trainEpoch(job: StageJob, trainer: ModelTrainer, terms: WeightedT
   };
   task.finish(`loss=${metric.trainLoss.toFixed(4)} train_acc=${metric.trainAccuracy.toFixed(4)}${job.validationIndices.length ? ` val_acc=${val.accuracy.toFixed(4)}` : ""}`);
   return metric;
+}
+
+/** One step's feeds: the batch as the model's input, its labels, and the teacher's outputs on it when they are fed. */
+export async function stepFeeds(job: Pick<StageJob, "set" | "model" | "teacher">, terms: WeightedTerms, batch: Batch): Promise<Record<string, Tensor>> {
+  const fed = job.teacher && job.teacher.kind !== "in-graph" && terms.usesTeacher ? job.teacher : undefined;
+  if (terms.usesTeacher && !job.teacher) throw new Error("the loss needs the teacher's outputs, but none were provided");
+  const teacher = fed ? await fed.forBatch(batch, terms.teacherWants) : undefined;
+  return { input: { dtype: feedDType(job.set), shape: [batch.size, ...job.model.input.shape], data: batch.input } as Tensor, ...terms.feeds(batch, teacher) };
 }
 
 function lossDiverged(job: StageJob, loss: number, epoch: number, batch: number, epochsKept: number): UserError {

@@ -20,6 +20,12 @@ export interface ModelResult {
   file: string; // .onnx path relative to the run folder (seed 0's)
   perSeed: ModelMetrics[];
   summary: MetricSummary;
+  /**
+   * A distilled student: images run through the teacher to teach one such model. kd.teaching cached:
+   * the transfer set once, shared by every seed (and by later runs, through the cache); consistent:
+   * every training image of every epoch, for each seed.
+   */
+  teacherPasses?: { teaching: "cached" | "consistent"; perModel: number };
 }
 
 export interface RunResults {

@@ -13,6 +13,8 @@ export interface LossContext {
   graph: Graph;
   /** Student logits [N, K]. */
   logits: Value;
+  /** The step's input batch as fed (raw values); optional so a loss can be built on a bare graph in tests. */
+  stepInput?: Value;
   /** Intermediate layer outputs by path (e.g. "relu2"). */
   taps: Map<string, Value>;
   /** Declares an extra per-batch input (labels, teacher logits, teacher features…). */
@@ -78,6 +80,7 @@ export class ModelTrainer {
     const lossCtx: LossContext = {
       graph: g,
       logits,
+      stepInput: x,
       taps: g.taps,
       input: (name, shape, dtype = "float32") => g.input(name, shape, dtype),
       param: (name, shape, init) => {

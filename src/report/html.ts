@@ -108,14 +108,23 @@ function cell(model: ModelResult, col: Column): string {
   return `<td>${html}</td>`;
 }
 
+/** The teacher's cost of a distilled model: images through the teacher per model, and how it taught. */
+const TEACHER_PASSES_HEAD = `<th scope="col" title="${escapeHtml("Images run through the teacher to teach one such model. cached: its outputs on the transfer set, computed once and shared by every seed (and later runs) through the cache; consistent: the teacher run on every training batch as the student saw it, every epoch, per seed")}">Teacher passes<span class="unit">per model</span></th>`;
+
+function teacherPassesCell(m: ModelResult): string {
+  const p = m.teacherPasses;
+  return p ? `<td>${escapeHtml(grouped(p.perModel))} <span class="sd">${p.teaching}</span></td>` : `<td class="na">${DASH}</td>`;
+}
+
 function comparisonTable(results: RunResults): string {
   const binary = results.models.some((m) => m.perSeed.some((s) => typeof s.f1 === "number"));
   const columns = COLUMNS.filter((c) => binary || !c.binary);
-  const head = columns.map((c) => `<th scope="col" title="${escapeHtml(c.title)}">${escapeHtml(c.head)}${c.sub ? `<span class="unit">${escapeHtml(c.sub)}</span>` : ""}</th>`).join("");
+  const passes = results.models.some((m) => m.teacherPasses);
+  const head = columns.map((c) => `<th scope="col" title="${escapeHtml(c.title)}">${escapeHtml(c.head)}${c.sub ? `<span class="unit">${escapeHtml(c.sub)}</span>` : ""}</th>`).join("") + (passes ? TEACHER_PASSES_HEAD : "");
   const rows = results.models
     .map((m, i) => {
       const name = `<th scope="row"><span class="swatch" style="background:${color(i)}"></span>${escapeHtml(m.role)}<span class="file">${escapeHtml(m.file)}</span></th>`;
-      return `<tr>${name}${columns.map((c) => cell(m, c)).join("")}</tr>`;
+      return `<tr>${name}${columns.map((c) => cell(m, c)).join("")}${passes ? teacherPassesCell(m) : ""}</tr>`;
     })
     .join("\n");
   return `<div class="table-wrap"><table id="comparison">

@@ -3,7 +3,8 @@
 import { OnnxClassifier } from "../eval/evaluate.js";
 import type { RunFolder } from "../distill/run-folder.js";
 import { defaultCacheDir, teacherSoftTargets } from "../distill/soft-targets.js";
-import { TeacherOutputs } from "../distill/teacher-outputs.js";
+import { TeacherOutputs, type BatchTeacher } from "../distill/teacher-outputs.js";
+import type { InGraphTeacher } from "../distill/consistent-teacher.js";
 import { trainStage } from "../distill/train-stage.js";
 import { exporterFor, runMetadata } from "./export.js";
 import type { Plan } from "./plan.js";
@@ -13,7 +14,7 @@ import type { Plan } from "./plan.js";
  * each link is distilled from the one before with the student's terms and budget (teacher seed),
  * then its own logits on the transfer set are cached and teach the next link, and finally the student.
  */
-export async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOutputs): Promise<TeacherOutputs> {
+export async function trainChain(plan: Plan, run: RunFolder, teacher: BatchTeacher | InGraphTeacher): Promise<BatchTeacher | InGraphTeacher> {
   const { config, teacherSeed, dataset, transferIndices } = plan;
   let current = teacher;
   for (const link of plan.chain) {
@@ -34,7 +35,7 @@ export async function trainChain(plan: Plan, run: RunFolder, teacher: TeacherOut
       task.finish(soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
       run.state.chain = { ...run.state.chain, [link.stage]: { samples: transferIndices.length, computedSamples: soft.computedSamples } };
       run.saveState();
-      current = new TeacherOutputs(current.rowOf, { sampleShape: [soft.classes], data: soft.logits }, new Map());
+      current = new TeacherOutputs(TeacherOutputs.rowsFor(transferIndices, dataset.train.count), { sampleShape: [soft.classes], data: soft.logits }, new Map());
     } finally {
       await classifier.dispose();
     }

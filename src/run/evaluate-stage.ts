@@ -14,6 +14,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { biasShiftedStudents } from "./bias-shift-stage.js";
 import type { Plan } from "./plan.js";
 import { studentStages } from "./student-stage.js";
+import { stageBatches } from "../distill/train-stage.js";
 
 /** Test-set metrics of every model, and each role's files (per seed), in the order the report shows them. */
 interface Evaluated {
@@ -108,7 +109,7 @@ function resultsOf(plan: Plan, run: RunFolder, models: ModelResult[], measured: 
     kd: config.kd,
     epochs: config.student.train.epochs,
     wallSeconds: Math.round(run.state.activeSeconds * 10) / 10,
-    models,
+    models: models.map((m) => (m.role === "student" && teacherPasses(plan) ? { ...m, teacherPasses: teacherPasses(plan)! } : m)),
     data: {
       train: plan.trainIndices.length, validation: plan.validationIndices.length, test: plan.testIndices.length, transfer: plan.transferIndices.length, transferLabeled: plan.labeled,
       ...(plan.copyIndices.length ? { jitteredCopies: { ...config.data.jitteredCopies!, samples: plan.copyIndices.length } } : {}),
@@ -122,6 +123,15 @@ function resultsOf(plan: Plan, run: RunFolder, models: ModelResult[], measured: 
     ...(run.state.biasShift ? { biasShift: run.state.biasShift } : {}),
   };
 }
+/** Images the teacher ran on to teach one distilled student (none for a file of its outputs, or no separate teacher). */
+function teacherPasses(plan: Plan): ModelResult["teacherPasses"] {
+  const { config } = plan;
+  if (!config.teacher || config.teacher.softTargets !== undefined || !plan.studentTerms.usesTeacher) return undefined;
+  if (config.kd.teaching !== "consistent") return { teaching: "cached", perModel: plan.transferIndices.length };
+  const perEpoch = stageBatches({ set: plan.dataset.train, ...plan.distilledData, train: config.student.train, seed: config.seeds[0]! }).exampleCount;
+  return { teaching: "consistent", perModel: perEpoch * config.student.train.epochs };
+}
+
 /**
  * A file teacher cannot be run on the test set; its rows cover the validation split, which no model
  * trained on: each student's (every seed's) top-1 agreement with it there stands in for the test agreement.

@@ -2,6 +2,7 @@
 //
 //   1. teacher: trained here (its own recipe), loaded from an .onnx file, or a file of its outputs; frozen from then on
 //   2. teacher outputs: its logits (and taps the terms name) on the transfer set, computed once, cached
+//      (kd.teaching: consistent — none: the teacher runs on each student batch instead)
 //   3. baseline: the student trained on hard labels only, same budget             } per seed
 //   4. student: the same student trained with the configured loss terms           }
 //   5. evaluation on the test set (quality, size, latency), results.json, report.html
@@ -95,10 +96,15 @@ async function executeStages(run: RunFolder, config: DistillConfig, opts: Pipeli
   await trainTeacher(plan, run);
   stopIfAborted();
   const outputs = await teacherOutputs(plan, run);
-  stopIfAborted();
-  const teacher = await trainChain(plan, run, outputs);
-  stopIfAborted();
-  await trainStudents(plan, run, teacher);
+  try {
+    stopIfAborted();
+    const teacher = await trainChain(plan, run, outputs);
+    stopIfAborted();
+    await trainStudents(plan, run, teacher);
+  } finally {
+    // A consistent teacher's own session (kd.teaching: consistent with an .onnx teacher).
+    if (outputs.kind !== "in-graph") await outputs.dispose?.();
+  }
   stopIfAborted();
   const results = await evaluate(plan, run);
   writeFileAtomic(join(run.dir, "results.json"), JSON.stringify(results, null, 2) + "\n");

@@ -227,7 +227,8 @@ async function checkTaps(plan: Plan, run: RunFolder): Promise<void> {
   for (const t of terms.teacherTaps) {
     const shape = teacher.get(t)!.slice(1) as number[];
     const bytes = plan.transferIndices.length * shape.reduce((a, b) => a * b, 1) * 4;
-    if (bytes > MAX_TAP_CACHE_BYTES)
+    // Consistent teaching caches no taps: the teacher computes them on each batch.
+    if (bytes > MAX_TAP_CACHE_BYTES && config.kd.teaching !== "consistent")
       throw new UserError(plan.opts.configPath, `kd: teacher tap "${t}" ${formatShape(teacher.get(t)!)} on ${plan.trainIndices.length} examples would cache ${(bytes / 2 ** 20).toFixed(0)} MiB (limit ${MAX_TAP_CACHE_BYTES / 2 ** 20} MiB); tap a pooled layer or lower data.trainLimit (or data.unlabeled's limits)`);
     plan.teacherTapShapes.set(t, shape);
   }

@@ -1,14 +1,15 @@
 // Stages 3 and 4, per seed: the baseline on hard labels and the distilled student, same budget.
 
 import type { RunFolder } from "../distill/run-folder.js";
-import type { TeacherOutputs } from "../distill/teacher-outputs.js";
+import type { BatchTeacher } from "../distill/teacher-outputs.js";
+import type { InGraphTeacher } from "../distill/consistent-teacher.js";
 import { trainStage } from "../distill/train-stage.js";
 import { exporterFor, runMetadata } from "./export.js";
 import type { Plan } from "./plan.js";
 import { judgeTeacher } from "./teacher-checks.js";
 
 /** 3, 4. Per seed: the baseline on hard labels, and the student with the configured terms, same budget. */
-export async function trainStudents(plan: Plan, run: RunFolder, teacher: TeacherOutputs): Promise<void> {
+export async function trainStudents(plan: Plan, run: RunFolder, teacher: BatchTeacher | InGraphTeacher): Promise<void> {
   const { config, labeled } = plan;
   for (const seed of config.seeds) {
     for (const stage of studentStages(plan)) {

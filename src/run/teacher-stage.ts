@@ -1,13 +1,17 @@
 // Stages 1 and 2: the teacher (trained here with its own recipe, or the user's, already copied into
 // the run folder), then what the student's terms need from it on the transfer set, computed once and
-// cached (teacher-outputs.ts): logits (one teacher's, or an ensemble's), taps.
+// cached (teacher-outputs.ts): logits (one teacher's, or an ensemble's), taps. With kd.teaching:
+// consistent nothing is cached: the teacher is readied to run on every training batch instead
+// (consistent-teacher.ts).
 
 import { copyFileSync, existsSync } from "node:fs";
 import { OnnxClassifier } from "../eval/evaluate.js";
 import { accuracy } from "../eval/metrics.js";
 import type { RunFolder } from "../distill/run-folder.js";
 import { defaultCacheDir } from "../distill/soft-targets.js";
-import { TeacherOutputs, teacherTapTargets, teacherTapsOf, type CachedTensor } from "../distill/teacher-outputs.js";
+import { TeacherOutputs, teacherTapTargets, teacherTapsOf, type BatchTeacher, type CachedTensor } from "../distill/teacher-outputs.js";
+import { InGraphTeacher, SessionTeacher } from "../distill/consistent-teacher.js";
+import { UserError } from "../errors.js";
 import { averageSoftTargets } from "../distill/teacher-ensemble.js";
 import { openFileTeacher } from "../distill/user-teacher.js";
 import { trainStage } from "../distill/train-stage.js";
@@ -33,8 +37,11 @@ export async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
   if (!existsSync(run.teacherFile)) copyFileSync(run.modelPath("teacher", teacherSeed), run.teacherFile);
 }
 
-/** 2. What the student's terms need from the frozen teacher, computed once and cached (see teacher-outputs.ts). */
-export async function teacherOutputs(plan: Plan, run: RunFolder): Promise<TeacherOutputs> {
+/**
+ * 2. What the student's terms need from the frozen teacher, computed once and cached (see
+ * teacher-outputs.ts); with kd.teaching: consistent, the teacher readied to run on each batch.
+ */
+export async function teacherOutputs(plan: Plan, run: RunFolder): Promise<BatchTeacher | InGraphTeacher> {
   const { config, transferIndices, progress } = plan;
   const rows = () => TeacherOutputs.rowsFor(transferIndices, plan.dataset.train.count);
   // No separate teacher (ema-teacher: the model's own average teaches it): nothing to compute.
@@ -42,6 +49,12 @@ export async function teacherOutputs(plan: Plan, run: RunFolder): Promise<Teache
   const cacheDir = plan.opts.cacheDir ?? defaultCacheDir();
   const teacher = await mainTeacherScores(plan, run);
   try {
+    if (config.kd.teaching === "consistent") {
+      await reportOnTeacher(plan, run, teacher);
+      await checkDomainShift(plan, run, teacher, undefined);
+      run.saveState();
+      return await consistentTeacher(plan, run, teacher.classifier!);
+    }
     let logits: CachedTensor | undefined;
     if (plan.studentTerms.usesTeacherLogits) {
       const task = progress.task(`soft targets (teacher logits on the transfer set${teacher.file ? `, from ${teacher.file.where}` : ""})`, transferIndices.length);
@@ -59,6 +72,19 @@ export async function teacherOutputs(plan: Plan, run: RunFolder): Promise<Teache
   } finally {
     await teacher.dispose();
   }
+}
+
+/**
+ * kd.teaching: consistent — a teacher trained here is built into the student's step graph (its
+ * weights read back from its export); any other .onnx teacher runs in a session of its own per batch.
+ */
+async function consistentTeacher(plan: Plan, run: RunFolder, teacher: OnnxClassifier): Promise<InGraphTeacher | SessionTeacher> {
+  if (plan.config.teacher?.model) return InGraphTeacher.fromExport(plan.teacherModel(), teacher.bytes, run.teacherFile);
+  if (teacher.inputDType === "string")
+    throw new UserError(plan.opts.configPath, "kd.teaching: consistent runs the teacher on the student's batches of token ids, but this teacher takes raw strings; use teaching: cached");
+  const located = teacherTapsOf(teacher.bytes);
+  const taps = new Map(plan.studentTerms.teacherTaps.map((n) => [n, { tensor: located.get(n)!.tensor, sampleShape: plan.teacherTapShapes.get(n)! }]));
+  return SessionTeacher.open({ bytes: teacher.bytes, inputName: teacher.inputName, sampleShape: teacher.sampleShape, inputDType: teacher.inputDType, logitsName: teacher.outputName, taps });
 }
 
 /**

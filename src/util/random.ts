@@ -84,4 +84,32 @@ export class Rng {
       xs[j] = t;
     }
   }
+
+  /** Gamma(shape, 1) by Marsaglia & Tsang (2000); shape < 1 through Gamma(shape + 1)·U^(1/shape). */
+  gamma(shape: number): number {
+    if (!(shape > 0)) throw new RangeError(`gamma shape must be > 0, got ${shape}`);
+    if (shape < 1) {
+      let u = 0;
+      while (u === 0) u = this.next();
+      return this.gamma(shape + 1) * Math.pow(u, 1 / shape);
+    }
+    const d = shape - 1 / 3, c = 1 / Math.sqrt(9 * d);
+    for (;;) {
+      let x: number, v: number;
+      do {
+        x = this.normal();
+        v = 1 + c * x;
+      } while (v <= 0);
+      v = v * v * v;
+      const u = this.next();
+      if (u < 1 - 0.0331 * x ** 4 || Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v;
+    }
+  }
+
+  /** Beta(a, b) as X / (X + Y), X ~ Gamma(a), Y ~ Gamma(b). */
+  beta(a: number, b: number): number {
+    const x = this.gamma(a), y = this.gamma(b);
+    // Both underflow to 0 only for tiny shapes, whose draws sit at 0 or 1: pick the end with the mean's odds.
+    return x + y > 0 ? x / (x + y) : this.next() < a / (a + b) ? 1 : 0;
+  }
 }
