@@ -66,11 +66,12 @@ export function temperatureTooHigh(softTargetEntropy: number | null, classes: nu
 export function studentFitsTrainingSet(baselineTrainAccuracy: number[], teacherTrainAccuracy: number | null): Cause | undefined {
   if (baselineTrainAccuracy.length === 0) return undefined;
   const { mean } = meanStd(baselineTrainAccuracy);
-  const why = mean >= FITS_TRAINING_SET ? `${pct(mean)}, at or above ${pct(FITS_TRAINING_SET)}`
-    : teacherTrainAccuracy !== null && mean >= teacherTrainAccuracy ? `${pct(mean)}, at or above the teacher's ${pct(teacherTrainAccuracy)}`
-    : undefined;
-  if (!why) return undefined;
-  return { cause: "student-fits-training-set", text: `the student already fits its training set (the baseline's training accuracy is ${why}), so soft targets on that set carry little the labels do not: distil on more or other data (data.unlabeled, data.jitteredCopies)` };
+  const advice = "so soft targets on that set carry little the labels do not: distil on more or other data (data.unlabeled, data.jitteredCopies)";
+  if (mean >= FITS_TRAINING_SET)
+    return { cause: "student-fits-training-set", text: `the student already fits its training set (the baseline's training accuracy is ${pct(mean)}, at or above ${pct(FITS_TRAINING_SET)}), ${advice}` };
+  if (teacherTrainAccuracy !== null && mean >= teacherTrainAccuracy)
+    return { cause: "student-fits-training-set", text: `the student fits its training set at least as well as the teacher does (the baseline's training accuracy is ${pct(mean)}, the teacher's ${pct(teacherTrainAccuracy)}), ${advice}` };
+  return undefined;
 }
 
 /** Every figure the causes were judged on, in words (for "none of the known causes applies"). */
