@@ -381,15 +381,17 @@ test("distill eval measures an exported model exactly as the run did", async () 
 test("Ctrl-C stops with exit code 130 and says how to resume; the resumed run equals an uninterrupted one", async () => {
   const uninterrupted = await uninterruptedDir();
   const runDir = join(dir, "sigint");
-  // Held after the teacher's first of 2 epochs, then interrupted as a terminal's Ctrl-C would.
-  const child = new CliChild(["run", config("full"), "--quiet", "--output", runDir], pausedAfter("teacher-s0.ckpt", 1));
+  // Held after the teacher's first of 2 epochs, then interrupted as a terminal's Ctrl-C would. Its own
+  // cache: an earlier test's run of full.yaml has put this teacher in the shared one (no epoch would run).
+  const cache = join(dir, "cache-sigint");
+  const child = new CliChild(["run", config("full"), "--quiet", "--output", runDir], { ...pausedAfter("teacher-s0.ckpt", 1), DISTILL_CACHE: cache });
   await child.waitForLine(/^distill-test: paused after teacher-s0\.ckpt epoch 1$/);
   child.process.kill("SIGINT");
   assert.equal((await child.exitWithin()).code, 130, child.stderr);
   assert.match(child.stderr, new RegExp(`interrupted; continue with: distill resume ${runDir.replace(/[.]/g, "\\.")}`));
   assert.ok(readCheckpoint(join(runDir, "checkpoints", "teacher-s0.ckpt"))!.epochsDone >= 1, "the teacher's checkpoint reads back whole");
   assert.ok(!existsSync(join(runDir, "results.json")));
-  const r = cli(["resume", runDir, "--quiet"]);
+  const r = cli(["resume", runDir, "--quiet"], { DISTILL_CACHE: cache });
   assert.equal(r.status, 0, r.stderr);
   for (const f of ["teacher.onnx", "baseline.onnx", "student.onnx"])
     assert.deepEqual(readFileSync(join(runDir, f)), readFileSync(join(uninterrupted, f)), `${f} is bit-identical`);

@@ -202,7 +202,8 @@ test("a write limit hit mid-run (ulimit -f): one line naming the file, the finis
  */
 const terminatedRun = once(async () => {
   const runDir = join(dir, "sigterm");
-  const child = new CliChild(["run", config("sigterm"), "--quiet", "--output", runDir], { ...process.env, DISTILL_CACHE: join(dir, "cache"), DISTILL_TEST_PAUSE_AFTER_EPOCH: "teacher-s0.ckpt:1" });
+  // Its own cache: the write-limit test's run has put this teacher in the shared one (no epoch would run).
+  const child = new CliChild(["run", config("sigterm"), "--quiet", "--output", runDir], { ...process.env, DISTILL_CACHE: join(dir, "cache-sigterm"), DISTILL_TEST_PAUSE_AFTER_EPOCH: "teacher-s0.ckpt:1" });
   await child.waitForLine(/^distill-test: paused after teacher-s0\.ckpt epoch 1$/);
   child.process.kill("SIGTERM");
   const exit = await child.exitWithin();
@@ -219,7 +220,7 @@ test("SIGTERM stops like Ctrl-C: exit 143, the resume command, nothing half-writ
   assert.deepEqual(walk(runDir).filter((f) => f.endsWith(".tmp")), []);
   assert.ok(readCheckpoint(join(runDir, "checkpoints", "teacher-s0.ckpt")), "the checkpoint reads back whole");
   assert.ok(!existsSync(join(runDir, "results.json")));
-  const r = cli(["resume", runDir, "--quiet"]);
+  const r = cli(["resume", runDir, "--quiet"], { cache: join(dir, "cache-sigterm") });
   assert.equal(r.status, 0, r.stderr);
   // The teacher's 2 epochs and both students' 2 each, every epoch once: the interrupted one is not redone.
   const epochs = readFileSync(join(runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => { const m = JSON.parse(l) as { stage: string; epoch: number }; return `${m.stage}${m.epoch}`; });

@@ -97,6 +97,7 @@ export type TeacherOnnxSpec = {
   model?: never;
   train?: never;
   softTargets?: never;
+  cache?: never;
 };
 
 /**
@@ -115,10 +116,15 @@ export type TeacherFileSpec = {
   onnx?: never;
   model?: never;
   train?: never;
+  cache?: never;
 };
 
 /** A ready ONNX classifier, a spec trained in this run, or a file of soft targets; narrow with `onnx`, `model`, `softTargets`. */
-export type TeacherSpec = TeacherOnnxSpec | TeacherFileSpec | { onnx?: never; softTargets?: never; model: ModelSpec; train: TrainSpec };
+export type TeacherSpec = TeacherOnnxSpec | TeacherFileSpec | {
+  onnx?: never; softTargets?: never; model: ModelSpec; train: TrainSpec;
+  /** false: train it in this run even when the teacher cache holds it, and do not cache it (default true). */
+  cache?: boolean | undefined;
+};
 
 const teacherSchema = obj({
   onnx: str("a path to an .onnx file").optional(),
@@ -132,6 +138,7 @@ const teacherSchema = obj({
   id: str("a column or field name").optional(),
   scores: str("a field name").optional(),
   allowChanceAccuracy: z.boolean(num("true or false")).optional(),
+  cache: z.boolean(num("true or false")).optional(),
 })
   .superRefine((t, ctx) => {
     const kinds = (["onnx", "model", "softTargets"] as const).filter((k) => t[k] !== undefined);
@@ -146,6 +153,8 @@ const teacherSchema = obj({
     else if (t.model !== undefined)
       for (const key of ["output", "outputs", "preprocessing"] as const)
         if (t[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: "only used with onnx (a teacher trained here takes raw pixels)" });
+    if (t.model === undefined && t.cache !== undefined)
+      ctx.addIssue({ code: "custom", path: ["cache"], message: "only used with model (a teacher trained here is cached for later runs; an .onnx or a file of outputs is not trained)" });
     if (t.model !== undefined && t.allowChanceAccuracy !== undefined)
       ctx.addIssue({ code: "custom", path: ["allowChanceAccuracy"], message: "only used with onnx or softTargets (a teacher trained here is judged against the label-only baseline)" });
     if (t.softTargets === undefined)

@@ -7,7 +7,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { BiasShiftRecord, DomainShiftRecord, EpochMetric, ModelMetrics } from "../eval/types.js";
+import type { BiasShiftRecord, DomainShiftRecord, EpochMetric, ModelMetrics, TeacherTraining } from "../eval/types.js";
 import type { TeacherReport } from "../eval/teacher-report.js";
 import { exportOnnx, type Model } from "../nn/model.js";
 import type { ParameterSet } from "../nn/module.js";
@@ -41,6 +41,10 @@ export interface RunState {
   domainShift?: DomainShiftRecord;
   /** data.transferOmits: the bias shifts applied to the distilled students. */
   biasShift?: BiasShiftRecord;
+  /** A teacher trained here: trained in this run or reused from the teacher cache (distill/teacher-cache.ts). */
+  teacherTraining?: TeacherTraining;
+  /** Mean entropy (nats) of softmax(teacher logits / temperature) on the transfer set: how soft the soft targets are. */
+  softTargetEntropy?: { temperature: number; meanNats: number; classes: number };
   /** Each teacher assistant's or born-again generation's logits on the transfer set. */
   chain?: Record<string, { samples: number; computedSamples: number }>;
 }
@@ -99,10 +103,18 @@ export class RunFolder {
     return r;
   }
 
-  /** Writes the stage's model and record; from now on the stage counts as done. */
-  /** Exports the stage's model (with `exporter`: text models export with their tokenizer inside) and its record. */
-  finishStage(stage: string, seed: number, model: Model, params: ParameterSet, history: EpochMetric[], metadata: Record<string, string>, exporter: typeof exportOnnx = exportOnnx): void {
+  /**
+   * Exports the stage's model (with `exporter`: text models export with their tokenizer inside) and
+   * writes its record; from now on the stage counts as done. Returns the exported bytes.
+   */
+  finishStage(stage: string, seed: number, model: Model, params: ParameterSet, history: EpochMetric[], metadata: Record<string, string>, exporter: typeof exportOnnx = exportOnnx): Uint8Array {
     const bytes = exporter(model, params, { probabilitiesName: "probabilities", metadata: { "distill.stage": stage, "distill.seed": String(seed), ...metadata } });
+    this.finishStageWith(stage, seed, bytes, history);
+    return bytes;
+  }
+
+  /** A finished stage from a model made elsewhere (a cached teacher): its bytes and the epochs this run trained (none). */
+  finishStageWith(stage: string, seed: number, bytes: Uint8Array, history: EpochMetric[]): void {
     writeFileAtomic(this.modelPath(stage, seed), bytes);
     const record: StageRecord = { stage, seed, history };
     writeFileAtomic(this.recordPath(stage, seed), JSON.stringify(record) + "\n");

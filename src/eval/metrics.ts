@@ -55,6 +55,31 @@ export function softmaxRows(logits: Float32Array, k: number): Float64Array {
   return out;
 }
 
+/**
+ * Mean entropy (nats) of softmax(logits / temperature) over the rows: how soft a teacher's soft
+ * targets are at that temperature (log K when they are uniform).
+ */
+export function meanSoftmaxEntropy(logits: Float32Array, k: number, temperature: number): number {
+  const n = rowsOf(logits, k);
+  if (n === 0) return NaN;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const o = i * k;
+    let m = -Infinity;
+    for (let c = 0; c < k; c++) m = Math.max(m, logits[o + c]! / temperature);
+    // H = log Σ e^(z−m) − Σ p·(z−m), with p = e^(z−m) / Σ e^(z−m)
+    let s = 0, weighted = 0;
+    for (let c = 0; c < k; c++) {
+      const z = logits[o + c]! / temperature - m;
+      const e = Math.exp(z);
+      s += e;
+      weighted += e * z;
+    }
+    total += Math.log(s) - weighted / s;
+  }
+  return total / n;
+}
+
 export function errorCount(logits: Float32Array, labels: Labels, k: number): number {
   const pred = predictions(logits, k);
   checkLabels(labels, pred.length, k);

@@ -66,6 +66,48 @@ export interface RunResults {
   domainShift?: DomainShiftRecord;
   /** data.transferOmits: the omitted classes' output-bias shifts (given, and estimated per seed). */
   biasShift?: BiasShiftRecord;
+  /** A teacher trained here (teacher.model): trained in this run or reused from the teacher cache, and what its training cost. */
+  teacherTraining?: TeacherTraining;
+  /** Present only when the distilled student did not beat its baseline: which known causes apply, with their figures. */
+  noGain?: NoGainRecord;
+}
+
+export interface TeacherTraining {
+  /** trained: its epochs ran in this run; reused: read from the teacher cache, no epoch ran. */
+  source: "trained" | "reused";
+  epochs: number;
+  /** Wall time of its training (for a reused teacher: what it cost when it was trained). */
+  seconds: number;
+  /** Its last epoch's accuracies (null without a validation split). */
+  validationAccuracy: number | null;
+  trainAccuracy: number | null;
+  trainedAt: string;
+  /** Where the teacher cache keeps it (null with teacher.cache: false). */
+  cache: { key: string; dir: string } | null;
+}
+
+/** Why distillation did not pay: each known cause with the figures it was judged on. */
+export interface NoGainRecord {
+  /** The causes that apply (empty: none of the known causes does). */
+  causes: { cause: "teacher-not-better" | "temperature-too-high" | "student-fits-training-set"; text: string }[];
+  /** One sentence: the causes, or "none of the known causes applies: …" with every figure. */
+  summary: string;
+  figures: NoGainFigures;
+}
+
+/** The figures the causes are judged on, all from the run itself (null: not measured in this run). */
+export interface NoGainFigures {
+  classes: number;
+  /** The teacher on the validation split (the teacher report). */
+  teacherValAccuracy: number | null;
+  /** The baseline's last-epoch validation and training accuracy, per seed. */
+  baselineValAccuracy: number[];
+  baselineTrainAccuracy: number[];
+  /** The teacher's last-epoch training accuracy (a teacher trained here, in this run or when cached). */
+  teacherTrainAccuracy: number | null;
+  /** The first loss term's temperature, and the mean entropy (nats) of softmax(teacher logits / T) on the transfer set. */
+  temperature: number | null;
+  softTargetEntropy: number | null;
 }
 
 export interface BiasShiftRecord {

@@ -230,6 +230,8 @@ function headlineSection(results: RunResults): string {
     const verdict = b.significant === null ? "" : b.significant ? (better ? ` <span class="good">Distillation helped: the interval excludes zero.</span>` : ` <span class="bad">Distillation did worse than labels alone: the interval excludes zero.</span>`) : " The interval includes zero: no difference shown at this number of seeds.";
     const ci = b.errors.ci95 ? `; seed-paired 95% interval ${interval(b.errors, 1)} errors over ${b.errors.n} seeds` : ` (one seed: no interval; run with --seeds 3 for one)`;
     lines.push(`<p class="big" id="headline-vs-baseline">Distilled student vs baseline: <strong class="${better ? "good" : "bad"}">${signed(b.errors.mean, 1)} errors</strong> (${signed(b.accuracyPoints.mean, 2)} accuracy points)${escapeHtml(ci)}.${verdict}</p>`);
+    // Only when distillation did not pay (report/no-gain.ts): the known causes that apply, or that none does.
+    if (results.noGain) lines.push(`<p id="headline-no-gain"><strong>Why no gain:</strong> ${escapeHtml(results.noGain.summary)}</p>`);
     const teacherRow = role("teacher");
     const teacherErr = teacherRow ? summaryOf(teacherRow, "errors").mean : NaN;
     if (teacherRow) lines.push(`<p id="headline-gap">${gapSentence(b.gapClosed, summaryOf(role("baseline")!, "errors").mean, summaryOf(role("student")!, "errors").mean, teacherErr)}</p>`);
@@ -284,7 +286,7 @@ function confusionTable(model: ModelResult, summed: number[][], labels: string[]
 /** Teacher quality first: the teacher on the validation split, its confidence, and the weak-teacher check. */
 function teacherSection(results: RunResults): string {
   const t = results.teacherReport;
-  if (!t) return "";
+  if (!t) return results.teacherTraining ? `<h2>The teacher</h2>\n${teacherTrainingLine(results)}` : "";
   const peak = Math.max(1, ...t.confidenceHistogram);
   const bars = t.confidenceHistogram.map((n, b) =>
     `<tr><th scope="row">${fixed(b / 10, 1)}–${fixed((b + 1) / 10, 1)}</th><td><span class="bar" style="width:${Math.round((n / peak) * 240)}px"></span> ${grouped(n)}</td></tr>`).join("");
@@ -294,9 +296,21 @@ function teacherSection(results: RunResults): string {
     ? `<p id="validation-agreement">The teacher is a file of its outputs, with no test row: top-1 agreement with it on the same ${grouped(va.samples)} validation samples instead — ${Object.entries(va.perRole).map(([role, v]) => `${escapeHtml(role)} ${percent(v.reduce((a, b) => a + b, 0) / v.length)}${v.length > 1 ? ` (mean of ${v.length} seeds)` : ""}`).join(", ")}.</p>`
     : "";
   return `<h2>The teacher</h2>
-<p id="teacher-report">On ${grouped(t.samples)} validation samples (never trained on): accuracy <strong>${percent(t.accuracy)}</strong>, macro-F1 ${fixed(t.macroF1, 4)}, ECE ${fixed(t.ece, 4)}, mean confidence ${fixed(t.meanConfidence, 3)}.${versus}</p>
+${teacherTrainingLine(results)}<p id="teacher-report">On ${grouped(t.samples)} validation samples (never trained on): accuracy <strong>${percent(t.accuracy)}</strong>, macro-F1 ${fixed(t.macroF1, 4)}, ECE ${fixed(t.ece, 4)}, mean confidence ${fixed(t.meanConfidence, 3)}.${versus}</p>
 ${agreement}
 <div class="table-wrap"><table id="teacher-confidence"><caption>Teacher confidence (max softmax probability) on the validation split</caption><tbody>${bars}</tbody></table></div>`;
+}
+
+/** A teacher trained here: in this run, or reused from the teacher cache, and what its training cost. */
+function teacherTrainingLine(results: RunResults): string {
+  const t = results.teacherTraining;
+  if (!t) return "";
+  const cost = `${t.epochs} epochs in ${duration(t.seconds)}`;
+  const text = t.source === "reused"
+    ? `Reused from the teacher cache (${t.cache!.dir}), where it was trained on ${created(t.trainedAt)}: ${cost}. No teacher epoch ran in this run.`
+    : `Trained in this run: ${cost}${t.cache ? `; kept in the teacher cache (${t.cache.dir}) for later runs` : " (teacher.cache: false, not cached)"}.`;
+  return `<p id="teacher-training">${escapeHtml(text)}</p>
+`;
 }
 
 /** Unlabelled transfer data against the teacher's labelled reference: confidence side by side, the tests, the warning. */

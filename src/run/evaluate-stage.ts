@@ -7,7 +7,9 @@ import { OnnxClassifier, evaluateClassifier } from "../eval/evaluate.js";
 import { timeRunModels } from "../eval/run-timing.js";
 import { machineFacts, runDetails } from "../eval/details.js";
 import { summarize, topOneAgreement } from "../eval/metrics.js";
-import type { ModelMetrics, ModelResult, RunResults } from "../eval/types.js";
+import type { ModelMetrics, ModelResult, NoGainFigures, RunResults } from "../eval/types.js";
+import { headline } from "../report/headline.js";
+import { whyNoGain } from "../report/no-gain.js";
 import { quantizeStudent, variantRole } from "../compress/stage.js";
 import type { RunFolder } from "../distill/run-folder.js";
 import { writeFileAtomic } from "../util/fs.js";
@@ -32,7 +34,26 @@ export async function evaluate(plan: Plan, run: RunFolder): Promise<RunResults> 
   const details = await runDetails({ files, set: plan.dataset.test, indices: plan.testIndices, classLabels: plan.dataset.classLabels });
   run.writeMetricsLog();
   run.saveState();
-  return resultsOf(plan, run, timed, { machine, details, validationAgreement });
+  const results = resultsOf(plan, run, timed, { machine, details, validationAgreement });
+  const noGain = whyNoGain(headline(results), noGainFigures(plan, run));
+  return noGain ? { ...results, noGain } : results;
+}
+
+/** What the no-gain causes are judged on, from the run's own records (report/no-gain.ts). */
+function noGainFigures(plan: Plan, run: RunFolder): NoGainFigures {
+  const last = (stage: string) => plan.config.seeds.map((seed) => run.readRecord(stage, seed).history.at(-1)).filter((m) => m !== undefined);
+  const finite = (xs: number[]) => xs.filter(Number.isFinite);
+  const baseline = last("baseline");
+  const entropy = run.state.softTargetEntropy;
+  return {
+    classes: plan.dataset.classLabels.length,
+    teacherValAccuracy: run.state.teacherReport?.accuracy ?? null,
+    baselineValAccuracy: finite(baseline.map((m) => m.valAccuracy)),
+    baselineTrainAccuracy: finite(baseline.map((m) => m.trainAccuracy)),
+    teacherTrainAccuracy: run.state.teacherTraining?.trainAccuracy ?? null,
+    temperature: entropy?.temperature ?? null,
+    softTargetEntropy: entropy?.meanNats ?? null,
+  };
 }
 
 async function evaluateModels(plan: Plan, run: RunFolder): Promise<Evaluated> {
@@ -121,6 +142,7 @@ function resultsOf(plan: Plan, run: RunFolder, models: ModelResult[], measured: 
     ...(validationAgreement ? { validationAgreement } : {}),
     ...(run.state.domainShift ? { domainShift: run.state.domainShift } : {}),
     ...(run.state.biasShift ? { biasShift: run.state.biasShift } : {}),
+    ...(run.state.teacherTraining ? { teacherTraining: run.state.teacherTraining } : {}),
   };
 }
 /** Images the teacher ran on to teach one distilled student (none for a file of its outputs, or no separate teacher). */

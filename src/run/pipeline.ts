@@ -112,5 +112,6 @@ async function executeStages(run: RunFolder, config: DistillConfig, opts: Pipeli
   // Every stage is finished and exported: its checkpoints can no longer be resumed from.
   if (!config.keepCheckpoints) rmSync(join(run.dir, "checkpoints"), { recursive: true, force: true });
   plan.progress.log(summaryLine(results));
+  if (results.noGain) plan.progress.log(`no gain from distillation: ${results.noGain.summary}`);
   return { runDir: run.dir, results };
 }

@@ -6,12 +6,14 @@
 
 import { copyFileSync, existsSync } from "node:fs";
 import { OnnxClassifier } from "../eval/evaluate.js";
-import { accuracy } from "../eval/metrics.js";
+import { accuracy, meanSoftmaxEntropy } from "../eval/metrics.js";
 import type { RunFolder } from "../distill/run-folder.js";
 import { defaultCacheDir } from "../distill/soft-targets.js";
 import { TeacherOutputs, teacherTapTargets, teacherTapsOf, type BatchTeacher, type CachedTensor } from "../distill/teacher-outputs.js";
 import { InGraphTeacher, SessionTeacher } from "../distill/consistent-teacher.js";
 import { UserError } from "../errors.js";
+import { cachedTeacher, teacherCacheDir, teacherKey } from "../distill/teacher-cache.js";
+import type { EpochMetric, TeacherTraining } from "../eval/types.js";
 import { averageSoftTargets } from "../distill/teacher-ensemble.js";
 import { openFileTeacher } from "../distill/user-teacher.js";
 import { trainStage } from "../distill/train-stage.js";
@@ -20,21 +22,74 @@ import type { Plan } from "./plan.js";
 import { checkDomainShift, reportOnTeacher } from "./teacher-checks.js";
 import { fileScores, mainTeacherScores, modelScores, type TeacherScores } from "./teacher-scores.js";
 
-/** 1. The teacher: trained here with its own recipe, or a user's .onnx (already copied). */
+/**
+ * 1. The teacher: trained here with its own recipe (or reused from the teacher cache, where an
+ * earlier run trained the same teacher: distill/teacher-cache.ts), or a user's .onnx (already copied).
+ */
 export async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
   const { config, teacherSeed } = plan;
-  if (!config.teacher?.model) return;
+  const spec = config.teacher;
+  if (!spec?.model) return;
   if (!run.finished("teacher", teacherSeed)) {
-    const model = plan.teacherModel();
-    const { params, history } = await trainStage({
-      stage: "teacher", seed: teacherSeed, model, train: config.teacher.train!, terms: [{ method: "cross-entropy", weight: 1 }],
-      set: plan.dataset.train, trainIndices: plan.teacherTrainIndices, validationIndices: plan.validationIndices, useLabels: true,
-      checkpointPath: run.checkpointPath("teacher", teacherSeed), progress: plan.progress,
-      onEpoch: (h) => run.writeMetricsLog(h), stopAfterEpochs: plan.opts.stopAfterEpochs, signal: plan.opts.signal,
-    });
-    run.finishStage("teacher", teacherSeed, model, params, history, runMetadata(plan), exporterFor(plan.dataset));
+    if (spec.cache === false) {
+      const { history } = await trainHere(plan, run);
+      run.state.teacherTraining = teacherTraining("trained", history.length, history, new Date().toISOString(), null);
+    } else {
+      const cacheDir = plan.opts.cacheDir ?? defaultCacheDir();
+      const key = teacherKey({
+        model: spec.model, train: spec.train, seed: teacherSeed, set: plan.dataset.train, trainIndices: plan.teacherTrainIndices,
+        validationIndices: plan.validationIndices, classLabels: plan.dataset.classLabels, geometry: plan.geometry, vocabulary: plan.dataset.vocabulary,
+      });
+      let waited = false;
+      const { teacher, trained } = await cachedTeacher({
+        cacheDir, key, runDir: run.dir,
+        train: (heartbeat) => trainHere(plan, run, heartbeat),
+        onWarning: (message) => plan.progress.log(`warning: ${message}`),
+        onWait: (owner) => {
+          if (!waited) plan.progress.log(`teacher: process ${owner.pid} on ${owner.host} is training this teacher (${teacherCacheDir(cacheDir, key.key)}); waiting for it`);
+          waited = true;
+        },
+        ...(plan.opts.signal ? { signal: plan.opts.signal } : {}),
+      });
+      const r = teacher.record;
+      // No epoch ran here: the stage's record holds none, so metrics.jsonl and the curves show none.
+      if (!trained) {
+        run.finishStageWith("teacher", teacherSeed, teacher.bytes, []);
+        const accuracy = r.validationAccuracy === null ? "no validation split" : `validation accuracy ${(r.validationAccuracy * 100).toFixed(2)} %`;
+        plan.progress.log(`teacher: reused from the cache (${teacher.onnxPath}, trained ${r.trainedAt.slice(0, 16).replace("T", " ")} in ${r.seconds.toFixed(1)} s, ${accuracy})`);
+      }
+      run.state.teacherTraining = teacherTraining(trained ? "trained" : "reused", r.epochs, r.history, r.trainedAt, { key: key.key, dir: teacher.dir });
+    }
+    run.saveState();
   }
   if (!existsSync(run.teacherFile)) copyFileSync(run.modelPath("teacher", teacherSeed), run.teacherFile);
+}
+
+/** Trains the teacher in this run (from its checkpoint, when one is there) and finishes its stage. */
+async function trainHere(plan: Plan, run: RunFolder, heartbeat?: () => void): Promise<{ bytes: Uint8Array; history: EpochMetric[] }> {
+  const { config, teacherSeed } = plan;
+  const model = plan.teacherModel();
+  const { params, history } = await trainStage({
+    stage: "teacher", seed: teacherSeed, model, train: config.teacher!.train!, terms: [{ method: "cross-entropy", weight: 1 }],
+    set: plan.dataset.train, trainIndices: plan.teacherTrainIndices, validationIndices: plan.validationIndices, useLabels: true,
+    checkpointPath: run.checkpointPath("teacher", teacherSeed), progress: plan.progress,
+    onEpoch: (h) => {
+      run.writeMetricsLog(h);
+      heartbeat?.();
+    },
+    stopAfterEpochs: plan.opts.stopAfterEpochs, signal: plan.opts.signal,
+  });
+  const bytes = run.finishStage("teacher", teacherSeed, model, params, history, runMetadata(plan), exporterFor(plan.dataset));
+  return { bytes, history };
+}
+
+function teacherTraining(source: TeacherTraining["source"], epochs: number, history: EpochMetric[], trainedAt: string, cache: TeacherTraining["cache"]): TeacherTraining {
+  const last = history[history.length - 1];
+  const finite = (x: number | undefined) => (x !== undefined && Number.isFinite(x) ? x : null);
+  return {
+    source, epochs, seconds: Math.round(history.reduce((s, m) => s + m.seconds, 0) * 10) / 10,
+    validationAccuracy: finite(last?.valAccuracy), trainAccuracy: finite(last?.trainAccuracy), trainedAt, cache,
+  };
 }
 
 /**
@@ -63,6 +118,10 @@ export async function teacherOutputs(plan: Plan, run: RunFolder): Promise<BatchT
       run.state.softTargets = { key: soft.key, samples: transferIndices.length, computedSamples: soft.computedSamples };
       logits = { sampleShape: [teacher.classes], data: soft.logits };
       if (config.kd.teachers) logits = await ensembleLogits(plan, run, teacher, logits);
+      // How soft the targets are at the run's temperature (a cause of no gain when near uniform: report/no-gain.ts).
+      const temperature = firstTemperature(plan);
+      if (temperature !== undefined && transferIndices.length)
+        run.state.softTargetEntropy = { temperature, meanNats: meanSoftmaxEntropy(logits.data, teacher.classes, temperature), classes: teacher.classes };
     }
     const taps = teacher.classifier ? await teacherTaps(plan, run, teacher.classifier, cacheDir) : new Map<string, CachedTensor>();
     await reportOnTeacher(plan, run, teacher);
@@ -118,10 +177,15 @@ async function ensembleLogits(plan: Plan, run: RunFolder, main: TeacherScores, m
   } finally {
     for (const m of members.slice(1)) await m.scores.dispose();
   }
-  const temperature = config.kd.terms.map((t) => t["temperature"]).find((v): v is number => typeof v === "number") ?? 1;
+  const temperature = firstTemperature(plan) ?? 1;
   const weights = members.map((m) => m.weight);
   run.state.ensemble = { weights, computedSamples: computed };
   return { sampleShape: mainLogits.sampleShape, data: averageSoftTargets(members.map((m) => m.logits), weights, mainLogits.sampleShape[0]!, temperature) };
+}
+
+/** The first loss term's temperature (the one soft targets are softened with), if any term has one. */
+function firstTemperature(plan: Plan): number | undefined {
+  return plan.config.kd.terms.map((t) => t["temperature"]).find((v): v is number => typeof v === "number");
 }
 
 async function teacherTaps(plan: Plan, run: RunFolder, teacher: OnnxClassifier, cacheDir: string): Promise<Map<string, CachedTensor>> {

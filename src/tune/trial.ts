@@ -73,7 +73,9 @@ export function readOutcome(runDir: string): TrialOutcome {
     valAccuracy: mean(studentLast.map((m) => m.valAccuracy)),
     valLoss: mean(studentLast.map((m) => m.valLoss)),
     ...(baselineLast.length ? { baselineValAccuracy: mean(baselineLast.map((m) => m.valAccuracy)) } : {}),
-    ...(teacherLast.length ? { teacherValAccuracy: mean(teacherLast.map((m) => m.valAccuracy)) } : {}),
+    // A teacher reused from the teacher cache ran no epoch here: its accuracy is the cached record's.
+    ...(teacherLast.length ? { teacherValAccuracy: mean(teacherLast.map((m) => m.valAccuracy)) }
+      : typeof results.teacherTraining?.validationAccuracy === "number" ? { teacherValAccuracy: results.teacherTraining.validationAccuracy } : {}),
     testErrors: student.perSeed.map((m) => m.errors),
     testTotal: student.perSeed[0]!.total,
     ...(baseline ? { baselineTestErrors: baseline.perSeed.map((m) => m.errors) } : {}),

@@ -27,8 +27,10 @@ export interface CacheOptions {
   onWait?: (owner: LockOwner) => void;
   /** How often a waiting process looks again (ms). */
   pollMs?: number;
-  /** A lock older than this from another host is taken over (ms); same-host locks go by pid. */
+  /** A lock older than this (by its file's mtime) from another host is taken over (ms); same-host locks go by pid. */
   staleMs?: number;
+  /** Aborted: stop waiting for another process's lock (throws). */
+  signal?: AbortSignal;
 }
 
 export interface LockOwner {
@@ -122,28 +124,50 @@ export async function cachedPayloadUnlessBusy(file: string, expectedBytes: numbe
 }
 
 async function lockedPayload(file: string, expectedBytes: number, compute: () => Promise<Uint8Array>, o: CacheOptions, wait: boolean): Promise<{ payload: Uint8Array; computed: boolean } | undefined> {
-  const lock = `${file}.lock`;
   mkdirSync(dirname(file), { recursive: true });
+  const got = await underLock(`${file}.lock`, {
+    read: () => {
+      const r = readCacheFile(file, expectedBytes);
+      return r.status === "hit" ? { status: "hit", value: r.payload } : r.status === "damaged" ? { status: "damaged", why: `${file}: damaged cache file (${r.why})` } : r;
+    },
+    compute: async () => {
+      const payload = await compute();
+      writeCacheFile(file, payload);
+      return payload;
+    },
+  }, o, wait);
+  return got && { payload: got.value, computed: got.computed };
+}
+
+/** What a cache entry's reader found: the value, nothing, or something it cannot trust (`why` names the file). */
+export type CacheLookup<T> = { status: "hit"; value: T } | { status: "missing" } | { status: "damaged"; why: string };
+
+/**
+ * The lock protocol every cache entry shares, whatever its files: read the entry; when it is
+ * missing or damaged (reported once, as "<why>; recomputing it"), take `lock` and compute it
+ * (`compute` writes it, atomically), or wait for the live process holding the lock and read what it
+ * wrote. Without `wait`, a live owner makes it return undefined at once. `o.signal` ends a wait.
+ */
+export async function underLock<T>(lock: string, entry: { read(): CacheLookup<T>; compute(): Promise<T> }, o: CacheOptions, wait: boolean): Promise<{ value: T; computed: boolean } | undefined> {
+  mkdirSync(dirname(lock), { recursive: true });
   let warned = false;
   for (;;) {
-    const read = readCacheFile(file, expectedBytes);
+    const read = entry.read();
     if (read.status === "hit") {
       dropDeadLock(lock);
-      return { payload: read.payload, computed: false };
+      return { value: read.value, computed: false };
     }
     if (read.status === "damaged" && !warned) {
-      o.onWarning?.(`${file}: damaged cache file (${read.why}); recomputing it`);
+      o.onWarning?.(`${read.why}; recomputing it`);
       warned = true;
     }
     const attempt = tryLock(lock, o.staleMs ?? 6 * 3600_000);
     if (attempt.taken) {
       try {
         // Another process may have finished between our read and our lock.
-        const again = readCacheFile(file, expectedBytes);
-        if (again.status === "hit") return { payload: again.payload, computed: false };
-        const payload = await compute();
-        writeCacheFile(file, payload);
-        return { payload, computed: true };
+        const again = entry.read();
+        if (again.status === "hit") return { value: again.value, computed: false };
+        return { value: await entry.compute(), computed: true };
       } finally {
         rmSync(lock, { force: true });
       }
@@ -151,6 +175,7 @@ async function lockedPayload(file: string, expectedBytes: number, compute: () =>
     if (attempt.removed) continue; // a dead owner's lock, just removed: try again at once
     if (!wait && attempt.owner) return undefined;
     if (attempt.owner) o.onWait?.(attempt.owner);
+    if (o.signal?.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new Error(`stopped waiting for ${lock}: aborted`);
     await sleep(o.pollMs ?? 250);
   }
 }
