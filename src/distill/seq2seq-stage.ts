@@ -16,7 +16,7 @@ import { Rng } from "../util/random.js";
 import type { Progress } from "../util/progress.js";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import { learningRate } from "./schedule.js";
-import { Interrupted, optimizerOf } from "./train-stage.js";
+import { optimizerOf } from "./train-stage.js";
 
 /** A training pair as ids, without <bos>/<eos>. */
 export interface IdPair {
@@ -42,8 +42,6 @@ export interface Seq2SeqStageJob {
   signal?: AbortSignal;
   /** Called with the history after each epoch's checkpoint (a run's metrics log). */
   onEpoch?: (history: EpochMetric[]) => void;
-  /** Tests: stop as if interrupted after this many epochs (when more remain). */
-  stopAfterEpochs?: number;
 }
 
 export async function trainSeq2SeqStage(job: Seq2SeqStageJob): Promise<{ params: ParameterSet; history: EpochMetric[] }> {
@@ -69,7 +67,6 @@ export async function trainSeq2SeqStage(job: Seq2SeqStageJob): Promise<{ params:
       const snap = trainer.snapshot();
       writeCheckpoint(job.checkpointPath, { stage: job.stage, seed: job.seed, epochsDone: epoch + 1, stepsTaken: snap.stepsTaken, history, state: snap.state });
       job.onEpoch?.(history);
-      if (job.stopAfterEpochs !== undefined && epoch + 1 >= job.stopAfterEpochs && epoch + 1 < job.train.epochs) throw new Interrupted(`stopped after epoch ${epoch + 1}`);
     }
     return { params: trainer.parameters(), history };
   } finally {

@@ -105,7 +105,7 @@ function dataSection(r: Seq2SeqResults): string {
     return `<li>${escapeHtml(`${what}: ${grouped(t.items)} items, ${cost}`)}</li>`;
   }).join("");
   return `<h2>Data</h2>
-<p id="data">${escapeHtml(d.describe)}.</p>
+<p id="data">As read: ${escapeHtml(d.describe)}.</p>
 <p id="data-used">Used: ${grouped(d.entries.train)} training entries (${grouped(d.trainPairs)} pairs), ${grouped(d.entries.validation)} validation and ${grouped(d.entries.test)} test entries. The models take sources of up to ${d.lengths.source} symbols and targets of up to ${d.lengths.target - 1} (plus the end symbol): ${grouped(lo.trainPairs)} longer training pairs and ${grouped(lo.validationEntries)} validation entries were left out, and <strong>${grouped(lo.testEntries)} longer test entries are scored as errors</strong> (an empty output). Training step graphs per length bucket: ${escapeHtml(d.buckets.map((b) => `[${b.join(", ")}]`).join(" "))}.</p>
 ${targets ? `<p>The teacher's stored targets for the students:</p><ul id="teacher-targets">${targets}</ul>` : ""}`;
 }

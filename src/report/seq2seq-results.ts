@@ -58,6 +58,7 @@ export interface Seq2SeqResults {
     buckets: [number, number][];
     /** Left out by the lengths: training pairs and validation entries; test entries scored as errors. */
     leftOut: { trainPairs: number; validationEntries: number; testEntries: number };
+    /** The data as read, before data's limits (describeSequenceData). */
     describe: string;
   };
   /** The teacher's stored targets: items, the seconds they took (0: from a file), the beam width. */

@@ -25,10 +25,8 @@ export interface Seq2SeqRunOptions {
   configPath: string;
   quiet: boolean;
   progress?: Progress;
-  /** Aborting stops the run at its next safe point; the folder resumes. */
+  /** Aborting stops the run at its next safe point (a RunAbortedError); the folder resumes. */
   signal?: AbortSignal;
-  /** Tests: stop as if interrupted once some stage has checkpointed this many epochs (and has more to go). */
-  stopAfterEpochs?: number;
 }
 
 /** A pair as the data has it (for matching a file teacher's rows) beside its ids. */

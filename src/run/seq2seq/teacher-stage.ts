@@ -31,14 +31,13 @@ export function loadSeq2SeqTeacher(plan: Seq2SeqPlan, run: RunFolder): ReturnTyp
   return importSeq2SeqOnnx(readFileSync(run.teacherFile), run.teacherFile);
 }
 
-/** What every training stage of a run shares: validation, buckets, checkpoint, progress, stop points. */
+/** What every training stage of a run shares: validation, buckets, checkpoint, progress, the abort signal. */
 export function stageJob(plan: Seq2SeqPlan, run: RunFolder, stage: string, seed: number) {
   return {
     stage, seed, validation: plan.validation, buckets: plan.buckets,
     checkpointPath: run.checkpointPath(stage, seed), progress: plan.progress,
     onEpoch: (history: EpochMetric[]) => run.writeMetricsLog(history),
     ...(plan.opts.signal ? { signal: plan.opts.signal } : {}),
-    ...(plan.opts.stopAfterEpochs !== undefined ? { stopAfterEpochs: plan.opts.stopAfterEpochs } : {}),
   };
 }
 
