@@ -18,6 +18,7 @@ import { Seq2SeqDecoder } from "../src/eval/seq2seq-decode.js";
 import type { EpochMetric } from "../src/eval/types.js";
 import { importSeq2SeqOnnx } from "../src/nn/seq2seq-export.js";
 import type { Seq2SeqResults } from "../src/report/seq2seq-results.js";
+import { isSeq2SeqResults, writeSeq2SeqReport } from "../src/report/seq2seq-html.js";
 import { makeSeq2SeqPlan, type Seq2SeqPlan } from "../src/run/seq2seq/plan.js";
 import { resumeSeq2SeqRun, runSeq2Seq } from "../src/run/seq2seq/pipeline.js";
 import { methodFeeds } from "../src/run/seq2seq/student-stage.js";
@@ -97,6 +98,9 @@ test("a sequence run trains the teacher, the baseline and a student per kd metho
   const html = readFileSync(join(first, "report.html"), "utf8");
   for (const role of ["teacher", "baseline", "student-word", "student-sequence", "student-both"]) assert.ok(html.includes(`data-role="${role}"`), role);
   assert.ok(html.includes('id="wer-chart"') && html.includes("student-word vs baseline") && html.includes("scored as errors"));
+  // `distill report` tells a sequence run's results from a classifier's and writes the same page again.
+  assert.ok(isSeq2SeqResults(first));
+  assert.equal(readFileSync(writeSeq2SeqReport(first), "utf8"), html);
 });
 
 test("each kd method trains on its own feeds: word on the teacher's top-k, sequence on its beam outputs, both on both", async () => {

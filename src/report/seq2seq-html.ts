@@ -89,7 +89,7 @@ function headlineSection(r: Seq2SeqResults): string {
     const wer = m.vsBaseline!["beam.wordErrorRate"]!, bleu = m.vsBaseline!["beam.bleu"]!;
     const significant = wer.ci95 ? wer.ci95[0] > 0 || wer.ci95[1] < 0 : null;
     const verdict = significant === null ? "" : significant ? (wer.mean < 0 ? ` <span class="good">Fewer errors than the baseline: the interval excludes zero.</span>` : ` <span class="bad">More errors than the baseline: the interval excludes zero.</span>`) : " The interval includes zero.";
-    lines.push(`<p class="big" data-role="${escapeHtml(m.role)}">${escapeHtml(m.role)} vs baseline: WER <strong class="${wer.mean < 0 ? "good" : "bad"}">${signed(wer.mean * 100, 2)} points</strong>${escapeHtml(interval(wer, 100, 2))}; BLEU ${signed(bleu.mean, 2)}${escapeHtml(interval(bleu, 1, 2))}.${verdict}</p>`);
+    lines.push(`<p class="big" data-role="${escapeHtml(m.role)}">${escapeHtml(m.role)} vs baseline: WER <strong class="${wer.mean < 0 ? "good" : wer.mean > 0 ? "bad" : ""}">${signed(wer.mean * 100, 2)} points</strong>${escapeHtml(interval(wer, 100, 2))}; BLEU ${signed(bleu.mean, 2)}${escapeHtml(interval(bleu, 1, 2))}.${verdict}</p>`);
   }
   const teacher = r.models.find((m) => m.role === "teacher"), baseline = r.models.find((m) => m.role === "baseline");
   if (teacher && baseline)
@@ -121,7 +121,7 @@ export function renderSeq2SeqReport(r: Seq2SeqResults): string {
     ["Seeds", `${r.seeds.join(", ")} (${r.seeds.length})`],
     ["Wall time", `${fixed(r.wallSeconds, 1)} s`],
     ["Code version", r.codeVersion],
-    ["Created", r.createdAt],
+    ["Created", Number.isNaN(Date.parse(r.createdAt)) ? r.createdAt : `${new Date(r.createdAt).toISOString().slice(0, 16).replace("T", " ")} UTC`],
   ];
   const m = r.machine;
   return `<!doctype html>

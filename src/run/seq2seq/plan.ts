@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Seq2SeqConfig, Seq2SeqKdMethod, Seq2SeqModelSpec } from "../../config/seq2seq.js";
 import { UserError } from "../../errors.js";
 import { loadSequenceData, type SequenceData } from "../../data/sequence/load.js";
-import { trainingPairs, type SequenceEntry } from "../../data/sequence/entries.js";
+import type { SequenceEntry } from "../../data/sequence/entries.js";
 import { saveSymbolVocabulary, symbolIds, type SymbolVocabulary } from "../../data/sequence/symbols.js";
 import { seededPermutation } from "../../data/split.js";
 import type { IdPair } from "../../distill/seq2seq-stage.js";
@@ -85,7 +85,8 @@ export function makeSeq2SeqPlan(run: RunFolder, config: Seq2SeqConfig, opts: Seq
     target: (limits.maxTargetLength ?? longest(data.train.flatMap((e) => e.targets.map((t) => t.length)))) + 1,
   };
   const fits = (source: readonly string[], target?: readonly string[]) => source.length <= lengths.source && (target === undefined || target.length + 1 <= lengths.target);
-  const allPairs = trainingPairs(data.train).map((p, i) => ({ ...p, text: textOfPair(data.train, i) }));
+  // trainingPairs' pairs, each with its entry's text (a file teacher's rows are matched by it).
+  const allPairs = data.train.flatMap((e) => e.targets.map((target) => ({ source: e.source, target, text: e.text })));
   const kept = allPairs.filter((p) => fits(p.source, p.target));
   if (kept.length === 0) throw new UserError(where, `data.maxSourceLength/maxTargetLength: no training pair fits ${lengths.source} source and ${lengths.target - 1} target symbols`);
   const trainPairs = kept.map((p) => ({ source: symbolIds(p.source, vocab.source), target: symbolIds(p.target, vocab.target) }));
@@ -139,16 +140,6 @@ function sample<T>(entries: T[], limit: number | undefined, seed: number): T[] {
   if (limit === undefined || limit >= entries.length) return entries;
   const chosen = seededPermutation(entries.length, seed).subarray(0, limit).slice().sort();
   return Array.from(chosen, (i) => entries[i]!);
-}
-
-/** The source text of trainingPairs(entries)[i]. */
-function textOfPair(entries: readonly SequenceEntry[], i: number): string {
-  let n = i;
-  for (const e of entries) {
-    if (n < e.targets.length) return e.text;
-    n -= e.targets.length;
-  }
-  throw new RangeError(`pair ${i} is past the entries' pairs`);
 }
 
 /**
