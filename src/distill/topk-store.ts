@@ -2,7 +2,7 @@
 // computed once per run and kept in the run folder as one compact binary file, written atomically.
 // Layout: "DSTLTPK1", a uint32 header length, a JSON header {count, k, key, idBytes}, then
 // int32 positions per pair, float32 log-probabilities and uint16 (or int32) ids, each
-// [Σ positions × k] in pair order. CMUdict's 112k pairs at k = 8 take about 35 MB.
+// [Σ positions × k] in pair order. CMUdict's 112k pairs at k = 8 take about 40 MB.
 
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
