@@ -10,7 +10,10 @@
 // ---- the whole job ----
 export { distill, resume, evaluate, type DistillOptions, type EvaluateOptions } from "./api.js";
 export { runDistillation, resumeDistillation, type PipelineOptions } from "./run/pipeline.js";
-export { loadConfig, validateConfig, configFromObject, type ConfigOverrides } from "./config/load.js";
+export { loadConfig, loadRunConfig, validateConfig, validateSeq2SeqConfig, configFromObject, type ConfigOverrides, type RunConfig } from "./config/load.js";
+export { runSeq2Seq, resumeSeq2SeqRun, type Seq2SeqRunOptions } from "./run/seq2seq/pipeline.js";
+export type { Seq2SeqConfig } from "./config/seq2seq.js";
+export type { Seq2SeqResults } from "./report/seq2seq-results.js";
 export { distillConfigSchema, type DistillConfig, type DistillConfigInput, type ModelSpec, type TrainSpec, type KdSpec } from "./config/schema.js";
 export { UserError, RunAbortedError } from "./errors.js";
 

@@ -14,7 +14,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import "../src/distill/methods/index.js";
-import { loadConfig } from "../src/config/load.js";
+import { loadConfig, loadRunConfig } from "../src/config/load.js";
+import type { Seq2SeqConfig } from "../src/config/seq2seq.js";
 import { Graph } from "../src/engine/graph.js";
 import { encodeModel } from "../src/engine/onnx.js";
 import * as F from "../src/engine/functional.js";
@@ -107,15 +108,24 @@ prepared.set("soft-targets-file.yaml", () => {
 prepared.set("mnist-unlabeled.yaml", () => set("data.unlabeled", [{ restOfTrain: true, limit: 300 }]));
 
 /** Optional data an example reads: why it is missing, or undefined. */
-function missingData(file: string, config: ReturnType<typeof loadConfig>): string | undefined {
+function missingData(file: string, config: ExampleConfig): string | undefined {
+  if (config.task === "seq2seq") return undefined;
   if (file.startsWith("fashion-")) return fashionMnistMissing();
   if (JSON.stringify(config.data).includes("node_modules/sentiment")) return sentimentMissing();
   return undefined;
 }
 
 /** The command of an example's header, at a tiny budget. */
-function command(file: string, config: ReturnType<typeof loadConfig>, out: string): string[] {
+function command(file: string, config: ExampleConfig, out: string): string[] {
   const path = join(examples, file);
+  if (config.task === "seq2seq") {
+    // A sequence run: a few hundred words, one epoch, short latency timing, a narrow teacher beam.
+    const tiny = [
+      ...set("seeds", 1), ...set("student.train.epochs", 1), ...set("teacher.train.epochs", 1), ...set("data.trainLimit", 300), ...set("data.testLimit", TEST_LIMIT),
+      ...set("data.validationLimit", 30), ...set("kd.beam", 2), ...set("evaluate.latencyRuns", 10),
+    ];
+    return ["run", path, "--quiet", "--output", out, ...tiny];
+  }
   const data = config.data as { trainLimit?: number | null; validation?: number | null };
   const budget = [
     ...set("seeds", 1), ...set("student.train.epochs", 1), ...set("data.trainLimit", 400), ...set("data.testLimit", TEST_LIMIT),
@@ -138,6 +148,13 @@ function command(file: string, config: ReturnType<typeof loadConfig>, out: strin
   return ["run", path, "--quiet", "--output", out, ...tiny];
 }
 
+/** A classifier config (DistillConfig's fields at the top), or a sequence one tagged task: seq2seq. */
+type ExampleConfig = ReturnType<typeof loadConfig> & { task?: undefined } | (Seq2SeqConfig & { task: "seq2seq" });
+function exampleConfig(path: string): ExampleConfig {
+  const loaded = loadRunConfig(path);
+  return loaded.task === "seq2seq" ? { ...loaded.config, task: "seq2seq" } : loaded.config;
+}
+
 const files = readdirSync(examples).filter((f) => f.endsWith(".yaml")).sort();
 
 test("the examples are all here", () => {
@@ -148,7 +165,7 @@ test("the examples are all here", () => {
 
 for (const file of files) {
   test(`examples/${file} runs end to end at a tiny budget`, (t: TestContext) => {
-    const config = loadConfig(join(examples, file));
+    const config = exampleConfig(join(examples, file));
     if (lacks(t, `the data of examples/${file}`, missingData(file, config))) return;
     const out = join(dir, "runs", file.replace(/\.yaml$/, ""));
     const args = command(file, config, out);
@@ -166,7 +183,8 @@ for (const file of files) {
     }
     if (args[0] === "run") {
       const run = results as unknown as RunResults;
-      assert.ok(run.models.some((m) => m.role === "student"), run.models.map((m) => m.role).join());
+      // A sequence run's distilled students are student-<method>.
+      assert.ok(run.models.some((m) => m.role === "student" || m.role.startsWith("student-")), run.models.map((m) => m.role).join());
       // --set reached the run: one seed, the test set cut to TEST_LIMIT (or the table's own test rows, fewer).
       for (const m of run.models) {
         assert.equal(m.perSeed.length, 1, m.role);

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { loadConfig } from "../config/load.js";
+import { loadConfig, loadRunConfig } from "../config/load.js";
 import { RunAbortedError } from "../errors.js";
 // Registers the distillation methods that the config's `kd:` block accepts (src/config/methods.ts).
 import "../distill/methods/index.js";
@@ -78,9 +78,15 @@ function addRunCommand(program: Command, io: CliIo): void {
     .option("-q, --quiet", "no progress bars: one line per finished task")
     .option("--debug", "print stack traces of errors")
     .action(async (configPath: string, opts: { set?: string[]; epochs?: number; seeds?: number; output?: string; quiet?: boolean }) => {
-      const config = loadConfig(configPath, { set: opts.set, epochs: opts.epochs, seeds: opts.seeds, output: opts.output });
+      const loaded = loadRunConfig(configPath, { set: opts.set, epochs: opts.epochs, seeds: opts.seeds, output: opts.output });
+      const resumeLine = `distill resume ${loaded.config.output}`;
+      if (loaded.task === "seq2seq") {
+        const { runSeq2Seq } = await import("../run/seq2seq/pipeline.js");
+        const { runDir } = await withSignals(io, resumeLine, (signal) => runSeq2Seq(loaded.config, { configPath, quiet: opts.quiet === true, signal }));
+        return reportWhere(io, runDir);
+      }
       const { runDistillation } = await import("../run/pipeline.js");
-      const { runDir } = await withSignals(io, `distill resume ${config.output}`, (signal) => runDistillation(config, { configPath, quiet: opts.quiet === true, signal }));
+      const { runDir } = await withSignals(io, resumeLine, (signal) => runDistillation(loaded.config, { configPath, quiet: opts.quiet === true, signal }));
       reportWhere(io, runDir);
     });
 }
@@ -144,7 +150,12 @@ function addResumeCommand(program: Command, io: CliIo): void {
         await withSignals<unknown>(io, `distill resume ${runDir}`, (signal) => ("resumeTune" in m ? m.resumeTune(runDir, log, signal) : m.resumeShrink(runDir, log, signal)));
         return;
       }
-      const { resumeDistillation } = await import("../run/pipeline.js");
+      const { readRunState, resumeDistillation } = await import("../run/pipeline.js");
+      if (readRunState(runDir).task === "seq2seq") {
+        const { resumeSeq2SeqRun } = await import("../run/seq2seq/pipeline.js");
+        const result = await withSignals(io, `distill resume ${runDir}`, (signal) => resumeSeq2SeqRun(runDir, { quiet: opts.quiet === true, signal }));
+        return reportWhere(io, result.runDir);
+      }
       const result = await withSignals(io, `distill resume ${runDir}`, (signal) => resumeDistillation(runDir, { quiet: opts.quiet === true, signal }));
       reportWhere(io, result.runDir);
     });
@@ -229,6 +240,8 @@ function addReportCommand(program: Command, io: CliIo): void {
     .argument("<run-dir>", "run folder written by `distill run`")
     .option("--debug", "print stack traces of errors")
     .action(async (runDir: string) => {
+      const { isSeq2SeqResults, writeSeq2SeqReport } = await import("../report/seq2seq-html.js");
+      if (isSeq2SeqResults(runDir)) return io.writeOut(`report: ${writeSeq2SeqReport(runDir)}\n`);
       const { writeReport } = await import("../report/html.js");
       io.writeOut(`report: ${writeReport(runDir)}\n`);
     });

@@ -15,6 +15,7 @@ import { parse as parseYaml, parseDocument } from "yaml";
 import type { z } from "zod";
 import { UserError } from "../errors.js";
 import { distillConfigSchema, type DistillConfig } from "./schema.js";
+import { isSequenceDocument, seq2seqConfigSchema, type Seq2SeqConfig } from "./seq2seq.js";
 
 export interface ConfigOverrides {
   /** `key.path[1].sub=value` assignments; values are YAML scalars (`8` is a number, `adam` a string). */
@@ -29,6 +30,17 @@ export function loadConfig(path: string, overrides: ConfigOverrides = {}): Disti
   const origins: Origin[] = [];
   const doc = applyOverrides(readConfigDocument(path), overrides, origins);
   return validateConfig(resolveInputPaths(doc, process.cwd()), path, origins);
+}
+
+/** What `distill run` takes: a classifier config, or a sequence-to-sequence one (a sequence `data:` block). */
+export type RunConfig = { task: "classifier"; config: DistillConfig } | { task: "seq2seq"; config: Seq2SeqConfig };
+
+/** Reads a config of either task, as loadConfig does; the `data:` block tells which. */
+export function loadRunConfig(path: string, overrides: ConfigOverrides = {}): RunConfig {
+  const origins: Origin[] = [];
+  const doc = resolveInputPaths(applyOverrides(readConfigDocument(path), overrides, origins), process.cwd());
+  if (isSequenceDocument(doc)) return { task: "seq2seq", config: validateAgainst(seq2seqConfigSchema, doc, path, origins) };
+  return { task: "classifier", config: validateConfig(doc, path, origins) };
 }
 
 /**
@@ -62,8 +74,18 @@ interface Origin {
 
 /** Validates an already-parsed document; `where` names its source in messages. */
 export function validateConfig(doc: unknown, where: string, origins: readonly Origin[] = []): DistillConfig {
+  if (isSequenceDocument(doc)) throw new UserError(where, "data: a sequence-to-sequence config (dataset: cmudict or format: pairs); only `distill run` and `distill resume` take one");
+  return validateAgainst(distillConfigSchema, doc, where, origins);
+}
+
+/** A sequence-to-sequence run config, validated with the config's messages (as validateConfig). */
+export function validateSeq2SeqConfig(doc: unknown, where: string): Seq2SeqConfig {
+  return validateAgainst(seq2seqConfigSchema, doc, where, []);
+}
+
+function validateAgainst<S extends z.ZodType>(schema: S, doc: unknown, where: string, origins: readonly Origin[]): z.output<S> {
   if (doc === null || doc === undefined) throw new UserError(where, "is empty, expected a config with name, data, teacher and student");
-  const result = distillConfigSchema.safeParse(doc);
+  const result = schema.safeParse(doc);
   if (result.success) return result.data;
   const issue = pickIssue(result.error.issues);
   const { path, text } = describeIssue(issue, doc);
@@ -134,6 +156,14 @@ const INPUT_PATHS: readonly (readonly string[])[] = [
   ["kd", "teachers", "*", "softTargets"],
 ];
 
+/** The same for a sequence-to-sequence config (its teacher.outputs is a file; a classifier's is a kind). */
+const SEQUENCE_INPUT_PATHS: readonly (readonly string[])[] = [
+  ["data", "dir"],
+  ...(["train", "validation", "test"] as const).flatMap((split) => [["data", split], ["data", split, "*"]]),
+  ["teacher", "onnx"],
+  ["teacher", "outputs"],
+];
+
 /** Makes every relative input path in `doc` absolute against `base` (in place); other values are left for validation. */
 function resolveInputPaths(doc: unknown, base: string): unknown {
   const visit = (node: unknown, pattern: readonly string[]): void => {
@@ -148,7 +178,7 @@ function resolveInputPaths(doc: unknown, base: string): unknown {
       } else visit(value, rest);
     }
   };
-  for (const pattern of INPUT_PATHS) visit(doc, pattern);
+  for (const pattern of isSequenceDocument(doc) ? SEQUENCE_INPUT_PATHS : INPUT_PATHS) visit(doc, pattern);
   return doc;
 }
 

@@ -60,7 +60,7 @@ const scheduleSchema = obj({
 
 export type ScheduleSpec = z.output<typeof scheduleSchema>;
 
-const trainSchema = obj({
+export const trainSchema = obj({
   epochs: positiveInt(),
   batchSize: positiveInt().default(128),
   optimizer: optimizerSchema,
@@ -367,7 +367,7 @@ export const shrinkSchema = obj({
 
 // ---- whole config -----------------------------------------------------------------------------
 
-const seedsSchema = z
+export const seedsSchema = z
   .union([positiveInt(), z.array(nonNegativeInt(), num("a list of seeds")).min(1, num("at least one seed"))], {
     error: "expected a count K (seeds 0..K-1) or a list like [0, 1, 2]",
   })
@@ -376,7 +376,7 @@ const seedsSchema = z
   })
   .transform((s) => (Array.isArray(s) ? s : Array.from({ length: s }, (_, i) => i)));
 
-const NAME_RE = /^[A-Za-z0-9._-]+$/;
+export const NAME_RE = /^[A-Za-z0-9._-]+$/;
 
 export const distillConfigSchema = obj({
   name: z.string(num("a name")).regex(NAME_RE, num('a name of letters, digits, ".", "_" and "-"')),

@@ -5,7 +5,7 @@
 import { z } from "zod";
 /** How a text field becomes symbols: one per character, or whitespace-separated tokens. */
 export type SymbolSplit = "chars" | "whitespace";
-import { enumOf, nonNegativeInt, num, obj, str, unitOpen } from "./fields.js";
+import { enumOf, nonNegativeInt, num, obj, positiveInt, str, unitOpen } from "./fields.js";
 
 export const SEQUENCE_DATASETS = ["cmudict"] as const;
 const SYMBOL_SPLITS = ["chars", "whitespace"] as const satisfies readonly SymbolSplit[];
@@ -38,6 +38,16 @@ export const sequenceDataSchema = obj({
   validationFraction: unitOpen().optional(),
   /** Seeds the split (the same split on every machine for a given seed). */
   seed: nonNegativeInt().default(0),
+  /**
+   * A sequence model's longest source and target in symbols (default: the training split's
+   * longest). Longer training pairs are left out; longer test entries are scored as errors.
+   */
+  maxSourceLength: positiveInt().optional(),
+  maxTargetLength: positiveInt().optional(),
+  /** A seeded sample of this many entries of each split, after the split (small runs, tests). */
+  trainLimit: positiveInt().optional(),
+  validationLimit: positiveInt().optional(),
+  testLimit: positiveInt().optional(),
 })
   .superRefine((d, ctx) => {
     const need = (key: string, why: string) => ctx.addIssue({ code: "custom", path: [key], message: `required ${why}` });
@@ -57,6 +67,7 @@ export const sequenceDataSchema = obj({
     // A fraction only where no file gives that split, so the output validates again as input.
     const split = {
       seed: d.seed,
+      ...Object.fromEntries((["maxSourceLength", "maxTargetLength", "trainLimit", "validationLimit", "testLimit"] as const).filter((k) => d[k] !== undefined).map((k) => [k, d[k]!])) as SequenceModelLimits,
       ...(d.test === undefined ? { testFraction: d.testFraction ?? DEFAULT_TEST_FRACTION } : {}),
       ...(d.validation === undefined ? { validationFraction: d.validationFraction ?? DEFAULT_VALIDATION_FRACTION } : {}),
     };
@@ -70,5 +81,14 @@ export const sequenceDataSchema = obj({
       ...split,
     };
   });
+
+/** The optional length caps and split samples, carried through as given. */
+export interface SequenceModelLimits {
+  maxSourceLength?: number;
+  maxTargetLength?: number;
+  trainLimit?: number;
+  validationLimit?: number;
+  testLimit?: number;
+}
 
 export type SequenceDataSpec = z.output<typeof sequenceDataSchema>;

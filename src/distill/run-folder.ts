@@ -47,6 +47,13 @@ export interface RunState {
   softTargetEntropy?: { temperature: number; meanNats: number; classes: number };
   /** Each teacher assistant's or born-again generation's logits on the transfer set. */
   chain?: Record<string, { samples: number; computedSamples: number }>;
+  /** A sequence-to-sequence run (src/run/seq2seq/); absent: a classifier run. */
+  task?: "seq2seq";
+  /**
+   * Sequence runs: the teacher's stored targets (top-k per pair, beam outputs), each with what it
+   * covers and the seconds it took when computed (0: read from a file of the teacher's outputs).
+   */
+  teacherTargets?: Record<string, { items: number; seconds: number; beam?: number; leftOut?: number }>;
 }
 
 export interface StageRecord {

@@ -40,6 +40,8 @@ export interface Seq2SeqStageJob {
   progress: Progress;
   threads?: number;
   signal?: AbortSignal;
+  /** Called with the history after each epoch's checkpoint (a run's metrics log). */
+  onEpoch?: (history: EpochMetric[]) => void;
 }
 
 export async function trainSeq2SeqStage(job: Seq2SeqStageJob): Promise<{ params: ParameterSet; history: EpochMetric[] }> {
@@ -64,6 +66,7 @@ export async function trainSeq2SeqStage(job: Seq2SeqStageJob): Promise<{ params:
       history = [...history, metric];
       const snap = trainer.snapshot();
       writeCheckpoint(job.checkpointPath, { stage: job.stage, seed: job.seed, epochsDone: epoch + 1, stepsTaken: snap.stepsTaken, history, state: snap.state });
+      job.onEpoch?.(history);
     }
     return { params: trainer.parameters(), history };
   } finally {

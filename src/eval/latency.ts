@@ -174,6 +174,64 @@ export async function measurePerWord(
   return { latencyP50Ms: percentile(all, 0.5), latencyP95Ms: percentile(all, 0.95), throughput: (batch * 1000) / batchMs };
 }
 
+/**
+ * measurePerWord for several models at once, interleaved as measureInterleaved does: every
+ * predictor is warmed up first, then each of `rounds` rounds times every predictor in turn (one-word
+ * calls, then batch calls for the throughput), so a change of load or the process's warm-up hits
+ * all models alike.
+ */
+export async function measurePerWordInterleaved(
+  predictors: ((words: readonly string[]) => Promise<readonly unknown[]>)[],
+  words: readonly string[],
+  opts: Omit<MeasureOptions, "threads"> = {},
+): Promise<LatencyResult[]> {
+  const warmup = opts.warmup ?? 20;
+  const warmupMs = opts.warmupMs ?? 150;
+  const runs = opts.runs ?? 200;
+  const rounds = opts.rounds ?? 5;
+  const batch = opts.throughputBatch ?? 128;
+  const clock = opts.clock ?? (() => performance.now());
+  if (!(runs >= 1) || !(rounds >= 1) || !(batch >= 1)) throw new RangeError(`runs, rounds and throughputBatch must be ≥ 1 (got ${runs}, ${rounds}, ${batch})`);
+  if (words.length === 0) throw new RangeError("no words to time");
+  const batchWords = Array.from({ length: batch }, (_, i) => words[i % words.length]!);
+  const call = async (predict: (typeof predictors)[number], input: readonly string[]) => {
+    const out = await predict(input);
+    if (out.length !== input.length) throw new RangeError(`predict returned ${out.length} outputs for ${input.length} words`);
+  };
+  let next = 0;
+  const oneWord = () => [words[next++ % words.length]!];
+  for (const predict of predictors) {
+    for (let n = 0; n < 2; n++) await call(predict, batchWords);
+    const started = warmupMs > 0 ? clock() : 0;
+    for (let n = 0; n < warmup || (warmupMs > 0 && clock() - started < warmupMs); n++) await call(predict, oneWord());
+  }
+  const runsPerRound = Math.ceil(runs / rounds);
+  const times = predictors.map(() => [] as number[]);
+  const batchTimes = predictors.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++)
+    for (const [i, predict] of predictors.entries()) {
+      // Every predictor sees the same words in the same round.
+      const first = next;
+      for (let n = 0; n < runsPerRound; n++) {
+        const input = [words[(first + n) % words.length]!];
+        const t0 = clock();
+        await call(predict, input);
+        times[i]!.push(clock() - t0);
+      }
+      for (let n = 0; n < THROUGHPUT_REPEATS_PER_ROUND; n++) {
+        const t0 = clock();
+        await call(predict, batchWords);
+        batchTimes[i]!.push(clock() - t0);
+      }
+      if (i === predictors.length - 1) next = first + runsPerRound;
+    }
+  return predictors.map((_, i) => {
+    const all = sorted(times[i]!);
+    const batchMs = Math.max(percentile(sorted(batchTimes[i]!), 0.5), 1e-3);
+    return { latencyP50Ms: percentile(all, 0.5), latencyP95Ms: percentile(all, 0.95), throughput: (batch * 1000) / batchMs };
+  });
+}
+
 /** Raw and gzip -9 size of a model: gzip approximates what a download or a package costs. */
 export function sizeOf(modelBytes: Uint8Array): { onnxBytes: number; onnxGzipBytes: number } {
   return { onnxBytes: modelBytes.byteLength, onnxGzipBytes: gzipSync(modelBytes, { level: 9 }).byteLength };

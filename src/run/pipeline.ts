@@ -57,6 +57,15 @@ export async function runDistillation(config: DistillConfig, opts: PipelineOptio
 }
 
 export async function resumeDistillation(runDir: string, opts: { quiet: boolean; cacheDir?: string; progress?: Progress; signal?: AbortSignal }): Promise<{ runDir: string; results: RunResults }> {
+  const state = readRunState(runDir);
+  if (state.task === "seq2seq") throw new UserError(runDir, "a sequence-to-sequence run folder: continue it with `distill resume` (or resumeSeq2SeqRun)");
+  // Re-validated: the resolved config is written by us, but a hand edit should fail here, clearly.
+  const config = loadConfig(join(runDir, CONFIG_FILE));
+  return execute(runDir, { ...config, output: runDir }, state, { ...opts, configPath: state.configPath, ...(state.skipBaseline ? { skipBaseline: true } : {}) });
+}
+
+/** run.json of a run folder, checked: a folder of another format is refused by name. */
+export function readRunState(runDir: string): RunState {
   const statePath = join(runDir, STATE_FILE);
   if (!existsSync(statePath)) throw new UserError(runDir, `not a run folder (no ${STATE_FILE}); start one with \`distill run <config>\``);
   let state: RunState;
@@ -69,9 +78,7 @@ export async function resumeDistillation(runDir: string, opts: { quiet: boolean;
   const format = state.formatVersion ?? 1;
   if (format !== RUN_FORMAT)
     throw new UserError(statePath, `run folder format ${format} was written by distill ${state.codeVersion ?? "(unknown version)"}; this distill reads format ${RUN_FORMAT}: resume it with the version that wrote it`);
-  // Re-validated: the resolved config is written by us, but a hand edit should fail here, clearly.
-  const config = loadConfig(join(runDir, CONFIG_FILE));
-  return execute(runDir, { ...config, output: runDir }, state, { ...opts, configPath: state.configPath, ...(state.skipBaseline ? { skipBaseline: true } : {}) });
+  return state;
 }
 
 async function execute(runDir: string, config: DistillConfig, state: RunState, opts: PipelineOptions): Promise<{ runDir: string; results: RunResults }> {
