@@ -26,8 +26,8 @@ export const seq2seqModelSchema = obj({
 
 export type Seq2SeqModelSpec = z.output<typeof seq2seqModelSchema>;
 
-// The classifier's training block without image jitter, plus label smoothing.
-const { jitter: _imagesOnly, ...trainFields } = trainSchema.shape;
+// The classifier's training block without the image augmentations, plus label smoothing.
+const { jitter: _jitter, flip: _flip, mixup: _mixup, ...trainFields } = trainSchema.shape;
 export const seq2seqTrainSchema = obj({
   ...trainFields,
   /** Label smoothing ε of the cross-entropy term (Szegedy et al. 2016); 0 (none) unless given. */
