@@ -16,7 +16,12 @@ import { RunFolder } from "../src/distill/run-folder.js";
 import { readTopKStore, topKStoreKey } from "../src/distill/topk-store.js";
 import { Seq2SeqDecoder } from "../src/eval/seq2seq-decode.js";
 import type { EpochMetric } from "../src/eval/types.js";
-import { importSeq2SeqOnnx } from "../src/nn/seq2seq-export.js";
+import { exportSeq2SeqOnnx, importSeq2SeqOnnx } from "../src/nn/seq2seq-export.js";
+import { evalCommand } from "../src/eval/evaluate.js";
+import type { Seq2SeqEvalMetrics } from "../src/eval/seq2seq-eval.js";
+import { exportOnnx } from "../src/nn/model.js";
+import { buildModel } from "../src/nn/spec.js";
+import { UserError } from "../src/errors.js";
 import type { Seq2SeqResults } from "../src/report/seq2seq-results.js";
 import { isSeq2SeqResults, writeSeq2SeqReport } from "../src/report/seq2seq-html.js";
 import { makeSeq2SeqPlan, type Seq2SeqPlan } from "../src/run/seq2seq/plan.js";
@@ -242,6 +247,50 @@ test("a teacher given as a file of top-k distributions (jsonl) teaches the word-
     t.logProbs.forEach((lp, x) => assert.ok(Math.abs(lp - topk[i]!.logProbs[x]!) < 1e-6));
   });
   assert.ok(readJsonl<EpochMetric>(join(out, "metrics.jsonl")).some((m) => m.stage === "student-word" && m.terms["loss_kd"]! > 0));
+});
+
+test("distill eval of a run's sequence models finds their test split in the metadata and gives the run's own scores", async () => {
+  const lines: string[] = [];
+  const files = ["teacher.onnx", "student-word.onnx"].map((f) => join(first, f));
+  await evalCommand(files, { json: true, beam: 2, write: (l) => void lines.push(l) });
+  const rows = lines.map((l) => JSON.parse(l) as Seq2SeqEvalMetrics & { model: string; data: string; beamWidth: number });
+  const r = readJson<Seq2SeqResults>(join(first, "results.json"));
+  for (const [i, role] of ["teacher", "student-word"].entries()) {
+    const run = r.models.find((m) => m.role === role)!.perSeed[0]!;
+    const row = rows[i]!;
+    assert.deepEqual([row.model, row.data, row.beamWidth], [files[i], "cmudict", 2]);
+    // The same 30 test words (the run's testLimit, drawn again from the metadata) and the same outputs.
+    assert.deepEqual([row.total, row.tooLong, row.greedy, row.beam, row.params, row.onnxBytes], [run.total, run.tooLong, run.greedy, run.beam, run.params, run.onnxBytes], role);
+    assert.ok(row.latencyP50Ms > 0 && row.wordsPerSecond > 0, role);
+  }
+  // The same split given as the config; the table names the beam width and the words scored as errors.
+  const table: string[] = [];
+  await evalCommand([files[0]!], { json: false, beam: 2, data: CONFIG, write: (l) => void table.push(l) });
+  assert.ok(table.join("").startsWith(`${files[0]} on cmudict test\n  words            30 (${r.data.leftOut.testEntries} longer than the model takes, scored as errors)\n  greedy           WER `), table.join(""));
+  assert.ok(table.join("").includes("  beam 2 "));
+});
+
+test("distill eval refuses, in one line, a classifier beside a sequence model and a sequence model without its data", async () => {
+  const classifier = join(dir, "eval-classifier.onnx");
+  const m = buildModel({ input: "flat", layers: [{ type: "linear", units: 2 }] }, ["a", "b"], { kind: "table", sampleShape: [3] } as never);
+  writeFileSync(classifier, exportOnnx(m, m.initParameters(0)));
+  const teacher = join(first, "teacher.onnx");
+  const errorOf = async (paths: string[], data?: string) => {
+    try {
+      await evalCommand(paths, { json: true, beam: 2, write: () => undefined, ...(data ? { data } : {}) });
+    } catch (e) {
+      assert.ok(e instanceof UserError, String(e));
+      return e.message;
+    }
+    assert.fail("accepted");
+  };
+  assert.equal(await errorOf([teacher, classifier]), `${classifier}: a classifier; ${teacher} is a sequence model: evaluate them separately`);
+  assert.equal(await errorOf([teacher], "mnist"), `--data: a sequence model is scored on a sequence config's data: block; expected a .yaml file, got "mnist"`);
+  // A sequence file made without a run's data block (the library's export) needs --data.
+  const bare = join(dir, "bare-seq2seq.onnx");
+  const { model, params, vocab } = importSeq2SeqOnnx(readFileSync(teacher), teacher);
+  writeFileSync(bare, exportSeq2SeqOnnx(model, params, vocab));
+  assert.equal(await errorOf([bare]), `${bare}: metadata distill.data is missing (not exported by a distill run): give --data with a sequence config`);
 });
 
 /** The first run's teacher's key in its stores (targets-stage.ts: the teacher file's digest). */

@@ -250,15 +250,16 @@ function addReportCommand(program: Command, io: CliIo): void {
 function addEvalCommand(program: Command, io: CliIo): void {
   program
     .command("eval")
-    .description("measure ONNX classifiers on a test set: accuracy, F1, NLL, calibration, size, latency; given several, also their ensemble (mean of probabilities)")
+    .description("measure ONNX classifiers on a test set: accuracy, F1, NLL, calibration, size, latency; given several, also their ensemble (mean of probabilities). Sequence models (distill run on a sequence config): WER, PER, BLEU, chrF greedy and beam, size, latency per word")
     .argument("<model.onnx...>", "ONNX models taking the data's inputs and returning class logits")
     .option("--data <dataset|config.yaml>", "test set: mnist, fashion-mnist, or a run config whose data: block names it (default: the data in the model's metadata)")
     .option("--limit <n>", "use only the first n test samples", positiveIntArg)
+    .option("--beam <n>", "sequence models: beam width of the beam decoding (greedy is scored too)", positiveIntArg, 4)
     .option("--json", "print the metrics as JSON")
     .option("--debug", "print stack traces of errors")
-    .action(async (modelPaths: string[], opts: { data?: string; limit?: number; json?: boolean }) => {
+    .action(async (modelPaths: string[], opts: { data?: string; limit?: number; beam: number; json?: boolean }) => {
       const { evalCommand } = await import("../eval/evaluate.js");
-      await evalCommand(modelPaths, { data: opts.data, limit: opts.limit, json: opts.json === true, write: io.writeOut });
+      await evalCommand(modelPaths, { data: opts.data, limit: opts.limit, beam: opts.beam, json: opts.json === true, write: io.writeOut });
     });
 }
 

@@ -18,6 +18,7 @@ import { accuracy, binaryMetrics, errorCount, expectedCalibrationError, macroF1,
 import { averageSoftTargets } from "../distill/teacher-ensemble.js";
 import { formatMs, measureOnnx, sizeOf, type LatencyInput } from "./latency.js";
 import type { ModelMetrics } from "./model-metrics.js";
+import { isSeq2SeqFile, seq2seqEvalCommand } from "./seq2seq-eval.js";
 
 /** A model file's bytes; a missing or unreadable file is a UserError naming it. */
 export function readModelFile(path: string): Uint8Array {
@@ -201,6 +202,8 @@ export interface EvalOptions {
   json: boolean;
   /** Where the table or JSON lines go (the CLI's stdout). */
   write: (text: string) => void;
+  /** Sequence models: the beam width of the beam decoding (greedy is scored too); default 4. */
+  beam?: number;
 }
 
 /**
@@ -209,6 +212,14 @@ export interface EvalOptions {
  */
 export async function evalCommand(modelPaths: string[], opts: EvalOptions): Promise<void> {
   const given = opts.data;
+  // Sequence models (distill.task: seq2seq) are scored on their test split with sequence metrics.
+  const kinds = modelPaths.map((path) => isSeq2SeqFile(readMetadata(path)));
+  if (kinds.some((k) => k)) {
+    const other = kinds.findIndex((k) => !k);
+    if (other >= 0) throw new UserError(modelPaths[other]!, `a classifier; ${modelPaths[kinds.indexOf(true)]} is a sequence model: evaluate them separately`);
+    await seq2seqEvalCommand(modelPaths, { data: given, limit: opts.limit, beam: opts.beam ?? 4, json: opts.json, write: opts.write });
+    return;
+  }
   if (given !== undefined && !(DATASET_NAMES as readonly string[]).includes(given) && !/\.ya?ml$/i.test(given))
     throw new UserError("--data", `expected ${DATASET_NAMES.join(", ")} or a config file (.yaml) with a data: block, got ${JSON.stringify(given)}`);
   const classifiers: OnnxClassifier[] = [];
@@ -261,6 +272,21 @@ export async function evalCommand(modelPaths: string[], opts: EvalOptions): Prom
     ]));
   } finally {
     for (const c of classifiers) await c.dispose();
+  }
+}
+
+/** A model file's metadata; an unreadable or non-ONNX file is one UserError naming it. */
+function readMetadata(path: string): Record<string, string> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new UserError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return decodeModel(bytes).metadata;
+  } catch (e) {
+    throw new UserError(path, `not an ONNX model (${(e as Error).message})`);
   }
 }
 

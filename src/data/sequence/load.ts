@@ -7,6 +7,7 @@ import type { SequenceDataSpec } from "../../config/sequence-data.js";
 import { readCmudict, type CmudictCounts } from "./cmudict.js";
 import { splitEntries, trainingPairs, type SequenceEntry, type SequenceSplits } from "./entries.js";
 import { readPairs } from "./pairs.js";
+import { seededPermutation } from "../split.js";
 import { buildSymbolVocabulary, type SymbolVocabulary } from "./symbols.js";
 
 type PerSplit = { train: number; validation: number; test: number };
@@ -30,6 +31,23 @@ export interface SequenceData extends SequenceSplits {
   sourceVocabulary: SymbolVocabulary;
   targetVocabulary: SymbolVocabulary;
   counts: SequenceCounts;
+}
+
+/** The data with the spec's trainLimit/validationLimit/testLimit applied (a seeded sample of each split): what a run trains and scores on, and `distill eval` scores again. */
+export function loadSequenceSplits(spec: SequenceDataSpec): SequenceData {
+  const loaded = loadSequenceData(spec);
+  return {
+    ...loaded,
+    train: sampleEntries(loaded.train, spec.trainLimit, spec.seed),
+    validation: sampleEntries(loaded.validation, spec.validationLimit, spec.seed),
+    test: sampleEntries(loaded.test, spec.testLimit, spec.seed),
+  };
+}
+
+function sampleEntries<T>(entries: T[], limit: number | undefined, seed: number): T[] {
+  if (limit === undefined || limit >= entries.length) return entries;
+  const chosen = seededPermutation(entries.length, seed).subarray(0, limit).slice().sort();
+  return Array.from(chosen, (i) => entries[i]!);
 }
 
 export function loadSequenceData(spec: SequenceDataSpec): SequenceData {

@@ -11,7 +11,8 @@ import { machineFacts } from "../../eval/details.js";
 import { measurePerWordInterleaved, sizeOf } from "../../eval/latency.js";
 import { meanStd } from "../../eval/metrics.js";
 import { Seq2SeqDecoder } from "../../eval/seq2seq-decode.js";
-import { OnnxGreedyDecoder } from "../../eval/seq2seq-onnx-greedy.js";
+import { OnnxSeq2Seq } from "../../eval/onnx-seq2seq.js";
+import { decodeTestSplit } from "../../eval/seq2seq-eval.js";
 import { sequenceScores, type SequenceScores } from "../../eval/sequence-metrics.js";
 import { importSeq2SeqOnnx } from "../../nn/seq2seq-export.js";
 import { pairedDifference } from "../../report/headline.js";
@@ -29,7 +30,6 @@ interface RoleFiles {
 
 type Quality = Pick<Seq2SeqModelMetrics, "seed" | "total" | "tooLong" | "greedy" | "beam" | "params" | "onnxBytes" | "onnxGzipBytes">;
 
-const BATCH = 256;
 
 export async function evaluateSeq2Seq(plan: Seq2SeqPlan, run: RunFolder): Promise<Seq2SeqResults> {
   const machine = machineFacts(); // the load average as timing starts
@@ -77,17 +77,9 @@ async function qualityOnce(plan: Seq2SeqPlan, run: RunFolder, role: string, seed
   const { entries, sources } = plan.test;
   const beam = plan.config.evaluate.beam;
   const task = plan.progress.task(`evaluate ${role}${role === "teacher" ? "" : ` seed ${seed}`} (greedy and beam ${beam})`, entries.length);
-  const decoded = { greedy: entries.map((): string[] => []), beam: entries.map((): string[] => []) };
+  let decoded: { greedy: string[][]; beam: string[][] };
   try {
-    const fitting = sources.flatMap((s, i) => (s ? [i] : []));
-    for (let s = 0; s < fitting.length; s += BATCH) {
-      const rows = fitting.slice(s, s + BATCH);
-      for (const [kind, width] of [["greedy", 1], ["beam", beam]] as const) {
-        const out = await decoder.beamSearch(rows.map((i) => sources[i]!), width);
-        out.forEach((h, j) => (decoded[kind][rows[j]!] = h.ids.map((id) => plan.vocab.target.symbols[id]!)));
-      }
-      task.update(Math.min(fitting.length, s + BATCH));
-    }
+    decoded = await decodeTestSplit(decoder, plan.vocab.target.symbols, entries, sources, beam, (done) => task.update(done));
   } finally {
     await decoder.dispose();
   }
@@ -104,24 +96,24 @@ async function qualityOnce(plan: Seq2SeqPlan, run: RunFolder, role: string, seed
   return quality;
 }
 
-/** Latency per word of every model, through its exported .onnx, all timed together. */
+/**
+ * Latency per word of every model, all timed together: each exported .onnx decoded greedily by the
+ * driver that ships with it (seq2seq-driver.js, as the export-web page and OnnxSeq2Seq run it), so
+ * the figure is what a deployment of the file sees.
+ */
 async function timeModels(plan: Seq2SeqPlan, roles: RoleFiles[]): Promise<Pick<Seq2SeqModelMetrics, "latencyP50Ms" | "latencyP95Ms" | "wordsPerSecond">[]> {
   const words = plan.test.entries.filter((_, i) => plan.test.sources[i]).map((e) => e.text);
   const files = roles.flatMap((r) => r.perSeed.map((s) => s.path));
   if (words.length === 0) return files.map(() => ({ latencyP50Ms: NaN, latencyP95Ms: NaN, wordsPerSecond: NaN }));
   const task = plan.progress.task(`latency per word (${files.length} models, interleaved)`, 1);
-  const decoders: OnnxGreedyDecoder[] = [];
+  const models: OnnxSeq2Seq[] = [];
   try {
-    for (const path of files) {
-      const bytes = readFileSync(path);
-      const { model, vocab } = importSeq2SeqOnnx(bytes, path);
-      decoders.push(await OnnxGreedyDecoder.create(bytes, model.spec, vocab));
-    }
-    const timed = await measurePerWordInterleaved(decoders.map((d) => (w: readonly string[]) => d.decode(w)), words, { runs: plan.config.evaluate.latencyRuns });
+    for (const path of files) models.push(await OnnxSeq2Seq.load(path));
+    const timed = await measurePerWordInterleaved(models.map((m) => (w: readonly string[]) => m.convert(w, 1)), words, { runs: plan.config.evaluate.latencyRuns });
     task.finish(`${words.length} test words`);
     return timed.map((t) => ({ latencyP50Ms: t.latencyP50Ms, latencyP95Ms: t.latencyP95Ms, wordsPerSecond: t.throughput }));
   } finally {
-    for (const d of decoders) await d.dispose();
+    for (const m of models) await m.dispose();
   }
 }
 

@@ -6,10 +6,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Seq2SeqConfig, Seq2SeqKdMethod, Seq2SeqModelSpec } from "../../config/seq2seq.js";
 import { UserError } from "../../errors.js";
-import { loadSequenceData, type SequenceData } from "../../data/sequence/load.js";
+import { loadSequenceSplits, type SequenceData } from "../../data/sequence/load.js";
 import type { SequenceEntry } from "../../data/sequence/entries.js";
 import { saveSymbolVocabulary, symbolIds, type SymbolVocabulary } from "../../data/sequence/symbols.js";
-import { seededPermutation } from "../../data/split.js";
 import type { IdPair } from "../../distill/seq2seq-stage.js";
 import { pairKey, readSeq2SeqTeacherFile } from "../../distill/seq2seq-teacher-file.js";
 import type { RunFolder } from "../../distill/run-folder.js";
@@ -70,14 +69,8 @@ export interface Seq2SeqPlan {
 /** Data, lengths and models; everything a config can get wrong fails here, before any training. */
 export function makeSeq2SeqPlan(run: RunFolder, config: Seq2SeqConfig, opts: Seq2SeqRunOptions): Seq2SeqPlan {
   const where = opts.configPath;
-  const loaded = loadSequenceData(config.data);
+  const data = loadSequenceSplits(config.data);
   const limits = config.data;
-  const data: SequenceData = {
-    ...loaded,
-    train: sample(loaded.train, limits.trainLimit, limits.seed),
-    validation: sample(loaded.validation, limits.validationLimit, limits.seed),
-    test: sample(loaded.test, limits.testLimit, limits.seed),
-  };
   const vocab = { source: data.sourceVocabulary, target: data.targetVocabulary };
   const longest = (xs: number[]) => xs.reduce((a, b) => Math.max(a, b), 0);
   const lengths = {
@@ -136,12 +129,6 @@ export function needsStore(plan: Seq2SeqPlan, store: TeacherStore): boolean {
 }
 
 /** A seeded sample of `limit` entries, in their order (all of them without a limit). */
-function sample<T>(entries: T[], limit: number | undefined, seed: number): T[] {
-  if (limit === undefined || limit >= entries.length) return entries;
-  const chosen = seededPermutation(entries.length, seed).subarray(0, limit).slice().sort();
-  return Array.from(chosen, (i) => entries[i]!);
-}
-
 /**
  * Step-graph lengths: the given buckets, or the 60th and 97th percentile lengths of the training
  * pairs (source, and target + 1); the models' longest always last. Most words are short, so most

@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { trainSeq2SeqStage } from "../../distill/seq2seq-stage.js";
 import type { RunFolder } from "../../distill/run-folder.js";
 import { exportSeq2SeqOnnx, importSeq2SeqOnnx } from "../../nn/seq2seq-export.js";
+import { SEQ2SEQ_DATA_KEY } from "../../eval/seq2seq-eval.js";
 import type { ParameterSet } from "../../nn/module.js";
 import { Seq2SeqModel } from "../../nn/seq2seq.js";
 import type { EpochMetric } from "../../eval/types.js";
@@ -43,7 +44,8 @@ export function stageJob(plan: Seq2SeqPlan, run: RunFolder, stage: string, seed:
 
 /** Exports a trained stage (its vocabularies inside) and writes its record: from then on it counts as done. */
 export function finishSeq2SeqStage(plan: Seq2SeqPlan, run: RunFolder, stage: string, seed: number, model: Seq2SeqModel, params: ParameterSet, history: EpochMetric[]): void {
-  const metadata = { "distill.stage": stage, "distill.seed": String(seed), "distill.run": plan.config.name, "distill.dataset": plan.data.name };
+  // The data block too, so `distill eval` of the file finds the same test split.
+  const metadata = { "distill.stage": stage, "distill.seed": String(seed), "distill.run": plan.config.name, "distill.dataset": plan.data.name, [SEQ2SEQ_DATA_KEY]: JSON.stringify(plan.config.data) };
   writeFileAtomic(run.modelPath(stage, seed), exportSeq2SeqOnnx(model, params, plan.vocab, metadata));
   run.writeRecord({ stage, seed, history });
   run.finished(stage, seed); // registers the record, so the metrics log keeps its epochs
