@@ -121,7 +121,7 @@ function command(file: string, config: ExampleConfig, out: string): string[] {
   if (config.task === "seq2seq") {
     // A sequence run: a few hundred words, one epoch, short latency timing, a narrow teacher beam.
     const tiny = [
-      ...set("seeds", 1), ...set("student.train.epochs", 1), ...set("teacher.train.epochs", 1), ...set("data.trainLimit", 300), ...set("data.testLimit", TEST_LIMIT),
+      ...set("seeds", 1), ...set("student.train.epochs", 1), ...(config.teacher.model ? set("teacher.train.epochs", 1) : []), ...set("data.trainLimit", 300), ...set("data.testLimit", TEST_LIMIT),
       ...set("data.validationLimit", 30), ...set("kd.beam", 2), ...set("evaluate.latencyRuns", 10),
     ];
     return ["run", path, "--quiet", "--output", out, ...tiny];
