@@ -97,6 +97,9 @@ export async function trainSeq2SeqStudentsInChildren(plan: Seq2SeqPlan, run: Run
  * in-process path trains it. The folder's run.json and metrics.jsonl are the parent's.
  */
 export async function trainSeq2SeqStudentHere(job: StudentStageJob): Promise<void> {
+  // Ctrl-C in a terminal reaches the whole process group: the parent decides (it kills its children
+  // on abort), so that it, not a child dying of SIGINT first, reports the stop with its resume line.
+  process.on("SIGINT", () => undefined);
   const emit = (message: ChildMessage) => void process.stdout.write(JSON.stringify(message) + "\n");
   const state = readRunState(job.runDir);
   const run = new ChildRunFolder(job.runDir, state);
