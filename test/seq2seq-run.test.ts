@@ -1,7 +1,8 @@
 // `distill run` with a sequence-to-sequence config, end to end on a few hundred real CMUdict words:
 // the artefacts, the feeds each kd method trains on (word: the teacher's top-k; sequence: the
 // teacher's beam outputs as targets; both: both), an interrupted run resumed to the same models and
-// scores, and teachers that are an .onnx file or a file of their outputs (both kinds).
+// scores, --jobs (student stages in child processes) to the same models, and teachers that are an
+// .onnx file or a file of their outputs (both kinds).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -30,6 +31,7 @@ import { methodFeeds } from "../src/run/seq2seq/student-stage.js";
 import { teacherTargets } from "../src/run/seq2seq/targets-stage.js";
 import { createProgress, type Progress } from "../src/util/progress.js";
 import { RunAbortedError } from "../src/errors.js";
+import { runCli } from "../src/cli/args.js";
 
 // One onnxruntime thread (read when each session is made): two runs of one config must give bit-identical models.
 process.env["DISTILL_THREADS"] = "1";
@@ -192,6 +194,61 @@ test("a run stopped in the teacher, then in a student after the teacher's target
   assert.deepEqual(quality(a), quality(firstResults));
   const withoutTimes = (path: string) => readJsonl<EpochMetric>(path).map(({ seconds: _s, ...m }) => m);
   assert.deepEqual(withoutTimes(join(resumed, "metrics.jsonl")), withoutTimes(join(first, "metrics.jsonl")));
+});
+
+test("--jobs 2: the students in two child processes, stopped by the signal after one finished and resumed, give the in-process run's models and scores", async () => {
+  const out = join(dir, "jobs");
+  // The first run's teacher as a file: the same teacher targets, without training the teacher again.
+  const c = config(out, ["teacher={onnx: " + join(first, "teacher.onnx") + "}", "kd.method=[word, sequence]"]);
+  const stages = ["baseline", "student-word", "student-sequence"];
+  const controller = new AbortController();
+  const lines: string[] = [];
+  const logTo = (list: string[], onLine = (_l: string) => undefined as unknown): Progress => ({
+    task: () => ({ update: () => undefined, finish: () => undefined }),
+    log: (l) => void (list.push(l), onLine(l)),
+  });
+  const stopOnFinish = (l: string) => / finished in /.test(l) && controller.abort("test");
+  await assert.rejects(runSeq2Seq(c, { configPath: CONFIG, quiet: true, progress: logTo(lines, stopOnFinish), signal: controller.signal, jobs: 2 }), RunAbortedError);
+  // The children's epoch lines came through, and a line for the stage that finished (two, when the
+  // other child finished at the same moment: no further stage started).
+  assert.ok(lines.some((l) => l.startsWith("baseline epoch 1/2: ") && / val_word_acc=\d\.\d{4}$/.test(l)), lines.join("\n"));
+  const done = lines.filter((l) => / finished in /.test(l));
+  assert.ok(done.length === 1 || done.length === 2, done.join("\n"));
+  for (const l of done) assert.match(l, /^(baseline|student-word) seed 0: finished in \d+\.\d s, val_word_acc=\d\.\d{4}$/);
+  const resumed: string[] = [];
+  const { results } = await resumeSeq2SeqRun(out, { quiet: true, progress: logTo(resumed), jobs: 2 });
+  // The finished stages were kept; the four that had not started were trained (and the other first
+  // one, unless it had finished on disk just as its child was killed).
+  const stage = (l: string) => l.split(":")[0]!;
+  const finishedOnResume = resumed.filter((l) => / finished in /.test(l)).map(stage);
+  for (const s of done.map(stage)) assert.ok(!finishedOnResume.includes(s), `${s} was trained again`);
+  for (const s of ["student-sequence seed 0", ...stages.map((x) => `${x} seed 1`)]) assert.ok(finishedOnResume.includes(s), `${s}: ${resumed.join("\n")}`);
+  for (const stage of stages) for (const seed of [0, 1]) assert.deepEqual(readFileSync(join(out, "models", `${stage}-s${seed}.onnx`)), readFileSync(join(first, "models", `${stage}-s${seed}.onnx`)), `${stage} seed ${seed} is bit-identical`);
+  const quality = (r: Seq2SeqResults) => r.models.filter((m) => m.role === "teacher" || stages.includes(m.role)).map((m) => [m.role, m.perSeed.map((s) => [s.greedy, s.beam, s.params, s.onnxBytes, s.tooLong])]);
+  assert.deepEqual(quality(results), quality(firstResults));
+  assert.deepEqual(quality(readJson<Seq2SeqResults>(join(out, "results.json"))), quality(firstResults));
+  // metrics.jsonl in the in-process order (stage by stage, seed by seed), whichever child finished first.
+  const studentEpochs = (path: string) => readJsonl<EpochMetric>(path).filter((m) => stages.includes(m.stage)).map(({ seconds: _s, ...m }) => m);
+  assert.deepEqual(studentEpochs(join(out, "metrics.jsonl")), studentEpochs(join(first, "metrics.jsonl")));
+  assert.equal(readJsonl<EpochMetric>(join(out, "metrics.jsonl")).length, 12);
+});
+
+test("--jobs takes a positive integer, and a classifier config is refused in one line", async () => {
+  const capture = () => {
+    const err: string[] = [];
+    return { io: { writeOut: () => undefined, writeErr: (t: string) => void err.push(t) }, err };
+  };
+  let c = capture();
+  const out = join(dir, "jobs-zero");
+  assert.equal(await runCli(["node", "distill", "run", CONFIG, "--output", out, "--jobs", "0"], c.io), 2);
+  assert.match(c.err.join(""), /^distill: option '--jobs <n>' argument '0' is invalid\. expected a positive integer\./);
+  assert.ok(!existsSync(out));
+  c = capture();
+  const classifier = join(import.meta.dirname, "..", "..", "examples", "demo.yaml");
+  assert.equal(await runCli(["node", "distill", "run", classifier, "--output", out, "--jobs", "2"], c.io), 2);
+  assert.deepEqual(c.err, ["distill: --jobs: only sequence runs train their student stages in parallel; leave it out for this config or folder\n"]);
+  assert.ok(!existsSync(out));
+  await assert.rejects(resumeSeq2SeqRun(first, { quiet: true, jobs: 1.5 }), (e: Error) => e instanceof UserError && e.message === "jobs: expected a positive integer, got 1.5");
 });
 
 test("a distill-exported .onnx teacher: its top-k are the ones the run's own teacher gave", async () => {

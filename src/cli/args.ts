@@ -30,6 +30,15 @@ function positiveIntArg(value: string): number {
   return Number(value);
 }
 
+const JOBS_HELP = "sequence runs: train n student stages at once, each in a child process with cores/n onnxruntime threads (default 1: one after another)";
+
+const jobsOption = (jobs: number | undefined) => (jobs !== undefined ? { jobs } : {});
+
+/** --jobs on a classifier run, tune or shrink: their stages stay in one process (1, today's behaviour, is accepted). */
+function refuseJobs(jobs: number | undefined): void {
+  if (jobs !== undefined && jobs > 1) throw new UserError("--jobs", "only sequence runs train their student stages in parallel; leave it out for this config or folder");
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
@@ -75,16 +84,18 @@ function addRunCommand(program: Command, io: CliIo): void {
     .option("--epochs <n>", "set train.epochs of every stage", positiveIntArg)
     .option("--seeds <k>", "run seeds 0..k-1", positiveIntArg)
     .option("--output <dir>", "run folder (default: runs/<name>)")
+    .option("--jobs <n>", JOBS_HELP, positiveIntArg)
     .option("-q, --quiet", "no progress bars: one line per finished task")
     .option("--debug", "print stack traces of errors")
-    .action(async (configPath: string, opts: { set?: string[]; epochs?: number; seeds?: number; output?: string; quiet?: boolean }) => {
+    .action(async (configPath: string, opts: { set?: string[]; epochs?: number; seeds?: number; output?: string; jobs?: number; quiet?: boolean }) => {
       const loaded = loadRunConfig(configPath, { set: opts.set, epochs: opts.epochs, seeds: opts.seeds, output: opts.output });
       const resumeLine = `distill resume ${loaded.config.output}`;
       if (loaded.task === "seq2seq") {
         const { runSeq2Seq } = await import("../run/seq2seq/pipeline.js");
-        const { runDir } = await withSignals(io, resumeLine, (signal) => runSeq2Seq(loaded.config, { configPath, quiet: opts.quiet === true, signal }));
+        const { runDir } = await withSignals(io, resumeLine, (signal) => runSeq2Seq(loaded.config, { configPath, quiet: opts.quiet === true, signal, ...jobsOption(opts.jobs) }));
         return reportWhere(io, runDir);
       }
+      refuseJobs(opts.jobs);
       const { runDistillation } = await import("../run/pipeline.js");
       const { runDir } = await withSignals(io, resumeLine, (signal) => runDistillation(loaded.config, { configPath, quiet: opts.quiet === true, signal }));
       reportWhere(io, runDir);
@@ -139,12 +150,14 @@ function addResumeCommand(program: Command, io: CliIo): void {
     .command("resume")
     .description("continue an interrupted run, tune or shrink from its folder (finished stages and trials are kept)")
     .argument("<run-dir>", "run folder written by `distill run`")
+    .option("--jobs <n>", JOBS_HELP, positiveIntArg)
     .option("-q, --quiet", "no progress bars: one line per finished task")
     .option("--debug", "print stack traces of errors")
-    .action(async (runDir: string, opts: { quiet?: boolean }) => {
+    .action(async (runDir: string, opts: { jobs?: number; quiet?: boolean }) => {
       // A tune or shrink folder (its state file) continues its search; finished trials are kept.
       const search = ["tune", "shrink"].find((k) => existsSync(join(runDir, `${k}.json`)));
       if (search) {
+        refuseJobs(opts.jobs);
         const m = search === "tune" ? await import("../tune/search.js") : await import("../tune/shrink.js");
         const log = (l: string) => io.writeOut(l + "\n");
         await withSignals<unknown>(io, `distill resume ${runDir}`, (signal) => ("resumeTune" in m ? m.resumeTune(runDir, log, signal) : m.resumeShrink(runDir, log, signal)));
@@ -153,9 +166,10 @@ function addResumeCommand(program: Command, io: CliIo): void {
       const { readRunState, resumeDistillation } = await import("../run/pipeline.js");
       if (readRunState(runDir).task === "seq2seq") {
         const { resumeSeq2SeqRun } = await import("../run/seq2seq/pipeline.js");
-        const result = await withSignals(io, `distill resume ${runDir}`, (signal) => resumeSeq2SeqRun(runDir, { quiet: opts.quiet === true, signal }));
+        const result = await withSignals(io, `distill resume ${runDir}`, (signal) => resumeSeq2SeqRun(runDir, { quiet: opts.quiet === true, signal, ...jobsOption(opts.jobs) }));
         return reportWhere(io, result.runDir);
       }
+      refuseJobs(opts.jobs);
       const result = await withSignals(io, `distill resume ${runDir}`, (signal) => resumeDistillation(runDir, { quiet: opts.quiet === true, signal }));
       reportWhere(io, result.runDir);
     });

@@ -101,11 +101,15 @@ export class RunFolder {
     writeFileAtomic(join(this.dir, STATE_FILE), JSON.stringify(this.state, null, 2) + "\n");
   }
 
-  /** The record of a finished stage (its model and record both on disk), else undefined. */
+  /** Whether the stage is done (its model and record both on disk), without registering its record for the metrics log. */
+  hasFinished(stage: string, seed: number): boolean {
+    return existsSync(this.recordPath(stage, seed)) && existsSync(this.modelPath(stage, seed));
+  }
+
+  /** The record of a finished stage (its model and record both on disk), else undefined; registered for the metrics log. */
   finished(stage: string, seed: number): StageRecord | undefined {
-    const p = this.recordPath(stage, seed);
-    if (!existsSync(p) || !existsSync(this.modelPath(stage, seed))) return undefined;
-    const r = JSON.parse(readFileSync(p, "utf8")) as StageRecord;
+    if (!this.hasFinished(stage, seed)) return undefined;
+    const r = JSON.parse(readFileSync(this.recordPath(stage, seed), "utf8")) as StageRecord;
     this.records.set(`${stage}-s${seed}`, r);
     return r;
   }

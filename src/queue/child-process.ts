@@ -21,6 +21,8 @@ export interface ChildJob {
   cwd?: string;
   /** Kills the child (the job was lost: another worker may take it over). */
   signal?: AbortSignal;
+  /** Each complete stdout line as it comes (a child's progress), besides the tail given to `read`. */
+  onLine?: (line: string) => void;
 }
 
 /**
@@ -44,7 +46,14 @@ export function runInChild<T>(c: ChildJob, read: (stdout: string) => T): Promise
       child.kill("SIGKILL");
     };
     c.signal?.addEventListener("abort", abort, { once: true });
-    child.stdout.on("data", (d: Buffer) => (stdout = (stdout + d.toString()).slice(-4000)));
+    let partial = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout = (stdout + d.toString()).slice(-4000);
+      if (!c.onLine) return;
+      const lines = (partial + d.toString()).split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) c.onLine(line);
+    });
     child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     child.on("error", reject);
     child.on("close", (code, signal) => {

@@ -3,7 +3,8 @@
 //   1. teacher: trained here, a distill-exported .onnx, or a file of its outputs      (teacher-stage.ts)
 //   2. its targets for the students, computed once and stored: top-k per position,    (targets-stage.ts)
 //      beam outputs on the training sources, top-k on those
-//   3. per seed: the baseline on gold pairs, one student per kd method                (student-stage.ts)
+//   3. per seed: the baseline on gold pairs, one student per kd method                (student-stage.ts;
+//      with jobs > 1, N stages at a time in child processes: student-jobs.ts)
 //   4. evaluation on the test split, results.json, report.html                        (evaluate-stage.ts)
 //
 // The run folder is the classifier's (distill/run-folder.ts) plus files.ts's names; a finished
@@ -24,6 +25,7 @@ import { codeVersion } from "../../util/code-version.js";
 import { writeFileAtomic } from "../../util/fs.js";
 import { evaluateSeq2Seq, seq2seqSummaryLine } from "./evaluate-stage.js";
 import { attachSeq2SeqTeacher, makeSeq2SeqPlan, type Seq2SeqRunOptions } from "./plan.js";
+import { trainSeq2SeqStudentsInChildren } from "./student-jobs.js";
 import { trainSeq2SeqStudents } from "./student-stage.js";
 import { teacherTargets } from "./targets-stage.js";
 import { trainSeq2SeqTeacher } from "./teacher-stage.js";
@@ -34,6 +36,7 @@ import type { Seq2SeqPlan } from "./plan.js";
 export type { Seq2SeqRunOptions } from "./plan.js";
 
 export async function runSeq2Seq(config: Seq2SeqConfig, opts: Seq2SeqRunOptions): Promise<{ runDir: string; results: Seq2SeqResults }> {
+  checkJobs(opts.jobs);
   const runDir = config.output;
   if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new UserError(runDir, "exists and is not a folder; choose a run folder with --output");
   if (existsSync(runDir) && readdirSync(runDir).length > 0)
@@ -55,6 +58,7 @@ export async function runSeq2Seq(config: Seq2SeqConfig, opts: Seq2SeqRunOptions)
 
 /** Continues an interrupted sequence run from its folder (`distill resume`): finished stages are kept. */
 export async function resumeSeq2SeqRun(runDir: string, opts: Omit<Seq2SeqRunOptions, "configPath">): Promise<{ runDir: string; results: Seq2SeqResults }> {
+  checkJobs(opts.jobs);
   const state = readRunState(runDir);
   if (state.task !== "seq2seq") throw new UserError(runDir, "not a sequence-to-sequence run folder (run.json has no task: seq2seq)");
   // Re-validated: the resolved config is written by us, but a hand edit should fail here, clearly.
@@ -78,7 +82,9 @@ async function execute(run: RunFolder, config: Seq2SeqConfig, opts: Seq2SeqRunOp
     stopIfAborted();
     const targets = await teacherTargets(plan, run);
     stopIfAborted();
-    await trainSeq2SeqStudents(plan, run, targets);
+    const jobs = opts.jobs ?? 1;
+    if (jobs > 1) await trainSeq2SeqStudentsInChildren(plan, run, jobs);
+    else await trainSeq2SeqStudents(plan, run, targets);
     stopIfAborted();
     const results = await evaluateSeq2Seq(plan, run);
     writeFileAtomic(join(run.dir, "results.json"), JSON.stringify(results, null, 2) + "\n");
@@ -90,6 +96,10 @@ async function execute(run: RunFolder, config: Seq2SeqConfig, opts: Seq2SeqRunOp
     if (opts.signal?.aborted) throw new RunAbortedError(run.dir, `distill resume ${run.dir}`, opts.signal.reason);
     throw e;
   }
+}
+
+function checkJobs(jobs: number | undefined): void {
+  if (jobs !== undefined && !(Number.isInteger(jobs) && jobs >= 1)) throw new UserError("jobs", `expected a positive integer, got ${jobs}`);
 }
 
 /** Both models' sizes before training: the student's share of the teacher's parameters is the point of the run. */

@@ -26,6 +26,8 @@ export interface Seq2SeqRunOptions {
   progress?: Progress;
   /** Aborting stops the run at its next safe point (a RunAbortedError); the folder resumes. */
   signal?: AbortSignal;
+  /** Student stages trained at once, each in a child process (student-jobs.ts); default 1: one after another in this process. */
+  jobs?: number;
 }
 
 /** A pair as the data has it (for matching a file teacher's rows) beside its ids. */

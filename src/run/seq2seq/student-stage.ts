@@ -8,6 +8,7 @@ import type { Seq2SeqKdMethod } from "../../config/seq2seq.js";
 import { trainSeq2SeqStage, type IdPair, type Seq2SeqStageJob } from "../../distill/seq2seq-stage.js";
 import type { RunFolder } from "../../distill/run-folder.js";
 import type { TopK } from "../../eval/seq2seq-decode.js";
+import type { EpochMetric } from "../../eval/types.js";
 import { Seq2SeqModel } from "../../nn/seq2seq.js";
 import { studentStage } from "./files.js";
 import type { Seq2SeqPlan } from "./plan.js";
@@ -19,17 +20,27 @@ export function seq2seqStudentStages(plan: Seq2SeqPlan): { stage: string; method
   return [{ stage: "baseline" }, ...plan.methods.map((method) => ({ stage: studentStage(method), method }))];
 }
 
+/** The student stages in this process, one after another (`--jobs N` trains them in child processes: student-jobs.ts). */
 export async function trainSeq2SeqStudents(plan: Seq2SeqPlan, run: RunFolder, targets: TeacherTargets): Promise<void> {
-  const { config } = plan;
-  for (const seed of config.seeds)
+  for (const seed of plan.config.seeds)
     for (const { stage, method } of seq2seqStudentStages(plan)) {
       if (run.finished(stage, seed)) continue;
-      const model = new Seq2SeqModel(plan.studentSpec);
-      const feeds = method ? methodFeeds(plan, method, targets) : { pairs: plan.trainPairs };
-      const { params, history } = await trainSeq2SeqStage({ ...stageJob(plan, run, stage, seed), model, train: { ...config.student.train, jitter: 0 }, ...feeds });
-      finishSeq2SeqStage(plan, run, stage, seed, model, params, history);
+      await trainSeq2SeqStudent(plan, run, targets, stage, method, seed);
       run.saveState();
     }
+}
+
+/** Trains one student stage (from its checkpoint, if any) and writes its model and record. */
+export async function trainSeq2SeqStudent(
+  plan: Seq2SeqPlan, run: RunFolder, targets: TeacherTargets, stage: string, method: Seq2SeqKdMethod | undefined, seed: number,
+  onEpoch?: (history: EpochMetric[]) => void,
+): Promise<void> {
+  const model = new Seq2SeqModel(plan.studentSpec);
+  const feeds = method ? methodFeeds(plan, method, targets) : { pairs: plan.trainPairs };
+  const { params, history } = await trainSeq2SeqStage({
+    ...stageJob(plan, run, stage, seed), ...(onEpoch ? { onEpoch } : {}), model, train: { ...plan.config.student.train, jitter: 0 }, ...feeds,
+  });
+  finishSeq2SeqStage(plan, run, stage, seed, model, params, history);
 }
 
 /** The pairs a method trains on and, for word-level distillation, the teacher's distributions on them. */
