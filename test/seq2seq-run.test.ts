@@ -341,7 +341,7 @@ test("distill eval refuses, in one line, a classifier beside a sequence model an
     }
     assert.fail("accepted");
   };
-  assert.equal(await errorOf([teacher, classifier]), `${classifier}: a classifier; ${teacher} is a sequence model: evaluate them separately`);
+  assert.equal(await errorOf([teacher, classifier]), `${classifier}: not a sequence model, unlike ${teacher}: evaluate classifiers and sequence models separately`);
   assert.equal(await errorOf([teacher], "mnist"), `--data: a sequence model is scored on a sequence config's data: block; expected a .yaml file, got "mnist"`);
   // A sequence file made without a run's data block (the library's export) needs --data.
   const bare = join(dir, "bare-seq2seq.onnx");
