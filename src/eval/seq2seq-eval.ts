@@ -55,16 +55,20 @@ export interface Seq2SeqEvalOptions {
 }
 
 export interface Seq2SeqEvalMetrics {
+  /** Test entries (words) scored, each against all of its references. */
   total: number;
-  /** Test sources longer than the model takes: not decoded, scored as errors. */
+  /** Of them, sources longer than the model takes: not decoded, scored as errors (an empty output). */
   tooLong: number;
   greedy: SequenceScores;
+  /** Beam search at the run's or the command's beam width. */
   beam: SequenceScores;
   params: number;
   onnxBytes: number;
   onnxGzipBytes: number;
+  /** One word at a time, greedy decoding of the .onnx by its shipped driver in onnxruntime-node. */
   latencyP50Ms: number;
   latencyP95Ms: number;
+  /** Greedy decoding in batches of 128 words. */
   wordsPerSecond: number;
 }
 

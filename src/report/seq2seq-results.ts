@@ -4,25 +4,12 @@
 
 import type { MachineFacts, MeanStd } from "../eval/types.js";
 import type { SequenceScores } from "../eval/sequence-metrics.js";
+import type { Seq2SeqEvalMetrics } from "../eval/seq2seq-eval.js";
 import type { PairedDifference } from "./headline.js";
 
-export interface Seq2SeqModelMetrics {
+/** One model's test figures for one seed (the figures `distill eval` gives, src/eval/seq2seq-eval.ts). */
+export interface Seq2SeqModelMetrics extends Seq2SeqEvalMetrics {
   seed: number;
-  /** Test entries (words) scored, each against all of its references. */
-  total: number;
-  /** Of them, sources longer than the model takes: not decoded, scored as errors (an empty output). */
-  tooLong: number;
-  greedy: SequenceScores;
-  /** Beam search at results.evaluateBeam. */
-  beam: SequenceScores;
-  params: number;
-  onnxBytes: number;
-  onnxGzipBytes: number;
-  /** One word at a time, greedy decoding with the exported .onnx in onnxruntime-node. */
-  latencyP50Ms: number;
-  latencyP95Ms: number;
-  /** Greedy decoding in batches of 128 words. */
-  wordsPerSecond: number;
 }
 
 /** Flattened metric names: "beam.wordErrorRate", "greedy.bleu", "params", "latencyP50Ms", … */
