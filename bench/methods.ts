@@ -5,21 +5,33 @@
 // The first run trains the teacher and the label-only baseline and distils with logit KD; every
 // other method is a run of its own on that teacher (as an .onnx file) with `skipBaseline`, all
 // sharing one cache, so the teacher's logits and taps are computed once for the whole benchmark.
+//
+// `--teacher examples/teachers/fashion-mnist-teacher.onnx --train all --epochs 15 --seeds 5` is the full
+// budget (issue #28): the shipped teacher, examples/fashion-mnist.yaml's student and schedule, every
+// training image but 5,000 held out. Each method's per-seed figures land in <work>/results/<method>.json
+// as it finishes, so two processes can share the list (`--only`) and `--table` writes the table from
+// whatever has finished, with paired intervals against the baseline and logit KD.
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { validateConfig } from "../src/config/load.js";
 import { runDistillation } from "../src/run/pipeline.js";
 import type { RunState } from "../src/distill/run-folder.js";
 import type { EpochMetric, RunResults } from "../src/eval/types.js";
+import { pairedDifference, type PairedDifference } from "../src/report/headline.js";
+import { comparePaired } from "../src/tune/compare.js";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: number) => (args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : fallback);
-const seeds = opt("seeds", 3), epochs = opt("epochs", 4), trainLimit = opt("train", 6000);
-const out = args.includes("--out") ? args[args.indexOf("--out") + 1]! : "docs/methods.md";
-const only = args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : undefined;
-const workDir = join(process.cwd(), ".cache", "bench-methods");
+const text = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1]! : undefined);
+const teacherFile = text("teacher") && resolve(text("teacher")!);
+const seeds = opt("seeds", 3), epochs = opt("epochs", 4);
+const trainLimit = text("train") === "all" ? undefined : opt("train", 6000);
+const validation = opt("validation", teacherFile ? 5000 : 2000);
+const out = text("out") ?? (teacherFile ? "docs/methods-full.md" : "docs/methods.md");
+const only = text("only")?.split(",");
+const workDir = join(process.cwd(), ".cache", teacherFile ? "bench-methods-full" : "bench-methods");
 
 const conv = (filters: number, name: string) => ({ type: "conv", filters, kernel: 3, padding: 1, name });
 const relu = (name: string) => ({ type: "relu", name });
@@ -48,6 +60,33 @@ const METHODS: { name: string; kd: unknown }[] = [
   { name: "ema-teacher", kd: { method: "ema-teacher", decay: 0.99, temperature: 4, alpha: 0.5 } },
 ];
 
+// The full budget's student is examples/fashion-mnist.yaml's, unnamed as there (layer names seed the
+// initial weights), so its baseline and logit KD rows are that example's run: conv16-pool-conv32-pool-fc10,
+// 20,490 parameters. Taps by their automatic names: the student's maxpool2 [32, 7, 7] and flatten1
+// [1568] against the shipped teacher's maxpool2 [64, 7, 7] and relu5 [256].
+const FULL_STUDENT = { input: "image", layers: [
+  { type: "conv", filters: 16, kernel: 3, padding: 1 }, { type: "relu" }, { type: "maxpool", size: 2 },
+  { type: "conv", filters: 32, kernel: 3, padding: 1 }, { type: "relu" }, { type: "maxpool", size: 2 },
+  { type: "flatten" }, { type: "linear", units: 10 }] };
+const fullHint = { teacher: "maxpool2", student: "maxpool2" };
+const fullEmbed = { teacher: "relu5", student: "flatten1" };
+const kdRecipe = { method: "logit-kd", temperature: 2, alpha: 0.5 };
+// The example's recipe first (its run trains the baseline too), then the field's defaults: logit KD at
+// Hinton's T = 4, α = 0.9, and mdistiller's CIFAR-100 term weights, untuned.
+const FULL_METHODS: { name: string; kd: unknown }[] = [
+  { name: "logit-kd", kd: { temperature: 2, alpha: 0.5 } },
+  { name: "similarity", kd: { method: "similarity", weight: 3000, ...fullHint } },
+  { name: "logit-kd T4 α0.9", kd: { temperature: 4, alpha: 0.9 } },
+  { name: "attention", kd: { method: "attention", weight: 1000, ...fullHint } },
+  { name: "dkd", kd: { method: "dkd" } },
+  { name: "logit-kd + attention", kd: { terms: [kdRecipe, { method: "attention", weight: 1000, ...fullHint }] } },
+  { name: "fitnet", kd: { method: "fitnet", weight: 100, ...fullHint } },
+  { name: "rkd", kd: { method: "rkd", ...fullEmbed } },
+  // ≈ 6,450 steps: a 1,000-step horizon.
+  { name: "ema-teacher", kd: { method: "ema-teacher", decay: 0.999, temperature: 4, alpha: 0.5 } },
+  { name: "logit-kd + fitnet", kd: { terms: [kdRecipe, { method: "fitnet", weight: 100, ...fullHint }] } },
+];
+
 function configFor(name: string, kd: unknown, teacherOnnx?: string) {
   const train = { epochs, batchSize: 128, optimizer, schedule };
   return validateConfig(
@@ -55,9 +94,9 @@ function configFor(name: string, kd: unknown, teacherOnnx?: string) {
       name: name.replace(/[^A-Za-z0-9._-]+/g, "_"),
       output: join(workDir, "runs", name.replace(/[^A-Za-z0-9._-]+/g, "_")),
       seeds,
-      data: { dataset: "fashion-mnist", trainLimit: trainLimit + 2000, validation: 2000 },
+      data: { dataset: "fashion-mnist", ...(trainLimit !== undefined ? { trainLimit: trainLimit + validation } : {}), validation },
       teacher: teacherOnnx ? { onnx: teacherOnnx } : { model: teacherModel, train: { ...train, epochs: epochs + 2 } },
-      student: { model: studentModel, train },
+      student: { model: teacherFile ? FULL_STUDENT : studentModel, train },
       kd,
     },
     `bench:methods ${name}`,
@@ -71,11 +110,11 @@ interface Row {
   teacherPasses: { needed: number; ran: number };
 }
 
-async function runMethod(name: string, kd: unknown, teacherOnnx?: string): Promise<{ results: RunResults; runDir: string; row: Row; baseline?: Row }> {
+async function runMethod(name: string, kd: unknown, teacherOnnx?: string, withBaseline = teacherOnnx === undefined): Promise<{ results: RunResults; runDir: string; row: Row; baseline?: Row }> {
   const config = configFor(name, kd, teacherOnnx);
   rmSync(config.output, { recursive: true, force: true });
   const started = performance.now();
-  const { runDir, results } = await runDistillation(config, { configPath: `bench:methods ${name}`, quiet: true, cacheDir: join(workDir, "cache"), skipBaseline: teacherOnnx !== undefined });
+  const { runDir, results } = await runDistillation(config, { configPath: `bench:methods ${name}`, quiet: true, cacheDir: join(workDir, "cache"), skipBaseline: !withBaseline });
   const state = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")) as RunState;
   const metrics = readFileSync(join(runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as EpochMetric);
   const secondsOf = (stage: string) => config.seeds.map((s) => metrics.filter((m) => m.stage === stage && m.seed === s).reduce((a, m) => a + m.seconds, 0));
@@ -86,7 +125,7 @@ async function runMethod(name: string, kd: unknown, teacherOnnx?: string): Promi
   };
   process.stderr.write(`${name}: ${errorsOf("student").join(", ")} errors, ${((performance.now() - started) / 1000).toFixed(0)} s, load ${os.loadavg()[0]!.toFixed(1)}\n`);
   const row: Row = { method: name, errors: errorsOf("student"), trainSeconds: secondsOf("student"), teacherPasses: passes };
-  const baseline = teacherOnnx ? undefined : { method: "baseline (labels only)", errors: errorsOf("baseline"), trainSeconds: secondsOf("baseline"), teacherPasses: { needed: 0, ran: 0 } };
+  const baseline = !withBaseline ? undefined : { method: "baseline (labels only)", errors: errorsOf("baseline"), trainSeconds: secondsOf("baseline"), teacherPasses: { needed: 0, ran: 0 } };
   return { results, runDir, row, baseline };
 }
 
@@ -108,7 +147,71 @@ function table(rows: Row[], teacherErrors: number, testTotal: number): string {
   return lines.join("\n");
 }
 
+interface FullResult {
+  rows: Row[];
+  teacher: { errors: number; total: number; params: number };
+  studentParams: number;
+  seconds: number;
+  load: { start: number[]; end: number[] };
+  date: string;
+}
+
+const fileOf = (name: string) => join(workDir, "results", `${name.replace(/[^A-Za-z0-9._-]+/g, "_")}.json`);
+const interval = (d: PairedDifference) => (d.ci95 ? `[${signed(d.ci95[0])}, ${signed(d.ci95[1])}]` : "—");
+
+/** The full-budget table from every finished method's results file: paired by seed against the baseline and logit KD. */
+function fullTable(): string {
+  const done = FULL_METHODS.map((m) => m.name).filter((n) => existsSync(fileOf(n))).map((n) => JSON.parse(readFileSync(fileOf(n), "utf8")) as FullResult);
+  const first = done.find((r) => r.rows.length === 2);
+  if (!first) throw new Error(`bench:methods: no results for "logit-kd" (the run with the baseline) under ${join(workDir, "results")} yet`);
+  const [baseline, kd] = first.rows as [Row, Row];
+  const lines = [
+    `| method | test errors (of ${first.teacher.total}) per seed | mean ± std | Δ vs baseline, 95 % interval, p | Δ vs logit KD (T 2, α 0.5), 95 % interval, p | train time / seed |`,
+    "|---|---|---|---|---|---|",
+    `| teacher (shipped) | ${first.teacher.errors} | | | | |`,
+  ];
+  for (const r of [baseline, kd, ...done.filter((x) => x !== first).map((x) => x.rows[0]!)]) {
+    const vs = (other: Row) => {
+      if (r === other) return "";
+      const d = pairedDifference(r.errors, other.errors), p = comparePaired(r.errors, other.errors).pValue;
+      return `${signed(d.mean)} ${interval(d)}, p = ${p === null ? "—" : p < 0.001 ? "< 0.001" : p.toFixed(3)}`;
+    };
+    lines.push(`| ${r.method} | ${r.errors.join(", ")} | ${mean(r.errors).toFixed(1)} ± ${std(r.errors).toFixed(1)} | ${vs(baseline)} | ${r === baseline ? "" : vs(kd)} | ${mean(r.trainSeconds).toFixed(0)} s |`);
+  }
+  const when = done.map((d) => d.date).sort();
+  return `Measured by \`npm run bench:methods -- --teacher examples/teachers/fashion-mnist-teacher.onnx --train ${trainLimit ?? "all"} --epochs ${epochs} --seeds ${seeds}\`
+(${when[0]} to ${when.at(-1)}; ${done.map((d) => `${d.rows.at(-1)!.method} ${d.seconds.toFixed(0)} s at load ${d.load.start[0]!.toFixed(1)}–${d.load.end[0]!.toFixed(1)}`).join("; ")}).
+Student ${first.studentParams.toLocaleString("en")} parameters; teacher ${first.teacher.params.toLocaleString("en")}.
+
+${lines.join("\n")}
+`;
+}
+
+async function fullMain(): Promise<void> {
+  mkdirSync(join(workDir, "results"), { recursive: true });
+  if (!args.includes("--table")) {
+    for (const [i, m] of FULL_METHODS.entries()) {
+      if (only && !only.includes(m.name)) continue;
+      const load = os.loadavg(), started = performance.now();
+      const run = await runMethod(m.name, m.kd, teacherFile, i === 0);
+      const teacher = run.results.models[0]!.perSeed[0]!;
+      const result: FullResult = {
+        rows: run.baseline ? [run.baseline, run.row] : [run.row],
+        teacher: { errors: teacher.errors, total: teacher.total, params: teacher.params },
+        studentParams: run.results.models.find((x) => x.role === "student")!.perSeed[0]!.params,
+        seconds: (performance.now() - started) / 1000, load: { start: load, end: os.loadavg() }, date: new Date().toISOString().slice(0, 16),
+      };
+      writeFileSync(fileOf(m.name) + ".tmp", JSON.stringify(result, null, 2));
+      renameSync(fileOf(m.name) + ".tmp", fileOf(m.name));
+    }
+  }
+  const doc = fullTable();
+  writeFileSync(out, doc);
+  process.stdout.write(doc);
+}
+
 async function main(): Promise<void> {
+  if (teacherFile) return fullMain();
   mkdirSync(workDir, { recursive: true });
   rmSync(join(workDir, "cache"), { recursive: true, force: true }); // count every teacher pass once, honestly
   const load0 = os.loadavg();
@@ -123,7 +226,7 @@ async function main(): Promise<void> {
 
 Measured by \`npm run bench:methods -- --seeds ${seeds} --epochs ${epochs} --train ${trainLimit}\` (${new Date().toISOString().slice(0, 10)}, ${wall.toFixed(0)} s wall
 for everything; load average ${load0.map((l) => l.toFixed(1)).join(" ")} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} at the end on ${os.cpus().length} cores shared with other work, so
-the times are noisy). **Budget, the same for every method:** the first ${trainLimit.toLocaleString("en")} Fashion-MNIST training images (2,000 more
+the times are noisy). **Budget, the same for every method:** the first ${(trainLimit ?? 0).toLocaleString("en")} Fashion-MNIST training images (2,000 more
 held out for validation), ${epochs} epochs of AdamW (lr 0.003, cosine, 1 warm-up epoch), batch 128, no jitter; seeds ${Array.from({ length: seeds }, (_, i) => i).join(", ")};
 the full 10,000-image test set. Teacher: CNN conv32-pool-conv64-pool-fc64-fc10 (${teacher.params.toLocaleString("en")} parameters, ${epochs + 2} epochs, seed 0).
 Student: CNN conv8-pool-conv16-pool-fc32-fc10 (${first.results.models[1]!.perSeed[0]!.params.toLocaleString("en")} parameters). Feature terms tap \`pool2\` (teacher

@@ -48,6 +48,7 @@ export { measureOnnx, sizeOf, formatMs } from "./eval/latency.js";
 export * as metrics from "./eval/metrics.js";
 export type { ModelMetrics, ModelResult, RunResults, EpochMetric, MetricSummary, MeanStd } from "./eval/types.js";
 export { renderReport, writeReport } from "./report/html.js";
+export { headline, pairedDifference, type Headline, type PairedDifference } from "./report/headline.js";
 
 // ---- models ----
 export { buildModel, pixelStatistics, type DataGeometry, dataGeometry } from "./nn/spec.js";

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { distill, evaluate, resume, RunAbortedError, shrink, tune, UserError, type DistillConfigInput, type RunResults } from "../src/index.js";
+import { distill, evaluate, headline, resume, RunAbortedError, shrink, tune, UserError, type DistillConfigInput, type RunResults } from "../src/index.js";
 import type { Progress } from "../src/util/progress.js";
 import { validationSize } from "../src/config/schema.js";
 
@@ -34,6 +34,10 @@ test("the library example runs: a distillation from an object, then evaluate() o
   assert.deepEqual(results.models.map((m) => m.role), ["teacher", "baseline", "student"]);
   const student = results.models.find((m) => m.role === "student")!;
   assert.match(r.stdout, new RegExp(`student: ${student.summary.errors.mean} errors of 1000`));
+  // The paired gain it prints is the one the report's headline computes from results.json.
+  const gain = headline(results).baseline!.errors;
+  assert.equal(gain.n, 5);
+  assert.ok(r.stdout.includes(`distilled − baseline: ${gain.mean.toFixed(1)} errors, 95 % interval [${gain.ci95!.map((x) => x.toFixed(1)).join(", ")}]`), r.stdout);
   // evaluate() read the dataset from the metadata and counts parameters like the run did.
   const line = /student on 500 test images: accuracy (\d\.\d+), (\d+) parameters/.exec(r.stdout);
   assert.ok(line, r.stdout);
