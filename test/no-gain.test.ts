@@ -74,6 +74,9 @@ test("cause 3: the student already fits its training set: the baseline's trainin
   assert.equal(studentFitsTrainingSet([0.95, 0.96], 0.97), undefined);
   assert.equal(studentFitsTrainingSet([0.95], null), undefined, "an imported teacher: only the 99 % rule");
   assert.equal(studentFitsTrainingSet([], 0.9), undefined);
+  // Shifted copies are for images; rows and texts are pointed at unlabelled data alone.
+  assert.match(studentFitsTrainingSet([0.995], null)!.text, /\(data\.unlabeled, data\.jitteredCopies\)$/);
+  assert.match(studentFitsTrainingSet([0.995], null, false)!.text, /\(data\.unlabeled\)$/);
 });
 
 test("the record: every cause that applies; none, said with every figure; nothing when distillation paid", () => {

@@ -4,6 +4,7 @@
 import type { MetricSummary, ModelMetrics } from "./model-metrics.js";
 import type { TeacherReport } from "./teacher-report.js";
 import type { ShiftReport } from "./domain-shift.js";
+import type { InputKind } from "../data/sample-set.js";
 
 export type { MeanStd, MetricName, MetricSummary, ModelMetrics, OptionalMetric } from "./model-metrics.js";
 
@@ -108,6 +109,8 @@ export interface NoGainFigures {
   /** The first loss term's temperature, and the mean entropy (nats) of softmax(teacher logits / T) on the transfer set. */
   temperature: number | null;
   softTargetEntropy: number | null;
+  /** What a sample is (absent in records written before it was kept): the advice depends on it. */
+  inputKind?: InputKind;
 }
 
 export interface BiasShiftRecord {

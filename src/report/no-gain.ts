@@ -63,10 +63,11 @@ export function temperatureTooHigh(softTargetEntropy: number | null, classes: nu
 }
 
 /** The student already fits its training set: the baseline's training accuracy ≥ FITS_TRAINING_SET, or ≥ the teacher's. */
-export function studentFitsTrainingSet(baselineTrainAccuracy: number[], teacherTrainAccuracy: number | null): Cause | undefined {
+export function studentFitsTrainingSet(baselineTrainAccuracy: number[], teacherTrainAccuracy: number | null, images = true): Cause | undefined {
   if (baselineTrainAccuracy.length === 0) return undefined;
   const { mean } = meanStd(baselineTrainAccuracy);
-  const advice = "so soft targets on that set carry little the labels do not: distil on more or other data (data.unlabeled, data.jitteredCopies)";
+  // jitteredCopies shifts images: for table rows and texts, more data is the only way.
+  const advice = `so soft targets on that set carry little the labels do not: distil on more or other data (${images ? "data.unlabeled, data.jitteredCopies" : "data.unlabeled"})`;
   if (mean >= FITS_TRAINING_SET)
     return { cause: "student-fits-training-set", text: `the student already fits its training set (the baseline's training accuracy is ${pct(mean)}, at or above ${pct(FITS_TRAINING_SET)}), ${advice}` };
   if (teacherTrainAccuracy !== null && mean >= teacherTrainAccuracy)
@@ -95,7 +96,7 @@ export function whyNoGain(h: Headline, f: NoGainFigures): NoGainRecord | undefin
   const causes = [
     teacherNotBetter(f.teacherValAccuracy, f.baselineValAccuracy),
     temperatureTooHigh(f.softTargetEntropy, f.classes, f.temperature),
-    studentFitsTrainingSet(f.baselineTrainAccuracy, f.teacherTrainAccuracy),
+    studentFitsTrainingSet(f.baselineTrainAccuracy, f.teacherTrainAccuracy, f.inputKind === undefined || f.inputKind === "image"),
   ].filter((c): c is Cause => c !== undefined);
   const summary = causes.length
     ? `${causes.map((c) => c.text).join("; ")}.`

@@ -53,6 +53,7 @@ function noGainFigures(plan: Plan, run: RunFolder): NoGainFigures {
     teacherTrainAccuracy: run.state.teacherTraining?.trainAccuracy ?? null,
     temperature: entropy?.temperature ?? null,
     softTargetEntropy: entropy?.meanNats ?? null,
+    inputKind: plan.dataset.train.kind,
   };
 }
 
