@@ -79,6 +79,8 @@ const FULL_METHODS: { name: string; kd: unknown }[] = [
   { name: "logit-kd T4 α0.9", kd: { temperature: 4, alpha: 0.9 } },
   { name: "attention", kd: { method: "attention", weight: 1000, ...fullHint } },
   { name: "dkd", kd: { method: "dkd" } },
+  // mdistiller's ImageNet setting: the CIFAR one (α 1, β 8, T 4) weighs the non-target part 8 · T² = 128× the CE.
+  { name: "dkd α0.5 β0.5 T1", kd: { method: "dkd", alpha: 0.5, beta: 0.5, temperature: 1 } },
   { name: "logit-kd + attention", kd: { terms: [kdRecipe, { method: "attention", weight: 1000, ...fullHint }] } },
   { name: "fitnet", kd: { method: "fitnet", weight: 100, ...fullHint } },
   { name: "rkd", kd: { method: "rkd", ...fullEmbed } },
