@@ -179,7 +179,7 @@ function fullTable(): string {
     const vs = (other: Row) => {
       if (r === other) return "";
       const d = pairedDifference(r.errors, other.errors), p = comparePaired(r.errors, other.errors).pValue;
-      return `${signed(d.mean)} ${interval(d)}, p = ${p === null ? "—" : p < 0.001 ? "< 0.001" : p.toFixed(3)}`;
+      return `${signed(d.mean)} ${interval(d)}, ${p === null ? "p —" : p < 0.001 ? "p < 0.001" : `p = ${p.toFixed(3)}`}`;
     };
     lines.push(`| ${r.method} | ${r.errors.join(", ")} | ${mean(r.errors).toFixed(1)} ± ${std(r.errors).toFixed(1)} | ${vs(baseline)} | ${r === baseline ? "" : vs(kd)} | ${mean(r.trainSeconds).toFixed(0)} s |`);
   }

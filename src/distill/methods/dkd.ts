@@ -9,7 +9,7 @@
 // On Fashion-MNIST with a 20k-parameter student (docs/methods.md, 5 seeds) the CIFAR setting made
 // 178 more test errors than labels alone — its non-target term, weighed 8 · T² = 128×, left the
 // student underfitting (training accuracy 0.911 against the baseline's 0.958) — and the ImageNet one
-// 19 fewer.
+// 19.4 fewer (paired 95 % interval [−40.5, +1.7]), as many as logit KD.
 
 import type { Value } from "../../engine/graph.js";
 import * as F from "../../engine/functional.js";
