@@ -109,7 +109,9 @@ test("several teachers: soft targets of the main and a further .onnx teacher ave
   const { runDir } = await runDistillation(cfg, { configPath: "ensemble.yaml", quiet: true, cacheDir: join(dir, "cache-ensemble"), progress: silent() });
   const state = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")) as RunState;
   assert.equal(state.softTargets!.computedSamples, 600); // each teacher labels the 600 transfer images once
-  assert.deepEqual(state.ensemble, { weights: [1, 2], computedSamples: 600 });
+  // The further teacher on the 600 transfer images, then both on the 200 validation images (the ensemble's teacher report).
+  assert.deepEqual(state.ensemble, { weights: [1, 2], computedSamples: 1000 });
+  assert.equal(state.teacherReport!.members, 2);
   assert.ok(existsSync(join(runDir, "teachers", "teacher2.onnx")));
   await assert.rejects(
     runDistillation(validateConfig({ ...cfg, output: join(dir, "ensemble-bad"), kd: { ...cfg.kd, teachers: [{ onnx: join(dir, "nope.onnx") }] } }, "e.yaml"), { configPath: "e.yaml", quiet: true, cacheDir, progress: silent() }),

@@ -51,19 +51,27 @@ function teacher(name: string, centroids: boolean): string {
   return path;
 }
 
-async function validationAccuracy(path: string, indices: Int32Array): Promise<number> {
+async function validationLogits(path: string, indices: Int32Array): Promise<Float32Array> {
   const c = await OnnxClassifier.fromFile(path);
   try {
-    const logits = await c.logits(mnist.train, indices);
-    let correct = 0;
-    indices.forEach((idx, i) => {
-      const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
-      if (row.indexOf(Math.max(...row)) === mnist.train.labels[idx]) correct++;
-    });
-    return correct / indices.length;
+    return await c.logits(mnist.train, indices);
   } finally {
     await c.dispose();
   }
+}
+
+/** Top-1 accuracy of rows of scores (logits or probabilities: argmax is the same). */
+function accuracyOf(scores: ArrayLike<number>, indices: Int32Array): number {
+  let correct = 0;
+  indices.forEach((idx, i) => {
+    const row = Array.from({ length: 10 }, (_, c) => scores[i * 10 + c]!);
+    if (row.indexOf(Math.max(...row)) === mnist.train.labels[idx]) correct++;
+  });
+  return correct / indices.length;
+}
+
+async function validationAccuracy(path: string, indices: Int32Array): Promise<number> {
+  return accuracyOf(await validationLogits(path, indices), indices);
 }
 
 test("teacherWeights: accuracy weighs each teacher by its validation accuracy", async () => {
@@ -86,4 +94,39 @@ test("teacherWeights: accuracy weighs each teacher by its validation accuracy", 
   const got = state.ensemble!.weights;
   assert.equal(got.length, 2);
   got.forEach((w, i) => assert.ok(Math.abs(w - want[i]!) < 1e-12, `teacher ${i}: weight ${w}, validation accuracy ${want[i]} (the given weight was ${i ? 5 : 1})`));
+});
+
+test("several teachers: the teacher report (and so the weak-teacher check) scores the ensemble the student learns from", async () => {
+  const good = join(dir, "centroids.onnx"), poor = join(dir, "untrained.onnx");
+  const train = { epochs: 1, batchSize: 50, optimizer: { kind: "adam", lr: 0.003 } };
+  const config = validateConfig({
+    name: "ensemble-report", output: join(dir, "ensemble-report"),
+    data: { dataset: "mnist", trainLimit: 1000, validation: 200, testLimit: 100 },
+    teacher: { onnx: good }, student: { model: { layers: [{ type: "linear", units: 10 }] }, train },
+    kd: { temperature: 2, alpha: 0.5, teachers: [{ onnx: poor, weight: 20 }] },
+  }, "ensemble-report.yaml");
+  const silent = createProgress({ quiet: true, stream: new Writable({ write: (_c, _e, cb) => cb() }) as never });
+  const { runDir } = await runDistillation(config, { configPath: "ensemble-report.yaml", quiet: true, cacheDir: join(dir, "cache-report"), progress: silent });
+  const state = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")) as RunState;
+  const validation = splitTrainValidation(1000, 200, 0).validation;
+  // Independently: softmax of each teacher at T = 1, mixed 1 : 20.
+  const [a, b] = [await validationLogits(good, validation), await validationLogits(poor, validation)];
+  const softmax = (z: Float32Array, i: number) => {
+    const row = Array.from(z.subarray(i * 10, i * 10 + 10)), m = Math.max(...row);
+    const e = row.map((v) => Math.exp(v - m)), s = e.reduce((x, y) => x + y, 0);
+    return e.map((v) => v / s);
+  };
+  const mixed = new Float64Array(validation.length * 10);
+  for (let i = 0; i < validation.length; i++) {
+    const pa = softmax(a, i), pb = softmax(b, i);
+    for (let c = 0; c < 10; c++) mixed[i * 10 + c] = (pa[c]! + 20 * pb[c]!) / 21;
+  }
+  const want = accuracyOf(mixed, validation), alone = accuracyOf(a, validation);
+  const report = state.teacherReport!;
+  assert.equal(report.members, 2);
+  assert.ok(Math.abs(report.accuracy - want) < 1e-12, `ensemble accuracy ${report.accuracy}, computed here ${want}`); // 1 − errors/n there
+  assert.ok(want < alone - 0.05, `the untrained teacher at weight 20 drags the ensemble (${want}) below the good teacher alone (${alone})`);
+  // The baseline is judged against the ensemble, which it beats although the main teacher alone beats it.
+  assert.ok(report.baselineAccuracy! > want && report.baselineAccuracy! < alone, `baseline ${report.baselineAccuracy} between the ensemble ${want} and the main teacher ${alone}`);
+  assert.match(report.warning ?? "", /^weak teacher \(the ensemble of 2\): validation accuracy/);
 });

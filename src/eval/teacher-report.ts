@@ -17,6 +17,8 @@ export interface TeacherReport {
   confidenceHistogram: number[];
   /** Chance: the accuracy of always answering the samples' most common class (at least 1/K). */
   chanceAccuracy: number;
+  /** Set when these figures are an ensemble's (kd.teachers): how many teachers' outputs were averaged. */
+  members?: number;
   /** The label-only baseline's final validation accuracy, first seed (absent before it trained, or without labels). */
   baselineAccuracy?: number;
   /** Set when the teacher is no better than the baseline on validation (printed, in results.json and the report). */
@@ -75,6 +77,6 @@ export function withBaseline(report: TeacherReport, baselineAccuracy: number): T
   const out: TeacherReport = { ...report, baselineAccuracy };
   delete out.warning;
   if (report.accuracy <= baselineAccuracy)
-    out.warning = `weak teacher: validation accuracy ${(report.accuracy * 100).toFixed(2)} % is not above the label-only baseline's ${(baselineAccuracy * 100).toFixed(2)} %; its soft targets are unlikely to help the student (teacher quality first: train it longer or larger, check an imported teacher's preprocessing and outputs, or use another teacher)`;
+    out.warning = `weak teacher${report.members ? ` (the ensemble of ${report.members})` : ""}: validation accuracy ${(report.accuracy * 100).toFixed(2)} % is not above the label-only baseline's ${(baselineAccuracy * 100).toFixed(2)} %; its soft targets are unlikely to help the student (teacher quality first: train it longer or larger, check an imported teacher's preprocessing and outputs, or use another teacher)`;
   return out;
 }

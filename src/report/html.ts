@@ -296,7 +296,7 @@ function teacherSection(results: RunResults): string {
     ? `<p id="validation-agreement">The teacher is a file of its outputs, with no test row: top-1 agreement with it on the same ${grouped(va.samples)} validation samples instead — ${Object.entries(va.perRole).map(([role, v]) => `${escapeHtml(role)} ${percent(v.reduce((a, b) => a + b, 0) / v.length)}${v.length > 1 ? ` (mean of ${v.length} seeds)` : ""}`).join(", ")}.</p>`
     : "";
   return `<h2>The teacher</h2>
-${teacherTrainingLine(results)}<p id="teacher-report">On ${grouped(t.samples)} validation samples (never trained on): accuracy <strong>${percent(t.accuracy)}</strong>, macro-F1 ${fixed(t.macroF1, 4)}, ECE ${fixed(t.ece, 4)}, mean confidence ${fixed(t.meanConfidence, 3)}.${versus}</p>
+${teacherTrainingLine(results)}<p id="teacher-report">${t.members ? `The ensemble of ${t.members} teachers the student learns from (their softmax outputs averaged with the run's weights), on` : "On"} ${grouped(t.samples)} validation samples (never trained on): accuracy <strong>${percent(t.accuracy)}</strong>, macro-F1 ${fixed(t.macroF1, 4)}, ECE ${fixed(t.ece, 4)}, mean confidence ${fixed(t.meanConfidence, 3)}.${versus}</p>
 ${agreement}
 <div class="table-wrap"><table id="teacher-confidence"><caption>Teacher confidence (max softmax probability) on the validation split</caption><tbody>${bars}</tbody></table></div>`;
 }

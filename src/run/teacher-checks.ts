@@ -2,7 +2,7 @@
 // figures the run computes anyway, prints one line, and keeps its report for results.json.
 
 import { gatherLabels } from "../data/sample-set.js";
-import { refuseTeacherAtChance, teacherReport, withBaseline } from "../eval/teacher-report.js";
+import { refuseTeacherAtChance, teacherReport, withBaseline, type TeacherReport } from "../eval/teacher-report.js";
 import { domainShift, inputStatistic, type ShiftReport } from "../eval/domain-shift.js";
 import type { EpochMetric } from "../eval/types.js";
 import type { RunFolder } from "../distill/run-folder.js";
@@ -12,16 +12,20 @@ import type { TeacherScores } from "./teacher-scores.js";
 /**
  * Teacher quality first: the teacher scored on the validation split (logits cached like soft
  * targets, so a later run spends no passes on it). Judged against the baseline once that has trained.
+ * With several teachers (kd.teachers) the main one is still checked for being mis-wired, but the
+ * report kept and judged is the ensemble's (`ensemble`), since that is what the student learns from.
  */
-export async function reportOnTeacher(plan: Plan, run: RunFolder, teacher: TeacherScores): Promise<void> {
+export async function reportOnTeacher(plan: Plan, run: RunFolder, teacher: TeacherScores, ensemble?: TeacherReport): Promise<void> {
   const { dataset, validationIndices, progress } = plan;
   if (run.state.teacherReport || validationIndices.length === 0) return;
   const scored = await teacher.logits(validationIndices, "teacher-validation");
-  const report = teacherReport(scored.logits, gatherLabels(dataset.train, validationIndices), teacher.classes);
+  const main = teacherReport(scored.logits, gatherLabels(dataset.train, validationIndices), teacher.classes);
   const spec = plan.config.teacher!;
-  if (spec.model === undefined) refuseTeacherAtChance(report, spec);
+  if (spec.model === undefined) refuseTeacherAtChance(main, spec);
+  const report = ensemble ?? main;
   run.state.teacherReport = { ...report, computedSamples: scored.computedSamples };
-  progress.log(`teacher on ${report.samples} validation samples: accuracy ${(report.accuracy * 100).toFixed(2)} %, macro-F1 ${report.macroF1.toFixed(4)}, ECE ${report.ece.toFixed(4)}, mean confidence ${report.meanConfidence.toFixed(3)}`);
+  const who = ensemble ? `teacher ensemble (${ensemble.members} teachers; the main one alone ${(main.accuracy * 100).toFixed(2)} %)` : "teacher";
+  progress.log(`${who} on ${report.samples} validation samples: accuracy ${(report.accuracy * 100).toFixed(2)} %, macro-F1 ${report.macroF1.toFixed(4)}, ECE ${report.ece.toFixed(4)}, mean confidence ${report.meanConfidence.toFixed(3)}`);
 }
 
 /**

@@ -14,6 +14,7 @@ import { InGraphTeacher, SessionTeacher } from "../distill/consistent-teacher.js
 import { UserError } from "../errors.js";
 import { cachedTeacher, teacherCacheDir, teacherKey } from "../distill/teacher-cache.js";
 import type { EpochMetric, TeacherTraining } from "../eval/types.js";
+import { teacherReport, type TeacherReport } from "../eval/teacher-report.js";
 import { averageSoftTargets } from "../distill/teacher-ensemble.js";
 import { openFileTeacher } from "../distill/user-teacher.js";
 import { trainStage } from "../distill/train-stage.js";
@@ -111,20 +112,21 @@ export async function teacherOutputs(plan: Plan, run: RunFolder): Promise<BatchT
       return await consistentTeacher(plan, run, teacher.classifier!);
     }
     let logits: CachedTensor | undefined;
+    let ensembleReport: TeacherReport | undefined;
     if (plan.studentTerms.usesTeacherLogits) {
       const task = progress.task(`soft targets (teacher logits on the transfer set${teacher.file ? `, from ${teacher.file.where}` : ""})`, transferIndices.length);
       const soft = await teacher.logits(transferIndices, "soft-targets", (done) => task.update(done));
       task.finish(teacher.file ? `read ${transferIndices.length} rows${teacher.file.probabilities ? " (probabilities, as log-probabilities)" : ""}` : soft.computedSamples ? `computed ${soft.computedSamples} samples, cached` : "from cache");
       run.state.softTargets = { key: soft.key, samples: transferIndices.length, computedSamples: soft.computedSamples };
       logits = { sampleShape: [teacher.classes], data: soft.logits };
-      if (config.kd.teachers) logits = await ensembleLogits(plan, run, teacher, logits);
+      if (config.kd.teachers) ({ logits, validationReport: ensembleReport } = await ensembleLogits(plan, run, teacher, logits));
       // How soft the targets are at the run's temperature (a cause of no gain when near uniform: report/no-gain.ts).
       const temperature = firstTemperature(plan);
       if (temperature !== undefined && transferIndices.length)
         run.state.softTargetEntropy = { temperature, meanNats: meanSoftmaxEntropy(logits.data, teacher.classes, temperature), classes: teacher.classes };
     }
     const taps = teacher.classifier ? await teacherTaps(plan, run, teacher.classifier, cacheDir) : new Map<string, CachedTensor>();
-    await reportOnTeacher(plan, run, teacher);
+    await reportOnTeacher(plan, run, teacher, ensembleReport);
     await checkDomainShift(plan, run, teacher, logits?.data);
     run.saveState();
     return new TeacherOutputs(rows(), logits, taps);
@@ -151,10 +153,12 @@ async function consistentTeacher(plan: Plan, run: RunFolder, teacher: OnnxClassi
  * the weighted mean of their softened outputs p̄ = Σ wᵢ softmax(zᵢ/T) / Σ wᵢ, passed on as logits
  * T·log p̄, so that a term's softmax(·/T) recovers exactly p̄. T is the first term's temperature.
  * Each member is an .onnx model (passes cached) or a file of soft targets (read from the run folder's copy).
+ * With a validation split, the ensemble is scored on it too (members averaged at T = 1): the student
+ * learns from the ensemble, so the weak-teacher check must judge the ensemble, not the main teacher.
  */
-async function ensembleLogits(plan: Plan, run: RunFolder, main: TeacherScores, mainLogits: CachedTensor): Promise<CachedTensor> {
+async function ensembleLogits(plan: Plan, run: RunFolder, main: TeacherScores, mainLogits: CachedTensor): Promise<{ logits: CachedTensor; validationReport?: TeacherReport }> {
   const { config, dataset, transferIndices, validationIndices } = plan;
-  const members: { scores: TeacherScores; logits: Float32Array; weight: number }[] = [{ scores: main, logits: mainLogits.data, weight: 1 }];
+  const members: { scores: TeacherScores; logits: Float32Array; weight: number; validation?: Float32Array }[] = [{ scores: main, logits: mainLogits.data, weight: 1 }];
   let computed = 0;
   try {
     for (const [i, t] of (config.kd.teachers ?? []).entries()) {
@@ -166,11 +170,12 @@ async function ensembleLogits(plan: Plan, run: RunFolder, main: TeacherScores, m
       members[i + 1]!.logits = soft.logits;
       computed += soft.computedSamples;
     }
-    if (config.kd.teacherWeights === "accuracy") {
+    if (validationIndices.length) {
       const labels = Uint8Array.from(validationIndices, (idx) => dataset.train.labels[idx]!);
       for (const m of members) {
         const scored = await m.scores.logits(validationIndices, "teacher-validation");
-        m.weight = accuracy(scored.logits, labels, dataset.classLabels.length);
+        m.validation = scored.logits;
+        if (config.kd.teacherWeights === "accuracy") m.weight = accuracy(scored.logits, labels, dataset.classLabels.length);
         computed += scored.computedSamples;
       }
     }
@@ -179,8 +184,13 @@ async function ensembleLogits(plan: Plan, run: RunFolder, main: TeacherScores, m
   }
   const temperature = firstTemperature(plan) ?? 1;
   const weights = members.map((m) => m.weight);
+  const classes = mainLogits.sampleShape[0]!;
   run.state.ensemble = { weights, computedSamples: computed };
-  return { sampleShape: mainLogits.sampleShape, data: averageSoftTargets(members.map((m) => m.logits), weights, mainLogits.sampleShape[0]!, temperature) };
+  const logits = { sampleShape: mainLogits.sampleShape, data: averageSoftTargets(members.map((m) => m.logits), weights, classes, temperature) };
+  if (!validationIndices.length) return { logits };
+  const validation = averageSoftTargets(members.map((m) => m.validation!), weights, classes, 1);
+  const labels = Uint8Array.from(validationIndices, (idx) => dataset.train.labels[idx]!);
+  return { logits, validationReport: { ...teacherReport(validation, labels, classes), members: members.length } };
 }
 
 /** The first loss term's temperature (the one soft targets are softened with), if any term has one. */
