@@ -88,7 +88,7 @@ test("a valid config gets every default filled", () => {
         jitter: 0,
       },
     },
-    kd: { terms: [{ method: "logit-kd", weight: 1, temperature: 4, alpha: 0.9 }] },
+    kd: { terms: [{ method: "logit-kd", weight: 1, temperature: 2, alpha: 0.5 }] },
   };
   assert.deepEqual(c, expected);
   // The resolved config is valid input and a fixed point, so a run folder can store and reload it.
@@ -241,7 +241,7 @@ test("a missing file is named", () => {
 test("--set overrides parse YAML scalars and create missing blocks", () => {
   const c = loadConfig(validPath, { set: ["kd.temperature=8", "student.model.layers[1].units=400", "data.dir=/data/mnist", "seeds=[3, 5]"] });
   assert.equal(c.kd.terms[0]!.temperature, 8);
-  assert.equal(c.kd.terms[0]!.alpha, 0.9); // kd was absent: --set created it, defaults filled the rest
+  assert.equal(c.kd.terms[0]!.alpha, 0.5); // kd was absent: --set created it, defaults filled the rest
   assert.deepEqual(c.student.model.layers[1], { type: "linear", units: 400 });
   assert.equal(c.data.dir, "/data/mnist");
   assert.deepEqual(c.seeds, [3, 5]);

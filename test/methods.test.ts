@@ -95,12 +95,12 @@ const kdOf = (raw: unknown, labeled = true) => resolveKd(kdSchema.parse(raw), la
 const near = (a: number, b: number, what: string, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
 
 test("kd block: the original form is logit KD; one method gets cross-entropy unless it has its own; terms are taken as written", () => {
-  assert.deepEqual(kdOf({ temperature: 8 }).terms, [{ method: "logit-kd", weight: 1, temperature: 8, alpha: 0.9 }]);
+  assert.deepEqual(kdOf({ temperature: 8 }).terms, [{ method: "logit-kd", weight: 1, temperature: 8, alpha: 0.5 }]);
   assert.deepEqual(kdOf({ method: "dkd", beta: 2 }).terms, [{ method: "dkd", weight: 1, alpha: 0.5, beta: 2, temperature: 1, ceWeight: 1 }]);
   assert.deepEqual(kdOf({ method: "rkd", teacher: "a", student: "b" }).terms.map((t) => t.method), ["cross-entropy", "rkd"]);
   assert.deepEqual(kdOf({ method: "rkd", teacher: "a", student: "b" }, false).terms.map((t) => t.method), ["rkd"]);
   const terms = kdOf({ terms: [{ method: "logit-kd" }, { method: "fitnet", weight: 0.5, teacher: "t", student: "s" }] }).terms;
-  assert.deepEqual(terms, [{ method: "logit-kd", weight: 1, temperature: 4, alpha: 0.9 }, { method: "fitnet", weight: 0.5, teacher: "t", student: "s" }]);
+  assert.deepEqual(terms, [{ method: "logit-kd", weight: 1, temperature: 2, alpha: 0.5 }, { method: "fitnet", weight: 0.5, teacher: "t", student: "s" }]);
   // The resolved form is a fixed point (a run folder stores and reloads it).
   assert.deepEqual(kdOf({ terms }).terms, terms);
 });

@@ -11,6 +11,7 @@ import { Batches } from "../data/batches.js";
 import { type SampleSet } from "../data/sample-set.js";
 import { tensorOf } from "../engine/graph.js";
 import { planData } from "../distill/data-plan.js";
+import { LOGIT_KD_DEFAULTS } from "../distill/methods/logit-kd.js";
 import { defaultCacheDir, teacherSoftTargets } from "../distill/soft-targets.js";
 import { decodeModel } from "../engine/onnx.js";
 import { UserError } from "../errors.js";
@@ -101,10 +102,10 @@ export async function finetuneJob(
     if (!t || t.data.length !== d.shape.reduce((a, b) => a * b, 1)) throw new UserError(where, `parameter ${d.name} is missing or has another shape than the rebuilt model's [${d.shape.join(", ")}]`);
     return [d.name, { dtype: "float32" as const, shape: d.shape, data: Float32Array.from(t.data) }];
   }));
-  // The run's logit-KD term sets T and α; a run without one (other methods) gets Hinton's T = 4, α = 0.9.
+  // The run's logit-KD term sets T and α; a run without one (other methods) gets logit KD's defaults.
   const logitKd = config.kd.terms.find((t) => t.method === "logit-kd");
-  const temperature = typeof logitKd?.["temperature"] === "number" ? logitKd["temperature"] : 4;
-  const alpha = typeof logitKd?.["alpha"] === "number" ? logitKd["alpha"] : 0.9;
+  const temperature = typeof logitKd?.["temperature"] === "number" ? logitKd["temperature"] : LOGIT_KD_DEFAULTS.temperature;
+  const alpha = typeof logitKd?.["alpha"] === "number" ? logitKd["alpha"] : LOGIT_KD_DEFAULTS.alpha;
   const source = metadataOf(readModelProto(bytes, where));
   // Not the parameter count and taps: the exporter records the fine-tuned model's own.
   const metadata = Object.fromEntries(Object.entries(source).filter(([key]) => key.startsWith("distill.") && !key.startsWith("distill.input") && !key.startsWith("distill.output") && key !== "distill.parameters" && key !== "distill.taps"));
