@@ -37,6 +37,18 @@ export function distillationPaid(h: Headline): boolean | undefined {
   return b.errors.ci95 ? b.errors.ci95[1] < 0 : b.errors.mean < 0;
 }
 
+/**
+ * The log's lead-in when distillation did not pay. Fewer errors on average with an interval that
+ * still reaches zero is not "no gain" but a gain too small for this many seeds to show: say so, with
+ * the interval, so that a user runs more seeds rather than giving up on the recipe.
+ */
+export function noGainLead(h: Headline): string {
+  const d = h.baseline?.errors;
+  if (!d?.ci95 || d.mean >= 0) return "no gain from distillation";
+  const signed = (x: number) => `${x > 0 ? "+" : x < 0 ? "−" : ""}${Math.abs(x).toFixed(1)}`;
+  return `no gain shown (${signed(d.mean)} errors on average, but the seed-paired 95 % interval [${signed(d.ci95[0])}, ${signed(d.ci95[1])}] over ${d.n} seeds includes 0: more seeds narrow it)`;
+}
+
 /** The teacher is not better than the baseline on validation: at or below its mean, or within its seeds' spread (one sample std) above it. */
 export function teacherNotBetter(teacherValAccuracy: number | null, baselineValAccuracy: number[]): Cause | undefined {
   if (teacherValAccuracy === null || baselineValAccuracy.length === 0) return undefined;

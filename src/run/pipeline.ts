@@ -18,7 +18,9 @@ import type { DistillConfig } from "../config/schema.js";
 import { loadConfig } from "../config/load.js";
 import { RunAbortedError, UserError } from "../errors.js";
 import type { RunResults } from "../eval/types.js";
+import { headline } from "../report/headline.js";
 import { writeReport } from "../report/html.js";
+import { noGainLead } from "../report/no-gain.js";
 import { codeVersion } from "../util/code-version.js";
 import { writeFileAtomic } from "../util/fs.js";
 import type { Progress } from "../util/progress.js";
@@ -119,6 +121,6 @@ async function executeStages(run: RunFolder, config: DistillConfig, opts: Pipeli
   // Every stage is finished and exported: its checkpoints can no longer be resumed from.
   if (!config.keepCheckpoints) rmSync(join(run.dir, "checkpoints"), { recursive: true, force: true });
   plan.progress.log(summaryLine(results));
-  if (results.noGain) plan.progress.log(`no gain from distillation: ${results.noGain.summary}`);
+  if (results.noGain) plan.progress.log(`${noGainLead(headline(results))}: ${results.noGain.summary}`);
   return { runDir: run.dir, results };
 }
