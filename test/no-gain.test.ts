@@ -56,6 +56,10 @@ test("cause 1: the teacher not better than the baseline on validation, at or bel
   assert.equal(teacherNotBetter(0.93, [0.9, 0.91, 0.93]), undefined, "1.67 points above: outside the spread");
   assert.equal(teacherNotBetter(0.95, [0.91]), undefined);
   assert.equal(teacherNotBetter(null, [0.91]), undefined, "no validation split: not judged");
+  // A chain: the student's own teacher is its last link, and the cause names it.
+  assert.match(teacherNotBetter(0.9218, [0.9202, 0.9262], "generation1")!.text, /^the student's own teacher \(generation1, the chain's last link\) is not better than the baseline on validation \(92\.18 % against/);
+  const chain = whyNoGain(headlineOf([-9, 4, -12, -5, -1]), figures({ teacherValAccuracy: 0.9218, teacherStage: "generation1", baselineValAccuracy: [0.9202, 0.9262, 0.9218, 0.9206, 0.92] }))!;
+  assert.deepEqual(chain.causes.map((c) => c.cause), ["teacher-not-better"]);
 });
 
 test("cause 2: soft targets nearly uniform at the temperature: mean entropy of softmax(z/T) ≥ 0.9 log K", () => {
@@ -160,4 +164,20 @@ kd: { temperature: 2, alpha: 0.9 }
   assert.equal(noGain.figures.teacherTrainAccuracy, results.teacherTraining!.trainAccuracy);
   assert.match(r.stderr + r.stdout, /^no gain (from distillation|shown \([^)]*\)): the teacher is not better than the baseline on validation \(\d+\.\d\d % against the baseline's \d+\.\d\d % ± \d+\.\d\d % over 2 seeds\)/m);
   assert.match(readFileSync(join(out, "report.html"), "utf8"), /id="headline-no-gain"><strong>Why no gain:<\/strong> the teacher is not better/);
+});
+
+test("a born-again chain from that weak teacher: the student's own teacher is generation1, and the cause names it with its recorded accuracy", () => {
+  const path = join(dir, "weak-chain.yaml");
+  writeFileSync(path, readFileSync(join(dir, "weak.yaml"), "utf8").replace("name: weak", "name: weak-chain").replace("kd: { temperature: 2, alpha: 0.9 }", "kd: { temperature: 2, alpha: 0.9, generations: 2 }"));
+  const out = join(dir, "weak-chain");
+  const r = spawnSync(process.execPath, [CLI, "run", path, "--quiet", "--output", out], { encoding: "utf8", env: { ...process.env, DISTILL_CACHE: join(dir, "cache") } });
+  assert.equal(r.status, 0, r.stderr);
+  const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as RunResults;
+  const noGain = results.noGain!;
+  assert.ok(noGain, `student − baseline errors ${JSON.stringify(headline(results).baseline?.errors)}`);
+  const generation1 = JSON.parse(readFileSync(join(out, "stages", "generation1-s0.json"), "utf8")) as { history: { valAccuracy: number }[] };
+  assert.equal(noGain.figures.teacherStage, "generation1");
+  assert.equal(noGain.figures.teacherValAccuracy, generation1.history.at(-1)!.valAccuracy);
+  assert.equal(noGain.causes[0]?.cause, "teacher-not-better");
+  assert.match(r.stderr + r.stdout, /: the student's own teacher \(generation1, the chain's last link\) is not better than the baseline on validation/);
 });

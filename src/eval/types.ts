@@ -99,8 +99,13 @@ export interface NoGainRecord {
 /** The figures the causes are judged on, all from the run itself (null: not measured in this run). */
 export interface NoGainFigures {
   classes: number;
-  /** The teacher on the validation split (the teacher report). */
+  /**
+   * The student's own teacher on the validation split: the teacher report, or with a chain
+   * (assistants, born-again generations) its last link's last-epoch validation accuracy.
+   */
   teacherValAccuracy: number | null;
+  /** That last link's stage name (generation1, assistant2…), when a chain teaches the student. */
+  teacherStage?: string;
   /** The baseline's last-epoch validation and training accuracy, per seed. */
   baselineValAccuracy: number[];
   baselineTrainAccuracy: number[];

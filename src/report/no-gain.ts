@@ -50,15 +50,16 @@ export function noGainLead(h: Headline): string {
 }
 
 /** The teacher is not better than the baseline on validation: at or below its mean, or within its seeds' spread (one sample std) above it. */
-export function teacherNotBetter(teacherValAccuracy: number | null, baselineValAccuracy: number[]): Cause | undefined {
+export function teacherNotBetter(teacherValAccuracy: number | null, baselineValAccuracy: number[], teacherStage?: string): Cause | undefined {
   if (teacherValAccuracy === null || baselineValAccuracy.length === 0) return undefined;
+  const who = teacherStage ? `the student's own teacher (${teacherStage}, the chain's last link)` : "the teacher";
   const { mean, std } = meanStd(baselineValAccuracy);
   const seeds = baselineValAccuracy.length;
   const baseline = seeds > 1 ? `${pct(mean)} ± ${pct(std)} over ${seeds} seeds` : pct(mean);
   if (teacherValAccuracy <= mean)
-    return { cause: "teacher-not-better", text: `the teacher is not better than the baseline on validation (${pct(teacherValAccuracy)} against the baseline's ${baseline}): train it longer or larger, or use another teacher` };
+    return { cause: "teacher-not-better", text: `${who} is not better than the baseline on validation (${pct(teacherValAccuracy)} against the baseline's ${baseline}): train it longer or larger, or use another teacher` };
   if (teacherValAccuracy - mean <= std)
-    return { cause: "teacher-not-better", text: `the teacher is no better than the baseline on validation beyond the seeds' spread (${pct(teacherValAccuracy)} against the baseline's ${baseline}): train it longer or larger, or use another teacher` };
+    return { cause: "teacher-not-better", text: `${who} is no better than the baseline on validation beyond the seeds' spread (${pct(teacherValAccuracy)} against the baseline's ${baseline}): train it longer or larger, or use another teacher` };
   return undefined;
 }
 
@@ -96,7 +97,7 @@ export function figuresInWords(f: NoGainFigures): string {
     ? `soft-target entropy ${f.softTargetEntropy.toFixed(3)} of log ${f.classes} = ${Math.log(f.classes).toFixed(3)} nats at T = ${f.temperature}`
     : `soft-target entropy ${unmeasured} (no term with a temperature)`;
   return [
-    `teacher validation accuracy ${f.teacherValAccuracy === null ? unmeasured : pct(f.teacherValAccuracy)} against the baseline's ${baselineVal}`,
+    `${f.teacherStage ? `${f.teacherStage} (the student's teacher)` : "teacher"} validation accuracy ${f.teacherValAccuracy === null ? unmeasured : pct(f.teacherValAccuracy)} against the baseline's ${baselineVal}`,
     entropy,
     `baseline training accuracy ${baselineTrain} against the teacher's ${f.teacherTrainAccuracy === null ? unmeasured : pct(f.teacherTrainAccuracy)}`,
   ].join("; ");
@@ -106,7 +107,7 @@ export function figuresInWords(f: NoGainFigures): string {
 export function whyNoGain(h: Headline, f: NoGainFigures): NoGainRecord | undefined {
   if (distillationPaid(h) !== false) return undefined;
   const causes = [
-    teacherNotBetter(f.teacherValAccuracy, f.baselineValAccuracy),
+    teacherNotBetter(f.teacherValAccuracy, f.baselineValAccuracy, f.teacherStage),
     temperatureTooHigh(f.softTargetEntropy, f.classes, f.temperature),
     studentFitsTrainingSet(f.baselineTrainAccuracy, f.teacherTrainAccuracy, f.inputKind === undefined || f.inputKind === "image"),
   ].filter((c): c is Cause => c !== undefined);

@@ -45,9 +45,14 @@ function noGainFigures(plan: Plan, run: RunFolder): NoGainFigures {
   const finite = (xs: number[]) => xs.filter(Number.isFinite);
   const baseline = last("baseline");
   const entropy = run.state.softTargetEntropy;
+  // With a chain the student learns from its last link (trained once, on the teacher's seed), not
+  // from the teacher the report scores: judge that one.
+  const link = plan.chain.at(-1);
+  const linkVal = link ? run.readRecord(link.stage, plan.teacherSeed).history.at(-1)?.valAccuracy : undefined;
   return {
     classes: plan.dataset.classLabels.length,
-    teacherValAccuracy: run.state.teacherReport?.accuracy ?? null,
+    teacherValAccuracy: link ? (Number.isFinite(linkVal) ? linkVal! : null) : run.state.teacherReport?.accuracy ?? null,
+    ...(link ? { teacherStage: link.stage } : {}),
     baselineValAccuracy: finite(baseline.map((m) => m.valAccuracy)),
     baselineTrainAccuracy: finite(baseline.map((m) => m.trainAccuracy)),
     teacherTrainAccuracy: run.state.teacherTraining?.trainAccuracy ?? null,
