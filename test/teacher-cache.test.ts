@@ -1,4 +1,4 @@
-// The teacher cache (src/distill/teacher-cache.ts) with real `distill run` processes on a slice of
+// The teacher cache (src/distill/model-cache.ts) with real `distill run` processes on a slice of
 // MNIST: a second run with the same teacher trains no epoch of it, a changed teacher field trains
 // again, teacher.cache: false opts out, a damaged entry is found and trained again with one
 // warning, and two runs started at once on one teacher train it once.
@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { EpochMetric, RunResults } from "../src/eval/types.js";
 import { decodeModel } from "../src/engine/onnx.js";
-import { readCachedTeacher, type TeacherCacheRecord } from "../src/distill/teacher-cache.js";
+import { readCachedModel, type ModelCacheRecord } from "../src/distill/model-cache.js";
 import { CliChild, once } from "./helpers/child.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-teacher-cache-"));
@@ -63,7 +63,7 @@ test("a second run with the same teacher (another student and kd) reuses it: no 
   assert.equal(a.epochs, 2);
   const [key] = entries(cache);
   assert.deepEqual(entries(cache), [key], "one entry, no lock or temporary file beside it");
-  const record = JSON.parse(readFileSync(join(cache, "teachers", key!, "teacher.json"), "utf8")) as TeacherCacheRecord;
+  const record = JSON.parse(readFileSync(join(cache, "teachers", key!, "teacher.json"), "utf8")) as ModelCacheRecord;
   assert.deepEqual([record.key, record.epochs, record.history.length, record.validationAccuracy], [key, 2, 2, a.validationAccuracy]);
   assert.equal((record.fields["data"] as { train: { samples: number } }).train.samples, 1200);
 
@@ -124,19 +124,19 @@ test("a damaged cache entry (same size, or truncated) is found, reported once, a
   const bytes = readFileSync(onnx);
   bytes[bytes.length - 9]! ^= 0xff;
   writeFileSync(onnx, bytes);
-  assert.equal(readCachedTeacher(own, key!).status, "damaged");
+  assert.equal(readCachedModel(own, "teacher", key!).status, "damaged");
   const r = run("damaged", own);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr.match(/warning: .*damaged cached teacher \(teacher\.onnx: checksum mismatch\); recomputing it/g)?.length, 1, r.stderr);
   assert.doesNotMatch(r.stderr, REUSED);
   assert.equal(teacherEpochs("damaged"), 2);
-  assert.equal(readCachedTeacher(own, key!).status, "hit", "written whole again");
+  assert.equal(readCachedModel(own, "teacher", key!).status, "hit", "written whole again");
   assert.deepEqual(weights(onnx), weights(join(dir, "first", "teacher.onnx")));
   assert.equal(decodeModel(readFileSync(onnx)).metadata["distill.run"], "damaged", "the file is the retraining run's export");
 
   // Truncated (a copy cut short): caught by its size.
   writeFileSync(onnx, bytes.subarray(0, 1000));
-  const read = readCachedTeacher(own, key!);
+  const read = readCachedModel(own, "teacher", key!);
   assert.equal(read.status, "damaged");
   assert.match((read as { why: string }).why, /teacher\.onnx has 1000 bytes where \d+ were recorded/);
 });
@@ -162,5 +162,5 @@ test("two runs started at once on one teacher and one cache: it trains once, the
   assert.deepEqual(readFileSync(join(dir, "twin-a", "teacher.onnx")), readFileSync(join(dir, "twin-b", "teacher.onnx")));
   assert.deepEqual(readdirSync(join(shared, "teachers")), [key], "one entry, no lock left");
   assert.deepEqual(readdirSync(join(shared, "teachers", key!)).sort(), ["teacher.json", "teacher.onnx"], "no temporary file left");
-  assert.equal(readCachedTeacher(shared, key!).status, "hit");
+  assert.equal(readCachedModel(shared, "teacher", key!).status, "hit");
 });

@@ -166,7 +166,12 @@ const teacherSchema = obj({
   })
   .transform((t) => t as TeacherSpec);
 
-const studentSchema = obj({ model: modelSchema, train: trainSchema });
+const studentSchema = obj({
+  model: modelSchema,
+  train: trainSchema,
+  /** false: train the label-only baseline in this run even when the cache holds it, and do not cache it (default true). */
+  cacheBaseline: z.boolean(num("true or false")).optional(),
+});
 
 export type StudentSpec = z.output<typeof studentSchema>;
 

@@ -41,7 +41,7 @@ export interface RunState {
   domainShift?: DomainShiftRecord;
   /** data.transferOmits: the bias shifts applied to the distilled students. */
   biasShift?: BiasShiftRecord;
-  /** A teacher trained here: trained in this run or reused from the teacher cache (distill/teacher-cache.ts). */
+  /** A teacher trained here: trained in this run or reused from the teacher cache (distill/model-cache.ts). */
   teacherTraining?: TeacherTraining;
   /** Mean entropy (nats) of softmax(teacher logits / temperature) on the transfer set: how soft the soft targets are. */
   softTargetEntropy?: { temperature: number; meanNats: number; classes: number };

@@ -12,7 +12,7 @@ import { defaultCacheDir } from "../distill/soft-targets.js";
 import { TeacherOutputs, teacherTapTargets, teacherTapsOf, type BatchTeacher, type CachedTensor } from "../distill/teacher-outputs.js";
 import { InGraphTeacher, SessionTeacher } from "../distill/consistent-teacher.js";
 import { UserError } from "../errors.js";
-import { cachedTeacher, teacherCacheDir, teacherKey } from "../distill/teacher-cache.js";
+import { cachedModel, modelCacheDir, trainedModelKey } from "../distill/model-cache.js";
 import type { EpochMetric, TeacherTraining } from "../eval/types.js";
 import { teacherReport, type TeacherReport } from "../eval/teacher-report.js";
 import { averageSoftTargets } from "../distill/teacher-ensemble.js";
@@ -25,7 +25,7 @@ import { fileScores, mainTeacherScores, modelScores, type TeacherScores } from "
 
 /**
  * 1. The teacher: trained here with its own recipe (or reused from the teacher cache, where an
- * earlier run trained the same teacher: distill/teacher-cache.ts), or a user's .onnx (already copied).
+ * earlier run trained the same teacher: distill/model-cache.ts), or a user's .onnx (already copied).
  */
 export async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
   const { config, teacherSeed } = plan;
@@ -37,17 +37,17 @@ export async function trainTeacher(plan: Plan, run: RunFolder): Promise<void> {
       run.state.teacherTraining = teacherTraining("trained", history.length, history, new Date().toISOString(), null);
     } else {
       const cacheDir = plan.opts.cacheDir ?? defaultCacheDir();
-      const key = teacherKey({
-        model: spec.model, train: spec.train, seed: teacherSeed, set: plan.dataset.train, trainIndices: plan.teacherTrainIndices,
+      const key = trainedModelKey({
+        role: "teacher", model: spec.model, train: spec.train, seed: teacherSeed, set: plan.dataset.train, trainIndices: plan.teacherTrainIndices,
         validationIndices: plan.validationIndices, classLabels: plan.dataset.classLabels, geometry: plan.geometry, vocabulary: plan.dataset.vocabulary,
       });
       let waited = false;
-      const { teacher, trained } = await cachedTeacher({
+      const { model: teacher, trained } = await cachedModel({
         cacheDir, key, runDir: run.dir,
         train: (heartbeat) => trainHere(plan, run, heartbeat),
         onWarning: (message) => plan.progress.log(`warning: ${message}`),
         onWait: (owner) => {
-          if (!waited) plan.progress.log(`teacher: process ${owner.pid} on ${owner.host} is training this teacher (${teacherCacheDir(cacheDir, key.key)}); waiting for it`);
+          if (!waited) plan.progress.log(`teacher: process ${owner.pid} on ${owner.host} is training this teacher (${modelCacheDir(cacheDir, "teacher", key.key)}); waiting for it`);
           waited = true;
         },
         ...(plan.opts.signal ? { signal: plan.opts.signal } : {}),

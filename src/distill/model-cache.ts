@@ -1,16 +1,20 @@
-// Teachers trained here are trained once per cache folder, not once per run: a trained teacher is
-// kept under <cache>/teachers/<key>/ (its .onnx as exported, and teacher.json: the key's fields,
-// the .onnx's size and SHA-256, history, accuracy, wall time, code version, date), and any later run,
-// example, tune trial or shrink rung whose teacher has the same key reuses it without an epoch.
+// Models trained here with labels alone — teachers, and the label-only baseline every run compares
+// its student with — are trained once per cache folder, not once per run: a trained model is kept
+// under <cache>/teachers/<key>/ or <cache>/baselines/<key>/ (its .onnx as exported, and
+// teacher.json or baseline.json: the key's fields, the .onnx's size and SHA-256, history, accuracy,
+// wall time, code version, date), and any later run, example, tune trial or shrink rung that would
+// train the same model reuses it without an epoch. A baseline is worth it: it does not depend on the
+// teacher or the kd terms, so a tune's finals or a methods table train each seed's baseline once.
 //
-// The key hashes everything that determines the teacher's weights and file: its model and train
+// The key hashes everything that determines the model's weights and file: its model and train
 // specs, its seed, the values and labels it trains and validates on (in order, as the soft-target
 // keys hash values: another copy of the same data gives the same key), the class labels, the input
-// statistics and vocabulary its graph embeds, onnxruntime's version, and TEACHER_TRAINING_VERSION.
+// statistics and vocabulary its graph embeds, onnxruntime's version, and TRAINING_VERSION.
 // Not the config's name or the git commit: a commit that changes nothing must not retrain.
+// Not the intra-op thread count either: it may move the last float bits, not what the model is.
 //
-// Two processes that want one teacher meet on a lock (util/cache-file.ts): one trains, the other
-// waits and reuses. teacher.json is written last and names the .onnx's size and digest, so a
+// Two processes that want one model meet on a lock (util/cache-file.ts): one trains, the other
+// waits and reuses. The record is written last and names the .onnx's size and digest, so a
 // half-copied or damaged entry is found, reported once, and trained again.
 
 import { createHash } from "node:crypto";
@@ -29,16 +33,20 @@ import { writeFileAtomic } from "../util/fs.js";
 
 /**
  * Bump when a change to the engine, the layers, initialisation, optimizers, batching and jitter, or
- * the exporter changes the weights or the .onnx that a given teacher config trains to: every cached
- * teacher is then trained again. Changes elsewhere (reports, students, the CLI) leave it alone.
+ * the exporter changes the weights or the .onnx that a given config trains to: every cached model
+ * is then trained again. Changes elsewhere (reports, distillation terms, the CLI) leave it alone.
  */
-export const TEACHER_TRAINING_VERSION = "teacher-training-v1";
+export const TRAINING_VERSION = "teacher-training-v1";
 
-/** Layout of teacher.json. */
+/** What a cache entry holds: a teacher, or the label-only baseline of one seed. */
+export type CachedRole = "teacher" | "baseline";
+
+/** Layout of teacher.json and baseline.json. */
 const RECORD_FORMAT = 1;
 
-/** What determines a teacher trained here. */
-export interface TeacherKeyInput {
+/** What determines a model trained here. */
+export interface ModelKeyInput {
+  role: CachedRole;
   model: ModelSpec;
   train: TrainSpec;
   seed: number;
@@ -50,13 +58,14 @@ export interface TeacherKeyInput {
   vocabulary?: Vocabulary | undefined;
 }
 
-export interface TeacherKey {
+export interface ModelKey {
+  role: CachedRole;
   key: string;
-  /** The key's inputs in words and digests, kept in teacher.json for a reader. */
+  /** The key's inputs in words and digests, kept in the record for a reader. */
   fields: Record<string, unknown>;
 }
 
-export interface TeacherCacheRecord {
+export interface ModelCacheRecord {
   format: number;
   key: string;
   fields: Record<string, unknown>;
@@ -74,11 +83,11 @@ export interface TeacherCacheRecord {
   trainedIn: string;
 }
 
-export interface CachedTeacher {
+export interface CachedModel {
   dir: string;
   onnxPath: string;
   bytes: Uint8Array;
-  record: TeacherCacheRecord;
+  record: ModelCacheRecord;
 }
 
 /** JSON with sorted keys, so that a spec's key order (YAML as written) does not change the key. */
@@ -102,9 +111,11 @@ function rowsDigest(set: SampleSet, indices: Int32Array): string {
   return h.digest("hex");
 }
 
-export function teacherKey(k: TeacherKeyInput): TeacherKey {
+export function trainedModelKey(k: ModelKeyInput): ModelKey {
   const fields = {
-    version: TEACHER_TRAINING_VERSION,
+    version: TRAINING_VERSION,
+    // A teacher's key has no role field, so that entries cached before baselines were are still found.
+    ...(k.role === "teacher" ? {} : { role: k.role }),
     onnxruntime: ort.env.versions.node ?? ort.env.versions.common ?? "unknown",
     model: k.model,
     train: k.train,
@@ -119,26 +130,27 @@ export function teacherKey(k: TeacherKeyInput): TeacherKey {
       validation: { samples: k.validationIndices.length, sha256: rowsDigest(k.set, k.validationIndices) },
     },
   };
-  return { key: createHash("sha256").update(canonical(fields)).digest("hex").slice(0, 32), fields };
+  return { role: k.role, key: createHash("sha256").update(canonical(fields)).digest("hex").slice(0, 32), fields };
 }
 
-export function teacherCacheDir(cacheDir: string, key: string): string {
-  return join(cacheDir, "teachers", key);
+export function modelCacheDir(cacheDir: string, role: CachedRole, key: string): string {
+  return join(cacheDir, `${role}s`, key);
 }
 
-/** The entry for `key`, checked: teacher.json readable and for this key, the .onnx of the size and digest it names. */
-export function readCachedTeacher(cacheDir: string, key: string): CacheLookup<CachedTeacher> {
-  const dir = teacherCacheDir(cacheDir, key);
-  const recordPath = join(dir, "teacher.json");
+/** The entry for `key`, checked: its record readable and for this key, the .onnx of the size and digest it names. */
+export function readCachedModel(cacheDir: string, role: CachedRole, key: string): CacheLookup<CachedModel> {
+  const dir = modelCacheDir(cacheDir, role, key);
+  const recordFile = `${role}.json`;
+  const recordPath = join(dir, recordFile);
   if (!existsSync(recordPath)) return { status: "missing" };
-  const damaged = (why: string) => ({ status: "damaged" as const, why: `${dir}: damaged cached teacher (${why})` });
-  let record: TeacherCacheRecord;
+  const damaged = (why: string) => ({ status: "damaged" as const, why: `${dir}: damaged cached ${role} (${why})` });
+  let record: ModelCacheRecord;
   try {
-    record = JSON.parse(readFileSync(recordPath, "utf8")) as TeacherCacheRecord;
+    record = JSON.parse(readFileSync(recordPath, "utf8")) as ModelCacheRecord;
   } catch (e) {
-    return damaged(`teacher.json is not valid JSON: ${(e as Error).message}`);
+    return damaged(`${recordFile} is not valid JSON: ${(e as Error).message}`);
   }
-  if (record?.format !== RECORD_FORMAT || record.key !== key || !record.onnx) return damaged(`teacher.json is not a format-${RECORD_FORMAT} record for this key`);
+  if (record?.format !== RECORD_FORMAT || record.key !== key || !record.onnx) return damaged(`${recordFile} is not a format-${RECORD_FORMAT} record for this key`);
   const onnxPath = join(dir, record.onnx.file);
   if (!existsSync(onnxPath)) return damaged(`${record.onnx.file} is missing`);
   const bytes = new Uint8Array(readFileSync(onnxPath));
@@ -147,13 +159,13 @@ export function readCachedTeacher(cacheDir: string, key: string): CacheLookup<Ca
   return { status: "hit", value: { dir, onnxPath, bytes, record } };
 }
 
-export interface TeacherCacheOptions {
+export interface ModelCacheOptions {
   cacheDir: string;
-  key: TeacherKey;
-  /** The run folder training it (recorded in teacher.json). */
+  key: ModelKey;
+  /** The run folder training it (recorded in the entry). */
   runDir: string;
   /**
-   * Trains the teacher and returns its exported bytes and history. `heartbeat` (call it every
+   * Trains the model and returns its exported bytes and history. `heartbeat` (call it every
    * epoch) keeps the lock fresh, so a process on another host does not take it for abandoned.
    */
   train: (heartbeat: () => void) => Promise<{ bytes: Uint8Array; history: EpochMetric[] }>;
@@ -162,11 +174,11 @@ export interface TeacherCacheOptions {
   signal?: AbortSignal;
 }
 
-/** The cached teacher for the key, training (and caching) it when there is none. */
-export async function cachedTeacher(o: TeacherCacheOptions): Promise<{ teacher: CachedTeacher; trained: boolean }> {
-  const lock = `${teacherCacheDir(o.cacheDir, o.key.key)}.lock`;
+/** The cached model for the key, training (and caching) it when there is none. */
+export async function cachedModel(o: ModelCacheOptions): Promise<{ model: CachedModel; trained: boolean }> {
+  const lock = `${modelCacheDir(o.cacheDir, o.key.role, o.key.key)}.lock`;
   const got = await underLock(lock, {
-    read: () => readCachedTeacher(o.cacheDir, o.key.key),
+    read: () => readCachedModel(o.cacheDir, o.key.role, o.key.key),
     compute: async () => {
       const heartbeat = () => {
         const now = new Date();
@@ -177,24 +189,25 @@ export async function cachedTeacher(o: TeacherCacheOptions): Promise<{ teacher: 
         }
       };
       const { bytes, history } = await o.train(heartbeat);
-      return writeCachedTeacher(o.cacheDir, o.key, bytes, history, o.runDir);
+      return writeCachedModel(o.cacheDir, o.key, bytes, history, o.runDir);
     },
   }, { ...(o.onWarning ? { onWarning: o.onWarning } : {}), ...(o.onWait ? { onWait: o.onWait } : {}), ...(o.signal ? { signal: o.signal } : {}), pollMs: 500 }, true);
-  return { teacher: got!.value, trained: got!.computed };
+  return { model: got!.value, trained: got!.computed };
 }
 
-/** Writes the .onnx, then teacher.json naming its size and digest (a reader trusts the pair only then). */
-function writeCachedTeacher(cacheDir: string, key: TeacherKey, bytes: Uint8Array, history: EpochMetric[], runDir: string): CachedTeacher {
-  const dir = teacherCacheDir(cacheDir, key.key);
-  const onnxPath = join(dir, "teacher.onnx");
+/** Writes the .onnx, then the record naming its size and digest (a reader trusts the pair only then). */
+function writeCachedModel(cacheDir: string, key: ModelKey, bytes: Uint8Array, history: EpochMetric[], runDir: string): CachedModel {
+  const dir = modelCacheDir(cacheDir, key.role, key.key);
+  const onnxFile = `${key.role}.onnx`;
+  const onnxPath = join(dir, onnxFile);
   writeFileAtomic(onnxPath, bytes);
   const last = history[history.length - 1];
   const finite = (x: number | undefined) => (x !== undefined && Number.isFinite(x) ? x : null);
-  const record: TeacherCacheRecord = {
+  const record: ModelCacheRecord = {
     format: RECORD_FORMAT,
     key: key.key,
     fields: key.fields,
-    onnx: { file: "teacher.onnx", bytes: bytes.byteLength, sha256: createHash("sha256").update(bytes).digest("hex") },
+    onnx: { file: onnxFile, bytes: bytes.byteLength, sha256: createHash("sha256").update(bytes).digest("hex") },
     epochs: history.length,
     seconds: Math.round(history.reduce((s, m) => s + m.seconds, 0) * 10) / 10,
     validationAccuracy: finite(last?.valAccuracy),
@@ -204,6 +217,6 @@ function writeCachedTeacher(cacheDir: string, key: TeacherKey, bytes: Uint8Array
     trainedAt: new Date().toISOString(),
     trainedIn: runDir,
   };
-  writeFileAtomic(join(dir, "teacher.json"), JSON.stringify(record, null, 2) + "\n");
+  writeFileAtomic(join(dir, `${key.role}.json`), JSON.stringify(record, null, 2) + "\n");
   return { dir, onnxPath, bytes, record };
 }
