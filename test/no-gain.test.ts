@@ -84,6 +84,8 @@ test("cause 3: the student already fits its training set: the baseline's trainin
   assert.match(studentFitsTrainingSet([0.995, 0.993], 0.999)!.text, /^the student already fits its training set \(the baseline's training accuracy is 99\.40 %, at or above 99\.00 %\)/);
   assert.match(studentFitsTrainingSet([0.95, 0.96], 0.94)!.text, /^the student fits its training set at least as well as the teacher does \(the baseline's training accuracy is 95\.50 %, the teacher's 94\.00 %\)/);
   assert.equal(studentFitsTrainingSet([0.95, 0.96], 0.97), undefined);
+  // A chain: the figure is its last link's, and the sentence names it.
+  assert.match(studentFitsTrainingSet([0.95, 0.96], 0.94, true, "generation1")!.text, /^the student fits its training set at least as well as generation1 does \(the baseline's training accuracy is 95\.50 %, generation1's 94\.00 %\)/);
   assert.equal(studentFitsTrainingSet([0.95], null), undefined, "an imported teacher: only the 99 % rule");
   assert.equal(studentFitsTrainingSet([], 0.9), undefined);
   // Shifted copies are for images; rows and texts are pointed at unlabelled data alone.
@@ -175,9 +177,16 @@ test("a born-again chain from that weak teacher: the student's own teacher is ge
   const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as RunResults;
   const noGain = results.noGain!;
   assert.ok(noGain, `student − baseline errors ${JSON.stringify(headline(results).baseline?.errors)}`);
-  const generation1 = JSON.parse(readFileSync(join(out, "stages", "generation1-s0.json"), "utf8")) as { history: { valAccuracy: number }[] };
+  const generation1 = JSON.parse(readFileSync(join(out, "stages", "generation1-s0.json"), "utf8")) as { history: { valAccuracy: number; trainAccuracy: number }[] };
   assert.equal(noGain.figures.teacherStage, "generation1");
   assert.equal(noGain.figures.teacherValAccuracy, generation1.history.at(-1)!.valAccuracy);
+  // Every figure is generation1's, not the first teacher's: its training accuracy, and the entropy of its own soft targets.
+  assert.equal(noGain.figures.teacherTrainAccuracy, generation1.history.at(-1)!.trainAccuracy);
+  assert.notEqual(noGain.figures.teacherTrainAccuracy, results.teacherTraining!.trainAccuracy);
+  const state = JSON.parse(readFileSync(join(out, "run.json"), "utf8")) as { softTargetEntropy: { meanNats: number }; chain: Record<string, { softTargetEntropy: number }> };
+  assert.equal(noGain.figures.softTargetEntropy, state.chain["generation1"]!.softTargetEntropy);
+  assert.ok(noGain.figures.softTargetEntropy! > 0 && noGain.figures.softTargetEntropy! < Math.log(10));
+  assert.notEqual(noGain.figures.softTargetEntropy, state.softTargetEntropy.meanNats);
   assert.equal(noGain.causes[0]?.cause, "teacher-not-better");
   assert.match(r.stderr + r.stdout, /: the student's own teacher \(generation1, the chain's last link\) is not better than the baseline on validation/);
 });

@@ -46,7 +46,8 @@ export interface RunState {
   /** Mean entropy (nats) of softmax(teacher logits / temperature) on the transfer set: how soft the soft targets are. */
   softTargetEntropy?: { temperature: number; meanNats: number; classes: number };
   /** Each teacher assistant's or born-again generation's logits on the transfer set. */
-  chain?: Record<string, { samples: number; computedSamples: number }>;
+  /** Per chain link: its soft targets on the transfer set, and their mean entropy at the terms' temperature (the no-gain check reads it). */
+  chain?: Record<string, { samples: number; computedSamples: number; softTargetEntropy?: number }>;
   /** A sequence-to-sequence run (src/run/seq2seq/); absent: a classifier run. */
   task?: "seq2seq";
   /**

@@ -76,7 +76,7 @@ export function temperatureTooHigh(softTargetEntropy: number | null, classes: nu
 }
 
 /** The student already fits its training set: the baseline's training accuracy ≥ FITS_TRAINING_SET, or ≥ the teacher's. */
-export function studentFitsTrainingSet(baselineTrainAccuracy: number[], teacherTrainAccuracy: number | null, images = true): Cause | undefined {
+export function studentFitsTrainingSet(baselineTrainAccuracy: number[], teacherTrainAccuracy: number | null, images = true, teacherStage?: string): Cause | undefined {
   if (baselineTrainAccuracy.length === 0) return undefined;
   const { mean } = meanStd(baselineTrainAccuracy);
   // jitteredCopies shifts images: for table rows and texts, more data is the only way.
@@ -84,7 +84,7 @@ export function studentFitsTrainingSet(baselineTrainAccuracy: number[], teacherT
   if (mean >= FITS_TRAINING_SET)
     return { cause: "student-fits-training-set", text: `the student already fits its training set (the baseline's training accuracy is ${pct(mean)}, at or above ${pct(FITS_TRAINING_SET)}), ${advice}` };
   if (teacherTrainAccuracy !== null && mean >= teacherTrainAccuracy)
-    return { cause: "student-fits-training-set", text: `the student fits its training set at least as well as the teacher does (the baseline's training accuracy is ${pct(mean)}, the teacher's ${pct(teacherTrainAccuracy)}), ${advice}` };
+    return { cause: "student-fits-training-set", text: `the student fits its training set at least as well as ${teacherStage ?? "the teacher"} does (the baseline's training accuracy is ${pct(mean)}, ${teacherStage ?? "the teacher"}'s ${pct(teacherTrainAccuracy)}), ${advice}` };
   return undefined;
 }
 
@@ -99,7 +99,7 @@ export function figuresInWords(f: NoGainFigures): string {
   return [
     `${f.teacherStage ? `${f.teacherStage} (the student's teacher)` : "teacher"} validation accuracy ${f.teacherValAccuracy === null ? unmeasured : pct(f.teacherValAccuracy)} against the baseline's ${baselineVal}`,
     entropy,
-    `baseline training accuracy ${baselineTrain} against the teacher's ${f.teacherTrainAccuracy === null ? unmeasured : pct(f.teacherTrainAccuracy)}`,
+    `baseline training accuracy ${baselineTrain} against ${f.teacherStage ?? "the teacher"}'s ${f.teacherTrainAccuracy === null ? unmeasured : pct(f.teacherTrainAccuracy)}`,
   ].join("; ");
 }
 
@@ -109,7 +109,7 @@ export function whyNoGain(h: Headline, f: NoGainFigures): NoGainRecord | undefin
   const causes = [
     teacherNotBetter(f.teacherValAccuracy, f.baselineValAccuracy, f.teacherStage),
     temperatureTooHigh(f.softTargetEntropy, f.classes, f.temperature),
-    studentFitsTrainingSet(f.baselineTrainAccuracy, f.teacherTrainAccuracy, f.inputKind === undefined || f.inputKind === "image"),
+    studentFitsTrainingSet(f.baselineTrainAccuracy, f.teacherTrainAccuracy, f.inputKind === undefined || f.inputKind === "image", f.teacherStage),
   ].filter((c): c is Cause => c !== undefined);
   const summary = causes.length
     ? `${causes.map((c) => c.text).join("; ")}.`

@@ -46,18 +46,19 @@ function noGainFigures(plan: Plan, run: RunFolder): NoGainFigures {
   const baseline = last("baseline");
   const entropy = run.state.softTargetEntropy;
   // With a chain the student learns from its last link (trained once, on the teacher's seed), not
-  // from the teacher the report scores: judge that one.
+  // from the teacher the report scores: judge that one — its accuracies and its soft targets' entropy.
   const link = plan.chain.at(-1);
-  const linkVal = link ? run.readRecord(link.stage, plan.teacherSeed).history.at(-1)?.valAccuracy : undefined;
+  const linkLast = link ? run.readRecord(link.stage, plan.teacherSeed).history.at(-1) : undefined;
+  const orNull = (x: number | undefined) => (x !== undefined && Number.isFinite(x) ? x : null);
   return {
     classes: plan.dataset.classLabels.length,
-    teacherValAccuracy: link ? (Number.isFinite(linkVal) ? linkVal! : null) : run.state.teacherReport?.accuracy ?? null,
+    teacherValAccuracy: link ? orNull(linkLast?.valAccuracy) : run.state.teacherReport?.accuracy ?? null,
     ...(link ? { teacherStage: link.stage } : {}),
     baselineValAccuracy: finite(baseline.map((m) => m.valAccuracy)),
     baselineTrainAccuracy: finite(baseline.map((m) => m.trainAccuracy)),
-    teacherTrainAccuracy: run.state.teacherTraining?.trainAccuracy ?? null,
+    teacherTrainAccuracy: link ? orNull(linkLast?.trainAccuracy) : run.state.teacherTraining?.trainAccuracy ?? null,
     temperature: entropy?.temperature ?? null,
-    softTargetEntropy: entropy?.meanNats ?? null,
+    softTargetEntropy: link ? run.state.chain?.[link.stage]?.softTargetEntropy ?? null : entropy?.meanNats ?? null,
     inputKind: plan.dataset.train.kind,
   };
 }

@@ -194,7 +194,7 @@ async function ensembleLogits(plan: Plan, run: RunFolder, main: TeacherScores, m
 }
 
 /** The first loss term's temperature (the one soft targets are softened with), if any term has one. */
-function firstTemperature(plan: Plan): number | undefined {
+export function firstTemperature(plan: Plan): number | undefined {
   return plan.config.kd.terms.map((t) => t["temperature"]).find((v): v is number => typeof v === "number");
 }
 
