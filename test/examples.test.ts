@@ -134,11 +134,13 @@ function command(file: string, config: ExampleConfig, out: string): string[] {
     ...(config.teacher?.model ? set("teacher.train.epochs", 1) : []),
   ];
   const tiny = [...budget, ...(prepared.get(file)?.(budget) ?? [])];
-  const tune = (config as { tune?: { strategy: string } }).tune;
+  const tune = (config as { tune?: { strategy: string; space: Record<string, unknown> } }).tune;
   if (tune) {
+    // A grid keeps its own keys (a method's weights are only valid for it): two values of the first, one of the rest.
+    const grid = Object.fromEntries(Object.entries(tune.space).map(([k, v], i) => [k, Array.isArray(v) ? v.slice(0, i === 0 ? 2 : 1) : v]));
     const small = tune.strategy === "halving"
       ? [...set("tune.trials", 2), ...set("tune.eta", 2), ...set("tune.budget", { epochs: 2 })]
-      : set("tune.space", { "kd.temperature": [1, 4], "kd.alpha": [0.9] });
+      : tune.strategy === "grid" ? set("tune.space", grid) : set("tune.space", { "kd.temperature": [1, 4], "kd.alpha": [0.9] });
     return ["tune", path, "--output", out, ...tiny, ...small, ...set("tune.epochs", 1), ...set("tune.seeds", 1)];
   }
   if (file.startsWith("shrink-")) {

@@ -243,13 +243,16 @@ export class Session {
 
   /**
    * The one teacher of the search: the config's own .onnx, or trained once by a first run (seed =
-   * the config's first, one student epoch: its baseline and student are not used).
+   * the config's first, one student epoch: its baseline and student are not used); none for a
+   * config without one.
    */
   async ensureTeacher(): Promise<void> {
     if (this.state.teacherOnnx) return;
     // A file of soft targets is the teacher already: every trial reads it.
     const teacher = this.state.base["teacher"] as { softTargets?: unknown } | undefined;
     if (teacher?.softTargets !== undefined) return;
+    // No separate teacher (ema-teacher: the student's own average teaches it): nothing to train.
+    if (teacher === undefined) return;
     const seed = (this.state.base["seeds"] as number[])[0]!;
     const p = this.plan("teacher", [`seeds=[${seed}]`, "student.train.epochs=1", `data.testLimit=${TRIAL_TEST_LIMIT}`], { kind: "teacher", rung: 0, epochs: 1, setting: {} });
     await this.runner.runAll([p]);

@@ -139,7 +139,7 @@ async function executeShrink(dir: string, state: ShrinkState, log: (line: string
       const rung: Trained = {
         id: r.id, ...(r.width !== undefined ? { width: r.width, depth: r.depth! } : {}), ...(r.name !== undefined ? { name: r.name } : {}),
         params: o.params, latencyP50Ms: o.latencyP50Ms, valAccuracy: o.valAccuracy, testErrors: o.testErrors[0]!, passes: o.valAccuracy >= target, pareto: false, latencyPareto: false,
-        ...(o.teacherParams ? { teacherParams: o.teacherParams } : {}), teacherLatencyP50Ms: o.teacherLatencyP50Ms, testTotal: o.testTotal,
+        ...(o.teacherParams ? { teacherParams: o.teacherParams } : {}), teacherLatencyP50Ms: o.teacherLatencyP50Ms ?? NaN, testTotal: o.testTotal,
       };
       tried.set(index, rung);
       return rung.passes;

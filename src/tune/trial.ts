@@ -40,7 +40,8 @@ export interface TrialOutcome {
   params: number;
   latencyP50Ms: number;
   teacherParams?: number;
-  teacherLatencyP50Ms: number;
+  /** Absent without a separate teacher (ema-teacher: the student's own average teaches it). */
+  teacherLatencyP50Ms?: number;
   seconds: number;
 }
 
@@ -65,7 +66,7 @@ export function readOutcome(runDir: string): TrialOutcome {
   const model = (role: string) => results.models.find((m) => m.role === role);
   const student = model("student")!;
   const baseline = model("baseline");
-  const teacher = model("teacher")!;
+  const teacher = model("teacher");
   const studentLast = lastEpochs(metrics, "student");
   const baselineLast = lastEpochs(metrics, "baseline");
   const teacherLast = lastEpochs(metrics, "teacher");
@@ -81,8 +82,8 @@ export function readOutcome(runDir: string): TrialOutcome {
     ...(baseline ? { baselineTestErrors: baseline.perSeed.map((m) => m.errors) } : {}),
     params: student.perSeed[0]!.params,
     latencyP50Ms: student.summary.latencyP50Ms.mean,
-    ...(teacher.perSeed[0]!.params ? { teacherParams: teacher.perSeed[0]!.params } : {}),
-    teacherLatencyP50Ms: teacher.summary.latencyP50Ms.mean,
+    ...(teacher?.perSeed[0]!.params ? { teacherParams: teacher.perSeed[0]!.params } : {}),
+    ...(teacher ? { teacherLatencyP50Ms: teacher.summary.latencyP50Ms.mean } : {}),
     seconds: results.wallSeconds,
   };
 }
