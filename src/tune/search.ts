@@ -155,7 +155,9 @@ async function finish(session: Session, state: TuneState, axes: SpaceAxis[], s: 
     seeds.map((seed) => session.plan(`final-${who}-s${seed}`, [`seeds=[${seed}]`, ...assignments(setting)], { kind: "final", rung: 0, epochs: studentEpochs, setting }));
   const configRuns = finals("config", {});
   const winnerRuns = same ? configRuns : finals("winner", s.winner.setting);
-  const done = await session.runner.runAll(same ? configRuns : interleave(configRuns, winnerRuns));
+  // Every seed of one setting before the other's: the two runs of one seed share its baseline (the
+  // model cache), so side by side one would only wait on the other's lock while it trains it.
+  const done = await session.runner.runAll(same ? configRuns : [...configRuns, ...winnerRuns]);
   const byId = new Map(done.map((e) => [e.id, e]));
   const stats = (runs: Planned[]): SeedStats => {
     const outcomes = runs.map((p) => byId.get(p.job.id)!.outcome);
@@ -183,10 +185,6 @@ async function finish(session: Session, state: TuneState, axes: SpaceAxis[], s: 
 
 function finalStats(epochs: number, testTotal: number, config: SeedStats, winner: SeedStats, same: boolean): TuneResults["final"] {
   return { epochs, testTotal, config, winner, ...(same ? {} : { comparison: comparePaired(winner.testErrors, config.testErrors) }) };
-}
-
-function interleave<T>(a: T[], b: T[]): T[] {
-  return a.flatMap((x, i) => [x, b[i]!]);
 }
 
 function pad(i: number): string {
