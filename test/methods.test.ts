@@ -101,6 +101,9 @@ test("kd block: the original form is logit KD; one method gets cross-entropy unl
   assert.deepEqual(kdOf({ method: "rkd", teacher: "a", student: "b" }, false).terms.map((t) => t.method), ["rkd"]);
   const terms = kdOf({ terms: [{ method: "logit-kd" }, { method: "fitnet", weight: 0.5, teacher: "t", student: "s" }] }).terms;
   assert.deepEqual(terms, [{ method: "logit-kd", weight: 1, temperature: 2, alpha: 0.5 }, { method: "fitnet", weight: 0.5, teacher: "t", student: "s" }]);
+  // A feature term's weight when none is given is its method's own (its loss is on another scale than the cross-entropy's).
+  assert.deepEqual(kdOf({ method: "fitnet", teacher: "t", student: "s" }).terms, [{ method: "cross-entropy", weight: 1 }, { method: "fitnet", weight: 100, teacher: "t", student: "s" }]);
+  assert.deepEqual(kdOf({ terms: [{ method: "fitnet", weight: 0, teacher: "t", student: "s" }] }).terms[0]!.weight, 0, "a weight given is kept, 0 included");
   // The resolved form is a fixed point (a run folder stores and reloads it).
   assert.deepEqual(kdOf({ terms }).terms, terms);
 });

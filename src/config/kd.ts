@@ -95,7 +95,7 @@ function parseTerm(raw: unknown, path: PropertyKey[], ctx: IssueSink): KdTerm | 
     ctx.addIssue({ code: "custom", path: [...path, "method"], message: `expected one of ${[...methods.keys()].join(", ")}` });
     return undefined;
   }
-  const weight = weightSchema.safeParse(rawWeight);
+  const weight = rawWeight === undefined ? { success: true as const, data: method.defaultWeight ?? 1 } : weightSchema.safeParse(rawWeight);
   if (!weight.success) {
     ctx.addIssue({ code: "custom", path: [...path, "weight"], message: weight.error.issues[0]!.message });
     return undefined;

@@ -9,6 +9,8 @@ export interface MethodDeclaration {
   name: string;
   settings: z.ZodType;
   includesCrossEntropy: boolean;
+  /** The term's weight when the config gives none (default 1). */
+  defaultWeight?: number;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each method types its own settings
   needs(settings: any): { labels?: "optional" | "required"; teacherLogits?: boolean; teacherTaps?: string[] };
 }

@@ -42,6 +42,8 @@ export const fitnetMethod = defineMethod({
   reference: "Romero et al. (2015), FitNets: Hints for Thin Deep Nets, ICLR, Eq. (3)",
   settings: obj({ teacher: str("a teacher tap name"), student: str("a student tap name") }),
   includesCrossEntropy: false,
+  // mdistiller's FitNets weight; `distill tune examples/fashion-mnist-fitnet-tune.yaml` (docs/methods.md).
+  defaultWeight: 100,
   needs: (s) => ({ teacherTaps: [s.teacher], studentTaps: [s.student] }),
   checkShapes(s, shapes) {
     const st = shapes.student.get(s.student)!, te = shapes.teacher.get(s.teacher)!;

@@ -67,6 +67,11 @@ export interface DistillMethod<S = Record<string, unknown>> {
    * `kd: {method: m}` for a method without it adds a cross-entropy term, as every mdistiller distiller does.
    */
   includesCrossEntropy: boolean;
+  /**
+   * The term's weight when the config gives none (default 1): a feature term's loss is on its own
+   * scale (an attention map's squared error is ~1e-3), so weight 1 would leave it without effect.
+   */
+  defaultWeight?: number;
   needs(settings: S): MethodNeeds;
   /** Shape problems a config can have (unbridgeable taps), as one line naming the setting; checked before training. */
   checkShapes?(settings: S, shapes: TapShapes): string | undefined;
