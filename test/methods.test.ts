@@ -104,6 +104,7 @@ test("kd block: the original form is logit KD; one method gets cross-entropy unl
   // A feature term's weight when none is given is its method's own (its loss is on another scale than the cross-entropy's).
   assert.deepEqual(kdOf({ method: "fitnet", teacher: "t", student: "s" }).terms, [{ method: "cross-entropy", weight: 1 }, { method: "fitnet", weight: 100, teacher: "t", student: "s" }]);
   assert.deepEqual(kdOf({ terms: [{ method: "fitnet", weight: 0, teacher: "t", student: "s" }] }).terms[0]!.weight, 0, "a weight given is kept, 0 included");
+  assert.equal(kdOf({ method: "attention", teacher: "t", student: "s" }).terms[1]!.weight, 300, "attention's tuned weight (docs/methods.md)");
   // The resolved form is a fixed point (a run folder stores and reloads it).
   assert.deepEqual(kdOf({ terms }).terms, terms);
 });
