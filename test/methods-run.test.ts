@@ -87,7 +87,10 @@ test("teacher assistants and born-again generations: a chain of stages, each tea
   assert.deepEqual(results.models.map((m) => m.role), ["teacher", "assistant1", "generation1", "baseline", "student"]);
   const state = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")) as RunState;
   // Every link's logits: one pass over the 600 transfer images each, never per epoch.
-  assert.deepEqual(state.chain, { assistant1: { samples: 600, computedSamples: 600 }, generation1: { samples: 600, computedSamples: 600 } });
+  const passes = Object.fromEntries(Object.entries(state.chain!).map(([k, v]) => [k, { samples: v.samples, computedSamples: v.computedSamples }]));
+  assert.deepEqual(passes, { assistant1: { samples: 600, computedSamples: 600 }, generation1: { samples: 600, computedSamples: 600 } });
+  // And how soft each link's targets are at T = 2 (the no-gain check reads the last link's): above 0, below log 10.
+  for (const link of Object.values(state.chain!)) assert.ok(link.softTargetEntropy! > 0 && link.softTargetEntropy! < Math.log(10), JSON.stringify(link));
   assert.equal(results.models[1]!.perSeed[0]!.params, 784 * 24 + 24 + 24 * 10 + 10);
   // A chain passes on logits only: a term that taps layers is refused before training.
   await assert.rejects(
