@@ -24,6 +24,8 @@ export const similarityMethod = defineMethod({
   reference: "Tung & Mori (2019), Similarity-Preserving Knowledge Distillation, ICCV, Eq. (4)",
   settings: obj({ teacher: str("a teacher tap name"), student: str("a student tap name") }),
   includesCrossEntropy: false,
+  // mdistiller's weight: −19.6 errors against the baseline at the full budget (docs/methods.md).
+  defaultWeight: 3000,
   needs: (s) => ({ teacherTaps: [s.teacher], studentTaps: [s.student] }),
   loss({ settings, studentTaps, teacherTaps }) {
     const sp = similarityPreserving(studentTaps.get(settings.student)!, teacherTaps.get(settings.teacher)!);
