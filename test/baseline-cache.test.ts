@@ -7,34 +7,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { EpochMetric, RunResults } from "../src/eval/types.js";
 import { decodeModel } from "../src/engine/onnx.js";
 import { readCachedModel } from "../src/distill/model-cache.js";
+import { cacheRunConfig } from "./helpers/cache-run.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-baseline-cache-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
 const cache = join(dir, "cache");
 
-function config(name: string, kd: string): string {
-  const path = join(dir, `${name}.yaml`);
-  writeFileSync(path, `
-name: ${name}
-seeds: 1
-data: { dataset: mnist, trainLimit: 1500, validation: 300, testLimit: 300 }
-teacher:
-  model: { layers: [ {type: linear, units: 32}, {type: relu}, {type: linear, units: 10} ] }
-  train: { epochs: 2, batchSize: 64, optimizer: {kind: sgd, lr: 0.05, momentum: 0.9} }
-student:
-  model: { layers: [ {type: linear, units: 10} ] }
-  train: { epochs: 2, batchSize: 64, optimizer: {kind: sgd, lr: 0.05, momentum: 0.9} }
-${kd}
-`);
-  return path;
-}
+const config = (name: string, kd: string) => cacheRunConfig(dir, name, kd, 2);
 
 const run = (name: string, args: string[] = [], kd = "kd: { temperature: 4, alpha: 0.9 }") =>
   spawnSync(process.execPath, [CLI, "run", config(name, kd), "--quiet", "--output", join(dir, name), ...args], { encoding: "utf8", env: { ...process.env, DISTILL_CACHE: cache } });

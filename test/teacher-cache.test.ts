@@ -14,26 +14,12 @@ import type { EpochMetric, RunResults } from "../src/eval/types.js";
 import { decodeModel } from "../src/engine/onnx.js";
 import { readCachedModel, type ModelCacheRecord } from "../src/distill/model-cache.js";
 import { CliChild, once } from "./helpers/child.js";
+import { cacheRunConfig } from "./helpers/cache-run.js";
 
 const dir = mkdtempSync(join(tmpdir(), "distill-teacher-cache-"));
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
 
-function config(name: string, kd = "kd: { temperature: 4, alpha: 0.9 }"): string {
-  const path = join(dir, `${name}.yaml`);
-  writeFileSync(path, `
-name: ${name}
-seeds: 1
-data: { dataset: mnist, trainLimit: 1500, validation: 300, testLimit: 300 }
-teacher:
-  model: { layers: [ {type: linear, units: 32}, {type: relu}, {type: linear, units: 10} ] }
-  train: { epochs: 2, batchSize: 64, optimizer: {kind: sgd, lr: 0.05, momentum: 0.9} }
-student:
-  model: { layers: [ {type: linear, units: 10} ] }
-  train: { epochs: 1, batchSize: 64, optimizer: {kind: sgd, lr: 0.05, momentum: 0.9} }
-${kd}
-`);
-  return path;
-}
+const config = (name: string, kd = "kd: { temperature: 4, alpha: 0.9 }") => cacheRunConfig(dir, name, kd);
 
 const run = (name: string, cache: string, args: string[] = [], kd?: string) =>
   spawnSync(process.execPath, [CLI, "run", config(name, kd), "--quiet", "--output", join(dir, name), ...args], { encoding: "utf8", env: { ...process.env, DISTILL_CACHE: cache } });
