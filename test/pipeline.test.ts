@@ -237,9 +237,12 @@ test("resume and report on a folder that is not a run, a damaged checkpoint, a b
   const whole = (await killedRun()).checkpointBytes;
   mkdirSync(dirname(ckpt), { recursive: true });
   writeFileSync(ckpt, whole.subarray(0, whole.length - 100));
-  oneLine(cli(["resume", partial, "--quiet"]), new RegExp(`^distill: ${ckpt}: damaged checkpoint \\(tensor .* runs past the end\\); delete it to restart this stage from scratch$`));
+  // The shared cache holds this baseline (the uninterrupted run cached it) and would be reused without
+  // reading the checkpoint: resume against a cache without it, so the baseline trains from its checkpoint.
+  const noBaseline = { DISTILL_CACHE: join(dir, "cache-without-baseline") };
+  oneLine(cli(["resume", partial, "--quiet"], noBaseline), new RegExp(`^distill: ${ckpt}: damaged checkpoint \\(tensor .* runs past the end\\); delete it to restart this stage from scratch$`));
   writeFileSync(ckpt, "not a checkpoint");
-  oneLine(cli(["resume", partial, "--quiet"]), new RegExp(`^distill: ${ckpt}: damaged checkpoint \\(no checkpoint header\\)`));
+  oneLine(cli(["resume", partial, "--quiet"], noBaseline), new RegExp(`^distill: ${ckpt}: damaged checkpoint \\(no checkpoint header\\)`));
   assert.ok(!existsSync(join(partial, "results.json")));
 
   // run.json that is not JSON, or JSON that is not a run state.

@@ -98,8 +98,9 @@ test("tune's grid search picks the setting with the best validation accuracy, th
   // Grid in key order; 2/0.9 and 4/0.5 tie at 0.9: the first planned wins.
   assert.deepEqual(trials.slice(0, 4).map((t) => `${t.id} ${t.key}`), ["t000 2/0.5", "t001 2/0.9", "t002 4/0.5", "t003 4/0.9"]);
   assert.deepEqual(r.winner, { id: "t001", setting: { "kd.temperature": 2, "kd.alpha": 0.9 }, valAccuracy: 0.9 });
-  // Final runs: 2 seeds of the config's own setting (T 4, α 0.9) and of the winner, interleaved.
-  assert.deepEqual(trials.slice(4).map((t) => `${t.id} ${t.key}`), ["final-config-s0 4/0.9", "final-winner-s0 2/0.9", "final-config-s1 4/0.9", "final-winner-s1 2/0.9"]);
+  // Final runs: 2 seeds of the config's own setting (T 4, α 0.9), then of the winner (side by side, two
+  // runs of one seed would wait on one another for their shared cached baseline).
+  assert.deepEqual(trials.slice(4).map((t) => `${t.id} ${t.key}`), ["final-config-s0 4/0.9", "final-config-s1 4/0.9", "final-winner-s0 2/0.9", "final-winner-s1 2/0.9"]);
   assert.deepEqual(r.final.winner.testErrors, [20, 20]);
   assert.deepEqual(r.final.config.testErrors, [40, 40]);
   assert.deepEqual(r.final.comparison!.differences, [-20, -20], "winner − config, paired by seed");
