@@ -169,7 +169,7 @@ test("ema-teacher without labels: only the soft term; settings are checked", asy
 test("ema-teacher in a config: one term with its own cross-entropy; bad settings and a chain it would ignore are one line naming the key", () => {
   const base = { name: "e", data: { dataset: "mnist" }, teacher: { onnx: "t.onnx" }, student: { model: { layers: [{ type: "linear", units: 10 }] }, train: { epochs: 1, optimizer: { kind: "sgd", lr: 0.1 } } } };
   const kd = (block: unknown) => validateConfig({ ...base, kd: block }, "e.yaml").kd;
-  assert.deepEqual(kd({ method: "ema-teacher" }).terms, [{ method: "ema-teacher", weight: 1, decay: 0.999, rampUp: true, temperature: 4, alpha: 0.5 }]);
+  assert.deepEqual(kd({ method: "ema-teacher" }).terms, [{ method: "ema-teacher", weight: 1, decay: 0.99, rampUp: true, temperature: 2, alpha: 0.5 }]);
   assert.throws(() => kd({ method: "ema-teacher", decay: 1 }), /e\.yaml: kd\.decay: expected a number from 0 up to \(not including\) 1, got 1/);
   assert.throws(() => kd({ method: "ema-teacher", decy: 0.9 }), /kd: unknown key "decy" \(did you mean "decay"\?/);
   assert.throws(() => kd({ method: "ema-teacher", generations: 2 }), /kd\.generations: a chain of teachers teaches each link, but no term learns from a teacher \(ema-teacher\)/);
